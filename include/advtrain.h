@@ -1,0 +1,458 @@
+/* advtrain.h: the public API of libadvtrain, a C11 toolkit for adversarially robust deep learning.
+ *
+ * The pieces, in the order a program meets them:
+ *
+ *   at_model    an architecture (a list of nodes, each a layer and the indices of its inputs) with
+ *               its parameters and buffers in one slab, named as the PyTorch state_dict of the
+ *               reference definition, and their gradients in a second slab.
+ *   at_pass     everything one forward pass keeps for its backward pass, planned once for a maximum
+ *               batch size. Several passes over one model can be alive at once (clean and
+ *               adversarial passes for TRADES, m noisy passes for randomized smoothing).
+ *   at_forward  runs a pass with a batch-norm mode chosen per call; at_backward yields the gradient
+ *               w.r.t. the input, the weights, or both, and accumulates weight gradients.
+ *   losses      cross-entropy (hard, soft, smoothed labels, per-example weights) and KL divergence.
+ *   at_sgd      SGD with momentum, Nesterov and weight decay; at_lr_schedule gives the rate.
+ *   at_dataset  images as uint8 NCHW with labels, loaded from IDX (MNIST, Fashion-MNIST) or
+ *               CIFAR binary files, split, shuffled and augmented deterministically from a seed.
+ *   checkpoints safetensors files with PyTorch names, written atomically.
+ *   at_train    the training loop: epochs, schedule, validation, checkpoints and resume.
+ *
+ * A minimal training step:
+ *
+ *   at_model *m; at_pass *p; at_sgd *opt; at_error err;
+ *   at_model_create(&m, "smallcnn", NULL, &err);
+ *   at_pass_create(&p, m, 128, 0, &err);
+ *   at_sgd_create(&opt, m, &(at_sgd_options){.momentum = 0.9f, .weight_decay = 5e-4f}, &err);
+ *   at_model_zero_grad(m);
+ *   at_forward(p, x, 128, AT_BN_TRAIN);
+ *   at_loss_cross_entropy(at_pass_logits(p), 128, 10, &(at_ce_target){.labels = y}, NULL, dlogits);
+ *   at_backward(p, dlogits, AT_GRAD_WEIGHTS);
+ *   at_sgd_step(opt, 0.05f);
+ *
+ * Conventions:
+ *   - Tensors are float32, row-major, NCHW. Images are in [0,1]; a model that wants normalised
+ *     inputs carries the normalisation as its first layer, so perturbation budgets are always
+ *     measured on [0,1] pixels.
+ *   - Fallible functions return 0 or a negative at_status and, when `err` is not NULL, fill it with
+ *     a one-line message naming the file or option at fault. The library never prints or exits.
+ *   - Every random draw comes from an at_rng passed in by the caller; there is no hidden state.
+ *   - Results are bit-identical for a fixed seed whatever the number of OpenMP threads: work is
+ *     split into units fixed by the batch size, and every reduction runs in a fixed order.
+ */
+#ifndef ADVTRAIN_H
+#define ADVTRAIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AT_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------------------------------------
+ * Status codes and errors
+ */
+
+/* One list gives the enum, the names and the messages, so they cannot drift apart. */
+#define AT_STATUS_LIST(X)                                        \
+    X(AT_OK, 0, "success")                                       \
+    X(AT_ERR_NOMEM, -1, "out of memory")                         \
+    X(AT_ERR_ARG, -2, "invalid argument")                        \
+    X(AT_ERR_IO, -3, "input/output error")                       \
+    X(AT_ERR_FORMAT, -4, "malformed or corrupt file")            \
+    X(AT_ERR_SHAPE, -5, "shape mismatch")                        \
+    X(AT_ERR_NOTFOUND, -6, "not found")                          \
+    X(AT_ERR_NUMERIC, -7, "non-finite value")                    \
+    X(AT_ERR_STATE, -8, "call out of order")
+
+typedef enum at_status {
+#define AT_STATUS_ENUM_(name, code, text) name = code,
+    AT_STATUS_LIST(AT_STATUS_ENUM_)
+#undef AT_STATUS_ENUM_
+} at_status;
+
+/* The message of a status code ("out of memory"). */
+const char *at_status_string(int status);
+
+/* Filled by a failing call: the status and a one-line message such as
+ * "data/train-images-idx3-ubyte.gz: truncated: header promises 47040016 bytes, file has 1000". */
+typedef struct at_error {
+    int status;
+    char message[512];
+} at_error;
+
+/* ------------------------------------------------------------------------------------------------
+ * Random numbers: xoshiro256** (Blackman and Vigna), seeded through splitmix64. The state is four
+ * words the caller owns, so it can be saved in a checkpoint and restored exactly.
+ */
+typedef struct at_rng {
+    uint64_t s[4];
+} at_rng;
+
+void at_rng_seed(at_rng *rng, uint64_t seed);
+/* An independent stream for (seed, a, b), e.g. (run seed, epoch, purpose): lets a run resume at an
+ * epoch boundary with the same randomness as an uninterrupted run. */
+void at_rng_stream(at_rng *rng, uint64_t seed, uint64_t a, uint64_t b);
+uint64_t at_rng_next(at_rng *rng);
+double at_rng_uniform(at_rng *rng);            /* [0, 1) with 53 random bits */
+uint32_t at_rng_below(at_rng *rng, uint32_t n); /* uniform on 0..n-1, unbiased */
+double at_rng_normal(at_rng *rng);             /* standard normal (Box-Muller) */
+void at_rng_shuffle(at_rng *rng, int32_t *items, size_t n); /* Fisher-Yates */
+
+/* ------------------------------------------------------------------------------------------------
+ * Models
+ */
+typedef struct at_model at_model;
+
+/* Batch-norm behaviour, chosen per forward call (the methods disagree on which mode an attack
+ * should use, so the caller states it and the report records it). */
+typedef enum at_bn_mode {
+    AT_BN_TRAIN = 0,       /* batch statistics; running statistics updated */
+    AT_BN_BATCH_STATS = 1, /* batch statistics; running statistics left alone */
+    AT_BN_EVAL = 2         /* running statistics */
+} at_bn_mode;
+const char *at_bn_mode_name(at_bn_mode mode); /* "train", "batch-stats", "eval" */
+
+/* Options of at_model_create; a zero field takes the architecture's default. */
+typedef struct at_model_options {
+    int num_classes;               /* default 10 */
+    int in_channels;               /* default: 1 for smallcnn, 3 otherwise */
+    int in_height, in_width;       /* default: 28x28 for smallcnn, 32x32 otherwise */
+    int normalize;                 /* nonzero: first layer subtracts mean and divides by std */
+    float mean[4], std[4];         /* per input channel, used when normalize is set */
+    uint64_t seed;                 /* initialisation seed */
+} at_model_options;
+
+/* Builds a reference architecture by name: "smallcnn" (TRADES), "preact-resnet18" (Rice et al.),
+ * "wrn-D-W" (WideResNet as in RobustBench, e.g. "wrn-34-10"), "linear" (multinomial logistic
+ * regression on the flattened input), "mlp-H" (one hidden ReLU layer of H units).
+ * Initialisation follows each reference definition. */
+int at_model_create(at_model **out, const char *arch, const at_model_options *options,
+                    at_error *err);
+void at_model_free(at_model *model);
+
+/* The architectures at_model_create knows, for listings: name pattern and one-line description.
+ * Returns false past the end. */
+bool at_arch_info(int index, const char **name, const char **description);
+
+/* The name the model was created with ("smallcnn", "wrn-34-10", or "custom"). */
+const char *at_model_arch(const at_model *model);
+const at_model_options *at_model_get_options(const at_model *model);
+int at_model_num_classes(const at_model *model);
+void at_model_input_shape(const at_model *model, int *c, int *h, int *w);
+
+/* Building a custom graph. at_model_begin makes node 0, the input; each at_add_* appends a node
+ * whose inputs are earlier nodes and returns its index (or a negative status); the last node
+ * added is the output. `name` is the PyTorch module path of a layer with parameters, e.g.
+ * "layer1.0.conv1"; its tensors are named "<name>.weight", "<name>.bias", ... After the last node,
+ * at_model_finish allocates and initialises the parameters. */
+int at_model_begin(at_model **out, int channels, int height, int width, at_error *err);
+int at_add_conv2d(at_model *m, int input, const char *name, int out_channels, int kernel,
+                  int stride, int padding, bool bias);
+int at_add_batchnorm2d(at_model *m, int input, const char *name);
+int at_add_relu(at_model *m, int input);
+int at_add_maxpool2d(at_model *m, int input, int kernel, int stride);
+int at_add_avgpool2d(at_model *m, int input, int kernel, int stride);
+int at_add_global_avgpool(at_model *m, int input);
+int at_add_flatten(at_model *m, int input);
+int at_add_linear(at_model *m, int input, const char *name, int out_features, bool bias);
+int at_add_add(at_model *m, int input_a, int input_b);
+int at_add_normalize(at_model *m, int input, const float *mean, const float *std);
+int at_model_finish(at_model *m, uint64_t seed, at_error *err);
+
+/* Nodes: how many, each one's layer kind ("conv2d", ...), output shape per example. */
+int at_model_node_count(const at_model *model);
+const char *at_model_node_kind(const at_model *model, int node);
+void at_model_node_shape(const at_model *model, int node, int *c, int *h, int *w);
+
+/* Parameters and buffers, in state_dict order, under their PyTorch names. */
+typedef enum at_dtype { AT_F32 = 0, AT_I64 = 1 } at_dtype;
+typedef struct at_tensor_info {
+    const char *name;   /* "layer1.0.bn1.running_mean" */
+    bool is_param;      /* trainable parameter (has a gradient) or buffer */
+    at_dtype dtype;     /* AT_F32, or AT_I64 for num_batches_tracked */
+    int ndim;
+    int64_t shape[4];
+    size_t numel;
+    float *data;        /* AT_F32 data; NULL for AT_I64 */
+    int64_t *data_i64;  /* AT_I64 data; NULL for AT_F32 */
+    float *grad;        /* gradient of a parameter; NULL for buffers */
+} at_tensor_info;
+
+int at_model_tensor_count(const at_model *model);
+at_tensor_info at_model_tensor(const at_model *model, int index);
+int at_model_find_tensor(const at_model *model, const char *name); /* index or AT_ERR_NOTFOUND */
+
+/* All parameters, and all gradients, as one contiguous slab each (same layout). */
+float *at_model_params(at_model *model, size_t *count);
+float *at_model_grads(at_model *model, size_t *count);
+void at_model_zero_grad(at_model *model);
+/* Copies parameters and buffers from a model of the same architecture (AWP proxy, EMA). */
+int at_model_copy_weights(at_model *dst, const at_model *src, at_error *err);
+
+/* ------------------------------------------------------------------------------------------------
+ * Passes: forward and backward
+ */
+typedef struct at_pass at_pass;
+
+enum {
+    AT_PASS_FORWARD_ONLY = 1 /* no gradient buffers: inference only */
+};
+enum {
+    AT_GRAD_INPUT = 1,  /* compute dL/dx (attacks) */
+    AT_GRAD_WEIGHTS = 2 /* accumulate dL/dtheta into the model's gradient slab */
+};
+
+/* Plans all memory for batches of up to max_batch examples; nothing is allocated afterwards. */
+int at_pass_create(at_pass **out, at_model *model, int max_batch, unsigned flags, at_error *err);
+void at_pass_free(at_pass *pass);
+at_model *at_pass_model(const at_pass *pass);
+
+/* x holds n <= max_batch examples (NCHW floats). The input is copied into the pass. Returns
+ * AT_ERR_ARG when n is out of range. */
+int at_forward(at_pass *pass, const float *x, int n, at_bn_mode mode);
+const float *at_pass_logits(const at_pass *pass); /* [n, num_classes] of the last forward */
+int at_pass_batch(const at_pass *pass);           /* n of the last forward */
+at_bn_mode at_pass_bn_mode(const at_pass *pass);  /* BN mode of the last forward */
+
+/* Backward in three steps, so gradients can be injected anywhere:
+ *   at_backward_begin zeroes the gradient of every node's output;
+ *   at_pass_grad(pass, node) is dL/d(output of node), writable (the logits' one is the last node);
+ *   at_backward_run propagates from the output to the input.
+ * at_backward(pass, dlogits, what) does the three with dlogits as the output's gradient. Weight
+ * gradients accumulate into the model's slab; zeroing them is at_model_zero_grad. */
+void at_backward_begin(at_pass *pass);
+float *at_pass_grad(at_pass *pass, int node);
+int at_backward_run(at_pass *pass, unsigned what);
+int at_backward(at_pass *pass, const float *dlogits, unsigned what);
+const float *at_pass_input_grad(const at_pass *pass); /* dL/dx [n, c, h, w] */
+
+/* Hooks at any node: the output activation of the last forward, and a perturbation added to a
+ * node's output during every forward until cleared with NULL (the gradient w.r.t. it is
+ * at_pass_grad of that node after backward). The pass reads `delta` at each forward; the caller
+ * keeps it alive. */
+float *at_pass_activation(at_pass *pass, int node);
+int at_pass_set_perturbation(at_pass *pass, int node, const float *delta);
+
+/* ------------------------------------------------------------------------------------------------
+ * Losses. Both average over the batch: loss = (1/n) sum_i w_i l_i. dlogits (may be NULL) gets
+ * d loss / d logits; per_example (may be NULL) gets l_i, unweighted.
+ */
+typedef struct at_ce_target {
+    const int32_t *labels;      /* hard labels [n], or NULL to use soft_targets */
+    const float *soft_targets;  /* [n, k] probability rows */
+    float label_smoothing;      /* target = (1 - s) * target + s / k */
+    const float *weights;       /* per-example weights [n], or NULL for all 1 */
+} at_ce_target;
+
+float at_loss_cross_entropy(const float *logits, int n, int k, const at_ce_target *target,
+                            float *per_example, float *dlogits);
+
+/* KL(softmax(p) || softmax(q)) per row, summed over classes and averaged over rows (PyTorch's
+ * "batchmean"). dlogits_p and dlogits_q (each may be NULL) get its gradient w.r.t. each side. */
+float at_loss_kl(const float *logits_p, const float *logits_q, int n, int k, const float *weights,
+                 float *per_example, float *dlogits_p, float *dlogits_q);
+
+/* Number of rows whose arg-max equals the label; `correct` (may be NULL) gets 0/1 per row. */
+int at_count_correct(const float *logits, int n, int k, const int32_t *labels, uint8_t *correct);
+
+/* ------------------------------------------------------------------------------------------------
+ * Optimiser and learning-rate schedules
+ */
+typedef struct at_sgd_options {
+    float momentum;      /* 0 = plain SGD */
+    float weight_decay;  /* coupled L2: g += wd * w (PyTorch semantics) */
+    bool nesterov;
+} at_sgd_options;
+
+typedef struct at_sgd at_sgd;
+int at_sgd_create(at_sgd **out, at_model *model, const at_sgd_options *options, at_error *err);
+void at_sgd_free(at_sgd *sgd);
+/* w -= lr * update, where update follows torch.optim.SGD (dampening 0). */
+void at_sgd_step(at_sgd *sgd, float lr);
+/* The momentum buffer (same layout as the parameter slab), for checkpoints. */
+float *at_sgd_momentum(at_sgd *sgd, size_t *count);
+
+typedef enum at_lr_kind {
+    AT_LR_CONSTANT = 0,
+    AT_LR_PIECEWISE = 1, /* base * gamma^(number of milestones passed), milestones in epochs */
+    AT_LR_COSINE = 2,    /* linear warm-up, then base * (1 + cos(pi t)) / 2 */
+    AT_LR_CYCLIC = 3     /* one-cycle: 0 -> base at `peak` of the run -> 0 (Wong et al.) */
+} at_lr_kind;
+
+typedef struct at_lr_schedule {
+    at_lr_kind kind;
+    float base;
+    float warmup_epochs;   /* cosine: epochs of linear warm-up from 0 */
+    int n_milestones;
+    float milestones[8];   /* piecewise: epochs (may be fractional) */
+    float gamma;           /* piecewise: factor per milestone (0 means 0.1) */
+    float peak;            /* cyclic: fraction of the run at the peak (0 means 0.5) */
+} at_lr_schedule;
+
+/* Learning rate for 0-based iteration `iter` of a run of `epochs` epochs of `iters_per_epoch`. */
+float at_lr_at(const at_lr_schedule *s, long iter, long iters_per_epoch, int epochs);
+const char *at_lr_kind_name(at_lr_kind kind);
+
+/* ------------------------------------------------------------------------------------------------
+ * Data sets: uint8 images in NCHW order and int32 labels, owned by the dataset.
+ */
+typedef struct at_dataset {
+    char name[64];        /* "fashion-mnist" */
+    int n, c, h, w;
+    int num_classes;
+    uint8_t *images;      /* [n, c, h, w] */
+    int32_t *labels;      /* [n] */
+} at_dataset;
+
+void at_dataset_free(at_dataset *ds);
+
+/* An IDX image file ([n, h, w] uint8) and its label file ([n] uint8), gzip or raw. */
+int at_dataset_load_idx(at_dataset *out, const char *images_path, const char *labels_path,
+                        int num_classes, at_error *err);
+/* CIFAR binary batches: records of 1 (CIFAR-10) or 2 (CIFAR-100: coarse, fine) label bytes and
+ * 3x32x32 pixels. With two label bytes the fine label is used. */
+int at_dataset_load_cifar(at_dataset *out, const char *const *paths, int n_paths,
+                          int label_bytes, at_error *err);
+
+/* Known data sets by name: "mnist", "fashion-mnist", "cifar10", "cifar100"; split "train" or
+ * "test". `dir` NULL means the default directory of that data set. */
+int at_dataset_open(at_dataset *out, const char *name, const char *dir, const char *split,
+                    at_error *err);
+bool at_dataset_info(int index, const char **name, const char **default_dir,
+                     const char **description);
+
+/* Copies examples [start, start + count) into a new dataset (validation split, subsets). */
+int at_dataset_slice(at_dataset *out, const at_dataset *src, int start, int count, at_error *err);
+/* Splits off `val_count` examples chosen by `seed` (a held-out validation set) and keeps the rest
+ * in their original order. */
+int at_dataset_split(at_dataset *train, at_dataset *val, const at_dataset *src, int val_count,
+                     uint64_t seed, at_error *err);
+
+/* Augmentation applied while filling a batch. */
+typedef struct at_augment {
+    int crop_padding;  /* random crop after zero padding of this many pixels; 0 = none */
+    bool hflip;        /* random horizontal flip with probability 1/2 */
+} at_augment;
+
+/* Converts examples idx[0..n) to floats in [0,1] (x: [n, c, h, w]) and labels (y: [n]);
+ * rng drives the augmentation and may be NULL when aug is NULL. */
+void at_dataset_batch(const at_dataset *ds, const int32_t *idx, int n, float *x, int32_t *y,
+                      const at_augment *aug, at_rng *rng);
+
+/* ------------------------------------------------------------------------------------------------
+ * safetensors files and checkpoints
+ *
+ * A safetensors file is an 8-byte little-endian header length, a JSON header mapping each tensor
+ * name to {dtype, shape, data_offsets} (plus an optional "__metadata__" map of strings), then the
+ * raw little-endian data.
+ */
+typedef struct at_safetensors at_safetensors;
+
+typedef struct at_st_tensor {
+    const char *name;
+    const char *dtype;     /* "F32", "I64", "F64", "F16", "BF16", "U8", ... */
+    int ndim;
+    int64_t shape[8];
+    const void *data;      /* little-endian bytes */
+    size_t nbytes;
+} at_st_tensor;
+
+/* Reads and validates a whole file (header size, JSON, offsets inside the data, no overlaps). */
+int at_st_open(at_safetensors **out, const char *path, at_error *err);
+void at_st_free(at_safetensors *st);
+int at_st_count(const at_safetensors *st);
+const at_st_tensor *at_st_get(const at_safetensors *st, int index);
+const at_st_tensor *at_st_find(const at_safetensors *st, const char *name);
+const char *at_st_meta(const at_safetensors *st, const char *key); /* NULL when absent */
+
+/* Writing: collect tensors and metadata, then write atomically (temp file, fsync, rename). The
+ * writer keeps pointers to the data; it must stay valid until at_st_writer_save. */
+typedef struct at_st_writer at_st_writer;
+int at_st_writer_create(at_st_writer **out, at_error *err);
+void at_st_writer_free(at_st_writer *w);
+int at_st_writer_add(at_st_writer *w, const char *name, const char *dtype, int ndim,
+                     const int64_t *shape, const void *data, size_t nbytes, at_error *err);
+int at_st_writer_meta(at_st_writer *w, const char *key, const char *value, at_error *err);
+int at_st_writer_save(at_st_writer *w, const char *path, at_error *err);
+
+/* Key/value metadata of a checkpoint. */
+typedef struct at_kv {
+    const char *key;
+    const char *value;
+} at_kv;
+
+/* Saves the model's parameters and buffers under their PyTorch names, the optimiser's momentum
+ * (as "optimizer.momentum.<name>") when sgd is not NULL, and the metadata. */
+int at_checkpoint_save(const char *path, const at_model *model, at_sgd *sgd, const at_kv *meta,
+                       int n_meta, at_error *err);
+/* Loads into an existing model. Every model tensor must be present with the right shape and
+ * dtype; any other tensor is an error unless it belongs to the optimiser. A weights-only file (a
+ * PyTorch state_dict saved as safetensors) loads with sgd NULL. When `st_out` is not NULL the
+ * opened file is handed back so the caller can read its metadata; free it with at_st_free. */
+int at_checkpoint_load(const char *path, at_model *model, at_sgd *sgd, at_safetensors **st_out,
+                       at_error *err);
+
+/* ------------------------------------------------------------------------------------------------
+ * Training
+ */
+typedef struct at_train_config {
+    const char *method;       /* "standard" (see at_method_info) */
+    int epochs;
+    int batch_size;
+    at_lr_schedule lr;
+    at_sgd_options sgd;
+    at_augment augment;
+    uint64_t seed;
+    int val_size;             /* held-out validation examples taken from the training set */
+    int eval_batch_size;
+} at_train_config;
+
+/* The training methods the trainer knows, for listings. */
+bool at_method_info(int index, const char **name, const char **description);
+
+/* What the trainer reports after each epoch. */
+typedef struct at_epoch_stats {
+    int epoch;                /* 1-based */
+    int epochs;
+    double train_loss;        /* mean over the epoch's examples */
+    double train_acc;
+    double val_loss, val_acc; /* on the validation split; negative when there is none */
+    double lr_last;
+    double seconds;
+    double images_per_second;
+} at_epoch_stats;
+
+typedef struct at_train_callbacks {
+    /* after every batch: examples done in this epoch and in it */
+    void (*on_batch)(void *user, int epoch, long done, long total, double loss);
+    /* after every epoch; return nonzero to stop (the status becomes the return value) */
+    int (*on_epoch)(void *user, const at_epoch_stats *stats);
+    void *user;
+} at_train_callbacks;
+
+typedef struct at_trainer at_trainer;
+
+/* A trainer owns the optimiser and the passes for one model and one training set. */
+int at_trainer_create(at_trainer **out, at_model *model, const at_dataset *train,
+                      const at_dataset *val, const at_train_config *config, at_error *err);
+void at_trainer_free(at_trainer *t);
+at_sgd *at_trainer_sgd(at_trainer *t);
+int at_trainer_epoch(const at_trainer *t); /* epochs completed */
+/* Sets the number of completed epochs (after loading a checkpoint to resume). */
+int at_trainer_set_epoch(at_trainer *t, int epochs_done, at_error *err);
+/* Runs one epoch; fills stats. */
+int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_stats *stats,
+                         at_error *err);
+
+/* Clean accuracy and mean loss of a model over a data set, in eval BN mode. */
+int at_evaluate_clean(at_model *model, const at_dataset *ds, int batch_size, long *correct,
+                      double *mean_loss, at_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ADVTRAIN_H */

@@ -1,0 +1,82 @@
+/* rng.c: xoshiro256** (Blackman and Vigna, "Scrambled linear pseudorandom number generators",
+ * 2018) seeded with splitmix64; every random draw in the library goes through one of these. */
+#include "advtrain.h"
+
+#include <math.h>
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void at_rng_seed(at_rng *rng, uint64_t seed)
+{
+    uint64_t x = seed;
+    for (int i = 0; i < 4; i++)
+        rng->s[i] = splitmix64(&x);
+}
+
+void at_rng_stream(at_rng *rng, uint64_t seed, uint64_t a, uint64_t b)
+{
+    /* Mix the three words through splitmix64 so nearby (a, b) give unrelated streams. */
+    uint64_t x = seed;
+    uint64_t h = splitmix64(&x);
+    x = h ^ a;
+    h = splitmix64(&x);
+    x = h ^ b;
+    at_rng_seed(rng, splitmix64(&x));
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t at_rng_next(at_rng *rng)
+{
+    uint64_t *s = rng->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double at_rng_uniform(at_rng *rng) { return (double)(at_rng_next(rng) >> 11) * 0x1.0p-53; }
+
+uint32_t at_rng_below(at_rng *rng, uint32_t n)
+{
+    /* Lemire's multiply-and-reject: unbiased without a division in the common case. */
+    uint64_t m = (uint64_t)(uint32_t)(at_rng_next(rng) >> 32) * n;
+    uint32_t low = (uint32_t)m;
+    if (low < n) {
+        uint32_t threshold = (uint32_t)(-n) % n;
+        while (low < threshold) {
+            m = (uint64_t)(uint32_t)(at_rng_next(rng) >> 32) * n;
+            low = (uint32_t)m;
+        }
+    }
+    return (uint32_t)(m >> 32);
+}
+
+double at_rng_normal(at_rng *rng)
+{
+    /* Box-Muller with one value per call: simple, and the state stays four words. */
+    double u1 = 1.0 - at_rng_uniform(rng); /* (0, 1], so log is finite */
+    double u2 = at_rng_uniform(rng);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+void at_rng_shuffle(at_rng *rng, int32_t *items, size_t n)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = at_rng_below(rng, (uint32_t)i);
+        int32_t t = items[i - 1];
+        items[i - 1] = items[j];
+        items[j] = t;
+    }
+}

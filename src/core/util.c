@@ -1,0 +1,68 @@
+/* util.c: error messages, aligned allocation and thread helpers. */
+#include "core/util.h"
+
+#include <cblas.h>   /* openblas_set_num_threads */
+#include <omp.h>     /* omp_get_max_threads, omp_get_thread_num */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    int code;
+    const char *text;
+} status_table[] = {
+#define AT_STATUS_ROW_(name, code, text) {code, text},
+    AT_STATUS_LIST(AT_STATUS_ROW_)
+#undef AT_STATUS_ROW_
+};
+
+const char *at_status_string(int status)
+{
+    for (size_t i = 0; i < sizeof status_table / sizeof status_table[0]; i++)
+        if (status_table[i].code == status)
+            return status_table[i].text;
+    return "unknown status";
+}
+
+int at_fail(at_error *err, int status, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+        err->status = status;
+    }
+    return status;
+}
+
+void *at_alloc(size_t bytes)
+{
+    if (bytes == 0)
+        return NULL;
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded < bytes)
+        return NULL;
+    void *p = aligned_alloc(64, rounded);
+    if (p)
+        memset(p, 0, rounded);
+    return p;
+}
+
+void at_free(void *p) { free(p); }
+
+void at_strlcpy(char *dst, const char *src, size_t cap)
+{
+    if (cap == 0)
+        return;
+    size_t n = strlen(src);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+int at_max_threads(void) { return omp_get_max_threads(); }
+int at_thread_id(void) { return omp_get_thread_num(); }
+
+void at_blas_single_thread(void) { openblas_set_num_threads(1); }

@@ -1,0 +1,147 @@
+/* graph.h: the model as a list of nodes, and the contract between the graph and its layers.
+ *
+ * A model is a list of nodes; node 0 is the input and the last node is the output (the logits).
+ * Each node is one layer applied to the outputs of earlier nodes, so a residual connection is
+ * just an `add` node with two inputs. Parameters and buffers live in slabs owned by the model;
+ * a node records where its own tensors start.
+ *
+ * A layer kind is an entry in AT_LAYER_LIST plus one file (layers/<name>.c) that defines its
+ * builder (at_add_<name>), its forward and backward, and how much per-pass memory it needs.
+ */
+#ifndef AT_GRAPH_H
+#define AT_GRAPH_H
+
+#include "advtrain.h"
+#include "core/util.h"
+
+/* Per-example shape of a node's output (channels, height, width); a vector is (features, 1, 1). */
+typedef struct at_shape {
+    int c, h, w;
+} at_shape;
+
+static inline size_t at_shape_numel(at_shape s) { return (size_t)s.c * (size_t)s.h * (size_t)s.w; }
+
+/* The layer kinds: adding one is a new file and one line here. */
+#define AT_LAYER_LIST(X) \
+    X(input)             \
+    X(conv2d)            \
+    X(batchnorm2d)       \
+    X(relu)              \
+    X(maxpool2d)         \
+    X(avgpool2d)         \
+    X(flatten)           \
+    X(linear)            \
+    X(add)               \
+    X(normalize)
+
+typedef enum at_layer_kind {
+#define AT_LAYER_ENUM_(name) AT_LAYER_##name,
+    AT_LAYER_LIST(AT_LAYER_ENUM_)
+#undef AT_LAYER_ENUM_
+    AT_LAYER_COUNT
+} at_layer_kind;
+
+typedef struct at_node {
+    at_layer_kind kind;
+    int n_inputs;
+    int inputs[2];
+    at_shape out;
+    char name[96]; /* module path of a layer with tensors, "" otherwise */
+    union {
+        struct { int out_channels, kernel, stride, padding; bool bias; } conv;
+        struct { float eps, momentum; } bn;
+        struct { int kernel_h, kernel_w, stride; } pool; /* kernel 0 = whole image */
+        struct { int out_features; bool bias; } linear;
+        struct { float mean[4], std[4]; } norm;
+    } p;
+    size_t param_offset, n_params;   /* into the model's parameter slab */
+    size_t buffer_offset, n_buffers; /* into the model's float buffer slab */
+    int counter;                     /* index into the model's int64 counters, or -1 */
+    bool has_upstream_params;        /* this node or one it depends on has parameters */
+} at_node;
+
+/* One entry of the state_dict: where a named tensor lives. */
+typedef struct at_tensor_entry {
+    char name[128];
+    bool is_param;
+    at_dtype dtype;
+    int ndim;
+    int64_t shape[4];
+    size_t numel;
+    size_t offset; /* into params (is_param), buffers (F32) or counters (I64) */
+} at_tensor_entry;
+
+struct at_model {
+    char arch[48];
+    at_model_options options;
+    int n_nodes, cap_nodes;
+    at_node *nodes;
+    int n_tensors, cap_tensors;
+    at_tensor_entry *tensors;
+    size_t n_params, n_buffers;
+    int n_counters;
+    float *params, *grads, *buffers;
+    int64_t *counters;
+    bool finished;
+    int build_status; /* first error met while adding nodes, reported by at_model_finish */
+};
+
+/* Everything a layer's forward or backward sees. Pointers into the pass and the model. */
+typedef struct at_layer_ctx {
+    const at_node *node;
+    int n;                  /* examples in this batch */
+    int workers;            /* threads the pass planned scratch for */
+    at_shape in_shape[2];
+    const float *x[2];      /* input activations [n, in_shape] */
+    float *y;               /* output activation [n, out] */
+    void *cache;            /* this node's per-pass cache */
+    float *scratch;         /* shared workspace, scratch_floats per worker */
+    size_t scratch_floats;
+    float *w;               /* this node's parameters (weight, then bias) */
+    float *dw;              /* and their gradients */
+    float *buf;             /* this node's float buffers */
+    int64_t *counter;       /* this node's counter (batch norm) */
+    at_bn_mode bn_mode;
+    /* backward only */
+    const float *dy;        /* gradient of the output */
+    float *dx[2];           /* gradients of the inputs to accumulate into; NULL = not needed */
+    bool weight_grads;      /* accumulate into dw */
+} at_layer_ctx;
+
+typedef struct at_layer_ops {
+    const char *name;
+    /* bytes of per-pass cache and floats of per-worker scratch for batches of max_batch */
+    size_t (*cache_bytes)(const at_node *node, const at_shape *in, int max_batch);
+    size_t (*scratch_floats)(const at_node *node, const at_shape *in, int max_batch);
+    void (*forward)(const at_layer_ctx *c);
+    void (*backward)(const at_layer_ctx *c);
+    /* PyTorch's default initialisation of this layer's parameters and buffers */
+    void (*init)(const at_node *node, const at_shape *in, float *w, float *buf, at_rng *rng);
+} at_layer_ops;
+
+const at_layer_ops *at_layer_ops_of(at_layer_kind kind);
+const char *at_layer_name(at_layer_kind kind);
+
+/* Images per unit of work when a layer reduces over the batch (weight gradients): the units are
+ * fixed by the batch size alone and summed in order, so results do not depend on thread count. */
+#define AT_REDUCE_CHUNK 8
+
+/* Threads for a parallel region of a pass planned for `workers` (never more than planned). */
+static inline int at_team(int workers)
+{
+    int t = at_max_threads();
+    return t < workers ? t : workers;
+}
+
+/* Used by the builders in layers/: append a node (NULL on error, recorded in the model), then
+ * declare its tensors in state_dict order. */
+at_node *at_graph_append(at_model *m, at_layer_kind kind, const int *inputs, int n_inputs,
+                         const char *name);
+at_shape at_graph_shape(const at_model *m, int node);
+int at_graph_declare(at_model *m, at_node *node, const char *suffix, bool is_param, at_dtype dtype,
+                     int ndim, const int64_t *shape);
+int at_graph_index(const at_model *m, const at_node *node);
+/* Records a build error (the first one wins) and returns it. */
+int at_graph_error(at_model *m, int status);
+
+#endif

@@ -1,0 +1,248 @@
+/* pass.c: the memory of one forward/backward pass, planned once, and the two walks over the
+ * graph (forward in node order, backward in reverse). */
+#include "graph/graph.h"
+
+#include <string.h>
+
+struct at_pass {
+    at_model *model;
+    int max_batch;
+    int n;              /* batch of the last forward, 0 before the first */
+    at_bn_mode bn_mode;
+    unsigned flags;
+    int workers;
+    float **out;        /* per node: output activation [max_batch, numel] */
+    float **grad;       /* per node: gradient of that output (NULL when forward-only) */
+    void **cache;       /* per node: the layer's cache */
+    const float **perturbation; /* per node: added to the output, or NULL */
+    float *scratch;
+    size_t scratch_floats;
+    void *slab;         /* one allocation carved into everything above */
+};
+
+/* A node's output gradient is needed when something upstream of it wants a gradient: the input
+ * (when the input gradient is asked for) or a parameter (when weight gradients are). */
+static bool needs_grad(const at_model *m, int node, unsigned what)
+{
+    if (what & AT_GRAD_INPUT)
+        return true;
+    return (what & AT_GRAD_WEIGHTS) && m->nodes[node].has_upstream_params;
+}
+
+int at_pass_create(at_pass **out, at_model *m, int max_batch, unsigned flags, at_error *err)
+{
+    *out = NULL;
+    if (!m->finished)
+        return at_fail(err, AT_ERR_STATE, "the model is not finished");
+    if (max_batch < 1 || max_batch > (1 << 20))
+        return at_fail(err, AT_ERR_ARG, "batch size %d out of range 1..%d", max_batch, 1 << 20);
+    at_blas_single_thread();
+    int nn = m->n_nodes;
+    int workers = at_max_threads();
+    bool with_grads = !(flags & AT_PASS_FORWARD_ONLY);
+
+    /* Size everything first, then make one allocation. */
+    size_t floats = 0, cache_bytes = 0, scratch = 0;
+    for (int i = 0; i < nn; i++) {
+        const at_node *node = &m->nodes[i];
+        size_t per;
+        if (!at_mul_size(at_shape_numel(node->out), (size_t)max_batch, &per))
+            return at_fail(err, AT_ERR_NOMEM, "batch of %d is too large for this model", max_batch);
+        floats += at_round_floats(per) * (with_grads ? 2 : 1);
+        if (i == 0)
+            continue;
+        const at_layer_ops *ops = at_layer_ops_of(node->kind);
+        at_shape in[2] = {m->nodes[node->inputs[0]].out, {0, 0, 0}};
+        if (node->n_inputs > 1)
+            in[1] = m->nodes[node->inputs[1]].out;
+        if (ops->cache_bytes)
+            cache_bytes += (ops->cache_bytes(node, in, max_batch) + 63) & ~(size_t)63;
+        if (ops->scratch_floats) {
+            size_t s = at_round_floats(ops->scratch_floats(node, in, max_batch));
+            if (s > scratch)
+                scratch = s;
+        }
+    }
+    size_t bytes = (floats + scratch * (size_t)workers) * sizeof(float) + cache_bytes;
+    size_t table_bytes = (size_t)nn * (3 * sizeof(void *) + sizeof(float *));
+
+    at_pass *p = at_alloc(sizeof *p);
+    void *tables = at_alloc(table_bytes);
+    void *slab = at_alloc(bytes);
+    if (!p || !tables || (bytes && !slab)) {
+        at_free(p);
+        at_free(tables);
+        at_free(slab);
+        return at_fail(err, AT_ERR_NOMEM, "out of memory planning a pass (%zu MiB)", bytes >> 20);
+    }
+    p->model = m;
+    p->max_batch = max_batch;
+    p->flags = flags;
+    p->workers = workers;
+    p->out = tables;
+    p->grad = p->out + nn;
+    p->cache = (void **)(p->grad + nn);
+    p->perturbation = (const float **)(p->cache + nn);
+    p->slab = slab;
+
+    char *cursor = slab;
+    for (int i = 0; i < nn; i++) {
+        size_t per = at_round_floats(at_shape_numel(m->nodes[i].out) * (size_t)max_batch);
+        p->out[i] = (float *)cursor;
+        cursor += per * sizeof(float);
+        if (with_grads) {
+            p->grad[i] = (float *)cursor;
+            cursor += per * sizeof(float);
+        }
+    }
+    p->scratch = (float *)cursor;
+    p->scratch_floats = scratch;
+    cursor += scratch * (size_t)workers * sizeof(float);
+    for (int i = 1; i < nn; i++) {
+        const at_node *node = &m->nodes[i];
+        const at_layer_ops *ops = at_layer_ops_of(node->kind);
+        at_shape in[2] = {m->nodes[node->inputs[0]].out, {0, 0, 0}};
+        if (node->n_inputs > 1)
+            in[1] = m->nodes[node->inputs[1]].out;
+        size_t cb = ops->cache_bytes ? (ops->cache_bytes(node, in, max_batch) + 63) & ~(size_t)63 : 0;
+        p->cache[i] = cb ? cursor : NULL;
+        cursor += cb;
+    }
+    *out = p;
+    return AT_OK;
+}
+
+void at_pass_free(at_pass *p)
+{
+    if (!p)
+        return;
+    at_free(p->slab);
+    at_free(p->out);
+    at_free(p);
+}
+
+at_model *at_pass_model(const at_pass *p) { return p->model; }
+int at_pass_batch(const at_pass *p) { return p->n; }
+at_bn_mode at_pass_bn_mode(const at_pass *p) { return p->bn_mode; }
+
+static at_layer_ctx make_ctx(const at_pass *p, int i)
+{
+    at_model *m = p->model;
+    const at_node *node = &m->nodes[i];
+    at_layer_ctx c;
+    memset(&c, 0, sizeof c);
+    c.node = node;
+    c.n = p->n;
+    c.workers = p->workers;
+    for (int k = 0; k < node->n_inputs; k++) {
+        c.in_shape[k] = m->nodes[node->inputs[k]].out;
+        c.x[k] = p->out[node->inputs[k]];
+    }
+    c.y = p->out[i];
+    c.cache = p->cache[i];
+    c.scratch = p->scratch;
+    c.scratch_floats = p->scratch_floats;
+    c.w = m->params + node->param_offset;
+    c.dw = m->grads + node->param_offset;
+    c.buf = m->buffers + node->buffer_offset;
+    c.counter = node->counter >= 0 ? m->counters + node->counter : NULL;
+    c.bn_mode = p->bn_mode;
+    return c;
+}
+
+static void add_perturbation(float *y, const float *delta, size_t count)
+{
+    for (size_t j = 0; j < count; j++)
+        y[j] += delta[j];
+}
+
+int at_forward(at_pass *p, const float *x, int n, at_bn_mode mode)
+{
+    if (n < 1 || n > p->max_batch)
+        return AT_ERR_ARG;
+    if (mode != AT_BN_TRAIN && mode != AT_BN_BATCH_STATS && mode != AT_BN_EVAL)
+        return AT_ERR_ARG;
+    at_model *m = p->model;
+    p->n = n;
+    p->bn_mode = mode;
+    size_t in_count = at_shape_numel(m->nodes[0].out) * (size_t)n;
+    memcpy(p->out[0], x, in_count * sizeof(float));
+    if (p->perturbation[0])
+        add_perturbation(p->out[0], p->perturbation[0], in_count);
+    for (int i = 1; i < m->n_nodes; i++) {
+        at_layer_ctx c = make_ctx(p, i);
+        at_layer_ops_of(m->nodes[i].kind)->forward(&c);
+        if (p->perturbation[i])
+            add_perturbation(p->out[i], p->perturbation[i], at_shape_numel(m->nodes[i].out) * (size_t)n);
+    }
+    return AT_OK;
+}
+
+const float *at_pass_logits(const at_pass *p) { return p->out[p->model->n_nodes - 1]; }
+
+void at_backward_begin(at_pass *p)
+{
+    if (p->flags & AT_PASS_FORWARD_ONLY)
+        return;
+    const at_model *m = p->model;
+    for (int i = 0; i < m->n_nodes; i++)
+        memset(p->grad[i], 0, at_shape_numel(m->nodes[i].out) * (size_t)p->n * sizeof(float));
+}
+
+float *at_pass_grad(at_pass *p, int node)
+{
+    if (node < 0 || node >= p->model->n_nodes)
+        return NULL;
+    return p->grad[node];
+}
+
+int at_backward_run(at_pass *p, unsigned what)
+{
+    if (p->flags & AT_PASS_FORWARD_ONLY)
+        return AT_ERR_STATE;
+    if (p->n == 0)
+        return AT_ERR_STATE;
+    if ((what & ~(unsigned)(AT_GRAD_INPUT | AT_GRAD_WEIGHTS)) != 0 || what == 0)
+        return AT_ERR_ARG;
+    at_model *m = p->model;
+    for (int i = m->n_nodes - 1; i >= 1; i--) {
+        if (!needs_grad(m, i, what))
+            continue;
+        const at_node *node = &m->nodes[i];
+        at_layer_ctx c = make_ctx(p, i);
+        c.dy = p->grad[i];
+        for (int k = 0; k < node->n_inputs; k++)
+            c.dx[k] = needs_grad(m, node->inputs[k], what) ? p->grad[node->inputs[k]] : NULL;
+        c.weight_grads = (what & AT_GRAD_WEIGHTS) && node->n_params > 0;
+        at_layer_ops_of(node->kind)->backward(&c);
+    }
+    return AT_OK;
+}
+
+int at_backward(at_pass *p, const float *dlogits, unsigned what)
+{
+    if (p->flags & AT_PASS_FORWARD_ONLY || p->n == 0)
+        return AT_ERR_STATE;
+    at_backward_begin(p);
+    const at_model *m = p->model;
+    int last = m->n_nodes - 1;
+    memcpy(p->grad[last], dlogits, at_shape_numel(m->nodes[last].out) * (size_t)p->n * sizeof(float));
+    return at_backward_run(p, what);
+}
+
+const float *at_pass_input_grad(const at_pass *p) { return p->grad[0]; }
+
+float *at_pass_activation(at_pass *p, int node)
+{
+    if (node < 0 || node >= p->model->n_nodes)
+        return NULL;
+    return p->out[node];
+}
+
+int at_pass_set_perturbation(at_pass *p, int node, const float *delta)
+{
+    if (node < 0 || node >= p->model->n_nodes)
+        return AT_ERR_ARG;
+    p->perturbation[node] = delta;
+    return AT_OK;
+}

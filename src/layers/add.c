@@ -1,0 +1,45 @@
+/* add.c: y = a + b, the join of a residual connection; both inputs receive dy. */
+#include "graph/graph.h"
+
+int at_add_add(at_model *m, int input_a, int input_b)
+{
+    int inputs[2] = {input_a, input_b};
+    at_node *node = at_graph_append(m, AT_LAYER_add, inputs, 2, "");
+    if (!node)
+        return m->build_status;
+    at_shape a = at_graph_shape(m, input_a), b = at_graph_shape(m, input_b);
+    if (a.c != b.c || a.h != b.h || a.w != b.w)
+        return at_graph_error(m, AT_ERR_SHAPE);
+    node->out = a;
+    return at_graph_index(m, node);
+}
+
+static void add_forward(const at_layer_ctx *c)
+{
+    const long count = (long)(at_shape_numel(c->in_shape[0]) * (size_t)c->n);
+    const float *a = c->x[0], *b = c->x[1];
+    float *y = c->y;
+#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
+    for (long i = 0; i < count; i++)
+        y[i] = a[i] + b[i];
+}
+
+static void add_backward(const at_layer_ctx *c)
+{
+    const long count = (long)(at_shape_numel(c->in_shape[0]) * (size_t)c->n);
+    for (int k = 0; k < 2; k++) {
+        float *dx = c->dx[k];
+        if (!dx)
+            continue;
+        const float *dy = c->dy;
+#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
+        for (long i = 0; i < count; i++)
+            dx[i] += dy[i];
+    }
+}
+
+const at_layer_ops at_layer_add = {
+    .name = "add",
+    .forward = add_forward,
+    .backward = add_backward,
+};

@@ -1,0 +1,186 @@
+/* conv2d.c: 2-d convolution (PyTorch nn.Conv2d without groups or dilation).
+ *
+ *   x [n, C, H, W], weight [OC, C, k, k], bias [OC] -> y [n, OC, OH, OW],
+ *   OH = (H + 2p - k) / s + 1 (floor), likewise OW.
+ *
+ * Each image is one matrix product: y_i [OC, OH*OW] = W [OC, C*k*k] . col_i [C*k*k, OH*OW], where
+ * col_i = im2col(x_i) (a 1x1 stride-1 convolution uses x_i itself). Backward:
+ *   dcol_i = W^T . dy_i, then dx_i += col2im(dcol_i)           (per image, in parallel)
+ *   dW += sum_i dy_i . col_i^T,  dbias += sum_i sum_pixels dy_i  (in chunks of AT_REDUCE_CHUNK
+ *   images, each chunk's partial sum added to dW in chunk order, so the result does not depend on
+ *   the number of threads).
+ */
+#include "graph/graph.h"
+#include "kernels/kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+int at_add_conv2d(at_model *m, int input, const char *name, int out_channels, int kernel,
+                  int stride, int padding, bool bias)
+{
+    at_node *node = at_graph_append(m, AT_LAYER_conv2d, &input, 1, name);
+    if (!node)
+        return m->build_status;
+    at_shape in = at_graph_shape(m, input);
+    if (out_channels < 1 || kernel < 1 || stride < 1 || padding < 0 || padding > 65536)
+        return at_graph_error(m, AT_ERR_ARG);
+    int oh = (in.h + 2 * padding - kernel) / stride + 1;
+    int ow = (in.w + 2 * padding - kernel) / stride + 1;
+    if (in.h + 2 * padding < kernel || in.w + 2 * padding < kernel || oh < 1 || ow < 1)
+        return at_graph_error(m, AT_ERR_SHAPE);
+    node->p.conv.out_channels = out_channels;
+    node->p.conv.kernel = kernel;
+    node->p.conv.stride = stride;
+    node->p.conv.padding = padding;
+    node->p.conv.bias = bias;
+    node->out = (at_shape){out_channels, oh, ow};
+    int64_t wshape[4] = {out_channels, in.c, kernel, kernel};
+    int status = at_graph_declare(m, node, "weight", true, AT_F32, 4, wshape);
+    if (status == AT_OK && bias) {
+        int64_t bshape[1] = {out_channels};
+        status = at_graph_declare(m, node, "bias", true, AT_F32, 1, bshape);
+    }
+    return status ? status : at_graph_index(m, node);
+}
+
+static at_conv_geom geometry(const at_node *node, at_shape in)
+{
+    at_conv_geom g = {in.c, in.h, in.w, node->p.conv.kernel, node->p.conv.stride,
+                      node->p.conv.padding, node->out.h, node->out.w};
+    return g;
+}
+
+static bool is_pointwise(const at_node *node)
+{
+    return node->p.conv.kernel == 1 && node->p.conv.stride == 1 && node->p.conv.padding == 0;
+}
+
+static size_t conv_scratch(const at_node *node, const at_shape *in, int max_batch)
+{
+    size_t ckk = (size_t)in[0].c * node->p.conv.kernel * node->p.conv.kernel;
+    size_t col = is_pointwise(node) ? 0 : ckk * node->out.h * node->out.w;
+    size_t partial = (size_t)node->p.conv.out_channels * (ckk + 1);
+    return at_round_floats(col) + partial;
+}
+
+/* PyTorch's default: kaiming_uniform_(a=sqrt(5)) for the weight, i.e. U(-b, b) with
+ * b = 1/sqrt(fan_in), and the bias from the same bound. */
+static void conv_init(const at_node *node, const at_shape *in, float *w, float *buf, at_rng *rng)
+{
+    size_t fan_in = (size_t)in->c * node->p.conv.kernel * node->p.conv.kernel;
+    size_t count = fan_in * node->p.conv.out_channels;
+    double bound = 1.0 / sqrt((double)fan_in);
+    for (size_t i = 0; i < count; i++)
+        w[i] = (float)((2.0 * at_rng_uniform(rng) - 1.0) * bound);
+    if (node->p.conv.bias)
+        for (int o = 0; o < node->p.conv.out_channels; o++)
+            w[count + o] = (float)((2.0 * at_rng_uniform(rng) - 1.0) * bound);
+}
+
+static void conv_forward(const at_layer_ctx *c)
+{
+    const at_node *node = c->node;
+    const at_conv_geom g = geometry(node, c->in_shape[0]);
+    const int oc = node->p.conv.out_channels;
+    const int ckk = g.channels * g.kernel * g.kernel;
+    const int pixels = g.out_height * g.out_width;
+    const size_t in_size = at_shape_numel(c->in_shape[0]), out_size = at_shape_numel(node->out);
+    const float *bias = node->p.conv.bias ? c->w + (size_t)oc * ckk : NULL;
+    const bool pointwise = is_pointwise(node);
+#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
+    for (int i = 0; i < c->n; i++) {
+        float *col = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
+        const float *xi = c->x[0] + (size_t)i * in_size;
+        float *yi = c->y + (size_t)i * out_size;
+        if (!pointwise) {
+            at_im2col(&g, xi, col);
+            xi = col;
+        }
+        at_gemm(false, false, oc, pixels, ckk, 1.0f, c->w, ckk, xi, pixels, 0.0f, yi, pixels);
+        if (bias)
+            for (int o = 0; o < oc; o++)
+                for (int j = 0; j < pixels; j++)
+                    yi[(size_t)o * pixels + j] += bias[o];
+    }
+}
+
+static void conv_backward_input(const at_layer_ctx *c)
+{
+    const at_node *node = c->node;
+    const at_conv_geom g = geometry(node, c->in_shape[0]);
+    const int oc = node->p.conv.out_channels;
+    const int ckk = g.channels * g.kernel * g.kernel;
+    const int pixels = g.out_height * g.out_width;
+    const size_t in_size = at_shape_numel(c->in_shape[0]), out_size = at_shape_numel(node->out);
+    const bool pointwise = is_pointwise(node);
+#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
+    for (int i = 0; i < c->n; i++) {
+        float *dcol = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
+        const float *dyi = c->dy + (size_t)i * out_size;
+        float *dxi = c->dx[0] + (size_t)i * in_size;
+        if (pointwise) {
+            at_gemm(true, false, ckk, pixels, oc, 1.0f, c->w, ckk, dyi, pixels, 1.0f, dxi, pixels);
+        } else {
+            at_gemm(true, false, ckk, pixels, oc, 1.0f, c->w, ckk, dyi, pixels, 0.0f, dcol, pixels);
+            at_col2im(&g, dcol, dxi);
+        }
+    }
+}
+
+static void conv_backward_weights(const at_layer_ctx *c)
+{
+    const at_node *node = c->node;
+    const at_conv_geom g = geometry(node, c->in_shape[0]);
+    const int oc = node->p.conv.out_channels;
+    const int ckk = g.channels * g.kernel * g.kernel;
+    const int pixels = g.out_height * g.out_width;
+    const size_t in_size = at_shape_numel(c->in_shape[0]), out_size = at_shape_numel(node->out);
+    const bool pointwise = is_pointwise(node), bias = node->p.conv.bias;
+    const size_t col_floats = pointwise ? 0 : at_round_floats((size_t)ckk * pixels);
+    const size_t wcount = (size_t)oc * ckk, partial_count = wcount + (bias ? (size_t)oc : 0);
+    const int chunks = (c->n + AT_REDUCE_CHUNK - 1) / AT_REDUCE_CHUNK;
+#pragma omp parallel for ordered schedule(static, 1) num_threads(at_team(c->workers))
+    for (int chunk = 0; chunk < chunks; chunk++) {
+        float *col = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
+        float *partial = col + col_floats;
+        int first = chunk * AT_REDUCE_CHUNK;
+        int last = first + AT_REDUCE_CHUNK < c->n ? first + AT_REDUCE_CHUNK : c->n;
+        for (int i = first; i < last; i++) {
+            const float *xi = c->x[0] + (size_t)i * in_size;
+            const float *dyi = c->dy + (size_t)i * out_size;
+            if (!pointwise) {
+                at_im2col(&g, xi, col);
+                xi = col;
+            }
+            at_gemm(false, true, oc, ckk, pixels, 1.0f, dyi, pixels, xi, pixels,
+                    i == first ? 0.0f : 1.0f, partial, ckk);
+            if (bias)
+                for (int o = 0; o < oc; o++) {
+                    float s = 0.0f;
+                    for (int j = 0; j < pixels; j++)
+                        s += dyi[(size_t)o * pixels + j];
+                    partial[wcount + o] = (i == first ? 0.0f : partial[wcount + o]) + s;
+                }
+        }
+#pragma omp ordered
+        for (size_t j = 0; j < partial_count; j++)
+            c->dw[j] += partial[j];
+    }
+}
+
+static void conv_backward(const at_layer_ctx *c)
+{
+    if (c->dx[0])
+        conv_backward_input(c);
+    if (c->weight_grads)
+        conv_backward_weights(c);
+}
+
+const at_layer_ops at_layer_conv2d = {
+    .name = "conv2d",
+    .scratch_floats = conv_scratch,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .init = conv_init,
+};
