@@ -163,6 +163,16 @@ int at_add_add(at_model *m, int input_a, int input_b);
 int at_add_normalize(at_model *m, int input, const float *mean, const float *std);
 int at_model_finish(at_model *m, uint64_t seed, at_error *err);
 
+/* The architecture name and options as a JSON object (arch, num_classes, input shape, mean/std),
+ * which checkpoints carry under the metadata key "model" so a file says what it holds. The
+ * returned string is allocated with malloc; the caller frees it. NULL when out of memory. */
+char *at_model_spec(const at_model *model);
+int at_model_create_from_spec(at_model **out, const char *spec, at_error *err);
+
+/* Multiply-adds x 2 of the convolutions and linear layers for one example (the usual FLOP count;
+ * other layers are not counted). */
+double at_model_forward_flops(const at_model *model);
+
 /* Nodes: how many, each one's layer kind ("conv2d", ...), output shape per example. */
 int at_model_node_count(const at_model *model);
 const char *at_model_node_kind(const at_model *model, int node);

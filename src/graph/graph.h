@@ -95,8 +95,9 @@ typedef struct at_layer_ctx {
     const float *x[2];      /* input activations [n, in_shape] */
     float *y;               /* output activation [n, out] */
     void *cache;            /* this node's per-pass cache */
-    float *scratch;         /* shared workspace, scratch_floats per worker */
+    float *scratch;         /* workspace, scratch_floats per worker */
     size_t scratch_floats;
+    float *shared;          /* workspace shared by all workers (shared_floats of the layer) */
     float *w;               /* this node's parameters (weight, then bias) */
     float *dw;              /* and their gradients */
     float *buf;             /* this node's float buffers */
@@ -113,6 +114,7 @@ typedef struct at_layer_ops {
     /* bytes of per-pass cache and floats of per-worker scratch for batches of max_batch */
     size_t (*cache_bytes)(const at_node *node, const at_shape *in, int max_batch);
     size_t (*scratch_floats)(const at_node *node, const at_shape *in, int max_batch);
+    size_t (*shared_floats)(const at_node *node, const at_shape *in, int max_batch);
     void (*forward)(const at_layer_ctx *c);
     void (*backward)(const at_layer_ctx *c);
     /* PyTorch's default initialisation of this layer's parameters and buffers */
@@ -122,9 +124,17 @@ typedef struct at_layer_ops {
 const at_layer_ops *at_layer_ops_of(at_layer_kind kind);
 const char *at_layer_name(at_layer_kind kind);
 
-/* Images per unit of work when a layer reduces over the batch (weight gradients): the units are
- * fixed by the batch size alone and summed in order, so results do not depend on thread count. */
-#define AT_REDUCE_CHUNK 8
+/* Splitting a reduction over the batch (weight gradients) into units of work: the units are
+ * fixed by the batch size and the size of the partial result alone, and their partial sums are
+ * added in unit order, so results do not depend on the number of threads. At most 16 units,
+ * fewer (a power of two) when each partial result is large, to bound the memory they take. */
+static inline int at_reduce_units(int n, size_t partial_floats)
+{
+    int units = n < 16 ? n : 16;
+    while (units > 2 && (size_t)units * partial_floats > ((size_t)1 << 24))
+        units /= 2;
+    return units < 1 ? 1 : units;
+}
 
 /* Threads for a parallel region of a pass planned for `workers` (never more than planned). */
 static inline int at_team(int workers)

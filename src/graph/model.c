@@ -188,6 +188,20 @@ void at_model_input_shape(const at_model *m, int *c, int *h, int *w)
     at_model_node_shape(m, 0, c, h, w);
 }
 
+double at_model_forward_flops(const at_model *m)
+{
+    double flops = 0.0;
+    for (int i = 1; i < m->n_nodes; i++) {
+        const at_node *node = &m->nodes[i];
+        const at_shape in = m->nodes[node->inputs[0]].out;
+        if (node->kind == AT_LAYER_conv2d)
+            flops += 2.0 * at_shape_numel(node->out) * in.c * node->p.conv.kernel * node->p.conv.kernel;
+        else if (node->kind == AT_LAYER_linear)
+            flops += 2.0 * node->out.c * in.c;
+    }
+    return flops;
+}
+
 int at_model_node_count(const at_model *m) { return m->n_nodes; }
 
 const char *at_model_node_kind(const at_model *m, int node)

@@ -17,6 +17,7 @@ struct at_pass {
     const float **perturbation; /* per node: added to the output, or NULL */
     float *scratch;
     size_t scratch_floats;
+    float *shared;
     void *slab;         /* one allocation carved into everything above */
 };
 
@@ -42,7 +43,7 @@ int at_pass_create(at_pass **out, at_model *m, int max_batch, unsigned flags, at
     bool with_grads = !(flags & AT_PASS_FORWARD_ONLY);
 
     /* Size everything first, then make one allocation. */
-    size_t floats = 0, cache_bytes = 0, scratch = 0;
+    size_t floats = 0, cache_bytes = 0, scratch = 0, shared = 0;
     for (int i = 0; i < nn; i++) {
         const at_node *node = &m->nodes[i];
         size_t per;
@@ -62,8 +63,13 @@ int at_pass_create(at_pass **out, at_model *m, int max_batch, unsigned flags, at
             if (s > scratch)
                 scratch = s;
         }
+        if (ops->shared_floats && with_grads) {
+            size_t s = at_round_floats(ops->shared_floats(node, in, max_batch));
+            if (s > shared)
+                shared = s;
+        }
     }
-    size_t bytes = (floats + scratch * (size_t)workers) * sizeof(float) + cache_bytes;
+    size_t bytes = (floats + scratch * (size_t)workers + shared) * sizeof(float) + cache_bytes;
     size_t table_bytes = (size_t)nn * (3 * sizeof(void *) + sizeof(float *));
 
     at_pass *p = at_alloc(sizeof *p);
@@ -98,6 +104,8 @@ int at_pass_create(at_pass **out, at_model *m, int max_batch, unsigned flags, at
     p->scratch = (float *)cursor;
     p->scratch_floats = scratch;
     cursor += scratch * (size_t)workers * sizeof(float);
+    p->shared = (float *)cursor;
+    cursor += shared * sizeof(float);
     for (int i = 1; i < nn; i++) {
         const at_node *node = &m->nodes[i];
         const at_layer_ops *ops = at_layer_ops_of(node->kind);
@@ -142,6 +150,7 @@ static at_layer_ctx make_ctx(const at_pass *p, int i)
     c.cache = p->cache[i];
     c.scratch = p->scratch;
     c.scratch_floats = p->scratch_floats;
+    c.shared = p->shared;
     c.w = m->params + node->param_offset;
     c.dw = m->grads + node->param_offset;
     c.buf = m->buffers + node->buffer_offset;

@@ -27,8 +27,9 @@ void at_im2col(const at_conv_geom *g, const float *x, float *col)
                         int ox1 = w + pad - kx < ow ? w + pad - kx : ow;
                         for (int ox = 0; ox < ox0; ox++)
                             dst[ox] = 0.0f;
-                        if (ox1 > ox0)
-                            memcpy(dst + ox0, src + ox0 - pad + kx, (size_t)(ox1 - ox0) * sizeof(float));
+                        const int shift = kx - pad;
+                        for (int ox = ox0; ox < ox1; ox++) /* short rows: a loop beats memcpy */
+                            dst[ox] = src[ox + shift];
                         for (int ox = ox1 > ox0 ? ox1 : ox0; ox < ow; ox++)
                             dst[ox] = 0.0f;
                     } else {
@@ -58,6 +59,15 @@ void at_col2im(const at_conv_geom *g, const float *col, float *x)
                         continue;
                     float *dst = xc + (size_t)iy * w;
                     const float *src = row + (size_t)oy * ow;
+                    if (s == 1) {
+                        /* the columns ox in [ox0, ox1) map onto pixels ox - pad + kx */
+                        int ox0 = pad - kx > 0 ? pad - kx : 0;
+                        int ox1 = w + pad - kx < ow ? w + pad - kx : ow;
+                        const int shift = kx - pad;
+                        for (int ox = ox0; ox < ox1; ox++)
+                            dst[ox + shift] += src[ox];
+                        continue;
+                    }
                     for (int ox = 0; ox < ow; ox++) {
                         int ix = ox * s - pad + kx;
                         if (ix >= 0 && ix < w)

@@ -6,9 +6,9 @@
  * Each image is one matrix product: y_i [OC, OH*OW] = W [OC, C*k*k] . col_i [C*k*k, OH*OW], where
  * col_i = im2col(x_i) (a 1x1 stride-1 convolution uses x_i itself). Backward:
  *   dcol_i = W^T . dy_i, then dx_i += col2im(dcol_i)           (per image, in parallel)
- *   dW += sum_i dy_i . col_i^T,  dbias += sum_i sum_pixels dy_i  (in chunks of AT_REDUCE_CHUNK
- *   images, each chunk's partial sum added to dW in chunk order, so the result does not depend on
- *   the number of threads).
+ *   dW += sum_i dy_i . col_i^T,  dbias += sum_i sum_pixels dy_i  (the batch is cut into the units
+ *   of at_reduce_units, each unit's partial sum is computed by one thread, and the partial sums
+ *   are added in unit order, so the result does not depend on the number of threads).
  */
 #include "graph/graph.h"
 #include "kernels/kernels.h"
@@ -56,12 +56,24 @@ static bool is_pointwise(const at_node *node)
     return node->p.conv.kernel == 1 && node->p.conv.stride == 1 && node->p.conv.padding == 0;
 }
 
+static size_t partial_floats(const at_node *node, at_shape in)
+{
+    size_t ckk = (size_t)in.c * node->p.conv.kernel * node->p.conv.kernel;
+    return at_round_floats((size_t)node->p.conv.out_channels * (ckk + 1));
+}
+
+/* per worker: one image's columns */
 static size_t conv_scratch(const at_node *node, const at_shape *in, int max_batch)
 {
     size_t ckk = (size_t)in[0].c * node->p.conv.kernel * node->p.conv.kernel;
-    size_t col = is_pointwise(node) ? 0 : ckk * node->out.h * node->out.w;
-    size_t partial = (size_t)node->p.conv.out_channels * (ckk + 1);
-    return at_round_floats(col) + partial;
+    return is_pointwise(node) ? 0 : ckk * node->out.h * node->out.w;
+}
+
+/* shared: the partial weight gradients of every unit of the batch */
+static size_t conv_shared(const at_node *node, const at_shape *in, int max_batch)
+{
+    size_t partial = partial_floats(node, in[0]);
+    return (size_t)at_reduce_units(max_batch, partial) * partial;
 }
 
 /* PyTorch's default: kaiming_uniform_(a=sqrt(5)) for the weight, i.e. U(-b, b) with
@@ -137,35 +149,45 @@ static void conv_backward_weights(const at_layer_ctx *c)
     const int pixels = g.out_height * g.out_width;
     const size_t in_size = at_shape_numel(c->in_shape[0]), out_size = at_shape_numel(node->out);
     const bool pointwise = is_pointwise(node), bias = node->p.conv.bias;
-    const size_t col_floats = pointwise ? 0 : at_round_floats((size_t)ckk * pixels);
-    const size_t wcount = (size_t)oc * ckk, partial_count = wcount + (bias ? (size_t)oc : 0);
-    const int chunks = (c->n + AT_REDUCE_CHUNK - 1) / AT_REDUCE_CHUNK;
-#pragma omp parallel for ordered schedule(static, 1) num_threads(at_team(c->workers))
-    for (int chunk = 0; chunk < chunks; chunk++) {
-        float *col = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
-        float *partial = col + col_floats;
-        int first = chunk * AT_REDUCE_CHUNK;
-        int last = first + AT_REDUCE_CHUNK < c->n ? first + AT_REDUCE_CHUNK : c->n;
-        for (int i = first; i < last; i++) {
-            const float *xi = c->x[0] + (size_t)i * in_size;
-            const float *dyi = c->dy + (size_t)i * out_size;
-            if (!pointwise) {
-                at_im2col(&g, xi, col);
-                xi = col;
-            }
-            at_gemm(false, true, oc, ckk, pixels, 1.0f, dyi, pixels, xi, pixels,
-                    i == first ? 0.0f : 1.0f, partial, ckk);
-            if (bias)
-                for (int o = 0; o < oc; o++) {
-                    float s = 0.0f;
-                    for (int j = 0; j < pixels; j++)
-                        s += dyi[(size_t)o * pixels + j];
-                    partial[wcount + o] = (i == first ? 0.0f : partial[wcount + o]) + s;
+    const size_t wcount = (size_t)oc * ckk, count = wcount + (bias ? (size_t)oc : 0);
+    const size_t stride = partial_floats(node, c->in_shape[0]);
+    const int units = at_reduce_units(c->n, stride);
+    const int per_unit = (c->n + units - 1) / units;
+#pragma omp parallel num_threads(at_team(c->workers))
+    {
+#pragma omp for schedule(static)
+        for (int u = 0; u < units; u++) {
+            float *col = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
+            float *partial = c->shared + (size_t)u * stride;
+            int first = u * per_unit, last = first + per_unit < c->n ? first + per_unit : c->n;
+            if (first >= last)
+                memset(partial, 0, count * sizeof(float));
+            for (int i = first; i < last; i++) {
+                const float *xi = c->x[0] + (size_t)i * in_size;
+                const float *dyi = c->dy + (size_t)i * out_size;
+                if (!pointwise) {
+                    at_im2col(&g, xi, col);
+                    xi = col;
                 }
+                at_gemm(false, true, oc, ckk, pixels, 1.0f, dyi, pixels, xi, pixels,
+                        i == first ? 0.0f : 1.0f, partial, ckk);
+                if (bias)
+                    for (int o = 0; o < oc; o++) {
+                        float s = 0.0f;
+                        for (int j = 0; j < pixels; j++)
+                            s += dyi[(size_t)o * pixels + j];
+                        partial[wcount + o] = (i == first ? 0.0f : partial[wcount + o]) + s;
+                    }
+            }
         }
-#pragma omp ordered
-        for (size_t j = 0; j < partial_count; j++)
-            c->dw[j] += partial[j];
+        /* the implicit barrier above: every unit is done; now sum them in unit order */
+#pragma omp for schedule(static)
+        for (size_t j = 0; j < count; j++) {
+            float s = c->dw[j];
+            for (int u = 0; u < units; u++)
+                s += c->shared[(size_t)u * stride + j];
+            c->dw[j] = s;
+        }
     }
 }
 
@@ -180,6 +202,7 @@ static void conv_backward(const at_layer_ctx *c)
 const at_layer_ops at_layer_conv2d = {
     .name = "conv2d",
     .scratch_floats = conv_scratch,
+    .shared_floats = conv_shared,
     .forward = conv_forward,
     .backward = conv_backward,
     .init = conv_init,

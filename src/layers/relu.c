@@ -17,7 +17,7 @@ static void relu_forward(const at_layer_ctx *c)
     float *y = c->y;
 #pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
     for (long i = 0; i < count; i++)
-        y[i] = x[i] > 0.0f ? x[i] : (x[i] != x[i] ? x[i] : 0.0f); /* NaN passes through */
+        y[i] = x[i] < 0.0f ? 0.0f : x[i]; /* a NaN fails the test and passes through */
 }
 
 static void relu_backward(const at_layer_ctx *c)
@@ -29,8 +29,7 @@ static void relu_backward(const at_layer_ctx *c)
     float *dx = c->dx[0];
 #pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
     for (long i = 0; i < count; i++)
-        if (x[i] > 0.0f)
-            dx[i] += dy[i];
+        dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
 }
 
 const at_layer_ops at_layer_relu = {

@@ -19,6 +19,10 @@ typedef struct at_arch {
 extern const at_arch at_arch_smallcnn, at_arch_preact_resnet18, at_arch_wide_resnet,
     at_arch_linear, at_arch_mlp;
 
+/* PreAct ResNet-18 with other stage widths (the reference is 64, 128, 256, 512): tests check
+ * gradients on a narrow copy of the same graph. Returns the logits node. */
+int at_preact_resnet_build(at_model *m, int x, const int planes[4], int num_classes);
+
 /* Helpers for the init hooks: every conv weight from N(0, std_of(node)), and so on. */
 void at_init_conv_normal(at_model *m, at_rng *rng, bool fan_out);
 /* Sets every element of the named tensor to `value` (no-op when absent). */

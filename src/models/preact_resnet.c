@@ -35,10 +35,9 @@ static int preact_block(at_model *m, int x, const char *prefix, int planes, int 
     return at_add_add(m, y, shortcut);
 }
 
-static int preact_build(at_model *m, int x, const char *arch, int num_classes)
+int at_preact_resnet_build(at_model *m, int x, const int planes[4], int num_classes)
 {
-    static const int planes[4] = {64, 128, 256, 512};
-    x = at_add_conv2d(m, x, "conv1", 64, 3, 1, 1, false);
+    x = at_add_conv2d(m, x, "conv1", planes[0], 3, 1, 1, false);
     for (int stage = 0; stage < 4; stage++)
         for (int b = 0; b < 2; b++) {
             char prefix[32];
@@ -51,6 +50,12 @@ static int preact_build(at_model *m, int x, const char *arch, int num_classes)
     x = at_add_avgpool2d(m, x, 4, 4);
     x = at_add_flatten(m, x);
     return at_add_linear(m, x, "linear", num_classes, true);
+}
+
+static int preact_build(at_model *m, int x, const char *arch, int num_classes)
+{
+    static const int planes[4] = {64, 128, 256, 512};
+    return at_preact_resnet_build(m, x, planes, num_classes);
 }
 
 const at_arch at_arch_preact_resnet18 = {

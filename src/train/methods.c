@@ -1,0 +1,30 @@
+/* methods.c: the table of training methods; adding one is a new file and one line here. */
+#include "train/method.h"
+
+#include <string.h>
+
+extern const at_method at_method_standard;
+
+static const at_method *const method_table[] = {
+    &at_method_standard,
+};
+#define N_METHODS (int)(sizeof method_table / sizeof method_table[0])
+
+const at_method *at_method_find(const char *name)
+{
+    for (int i = 0; i < N_METHODS; i++)
+        if (strcmp(method_table[i]->name, name) == 0)
+            return method_table[i];
+    return NULL;
+}
+
+bool at_method_info(int index, const char **name, const char **description)
+{
+    if (index < 0 || index >= N_METHODS)
+        return false;
+    if (name)
+        *name = method_table[index]->name;
+    if (description)
+        *description = method_table[index]->description;
+    return true;
+}

@@ -1,0 +1,86 @@
+/* cli.h: pieces shared by the subcommands of the advtrain tool: a strict option parser, a progress
+ * line, and small helpers for reports. Each subcommand lives in its own cmd_<name>.c. */
+#ifndef ADVTRAIN_CLI_H
+#define ADVTRAIN_CLI_H
+
+#include "advtrain.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Exit codes: 0 success, 1 the work failed (bad file, numeric trouble), 2 bad command line. */
+enum { EXIT_WORK_FAILED = 1, EXIT_USAGE = 2 };
+
+typedef enum cli_kind {
+    CLI_INT,        /* int, within [min, max] */
+    CLI_FLOAT,      /* double, finite, within [min, max] */
+    CLI_STRING,     /* const char * (points into argv) */
+    CLI_CHOICE,     /* const char *, one of `choices` ("a|b|c") */
+    CLI_FLAG,       /* bool, no value */
+    CLI_FLOAT_LIST  /* cli_float_list, comma-separated, each within [min, max] */
+} cli_kind;
+
+typedef struct cli_float_list {
+    int count;
+    double values[8];
+} cli_float_list;
+
+typedef struct cli_option {
+    const char *name;     /* "epochs" for --epochs */
+    cli_kind kind;
+    void *target;
+    double min, max;
+    const char *choices;
+    const char *metavar;
+    const char *help;
+} cli_option;
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    const char *usage;    /* "advtrain train [options]" */
+    const cli_option *options;
+    int n_options;
+} cli_command;
+
+/* Parses argv[1..] (argv[0] is the subcommand's name). Unknown options, missing values, values
+ * out of range and stray arguments print one message and the usage line to stderr and return
+ * EXIT_USAGE; --help prints the full help to stdout and returns -1; success returns 0.
+ * seen[i] (may be NULL) is set for each option given. */
+int cli_parse(const cli_command *cmd, int argc, char **argv, bool *seen);
+void cli_help(const cli_command *cmd, FILE *out);
+/* Prints "advtrain CMD: <message>" to stderr; returns `code`. */
+int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A progress line on stderr with images/s and ETA, drawn only when stderr is a terminal. */
+typedef struct cli_progress {
+    bool enabled;
+    double start, last_draw;
+} cli_progress;
+void cli_progress_start(cli_progress *p, bool quiet);
+void cli_progress_update(cli_progress *p, const char *label, long done, long total,
+                         const char *extra);
+void cli_progress_clear(cli_progress *p);
+
+/* Seconds on a monotonic clock. */
+double cli_now(void);
+
+/* 95% Wilson score interval for `correct` successes out of `n`. */
+void cli_wilson(long correct, long n, double *lo, double *hi);
+
+/* Writes a JSON value to `path` (pretty, sorted keys) through a temp file and rename. */
+int cli_write_json(const char *path, json_t *value, at_error *err);
+
+/* Creates a directory and its parents (like mkdir -p). */
+int cli_mkdirs(const char *path, at_error *err);
+
+/* The data set and model options common to train and eval. */
+int cli_open_dataset(const char *cmd, const char *name, const char *dir, const char *split,
+                     at_dataset *out);
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+
+#endif

@@ -1,0 +1,56 @@
+/* cmd_list.c: `advtrain list [models|datasets|methods]`: what this build contains. */
+#include "cli.h"
+
+#include <string.h>
+
+static void list_models(void)
+{
+    const char *name, *description;
+    printf("models:\n");
+    for (int i = 0; at_arch_info(i, &name, &description); i++)
+        printf("  %-18s %s\n", name, description);
+}
+
+static void list_datasets(void)
+{
+    const char *name, *dir, *description;
+    printf("datasets:\n");
+    for (int i = 0; at_dataset_info(i, &name, &dir, &description); i++)
+        printf("  %-18s %s (default directory %s)\n", name, description, dir);
+}
+
+static void list_methods(void)
+{
+    const char *name, *description;
+    printf("methods:\n");
+    for (int i = 0; at_method_info(i, &name, &description); i++)
+        printf("  %-18s %s\n", name, description);
+}
+
+int cmd_list(int argc, char **argv)
+{
+    static const cli_command cmd = {"list", "List what this build of advtrain contains.",
+                                    "advtrain list [models|datasets|methods]", NULL, 0};
+    if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+        if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+            cli_help(&cmd, stdout);
+            return 0;
+        }
+        fprintf(stderr, "advtrain list: unexpected argument '%s'\nusage: %s\n", argv[argc - 1],
+                cmd.usage);
+        return EXIT_USAGE;
+    }
+    const char *what = argc == 2 ? argv[1] : "all";
+    bool all = strcmp(what, "all") == 0;
+    if (!all && strcmp(what, "models") && strcmp(what, "datasets") && strcmp(what, "methods")) {
+        fprintf(stderr, "advtrain list: unknown category '%s'\nusage: %s\n", what, cmd.usage);
+        return EXIT_USAGE;
+    }
+    if (all || !strcmp(what, "models"))
+        list_models();
+    if (all || !strcmp(what, "datasets"))
+        list_datasets();
+    if (all || !strcmp(what, "methods"))
+        list_methods();
+    return 0;
+}

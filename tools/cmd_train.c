@@ -1,0 +1,398 @@
+/* cmd_train.c: `advtrain train`: load the data, build the model, run the trainer epoch by epoch,
+ * log one JSON line per epoch, keep a resumable checkpoint (written atomically after every
+ * epoch), then evaluate on the test split and write the final report. */
+#include "cli.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct train_opts {
+    const char *data, *data_dir, *model, *method, *out, *json, *schedule;
+    int epochs, batch_size, eval_batch_size, seed, val_size, train_size, crop_padding, threads;
+    double lr, momentum, weight_decay, warmup, gamma, peak;
+    cli_float_list milestones, mean, std;
+    bool nesterov, hflip, resume, quiet, test_each_epoch;
+} train_opts;
+
+static train_opts opts = {
+    .data = "fashion-mnist", .model = "smallcnn", .method = "standard", .schedule = "cosine",
+    .epochs = 5, .batch_size = 128, .eval_batch_size = 500, .lr = 0.05, .momentum = 0.9,
+    .weight_decay = 5e-4, .gamma = 0.1, .peak = 0.5,
+};
+
+static const cli_option options[] = {
+    {"data", CLI_STRING, &opts.data, 0, 0, NULL, "NAME", "data set (see 'advtrain list datasets'); default fashion-mnist"},
+    {"data-dir", CLI_STRING, &opts.data_dir, 0, 0, NULL, "DIR", "read the data set from DIR instead of its default directory"},
+    {"model", CLI_STRING, &opts.model, 0, 0, NULL, "ARCH", "architecture (see 'advtrain list models'); default smallcnn"},
+    {"method", CLI_STRING, &opts.method, 0, 0, NULL, "NAME", "training method (see 'advtrain list methods'); default standard"},
+    {"out", CLI_STRING, &opts.out, 0, 0, NULL, "DIR", "run directory: log.jsonl, last.safetensors, report.json (required)"},
+    {"epochs", CLI_INT, &opts.epochs, 1, 100000, NULL, "N", "epochs; default 5"},
+    {"batch-size", CLI_INT, &opts.batch_size, 1, 65536, NULL, "N", "training batch size; default 128"},
+    {"eval-batch-size", CLI_INT, &opts.eval_batch_size, 1, 65536, NULL, "N", "evaluation batch size; default 500"},
+    {"lr", CLI_FLOAT, &opts.lr, 1e-8, 100, NULL, "X", "base (peak) learning rate; default 0.05"},
+    {"lr-schedule", CLI_CHOICE, &opts.schedule, 0, 0, "cosine|piecewise|cyclic|constant", NULL, "learning-rate schedule; default cosine"},
+    {"warmup-epochs", CLI_FLOAT, &opts.warmup, 0, 1000, NULL, "E", "cosine: linear warm-up epochs; default 0"},
+    {"milestones", CLI_FLOAT_LIST, &opts.milestones, 0, 100000, NULL, "E1,E2", "piecewise: epochs at which the rate is multiplied by --gamma"},
+    {"gamma", CLI_FLOAT, &opts.gamma, 1e-6, 1, NULL, "X", "piecewise: factor per milestone; default 0.1"},
+    {"peak", CLI_FLOAT, &opts.peak, 0.01, 0.99, NULL, "F", "cyclic: fraction of the run at the peak rate; default 0.5"},
+    {"momentum", CLI_FLOAT, &opts.momentum, 0, 0.999, NULL, "X", "SGD momentum; default 0.9"},
+    {"nesterov", CLI_FLAG, &opts.nesterov, 0, 0, NULL, NULL, "Nesterov momentum"},
+    {"weight-decay", CLI_FLOAT, &opts.weight_decay, 0, 1, NULL, "X", "L2 weight decay; default 5e-4"},
+    {"seed", CLI_INT, &opts.seed, 0, 2147483647, NULL, "N", "seed of initialisation, data order and augmentation; default 0"},
+    {"val-size", CLI_INT, &opts.val_size, 0, 1000000, NULL, "N", "hold out N training images for validation; default 0"},
+    {"train-size", CLI_INT, &opts.train_size, 0, 100000000, NULL, "N", "train on the first N training images only (0 = all)"},
+    {"crop-padding", CLI_INT, &opts.crop_padding, 0, 64, NULL, "P", "augment: random crop after zero padding P pixels"},
+    {"hflip", CLI_FLAG, &opts.hflip, 0, 0, NULL, NULL, "augment: random horizontal flips"},
+    {"mean", CLI_FLOAT_LIST, &opts.mean, -1000, 1000, NULL, "M1,..", "normalise inputs inside the model: per-channel mean (with --std)"},
+    {"std", CLI_FLOAT_LIST, &opts.std, 1e-6, 1000, NULL, "S1,..", "per-channel standard deviation (with --mean)"},
+    {"resume", CLI_FLAG, &opts.resume, 0, 0, NULL, NULL, "continue the run in --out from its last checkpoint"},
+    {"test-each-epoch", CLI_FLAG, &opts.test_each_epoch, 0, 0, NULL, NULL, "also log test accuracy after every epoch"},
+    {"json", CLI_STRING, &opts.json, 0, 0, NULL, "FILE", "also write the final report to FILE"},
+    {"threads", CLI_INT, &opts.threads, 1, 1024, NULL, "N", "threads (default: all cores); results do not depend on it"},
+    {"quiet", CLI_FLAG, &opts.quiet, 0, 0, NULL, NULL, "no progress line and no per-epoch summary"},
+};
+
+static const cli_command command = {
+    "train",
+    "Train a model and save its checkpoints. Example:\n"
+    "  advtrain train --data fashion-mnist --model smallcnn --epochs 5 --out runs/clean",
+    "advtrain train --out DIR [options]", options, sizeof options / sizeof options[0]};
+
+/* The run's configuration: saved in every checkpoint and compared on --resume. Paths and
+ * presentation options are left out: they may change between sessions of one run. */
+static json_t *config_json(void)
+{
+    json_t *c = json_object();
+    json_object_set_new(c, "data", json_string(opts.data));
+    json_object_set_new(c, "model", json_string(opts.model));
+    json_object_set_new(c, "method", json_string(opts.method));
+    json_object_set_new(c, "epochs", json_integer(opts.epochs));
+    json_object_set_new(c, "batch_size", json_integer(opts.batch_size));
+    json_object_set_new(c, "lr", json_real(opts.lr));
+    json_object_set_new(c, "lr_schedule", json_string(opts.schedule));
+    json_object_set_new(c, "warmup_epochs", json_real(opts.warmup));
+    json_t *ms = json_array();
+    for (int i = 0; i < opts.milestones.count; i++)
+        json_array_append_new(ms, json_real(opts.milestones.values[i]));
+    json_object_set_new(c, "milestones", ms);
+    json_object_set_new(c, "gamma", json_real(opts.gamma));
+    json_object_set_new(c, "peak", json_real(opts.peak));
+    json_object_set_new(c, "momentum", json_real(opts.momentum));
+    json_object_set_new(c, "nesterov", json_boolean(opts.nesterov));
+    json_object_set_new(c, "weight_decay", json_real(opts.weight_decay));
+    json_object_set_new(c, "seed", json_integer(opts.seed));
+    json_object_set_new(c, "val_size", json_integer(opts.val_size));
+    json_object_set_new(c, "train_size", json_integer(opts.train_size));
+    json_object_set_new(c, "crop_padding", json_integer(opts.crop_padding));
+    json_object_set_new(c, "hflip", json_boolean(opts.hflip));
+    return c;
+}
+
+static at_train_config train_config(void)
+{
+    at_train_config cfg = {0};
+    cfg.method = opts.method;
+    cfg.epochs = opts.epochs;
+    cfg.batch_size = opts.batch_size;
+    cfg.eval_batch_size = opts.eval_batch_size;
+    cfg.seed = (uint64_t)opts.seed;
+    cfg.val_size = opts.val_size;
+    cfg.sgd = (at_sgd_options){(float)opts.momentum, (float)opts.weight_decay, opts.nesterov};
+    cfg.augment = (at_augment){opts.crop_padding, opts.hflip};
+    cfg.lr.base = (float)opts.lr;
+    cfg.lr.warmup_epochs = (float)opts.warmup;
+    cfg.lr.gamma = (float)opts.gamma;
+    cfg.lr.peak = (float)opts.peak;
+    cfg.lr.n_milestones = opts.milestones.count;
+    for (int i = 0; i < opts.milestones.count; i++)
+        cfg.lr.milestones[i] = (float)opts.milestones.values[i];
+    cfg.lr.kind = !strcmp(opts.schedule, "piecewise") ? AT_LR_PIECEWISE
+                  : !strcmp(opts.schedule, "cyclic")  ? AT_LR_CYCLIC
+                  : !strcmp(opts.schedule, "constant") ? AT_LR_CONSTANT
+                                                       : AT_LR_COSINE;
+    return cfg;
+}
+
+typedef struct run_state {
+    cli_progress progress;
+    FILE *log;
+    at_model *model;
+    at_trainer *trainer;
+    const at_dataset *test;
+    char checkpoint[4096];
+    char *config_text, *model_spec;
+    json_t *epochs;        /* the per-epoch records, also in the final report */
+    at_error err;
+    int status;
+} run_state;
+
+static void on_batch(void *user, int epoch, long done, long total, double loss)
+{
+    run_state *s = user;
+    char label[32], extra[48];
+    snprintf(label, sizeof label, "epoch %d/%d", epoch, opts.epochs);
+    snprintf(extra, sizeof extra, "loss %.4f", loss);
+    cli_progress_update(&s->progress, label, done, total, extra);
+}
+
+static int save_checkpoint(run_state *s, int epoch)
+{
+    char epoch_text[32];
+    snprintf(epoch_text, sizeof epoch_text, "%d", epoch);
+    at_kv meta[] = {
+        {"format", "advtrain-checkpoint-1"}, {"advtrain_version", AT_VERSION_STRING},
+        {"model", s->model_spec}, {"config", s->config_text}, {"epoch", epoch_text},
+    };
+    return at_checkpoint_save(s->checkpoint, s->model, at_trainer_sgd(s->trainer), meta,
+                              (int)(sizeof meta / sizeof meta[0]), &s->err);
+}
+
+static int on_epoch(void *user, const at_epoch_stats *st)
+{
+    run_state *s = user;
+    cli_progress_clear(&s->progress);
+    json_t *rec = json_pack("{s:i, s:i, s:f, s:f, s:f, s:f, s:f}", "epoch", st->epoch, "epochs",
+                            st->epochs, "train_loss", st->train_loss, "train_acc", st->train_acc,
+                            "lr", st->lr_last, "seconds", st->seconds, "images_per_second",
+                            st->images_per_second);
+    if (st->val_acc >= 0) {
+        json_object_set_new(rec, "val_loss", json_real(st->val_loss));
+        json_object_set_new(rec, "val_acc", json_real(st->val_acc));
+    }
+    double test_acc = -1.0;
+    if (opts.test_each_epoch && s->test) {
+        long correct;
+        double loss;
+        if (at_evaluate_clean(s->model, s->test, opts.eval_batch_size, &correct, &loss, &s->err))
+            return s->status = AT_ERR_IO;
+        test_acc = (double)correct / s->test->n;
+        json_object_set_new(rec, "test_acc", json_real(test_acc));
+        json_object_set_new(rec, "test_loss", json_real(loss));
+    }
+    char *line = json_dumps(rec, JSON_COMPACT | JSON_REAL_PRECISION(7));
+    fprintf(s->log, "%s\n", line);
+    fflush(s->log);
+    free(line);
+    json_array_append_new(s->epochs, rec);
+    if (!opts.quiet) {
+        fprintf(stderr, "epoch %d/%d  loss %.4f  train acc %.2f%%", st->epoch, st->epochs,
+                st->train_loss, 100 * st->train_acc);
+        if (st->val_acc >= 0)
+            fprintf(stderr, "  val acc %.2f%%", 100 * st->val_acc);
+        if (test_acc >= 0)
+            fprintf(stderr, "  test acc %.2f%%", 100 * test_acc);
+        fprintf(stderr, "  lr %.4g  %.1f s (%.0f img/s)\n", st->lr_last, st->seconds,
+                st->images_per_second);
+    }
+    int status = save_checkpoint(s, st->epoch);
+    if (status)
+        return s->status = status;
+    return 0;
+}
+
+/* On --resume every configuration key must match the saved run, or the result would not be the
+ * run that was started. */
+static int check_resume_config(const char *saved_text, json_t *current)
+{
+    json_error_t jerr;
+    json_t *saved = saved_text ? json_loads(saved_text, 0, &jerr) : NULL;
+    if (!saved)
+        return cli_error("train", EXIT_WORK_FAILED, "%s/last.safetensors has no run configuration; cannot resume",
+                         opts.out);
+    const char *key;
+    json_t *value;
+    int status = 0;
+    json_object_foreach(current, key, value) {
+        json_t *old = json_object_get(saved, key);
+        if (!old || !json_equal(old, value)) {
+            char *a = old ? json_dumps(old, JSON_ENCODE_ANY) : NULL;
+            char *b = json_dumps(value, JSON_ENCODE_ANY);
+            status = cli_error("train", EXIT_USAGE,
+                               "--resume: option '%s' was %s in the saved run but is %s now", key,
+                               a ? a : "absent", b ? b : "?");
+            free(a);
+            free(b);
+            break;
+        }
+    }
+    json_decref(saved);
+    return status;
+}
+
+static int load_data(at_dataset *train, at_dataset *val, at_dataset *test, bool *have_test)
+{
+    at_error err;
+    at_dataset full = {0};
+    int status = cli_open_dataset("train", opts.data, opts.data_dir, "train", &full);
+    if (status)
+        return status;
+    if (opts.train_size > 0 && opts.train_size < full.n) {
+        at_dataset sub = {0};
+        if (at_dataset_slice(&sub, &full, 0, opts.train_size, &err)) {
+            at_dataset_free(&full);
+            return cli_error("train", EXIT_WORK_FAILED, "%s", err.message);
+        }
+        at_dataset_free(&full);
+        full = sub;
+    }
+    if (opts.val_size >= full.n) {
+        at_dataset_free(&full);
+        return cli_error("train", EXIT_USAGE, "--val-size %d leaves no training images (%d in total)",
+                         opts.val_size, full.n);
+    }
+    if (at_dataset_split(train, val, &full, opts.val_size, (uint64_t)opts.seed, &err)) {
+        at_dataset_free(&full);
+        return cli_error("train", EXIT_WORK_FAILED, "%s", err.message);
+    }
+    at_dataset_free(&full);
+    *have_test = at_dataset_open(test, opts.data, opts.data_dir, "test", &err) == AT_OK;
+    if (!*have_test)
+        fprintf(stderr, "advtrain train: no test split, the final test evaluation is skipped: %s\n",
+                err.message);
+    return 0;
+}
+
+static int make_model(const at_dataset *train, at_model **model)
+{
+    at_model_options mo = {.num_classes = train->num_classes, .in_channels = train->c,
+                           .in_height = train->h, .in_width = train->w, .seed = (uint64_t)opts.seed};
+    if (opts.mean.count || opts.std.count) {
+        if (opts.mean.count != train->c || opts.std.count != train->c)
+            return cli_error("train", EXIT_USAGE, "--mean and --std need %d value(s) each, one per channel",
+                             train->c);
+        mo.normalize = 1;
+        for (int i = 0; i < train->c; i++) {
+            mo.mean[i] = (float)opts.mean.values[i];
+            mo.std[i] = (float)opts.std.values[i];
+        }
+    }
+    at_error err;
+    if (at_model_create(model, opts.model, &mo, &err))
+        return cli_error("train", EXIT_USAGE, "%s", err.message);
+    return 0;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    int status = cli_parse(&command, argc, argv, NULL);
+    if (status)
+        return status < 0 ? 0 : status;
+    if (!opts.out)
+        return cli_error("train", EXIT_USAGE, "--out DIR is required\nusage: %s", command.usage);
+    if (opts.threads)
+        omp_set_num_threads(opts.threads);
+    if (!strcmp(opts.schedule, "piecewise") && opts.milestones.count == 0)
+        return cli_error("train", EXIT_USAGE, "--lr-schedule piecewise needs --milestones");
+
+    at_dataset train = {0}, val = {0}, test = {0};
+    bool have_test = false;
+    run_state s = {0};
+    json_t *config = NULL, *report = NULL;
+    status = load_data(&train, &val, &test, &have_test);
+    if (status)
+        return status;
+    status = make_model(&train, &s.model);
+    if (status)
+        goto done;
+    at_train_config cfg = train_config();
+    if (at_trainer_create(&s.trainer, s.model, &train, &val, &cfg, &s.err)) {
+        status = cli_error("train", EXIT_USAGE, "%s", s.err.message);
+        goto done;
+    }
+    if (cli_mkdirs(opts.out, &s.err)) {
+        status = cli_error("train", EXIT_WORK_FAILED, "%s", s.err.message);
+        goto done;
+    }
+    snprintf(s.checkpoint, sizeof s.checkpoint, "%s/last.safetensors", opts.out);
+    config = config_json();
+    s.config_text = json_dumps(config, JSON_COMPACT | JSON_SORT_KEYS);
+    s.model_spec = at_model_spec(s.model);
+    s.test = have_test ? &test : NULL;
+    s.epochs = json_array();
+
+    if (opts.resume) {
+        at_safetensors *st = NULL;
+        if (at_checkpoint_load(s.checkpoint, s.model, at_trainer_sgd(s.trainer), &st, &s.err)) {
+            status = cli_error("train", EXIT_WORK_FAILED, "--resume: %s", s.err.message);
+            goto done;
+        }
+        status = check_resume_config(at_st_meta(st, "config"), config);
+        const char *epoch_text = at_st_meta(st, "epoch");
+        int epoch = epoch_text ? atoi(epoch_text) : -1;
+        at_st_free(st);
+        if (status)
+            goto done;
+        if (at_trainer_set_epoch(s.trainer, epoch, &s.err)) {
+            status = cli_error("train", EXIT_WORK_FAILED, "--resume: %s", s.err.message);
+            goto done;
+        }
+        if (!opts.quiet)
+            fprintf(stderr, "resuming %s after epoch %d of %d\n", opts.out, epoch, opts.epochs);
+    }
+    char log_path[4096];
+    snprintf(log_path, sizeof log_path, "%s/log.jsonl", opts.out);
+    s.log = fopen(log_path, opts.resume ? "a" : "w");
+    if (!s.log) {
+        status = cli_error("train", EXIT_WORK_FAILED, "%s: cannot open for writing", log_path);
+        goto done;
+    }
+    if (!opts.quiet)
+        fprintf(stderr, "training %s on %s (%d images, %d held out) with %s, %d epochs, %d threads\n",
+                opts.model, opts.data, train.n, val.n, opts.method, opts.epochs, omp_get_max_threads());
+
+    double start = cli_now();
+    at_train_callbacks cb = {on_batch, on_epoch, &s};
+    while (at_trainer_epoch(s.trainer) < opts.epochs) {
+        at_epoch_stats st;
+        cli_progress_start(&s.progress, opts.quiet);
+        if (at_trainer_run_epoch(s.trainer, &cb, &st, &s.err)) {
+            cli_progress_clear(&s.progress);
+            status = cli_error("train", EXIT_WORK_FAILED, "%s", s.err.message);
+            goto done;
+        }
+    }
+    double train_seconds = cli_now() - start;
+
+    report = json_pack("{s:s, s:s, s:o, s:s, s:o, s:f}", "command", "train", "advtrain_version",
+                       AT_VERSION_STRING, "config", json_incref(config), "model_spec", s.model_spec,
+                       "epochs", json_incref(s.epochs), "train_seconds", train_seconds);
+    json_object_set_new(report, "checkpoint", json_string(s.checkpoint));
+    if (have_test) {
+        long correct;
+        double loss, lo, hi;
+        if (at_evaluate_clean(s.model, &test, opts.eval_batch_size, &correct, &loss, &s.err)) {
+            status = cli_error("train", EXIT_WORK_FAILED, "%s", s.err.message);
+            goto done;
+        }
+        cli_wilson(correct, test.n, &lo, &hi);
+        double acc = (double)correct / test.n;
+        json_object_set_new(report, "test", json_pack("{s:i, s:I, s:f, s:f, s:[f,f], s:s}", "n", test.n,
+                                                      "correct", (json_int_t)correct, "accuracy", acc, "loss", loss,
+                                                      "ci95", lo, hi, "bn_mode", "eval"));
+        printf("test accuracy %.2f%% (%ld/%d, 95%% CI %.2f-%.2f%%), training %.0f s\n", 100 * acc,
+               correct, test.n, 100 * lo, 100 * hi, train_seconds);
+    }
+    char report_path[4096];
+    snprintf(report_path, sizeof report_path, "%s/report.json", opts.out);
+    if (cli_write_json(report_path, report, &s.err) ||
+        (opts.json && cli_write_json(opts.json, report, &s.err))) {
+        status = cli_error("train", EXIT_WORK_FAILED, "%s", s.err.message);
+        goto done;
+    }
+    status = 0;
+done:
+    if (s.log)
+        fclose(s.log);
+    json_decref(report);
+    json_decref(config);
+    json_decref(s.epochs);
+    free(s.config_text);
+    free(s.model_spec);
+    at_trainer_free(s.trainer);
+    at_model_free(s.model);
+    at_dataset_free(&train);
+    at_dataset_free(&val);
+    at_dataset_free(&test);
+    return status;
+}

@@ -1,0 +1,198 @@
+/* options.c: the strict option parser. Every option is declared in a table with its type and
+ * range, so checking, error messages and --help all come from one place. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_error(const char *cmd, int code, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "advtrain %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return code;
+}
+
+static int usage_error(const cli_command *cmd, const char *fmt, const char *a, const char *b)
+{
+    fprintf(stderr, "advtrain %s: ", cmd->name);
+    fprintf(stderr, fmt, a, b);
+    fprintf(stderr, "\nusage: %s (see 'advtrain %s --help')\n", cmd->usage, cmd->name);
+    return EXIT_USAGE;
+}
+
+static bool parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_int(const char *s, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || errno == ERANGE)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool in_choices(const char *choices, const char *value)
+{
+    size_t len = strlen(value);
+    for (const char *p = choices; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == len && strncmp(p, value, n) == 0)
+            return true;
+        p = bar ? bar + 1 : p + n;
+    }
+    return false;
+}
+
+static char *format_range(char *buf, size_t cap, const cli_option *o)
+{
+    if (o->kind == CLI_INT)
+        snprintf(buf, cap, "%ld..%ld", (long)o->min, (long)o->max);
+    else
+        snprintf(buf, cap, "%g..%g", o->min, o->max);
+    return buf;
+}
+
+static int set_value(const cli_command *cmd, const cli_option *o, const char *value)
+{
+    char opt[96], range[64];
+    snprintf(opt, sizeof opt, "--%s", o->name);
+    switch (o->kind) {
+    case CLI_INT: {
+        long v;
+        if (!parse_int(value, &v))
+            return usage_error(cmd, "%s expects an integer, got '%s'", opt, value);
+        if (v < (long)o->min || v > (long)o->max)
+            return usage_error(cmd, "%s out of range (%s)", opt, format_range(range, sizeof range, o));
+        *(int *)o->target = (int)v;
+        return 0;
+    }
+    case CLI_FLOAT: {
+        double v;
+        if (!parse_double(value, &v))
+            return usage_error(cmd, "%s expects a number, got '%s'", opt, value);
+        if (v < o->min || v > o->max)
+            return usage_error(cmd, "%s out of range (%s)", opt, format_range(range, sizeof range, o));
+        *(double *)o->target = v;
+        return 0;
+    }
+    case CLI_STRING:
+        if (value[0] == '\0')
+            return usage_error(cmd, "%s needs a non-empty value%s", opt, "");
+        *(const char **)o->target = value;
+        return 0;
+    case CLI_CHOICE:
+        if (!in_choices(o->choices, value))
+            return usage_error(cmd, "%s must be one of %s", opt, o->choices);
+        *(const char **)o->target = value;
+        return 0;
+    case CLI_FLOAT_LIST: {
+        cli_float_list *list = o->target;
+        char buf[256];
+        if (strlen(value) >= sizeof buf)
+            return usage_error(cmd, "%s: list too long%s", opt, "");
+        strcpy(buf, value);
+        list->count = 0;
+        char *save = NULL;
+        for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            double v;
+            if (list->count == 8)
+                return usage_error(cmd, "%s takes at most 8 values%s", opt, "");
+            if (!parse_double(tok, &v))
+                return usage_error(cmd, "%s expects comma-separated numbers, got '%s'", opt, value);
+            if (v < o->min || v > o->max)
+                return usage_error(cmd, "%s value out of range (%s)", opt,
+                                   format_range(range, sizeof range, o));
+            list->values[list->count++] = v;
+        }
+        if (list->count == 0)
+            return usage_error(cmd, "%s expects comma-separated numbers, got '%s'", opt, value);
+        return 0;
+    }
+    case CLI_FLAG:
+        *(bool *)o->target = true;
+        return 0;
+    }
+    return 0;
+}
+
+int cli_parse(const cli_command *cmd, int argc, char **argv, bool *seen)
+{
+    if (seen)
+        memset(seen, 0, (size_t)cmd->n_options * sizeof *seen);
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            cli_help(cmd, stdout);
+            return -1;
+        }
+        if (strncmp(arg, "--", 2) != 0)
+            return usage_error(cmd, "unexpected argument '%s'%s", arg, "");
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const cli_option *o = NULL;
+        int index = -1;
+        for (int k = 0; k < cmd->n_options; k++)
+            if (strlen(cmd->options[k].name) == len && strncmp(cmd->options[k].name, name, len) == 0) {
+                o = &cmd->options[k];
+                index = k;
+            }
+        if (!o)
+            return usage_error(cmd, "unknown option '%s'%s", arg, "");
+        if (seen && seen[index])
+            return usage_error(cmd, "option --%s given twice%s", o->name, "");
+        if (seen)
+            seen[index] = true;
+        if (o->kind == CLI_FLAG) {
+            if (eq)
+                return usage_error(cmd, "--%s takes no value%s", o->name, "");
+            set_value(cmd, o, "");
+            continue;
+        }
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!value)
+            return usage_error(cmd, "--%s needs a value%s", o->name, "");
+        int status = set_value(cmd, o, value);
+        if (status)
+            return status;
+    }
+    return 0;
+}
+
+void cli_help(const cli_command *cmd, FILE *out)
+{
+    fprintf(out, "usage: %s\n\n%s\n\noptions:\n", cmd->usage, cmd->summary);
+    for (int k = 0; k < cmd->n_options; k++) {
+        const cli_option *o = &cmd->options[k];
+        char left[64];
+        if (o->kind == CLI_FLAG)
+            snprintf(left, sizeof left, "--%s", o->name);
+        else
+            snprintf(left, sizeof left, "--%s %s", o->name,
+                     o->kind == CLI_CHOICE ? o->choices : (o->metavar ? o->metavar : "VALUE"));
+        fprintf(out, "  %-32s %s", left, o->help);
+        char range[64];
+        if (o->kind == CLI_INT || o->kind == CLI_FLOAT || o->kind == CLI_FLOAT_LIST)
+            fprintf(out, " [%s]", format_range(range, sizeof range, o));
+        fputc('\n', out);
+    }
+    fprintf(out, "  %-32s %s\n", "--help", "show this help");
+}

@@ -1,0 +1,126 @@
+/* util.c: progress line, clock, confidence intervals, JSON files and directories for the tool. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void cli_progress_start(cli_progress *p, bool quiet)
+{
+    p->enabled = !quiet && isatty(STDERR_FILENO);
+    p->start = cli_now();
+    p->last_draw = 0.0;
+}
+
+void cli_progress_update(cli_progress *p, const char *label, long done, long total,
+                         const char *extra)
+{
+    if (!p->enabled)
+        return;
+    double t = cli_now();
+    if (done < total && t - p->last_draw < 0.1)
+        return; /* redraw at most ten times a second */
+    p->last_draw = t;
+    double elapsed = t - p->start, rate = elapsed > 0 ? done / elapsed : 0.0;
+    double eta = rate > 0 ? (total - done) / rate : 0.0;
+    char bar[31];
+    int filled = total > 0 ? (int)(30.0 * done / total) : 0;
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < filled ? '#' : '.';
+    bar[30] = '\0';
+    fprintf(stderr, "\r%s [%s] %ld/%ld  %.0f img/s  ETA %d:%02d  %s\x1b[K", label, bar, done,
+            total, rate, (int)eta / 60, (int)eta % 60, extra ? extra : "");
+    fflush(stderr);
+}
+
+void cli_progress_clear(cli_progress *p)
+{
+    if (p->enabled) {
+        fprintf(stderr, "\r\x1b[K");
+        fflush(stderr);
+    }
+}
+
+void cli_wilson(long correct, long n, double *lo, double *hi)
+{
+    if (n <= 0) {
+        *lo = 0.0;
+        *hi = 1.0;
+        return;
+    }
+    const double z = 1.959963984540054;
+    double p = (double)correct / n, z2n = z * z / n;
+    double center = (p + z2n / 2) / (1 + z2n);
+    double half = z * sqrt(p * (1 - p) / n + z2n / (4.0 * n)) / (1 + z2n);
+    *lo = center - half < 0 ? 0 : center - half;
+    *hi = center + half > 1 ? 1 : center + half;
+}
+
+int cli_write_json(const char *path, json_t *value, at_error *err)
+{
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp) {
+        snprintf(err->message, sizeof err->message, "%s: path too long", path);
+        return AT_ERR_ARG;
+    }
+    if (json_dump_file(value, tmp, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(8))) {
+        remove(tmp);
+        snprintf(err->message, sizeof err->message, "%s: cannot write: %s", path, strerror(errno));
+        return AT_ERR_IO;
+    }
+    if (rename(tmp, path)) {
+        snprintf(err->message, sizeof err->message, "%s: cannot write: %s", path, strerror(errno));
+        remove(tmp);
+        return AT_ERR_IO;
+    }
+    return AT_OK;
+}
+
+int cli_mkdirs(const char *path, at_error *err)
+{
+    char buf[4096];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof buf) {
+        snprintf(err->message, sizeof err->message, "'%s': invalid directory name", path);
+        return AT_ERR_ARG;
+    }
+    memcpy(buf, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char saved = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+            snprintf(err->message, sizeof err->message, "%s: cannot create directory: %s", buf,
+                     strerror(errno));
+            return AT_ERR_IO;
+        }
+        buf[i] = saved;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err->message, sizeof err->message, "%s: not a directory", path);
+        return AT_ERR_IO;
+    }
+    return AT_OK;
+}
+
+int cli_open_dataset(const char *cmd, const char *name, const char *dir, const char *split,
+                     at_dataset *out)
+{
+    at_error err;
+    if (at_dataset_open(out, name, dir, split, &err))
+        return cli_error(cmd, EXIT_WORK_FAILED, "%s", err.message);
+    return 0;
+}
