@@ -10,6 +10,7 @@
 typedef struct train_opts {
     const char *data, *data_dir, *model, *method, *out, *json, *schedule;
     int epochs, batch_size, eval_batch_size, seed, val_size, train_size, crop_padding, threads;
+    int stop_after;
     double lr, momentum, weight_decay, warmup, gamma, peak;
     cli_float_list milestones, mean, std;
     bool nesterov, hflip, resume, quiet, test_each_epoch;
@@ -47,6 +48,7 @@ static const cli_option options[] = {
     {"mean", CLI_FLOAT_LIST, &opts.mean, -1000, 1000, NULL, "M1,..", "normalise inputs inside the model: per-channel mean (with --std)"},
     {"std", CLI_FLOAT_LIST, &opts.std, 1e-6, 1000, NULL, "S1,..", "per-channel standard deviation (with --mean)"},
     {"resume", CLI_FLAG, &opts.resume, 0, 0, NULL, NULL, "continue the run in --out from its last checkpoint"},
+    {"stop-after", CLI_INT, &opts.stop_after, 1, 100000, NULL, "E", "stop after epoch E (the schedule still spans --epochs); continue with --resume"},
     {"test-each-epoch", CLI_FLAG, &opts.test_each_epoch, 0, 0, NULL, NULL, "also log test accuracy after every epoch"},
     {"json", CLI_STRING, &opts.json, 0, 0, NULL, "FILE", "also write the final report to FILE"},
     {"threads", CLI_INT, &opts.threads, 1, 1024, NULL, "N", "threads (default: all cores); results do not depend on it"},
@@ -343,7 +345,8 @@ int cmd_train(int argc, char **argv)
 
     double start = cli_now();
     at_train_callbacks cb = {on_batch, on_epoch, &s};
-    while (at_trainer_epoch(s.trainer) < opts.epochs) {
+    const int last_epoch = opts.stop_after && opts.stop_after < opts.epochs ? opts.stop_after : opts.epochs;
+    while (at_trainer_epoch(s.trainer) < last_epoch) {
         at_epoch_stats st;
         cli_progress_start(&s.progress, opts.quiet);
         if (at_trainer_run_epoch(s.trainer, &cb, &st, &s.err)) {
@@ -353,6 +356,13 @@ int cmd_train(int argc, char **argv)
         }
     }
     double train_seconds = cli_now() - start;
+    if (last_epoch < opts.epochs) {
+        if (!opts.quiet)
+            fprintf(stderr, "stopped after epoch %d of %d; continue with --resume\n", last_epoch,
+                    opts.epochs);
+        status = 0;
+        goto done;
+    }
 
     report = json_pack("{s:s, s:s, s:o, s:s, s:o, s:f}", "command", "train", "advtrain_version",
                        AT_VERSION_STRING, "config", json_incref(config), "model_spec", s.model_spec,

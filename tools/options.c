@@ -134,10 +134,11 @@ static int set_value(const cli_command *cmd, const cli_option *o, const char *va
     return 0;
 }
 
-int cli_parse(const cli_command *cmd, int argc, char **argv, bool *seen)
+int cli_parse(const cli_command *cmd, int argc, char **argv, bool *seen_out)
 {
-    if (seen)
-        memset(seen, 0, (size_t)cmd->n_options * sizeof *seen);
+    bool seen[128] = {false};
+    if (cmd->n_options > 128)
+        return usage_error(cmd, "too many options declared%s%s", "", "");
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -157,10 +158,9 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, bool *seen)
             }
         if (!o)
             return usage_error(cmd, "unknown option '%s'%s", arg, "");
-        if (seen && seen[index])
+        if (seen[index])
             return usage_error(cmd, "option --%s given twice%s", o->name, "");
-        if (seen)
-            seen[index] = true;
+        seen[index] = true;
         if (o->kind == CLI_FLAG) {
             if (eq)
                 return usage_error(cmd, "--%s takes no value%s", o->name, "");
@@ -174,6 +174,8 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, bool *seen)
         if (status)
             return status;
     }
+    if (seen_out)
+        memcpy(seen_out, seen, (size_t)cmd->n_options * sizeof *seen_out);
     return 0;
 }
 

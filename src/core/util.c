@@ -1,7 +1,6 @@
 /* util.c: error messages, aligned allocation and thread helpers. */
 #include "core/util.h"
 
-#include <cblas.h>   /* openblas_set_num_threads */
 #include <omp.h>     /* omp_get_max_threads, omp_get_thread_num */
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,5 +63,3 @@ void at_strlcpy(char *dst, const char *src, size_t cap)
 
 int at_max_threads(void) { return omp_get_max_threads(); }
 int at_thread_id(void) { return omp_get_thread_num(); }
-
-void at_blas_single_thread(void) { openblas_set_num_threads(1); }

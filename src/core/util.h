@@ -35,7 +35,4 @@ void at_strlcpy(char *dst, const char *src, size_t cap);
 int at_max_threads(void);
 int at_thread_id(void);
 
-/* Makes the BLAS single-threaded: the library parallelises around its calls. */
-void at_blas_single_thread(void);
-
 #endif

@@ -37,7 +37,6 @@ int at_pass_create(at_pass **out, at_model *m, int max_batch, unsigned flags, at
         return at_fail(err, AT_ERR_STATE, "the model is not finished");
     if (max_batch < 1 || max_batch > (1 << 20))
         return at_fail(err, AT_ERR_ARG, "batch size %d out of range 1..%d", max_batch, 1 << 20);
-    at_blas_single_thread();
     int nn = m->n_nodes;
     int workers = at_max_threads();
     bool with_grads = !(flags & AT_PASS_FORWARD_ONLY);

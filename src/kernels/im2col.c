@@ -4,7 +4,8 @@
 
 #include <string.h>
 
-void at_im2col(const at_conv_geom *g, const float *x, float *col)
+AT_MULTIVERSION
+void at_im2col(const at_conv_geom *g, const float *restrict x, float *restrict col)
 {
     const int k = g->kernel, s = g->stride, pad = g->padding;
     const int oh = g->out_height, ow = g->out_width, h = g->height, w = g->width;
@@ -44,7 +45,8 @@ void at_im2col(const at_conv_geom *g, const float *x, float *col)
     }
 }
 
-void at_col2im(const at_conv_geom *g, const float *col, float *x)
+AT_MULTIVERSION
+void at_col2im(const at_conv_geom *g, const float *restrict col, float *restrict x)
 {
     const int k = g->kernel, s = g->stride, pad = g->padding;
     const int oh = g->out_height, ow = g->out_width, h = g->height, w = g->width;

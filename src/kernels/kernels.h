@@ -5,6 +5,30 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+/* Hot loops are compiled three times, for x86-64-v4 (AVX-512), x86-64-v3 (AVX2) and the baseline,
+ * and the best version the processor supports is chosen when the program starts (GCC function
+ * multi-versioning), so the shipped binary needs no -march flag. Results do not depend on the
+ * version chosen: these loops are element-wise (no reassociated sums) and the build disables
+ * floating-point contraction. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define AT_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define AT_MULTIVERSION
+#endif
+
+/* Element-wise kernels on n floats. */
+void at_relu_forward_kernel(const float *x, float *y, size_t n);
+void at_relu_backward_kernel(const float *x, const float *dy, float *dx, size_t n); /* dx += */
+void at_add_kernel(const float *a, const float *b, float *y, size_t n);              /* y = a + b */
+void at_accumulate_kernel(const float *dy, float *dx, size_t n);                      /* dx += dy */
+/* y = x * scale + shift */
+void at_scale_shift_kernel(const float *x, float scale, float shift, float *y, size_t n);
+
+/* 2x2 max pooling with stride 2 of one h x w plane: y and argmax are (h/2) x (w/2); the first
+ * maximum of a window wins, and a NaN wins over any number. */
+void at_maxpool2x2_kernel(const float *x, int h, int w, float *y, int32_t *argmax);
 
 /* C[M,N] = alpha * op(A) * op(B) + beta * C, row-major; op(A) is [M,K], op(B) is [K,N].
  * Runs on the calling thread (the BLAS is single-threaded; callers parallelise around it). */

@@ -1,5 +1,8 @@
 /* add.c: y = a + b, the join of a residual connection; both inputs receive dy. */
 #include "graph/graph.h"
+#include "kernels/kernels.h"
+
+#define BLOCK 16384
 
 int at_add_add(at_model *m, int input_a, int input_b)
 {
@@ -16,25 +19,27 @@ int at_add_add(at_model *m, int input_a, int input_b)
 
 static void add_forward(const at_layer_ctx *c)
 {
-    const long count = (long)(at_shape_numel(c->in_shape[0]) * (size_t)c->n);
-    const float *a = c->x[0], *b = c->x[1];
-    float *y = c->y;
+    const size_t count = at_shape_numel(c->in_shape[0]) * (size_t)c->n;
+    const long blocks = (long)((count + BLOCK - 1) / BLOCK);
 #pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
-    for (long i = 0; i < count; i++)
-        y[i] = a[i] + b[i];
+    for (long b = 0; b < blocks; b++) {
+        size_t first = (size_t)b * BLOCK, n = count - first < BLOCK ? count - first : BLOCK;
+        at_add_kernel(c->x[0] + first, c->x[1] + first, c->y + first, n);
+    }
 }
 
 static void add_backward(const at_layer_ctx *c)
 {
-    const long count = (long)(at_shape_numel(c->in_shape[0]) * (size_t)c->n);
+    const size_t count = at_shape_numel(c->in_shape[0]) * (size_t)c->n;
+    const long blocks = (long)((count + BLOCK - 1) / BLOCK);
     for (int k = 0; k < 2; k++) {
-        float *dx = c->dx[k];
-        if (!dx)
+        if (!c->dx[k])
             continue;
-        const float *dy = c->dy;
 #pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
-        for (long i = 0; i < count; i++)
-            dx[i] += dy[i];
+        for (long b = 0; b < blocks; b++) {
+            size_t first = (size_t)b * BLOCK, n = count - first < BLOCK ? count - first : BLOCK;
+            at_accumulate_kernel(c->dy + first, c->dx[k] + first, n);
+        }
     }
 }
 

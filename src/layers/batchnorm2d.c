@@ -12,6 +12,7 @@
  * Work is split by channel, and each channel's sums run in one fixed order (in double).
  */
 #include "graph/graph.h"
+#include "kernels/kernels.h"
 
 #include <math.h>
 
@@ -95,12 +96,9 @@ static void bn_forward(const at_layer_ctx *c)
         mean_cache[k] = mean;
         rstd_cache[k] = rstd;
         const float scale = gamma[k] * rstd, shift = beta[k] - mean * scale;
-        for (int i = 0; i < c->n; i++) {
-            const float *x = c->x[0] + ((size_t)i * ch + k) * plane;
-            float *y = c->y + ((size_t)i * ch + k) * plane;
-            for (size_t j = 0; j < plane; j++)
-                y[j] = x[j] * scale + shift;
-        }
+        for (int i = 0; i < c->n; i++)
+            at_scale_shift_kernel(c->x[0] + ((size_t)i * ch + k) * plane, scale, shift,
+                                  c->y + ((size_t)i * ch + k) * plane, plane);
     }
     if (c->bn_mode == AT_BN_TRAIN && c->counter)
         *c->counter += 1;

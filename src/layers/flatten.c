@@ -1,5 +1,6 @@
 /* flatten.c: [n, c, h, w] -> [n, c*h*w] in NCHW order (torch.flatten(x, 1)). */
 #include "graph/graph.h"
+#include "kernels/kernels.h"
 
 #include <string.h>
 
@@ -21,9 +22,7 @@ static void flatten_backward(const at_layer_ctx *c)
 {
     if (!c->dx[0])
         return;
-    const size_t count = at_shape_numel(c->in_shape[0]) * (size_t)c->n;
-    for (size_t i = 0; i < count; i++)
-        c->dx[0][i] += c->dy[i];
+    at_accumulate_kernel(c->dy, c->dx[0], at_shape_numel(c->in_shape[0]) * (size_t)c->n);
 }
 
 const at_layer_ops at_layer_flatten = {

@@ -2,6 +2,7 @@
  * The first maximum of a window wins, and a NaN wins over any number, as in PyTorch; the winner's
  * index is cached so backward routes dy to it. */
 #include "graph/graph.h"
+#include "kernels/kernels.h"
 
 #include <stdint.h>
 
@@ -38,23 +39,7 @@ static void maxpool_forward(const at_layer_ctx *c)
         float *y = c->y + (size_t)p * out.h * out.w;
         int32_t *arg = argmax + (size_t)p * out.h * out.w;
         if (k == 2 && s == 2) {
-            /* the common 2x2 window, unrolled; same first-maximum and NaN rules */
-            for (int oy = 0; oy < out.h; oy++)
-                for (int ox = 0; ox < out.w; ox++) {
-                    int i0 = 2 * oy * in.w + 2 * ox;
-                    int idx[4] = {i0, i0 + 1, i0 + in.w, i0 + in.w + 1};
-                    int best = idx[0];
-                    float best_value = x[best];
-                    for (int j = 1; j < 4; j++) {
-                        float v = x[idx[j]];
-                        if (v > best_value || (v != v && best_value == best_value)) {
-                            best = idx[j];
-                            best_value = v;
-                        }
-                    }
-                    y[oy * out.w + ox] = best_value;
-                    arg[oy * out.w + ox] = best;
-                }
+            at_maxpool2x2_kernel(x, in.h, in.w, y, arg); /* the common case, vectorised */
             continue;
         }
         for (int oy = 0; oy < out.h; oy++)

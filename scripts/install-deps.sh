@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages advtrain needs to build, test and run its demo. Idempotent: only
+# missing packages are installed. Runs apt-get as root (through sudo when not root).
+set -euo pipefail
+
+packages=(
+    build-essential cmake pkg-config   # compiler and build
+    libdnnl-dev                        # oneDNN: matrix products (JIT kernels for the CPU found)
+    zlib1g-dev                         # gzip-compressed IDX files
+    libjansson-dev                     # JSON: safetensors headers, logs, reports
+    dataset-fashion-mnist              # the real data set of the demo and tests
+    python3-torch python3-numpy        # the PyTorch reference tier of the tests (optional at run time)
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    sudo=sudo
+fi
+echo "installing: ${missing[*]}"
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

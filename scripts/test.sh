@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test suite: installs what is missing, builds with warnings as errors, and runs every test
+# twice: in the optimised build and under AddressSanitizer + UndefinedBehaviorSanitizer. The
+# PyTorch reference tier runs in both when python3-torch is installed (ctest reports it as
+# skipped otherwise).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+jobs=$(nproc)
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DADVTRAIN_WERROR=ON >/dev/null
+cmake --build build -j"$jobs"
+(cd build && ctest --output-on-failure)
+
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DADVTRAIN_WERROR=ON \
+      -DADVTRAIN_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$jobs"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure)
+echo "all tests passed (optimised and sanitizer builds)"

@@ -1,0 +1,316 @@
+/* dataset.c: the known data sets by name, copies and splits of a dataset, and the conversion of
+ * examples into a float batch with the usual CIFAR augmentation (random crop after zero padding,
+ * random horizontal flip).
+ *
+ * Everything random takes its draws from an at_rng in a fixed order, so a seed reproduces a
+ * validation split or an augmented batch exactly, whatever else the program does.
+ */
+#include "core/util.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef enum { FORMAT_IDX, FORMAT_CIFAR10, FORMAT_CIFAR100 } set_format;
+
+static const struct known_set {
+    const char *name;
+    const char *dir;
+    const char *description;
+    set_format format;
+    const char *subdir; /* where the official archive unpacks, tried after dir itself */
+} known_sets[] = {
+    {"mnist", "/usr/share/datasets/mnist",
+     "handwritten digits, 1x28x28, 10 classes, 60000 train / 10000 test", FORMAT_IDX, NULL},
+    {"fashion-mnist", "/usr/share/datasets/fashion-mnist",
+     "Zalando clothing photos, 1x28x28, 10 classes, 60000 train / 10000 test", FORMAT_IDX, NULL},
+    {"cifar10", "/usr/share/datasets/cifar10",
+     "tiny colour photos, 3x32x32, 10 classes, 50000 train / 10000 test", FORMAT_CIFAR10,
+     "cifar-10-batches-bin"},
+    {"cifar100", "/usr/share/datasets/cifar100",
+     "tiny colour photos, 3x32x32, 100 fine classes, 50000 train / 10000 test", FORMAT_CIFAR100,
+     "cifar-100-binary"},
+};
+#define KNOWN_SETS ((int)(sizeof known_sets / sizeof known_sets[0]))
+
+#define PATH_CAP 4096
+
+void at_dataset_free(at_dataset *ds)
+{
+    if (!ds)
+        return;
+    at_free(ds->images);
+    at_free(ds->labels);
+    memset(ds, 0, sizeof *ds);
+}
+
+bool at_dataset_info(int index, const char **name, const char **default_dir,
+                     const char **description)
+{
+    if (index < 0 || index >= KNOWN_SETS)
+        return false;
+    if (name)
+        *name = known_sets[index].name;
+    if (default_dir)
+        *default_dir = known_sets[index].dir;
+    if (description)
+        *description = known_sets[index].description;
+    return true;
+}
+
+static bool is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* dir/name, or dir/sub/name when sub is not NULL. */
+static int join(char *out, const char *dir, const char *sub, const char *name, at_error *err)
+{
+    int len = sub ? snprintf(out, PATH_CAP, "%s/%s/%s", dir, sub, name)
+                  : snprintf(out, PATH_CAP, "%s/%s", dir, name);
+    if (len < 0 || len >= PATH_CAP)
+        return at_fail(err, AT_ERR_ARG, "%s: path too long", dir);
+    return AT_OK;
+}
+
+/* An IDX file by its base name, compressed (preferred) or not. */
+static int find_idx_file(char *out, const struct known_set *set, const char *dir,
+                         const char *split, const char *base, at_error *err)
+{
+    char gz_name[128];
+    snprintf(gz_name, sizeof gz_name, "%s.gz", base);
+    int status = join(out, dir, NULL, gz_name, err);
+    if (status || is_file(out))
+        return status;
+    if ((status = join(out, dir, NULL, base, err)))
+        return status;
+    if (!is_file(out))
+        return at_fail(err, AT_ERR_NOTFOUND, "%s: not found (nor %s.gz): %s has no %s split there",
+                       out, out, set->name, split);
+    return AT_OK;
+}
+
+static int open_idx(at_dataset *out, const struct known_set *set, const char *dir, bool train,
+                    at_error *err)
+{
+    const char *split = train ? "train" : "test";
+    char images[PATH_CAP], labels[PATH_CAP];
+    int status = find_idx_file(images, set, dir, split,
+                               train ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte", err);
+    if (!status)
+        status = find_idx_file(labels, set, dir, split,
+                               train ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte", err);
+    return status ? status : at_dataset_load_idx(out, images, labels, 10, err);
+}
+
+static int open_cifar(at_dataset *out, const struct known_set *set, const char *dir, bool train,
+                      at_error *err)
+{
+    static const char *const cifar10_train[] = {"data_batch_1.bin", "data_batch_2.bin",
+                                                "data_batch_3.bin", "data_batch_4.bin",
+                                                "data_batch_5.bin"};
+    static const char *const cifar10_test[] = {"test_batch.bin"};
+    static const char *const cifar100_train[] = {"train.bin"};
+    static const char *const cifar100_test[] = {"test.bin"};
+    const bool ten = set->format == FORMAT_CIFAR10;
+    const char *const *names = ten ? (train ? cifar10_train : cifar10_test)
+                                   : (train ? cifar100_train : cifar100_test);
+    const int count = ten && train ? 5 : 1;
+    const char *split = train ? "train" : "test";
+
+    /* The files sit in dir itself or where the official archive unpacks inside it. */
+    char paths[5][PATH_CAP], nested[PATH_CAP];
+    int status = join(paths[0], dir, NULL, names[0], err);
+    if (!status)
+        status = join(nested, dir, set->subdir, names[0], err);
+    if (status)
+        return status;
+    const char *sub = NULL;
+    if (!is_file(paths[0])) {
+        if (!is_file(nested))
+            return at_fail(err, AT_ERR_NOTFOUND, "%s: not found (nor %s): %s has no %s split there",
+                           paths[0], nested, set->name, split);
+        sub = set->subdir;
+    }
+    const char *list[5];
+    for (int i = 0; i < count; i++) {
+        if ((status = join(paths[i], dir, sub, names[i], err)))
+            return status;
+        if (!is_file(paths[i]))
+            return at_fail(err, AT_ERR_NOTFOUND, "%s: not found: the %s %s split is incomplete",
+                           paths[i], set->name, split);
+        list[i] = paths[i];
+    }
+    return at_dataset_load_cifar(out, list, count, ten ? 1 : 2, err);
+}
+
+int at_dataset_open(at_dataset *out, const char *name, const char *dir, const char *split,
+                    at_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const struct known_set *set = NULL;
+    for (int i = 0; i < KNOWN_SETS && name; i++)
+        if (strcmp(name, known_sets[i].name) == 0)
+            set = &known_sets[i];
+    if (!set)
+        return at_fail(err, AT_ERR_ARG,
+                       "unknown data set '%s' (known: mnist, fashion-mnist, cifar10, cifar100)",
+                       name ? name : "(null)");
+    if (!split || (strcmp(split, "train") != 0 && strcmp(split, "test") != 0))
+        return at_fail(err, AT_ERR_ARG, "unknown split '%s' of %s (known: train, test)",
+                       split ? split : "(null)", set->name);
+    const bool train = strcmp(split, "train") == 0;
+    if (!dir)
+        dir = set->dir;
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return at_fail(err, AT_ERR_NOTFOUND, "%s: no such directory for data set %s", dir,
+                       set->name);
+    int status = set->format == FORMAT_IDX ? open_idx(out, set, dir, train, err)
+                                           : open_cifar(out, set, dir, train, err);
+    if (status)
+        return status;
+    at_strlcpy(out->name, set->name, sizeof out->name);
+    return AT_OK;
+}
+
+/* An empty dataset shaped like src with room for n examples (none allocated when n is 0). */
+static int alloc_like(at_dataset *out, const at_dataset *src, int n, at_error *err)
+{
+    memset(out, 0, sizeof *out);
+    memcpy(out->name, src->name, sizeof out->name);
+    out->c = src->c;
+    out->h = src->h;
+    out->w = src->w;
+    out->num_classes = src->num_classes;
+    if (n == 0)
+        return AT_OK;
+    const size_t example = (size_t)src->c * src->h * src->w;
+    out->images = at_alloc((size_t)n * example);
+    out->labels = at_alloc((size_t)n * sizeof(int32_t));
+    if (!out->images || !out->labels) {
+        at_dataset_free(out);
+        return at_fail(err, AT_ERR_NOMEM, "%s: out of memory for %d examples", src->name, n);
+    }
+    out->n = n;
+    return AT_OK;
+}
+
+static void copy_example(at_dataset *dst, int to, const at_dataset *src, int from)
+{
+    const size_t example = (size_t)src->c * src->h * src->w;
+    memcpy(dst->images + (size_t)to * example, src->images + (size_t)from * example, example);
+    dst->labels[to] = src->labels[from];
+}
+
+int at_dataset_slice(at_dataset *out, const at_dataset *src, int start, int count, at_error *err)
+{
+    if (out == src)
+        return at_fail(err, AT_ERR_ARG, "%s: cannot slice a dataset into itself", src->name);
+    if (start < 0 || count < 0 || start > src->n || count > src->n - start) {
+        memset(out, 0, sizeof *out);
+        return at_fail(err, AT_ERR_ARG, "%s: slice [%d, %d + %d) outside its %d examples",
+                       src->name, start, start, count, src->n);
+    }
+    int status = alloc_like(out, src, count, err);
+    if (status)
+        return status;
+    for (int i = 0; i < count; i++)
+        copy_example(out, i, src, start + i);
+    return AT_OK;
+}
+
+int at_dataset_split(at_dataset *train, at_dataset *val, const at_dataset *src, int val_count,
+                     uint64_t seed, at_error *err)
+{
+    if (train == val || train == src || val == src)
+        return at_fail(err, AT_ERR_ARG, "%s: split needs three distinct datasets", src->name);
+    memset(train, 0, sizeof *train);
+    memset(val, 0, sizeof *val);
+    if (val_count < 0 || val_count >= src->n)
+        return at_fail(err, AT_ERR_ARG,
+                       "%s: validation size %d must be at least 0 and below the %d examples",
+                       src->name, val_count, src->n);
+    const int n = src->n;
+    int32_t *order = at_alloc((size_t)n * sizeof(int32_t));
+    uint8_t *held_out = at_alloc((size_t)n);
+    int status = order && held_out ? AT_OK
+                                   : at_fail(err, AT_ERR_NOMEM, "%s: out of memory", src->name);
+    if (!status)
+        status = alloc_like(val, src, val_count, err);
+    if (!status)
+        status = alloc_like(train, src, n - val_count, err);
+    if (status) {
+        at_dataset_free(val);
+        at_dataset_free(train);
+        at_free(order);
+        at_free(held_out);
+        return status;
+    }
+    /* The validation set is the first val_count of a seeded permutation, in that order; the rest
+     * keep their original order so the training set does not depend on the seed's draws. */
+    at_rng rng;
+    at_rng_seed(&rng, seed);
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    at_rng_shuffle(&rng, order, (size_t)n);
+    for (int i = 0; i < val_count; i++) {
+        copy_example(val, i, src, order[i]);
+        held_out[order[i]] = 1;
+    }
+    for (int i = 0, j = 0; i < n; i++)
+        if (!held_out[i])
+            copy_example(train, j++, src, i);
+    at_free(order);
+    at_free(held_out);
+    return AT_OK;
+}
+
+void at_dataset_batch(const at_dataset *ds, const int32_t *idx, int n, float *x, int32_t *y,
+                      const at_augment *aug, at_rng *rng)
+{
+    /* Division, not multiplication by 1/255, so each value is exactly v / 255 rounded once. */
+    float to_unit[256];
+    for (int v = 0; v < 256; v++)
+        to_unit[v] = (float)v / 255.0f;
+    const int c = ds->c, h = ds->h, w = ds->w;
+    const size_t plane = (size_t)h * w, example = (size_t)c * plane;
+    /* Without an rng there is nothing to draw from, so the batch comes out unaugmented. */
+    const int pad = aug && rng && aug->crop_padding > 0 ? aug->crop_padding : 0;
+    const bool may_flip = aug && rng && aug->hflip;
+    for (int i = 0; i < n; i++) {
+        const uint8_t *src = ds->images + (size_t)idx[i] * example;
+        float *dst = x + (size_t)i * example;
+        if (y)
+            y[i] = ds->labels[idx[i]];
+        /* Draws per example, always in this order: crop row offset, crop column offset, flip.
+         * An offset o in [0, 2 pad] of the padded image is a shift of o - pad of the original. */
+        int dy = 0, dx = 0;
+        bool flip = false;
+        if (pad > 0) {
+            dy = (int)((long long)at_rng_below(rng, 2u * (uint32_t)pad + 1u) - pad);
+            dx = (int)((long long)at_rng_below(rng, 2u * (uint32_t)pad + 1u) - pad);
+        }
+        if (may_flip)
+            flip = at_rng_below(rng, 2) == 1;
+        if (dy == 0 && dx == 0 && !flip) {
+            for (size_t k = 0; k < example; k++)
+                dst[k] = to_unit[src[k]];
+            continue;
+        }
+        /* Crop, then flip the crop: out[r][q] = padded[r + dy][(flip ? w - 1 - q : q) + dx]. */
+        for (int ch = 0; ch < c; ch++) {
+            const uint8_t *sp = src + (size_t)ch * plane;
+            float *dp = dst + (size_t)ch * plane;
+            for (int r = 0; r < h; r++) {
+                const int sr = r + dy;
+                for (int q = 0; q < w; q++) {
+                    const int sc = (flip ? w - 1 - q : q) + dx;
+                    const bool inside = sr >= 0 && sr < h && sc >= 0 && sc < w;
+                    dp[(size_t)r * w + q] = inside ? to_unit[sp[(size_t)sr * w + sc]] : 0.0f;
+                }
+            }
+        }
+    }
+}

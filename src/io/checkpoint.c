@@ -1,0 +1,261 @@
+/* checkpoint.c: a model's parameters and buffers, and optionally the optimiser's momentum, in one
+ * safetensors file under the names PyTorch's state_dict gives them. A checkpoint therefore loads
+ * in PyTorch (safetensors.torch.load_file, drop "optimizer.*", load_state_dict), and a PyTorch
+ * state_dict saved with safetensors.torch.save_file loads here as a weights-only file.
+ *
+ * Tensors are stored exactly as the state_dict holds them: parameters and running statistics as
+ * F32, num_batches_tracked as a 0-dim I64. The momentum of each parameter is
+ * "optimizer.momentum.<parameter name>" with the parameter's shape.
+ *
+ * Loading is strict (every tensor present, right shape and dtype, finite, nothing unknown) and
+ * validates the whole file before writing anything, so a failed load leaves the model and the
+ * optimiser exactly as they were.
+ */
+#include "core/util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MOMENTUM_PREFIX "optimizer.momentum."
+#define CHECKPOINT_FORMAT "advtrain-checkpoint-1"
+
+/* Model tensor names are shorter than 128 bytes (graph.h); this leaves room for the prefix. */
+enum { NAME_CAP = 256 };
+
+static const char *dtype_name(at_dtype dtype) { return dtype == AT_I64 ? "I64" : "F32"; }
+
+/* The tensor's storage in the model, or NULL when the model is not finished. */
+static void *tensor_storage(const at_tensor_info *t)
+{
+    return t->dtype == AT_I64 ? (void *)t->data_i64 : (void *)t->data;
+}
+
+static size_t tensor_bytes(const at_tensor_info *t)
+{
+    return t->numel * (t->dtype == AT_I64 ? sizeof(int64_t) : sizeof(float));
+}
+
+static int momentum_name(char *out, const char *param, const char *path, at_error *err)
+{
+    int len = snprintf(out, NAME_CAP, MOMENTUM_PREFIX "%s", param);
+    if (len < 0 || len >= NAME_CAP)
+        return at_fail(err, AT_ERR_ARG, "%s: tensor name %s is too long", path, param);
+    return AT_OK;
+}
+
+/* The optimiser's momentum slab (NULL when sgd is NULL); it must match the model's parameters. */
+static int momentum_of(at_sgd *sgd, size_t n_params, float **out, const char *path, at_error *err)
+{
+    *out = NULL;
+    if (!sgd)
+        return AT_OK;
+    size_t count;
+    *out = at_sgd_momentum(sgd, &count);
+    if (count != n_params)
+        return at_fail(err, AT_ERR_ARG,
+                       "%s: the optimiser holds %zu values but the model has %zu parameters", path,
+                       count, n_params);
+    return AT_OK;
+}
+
+int at_checkpoint_save(const char *path, const at_model *model, at_sgd *sgd, const at_kv *meta,
+                       int n_meta, at_error *err)
+{
+    if (!path || !model || n_meta < 0 || (n_meta > 0 && !meta))
+        return at_fail(err, AT_ERR_ARG, "at_checkpoint_save: invalid argument");
+    /* at_model_params only reads; it takes a non-const model because it hands out a writable
+     * pointer. Momentum offsets are parameter offsets inside this slab. */
+    size_t n_params;
+    const float *params = at_model_params((at_model *)model, &n_params);
+    float *momentum;
+    int status = momentum_of(sgd, n_params, &momentum, path, err);
+    if (status != AT_OK)
+        return status;
+    at_st_writer *w;
+    status = at_st_writer_create(&w, err);
+    if (status != AT_OK)
+        return status;
+
+    int n = at_model_tensor_count(model);
+    for (int i = 0; i < n && status == AT_OK; i++) {
+        at_tensor_info t = at_model_tensor(model, i);
+        if (t.numel > 0 && !tensor_storage(&t)) {
+            status = at_fail(err, AT_ERR_STATE, "%s: the model is not finished", path);
+            break;
+        }
+        status = at_st_writer_add(w, t.name, dtype_name(t.dtype), t.ndim, t.shape,
+                                  tensor_storage(&t), tensor_bytes(&t), err);
+        if (status != AT_OK || !momentum || !t.is_param)
+            continue;
+        char name[NAME_CAP];
+        status = momentum_name(name, t.name, path, err);
+        if (status == AT_OK)
+            status = at_st_writer_add(w, name, "F32", t.ndim, t.shape, momentum + (t.data - params),
+                                      tensor_bytes(&t), err);
+    }
+    bool has_format = false;
+    for (int i = 0; i < n_meta && status == AT_OK; i++) {
+        status = at_st_writer_meta(w, meta[i].key, meta[i].value, err);
+        if (meta[i].key && strcmp(meta[i].key, "format") == 0)
+            has_format = true;
+    }
+    if (status == AT_OK && !has_format)
+        status = at_st_writer_meta(w, "format", CHECKPOINT_FORMAT, err);
+    if (status == AT_OK)
+        status = at_st_writer_save(w, path, err);
+    at_st_writer_free(w);
+    return status;
+}
+
+static void format_shape(char *out, size_t cap, int ndim, const int64_t *shape)
+{
+    size_t used = (size_t)snprintf(out, cap, "[");
+    for (int i = 0; i < ndim && used < cap; i++)
+        used += (size_t)snprintf(out + used, cap - used, "%s%lld", i ? ", " : "",
+                                 (long long)shape[i]);
+    if (used < cap)
+        snprintf(out + used, cap - used, "]");
+}
+
+/* A file tensor against what the model expects: shape, dtype, and finite values for floats. */
+static int check_tensor(const char *path, const at_st_tensor *t, const at_tensor_info *want,
+                        at_error *err)
+{
+    bool same_shape = t->ndim == want->ndim;
+    for (int d = 0; same_shape && d < t->ndim; d++)
+        same_shape = t->shape[d] == want->shape[d];
+    if (!same_shape) {
+        char got[128], expected[128];
+        format_shape(got, sizeof got, t->ndim, t->shape);
+        format_shape(expected, sizeof expected, want->ndim, want->shape);
+        return at_fail(err, AT_ERR_SHAPE, "%s: tensor %s has shape %s but the model expects %s",
+                       path, t->name, got, expected);
+    }
+    const char *dtype = dtype_name(want->dtype);
+    if (strcmp(t->dtype, dtype) != 0)
+        return at_fail(err, AT_ERR_FORMAT, "%s: tensor %s has dtype %s but the model expects %s",
+                       path, t->name, t->dtype, dtype);
+    if (want->dtype != AT_F32)
+        return AT_OK;
+    /* The file's bytes need not be aligned for float, so each value is copied out. */
+    const unsigned char *bytes = t->data;
+    for (size_t i = 0; i < want->numel; i++) {
+        float v;
+        memcpy(&v, bytes + i * sizeof v, sizeof v);
+        if (!isfinite(v))
+            return at_fail(err, AT_ERR_NUMERIC, "%s: tensor %s holds a non-finite value (%g at "
+                           "index %zu)", path, t->name, (double)v, i);
+    }
+    return AT_OK;
+}
+
+/* Every tensor of the file must be the model's or, when resuming, the optimiser's. */
+static int check_no_strangers(const char *path, const at_safetensors *st, const at_model *model,
+                              bool resuming, int *n_momentum, at_error *err)
+{
+    const size_t prefix_len = strlen(MOMENTUM_PREFIX);
+    *n_momentum = 0;
+    for (int i = 0; i < at_st_count(st); i++) {
+        const char *name = at_st_get(st, i)->name;
+        bool is_momentum = strncmp(name, MOMENTUM_PREFIX, prefix_len) == 0;
+        if (is_momentum)
+            (*n_momentum)++;
+        if (is_momentum && !resuming)
+            continue; /* the optimiser's state, not wanted this time */
+        int index = at_model_find_tensor(model, is_momentum ? name + prefix_len : name);
+        bool known = index >= 0 && (!is_momentum || at_model_tensor(model, index).is_param);
+        if (!known)
+            return at_fail(err, AT_ERR_FORMAT, "%s: unexpected tensor %s", path, name);
+    }
+    return AT_OK;
+}
+
+static int validate(const char *path, const at_safetensors *st, const at_model *model,
+                    bool resuming, at_error *err)
+{
+    int n = at_model_tensor_count(model), n_param_tensors = 0;
+    for (int i = 0; i < n; i++) {
+        at_tensor_info want = at_model_tensor(model, i);
+        if (want.numel > 0 && !tensor_storage(&want))
+            return at_fail(err, AT_ERR_STATE, "%s: the model is not finished", path);
+        const at_st_tensor *t = at_st_find(st, want.name);
+        if (!t)
+            return at_fail(err, AT_ERR_NOTFOUND, "%s: missing tensor %s (is this a checkpoint of "
+                           "%s?)", path, want.name, at_model_arch(model));
+        int status = check_tensor(path, t, &want, err);
+        if (status != AT_OK)
+            return status;
+        n_param_tensors += want.is_param;
+    }
+    int n_momentum;
+    int status = check_no_strangers(path, st, model, resuming, &n_momentum, err);
+    if (status != AT_OK || !resuming)
+        return status;
+    if (n_momentum == 0 && n_param_tensors > 0)
+        return at_fail(err, AT_ERR_NOTFOUND,
+                       "%s has no optimiser state; cannot resume from a weights-only file", path);
+    for (int i = 0; i < n; i++) {
+        at_tensor_info want = at_model_tensor(model, i);
+        if (!want.is_param)
+            continue;
+        char name[NAME_CAP];
+        status = momentum_name(name, want.name, path, err);
+        if (status != AT_OK)
+            return status;
+        const at_st_tensor *t = at_st_find(st, name);
+        if (!t)
+            return at_fail(err, AT_ERR_NOTFOUND, "%s: missing tensor %s", path, name);
+        status = check_tensor(path, t, &want, err);
+        if (status != AT_OK)
+            return status;
+    }
+    return AT_OK;
+}
+
+/* Runs only after validate, so every lookup succeeds and every size matches. */
+static void copy_in(const at_safetensors *st, at_model *model, const float *params,
+                    float *momentum)
+{
+    int n = at_model_tensor_count(model);
+    for (int i = 0; i < n; i++) {
+        at_tensor_info t = at_model_tensor(model, i);
+        const at_st_tensor *saved = at_st_find(st, t.name);
+        if (saved->nbytes)
+            memcpy(tensor_storage(&t), saved->data, saved->nbytes);
+        if (!momentum || !t.is_param)
+            continue;
+        char name[NAME_CAP];
+        snprintf(name, sizeof name, MOMENTUM_PREFIX "%s", t.name);
+        saved = at_st_find(st, name);
+        if (saved->nbytes)
+            memcpy(momentum + (t.data - params), saved->data, saved->nbytes);
+    }
+}
+
+int at_checkpoint_load(const char *path, at_model *model, at_sgd *sgd, at_safetensors **st_out,
+                       at_error *err)
+{
+    if (st_out)
+        *st_out = NULL;
+    if (!path || !model)
+        return at_fail(err, AT_ERR_ARG, "at_checkpoint_load: invalid argument");
+    size_t n_params;
+    const float *params = at_model_params(model, &n_params);
+    float *momentum;
+    int status = momentum_of(sgd, n_params, &momentum, path, err);
+    if (status != AT_OK)
+        return status;
+    at_safetensors *st;
+    status = at_st_open(&st, path, err);
+    if (status != AT_OK)
+        return status;
+    status = validate(path, st, model, sgd != NULL, err);
+    if (status == AT_OK)
+        copy_in(st, model, params, momentum);
+    if (status == AT_OK && st_out)
+        *st_out = st;
+    else
+        at_st_free(st);
+    return status;
+}

@@ -1,0 +1,104 @@
+#!/bin/sh
+# cli_test.sh ADVTRAIN: the command-line tool's contract. Good invocations succeed and write what
+# they promise; bad ones exit non-zero with a one-line message naming the option or file.
+# Uses the Fashion-MNIST files of the dataset-fashion-mnist package.
+set -u
+BIN=$1
+DATA=${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+failures=0
+
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# expect CODE PATTERN -- command...: exit status CODE and stderr+stdout matching PATTERN
+expect() {
+    code=$1 pattern=$2
+    shift 3
+    "$@" >"$TMP/out" 2>&1
+    got=$?
+    if [ "$got" -ne "$code" ]; then
+        fail "$* exited $got, expected $code: $(head -c 300 "$TMP/out")"
+    elif ! grep -q -e "$pattern" "$TMP/out"; then
+        fail "$* printed no '$pattern': $(head -c 300 "$TMP/out")"
+    fi
+}
+
+[ -d "$DATA" ] || { echo "FAIL: $DATA missing (install dataset-fashion-mnist)"; exit 1; }
+
+# --- usage and listings
+expect 2 "usage: advtrain COMMAND" -- "$BIN"
+expect 0 "advtrain 0\." -- "$BIN" --version
+expect 0 "smallcnn" -- "$BIN" list
+expect 0 "fashion-mnist" -- "$BIN" list datasets
+expect 0 "standard" -- "$BIN" list methods
+expect 2 "unknown category" -- "$BIN" list nonsense
+expect 2 "unknown command 'trian'" -- "$BIN" trian
+expect 0 "--epochs" -- "$BIN" train --help
+expect 0 "--checkpoint" -- "$BIN" eval --help
+
+# --- strict options: unknown, missing value, out of range, wrong type, duplicated, stray
+expect 2 "unknown option '--bogus'" -- "$BIN" train --out "$TMP/r" --bogus 1
+expect 2 "usage: advtrain train" -- "$BIN" train --out "$TMP/r" --bogus 1
+expect 2 "--out DIR is required" -- "$BIN" train --epochs 1
+expect 2 "--epochs out of range" -- "$BIN" train --out "$TMP/r" --epochs 0
+expect 2 "--epochs expects an integer, got 'abc'" -- "$BIN" train --out "$TMP/r" --epochs abc
+expect 2 "--lr out of range" -- "$BIN" train --out "$TMP/r" --lr -1
+expect 2 "--lr expects a number, got 'nan'" -- "$BIN" train --out "$TMP/r" --lr nan
+expect 2 "--momentum out of range" -- "$BIN" train --out "$TMP/r" --momentum 1.5
+expect 2 "--lr-schedule must be one of" -- "$BIN" train --out "$TMP/r" --lr-schedule linear
+expect 2 "--epochs needs a value" -- "$BIN" train --out "$TMP/r" --epochs
+expect 2 "option --seed given twice" -- "$BIN" train --out "$TMP/r" --seed 1 --seed 2
+expect 2 "unexpected argument 'extra'" -- "$BIN" train --out "$TMP/r" extra
+expect 2 "piecewise needs --milestones" -- "$BIN" train --out "$TMP/r" --lr-schedule piecewise
+expect 2 "unknown model 'resnet-9000'" -- "$BIN" train --out "$TMP/r" --data-dir "$DATA" --train-size 64 --model resnet-9000
+expect 2 "--mean and --std need 1 value" -- "$BIN" train --out "$TMP/r" --data-dir "$DATA" --train-size 64 --mean 0.5,0.5 --std 1,1
+expect 2 "--val-size 64 leaves no training images" -- "$BIN" train --out "$TMP/r" --data-dir "$DATA" --train-size 64 --val-size 64
+expect 2 "--checkpoint FILE is required" -- "$BIN" eval
+expect 2 "--split must be one of" -- "$BIN" eval --checkpoint x --split valid
+
+# --- bad files: named in the message, exit 1
+mkdir -p "$TMP/empty"
+expect 1 "$TMP/empty" -- "$BIN" train --out "$TMP/r" --data-dir "$TMP/empty"
+expect 1 "$TMP/nothing.safetensors" -- "$BIN" eval --checkpoint "$TMP/nothing.safetensors" --data-dir "$DATA"
+printf 'this is not a safetensors file' >"$TMP/junk.safetensors"
+expect 1 "$TMP/junk.safetensors" -- "$BIN" eval --checkpoint "$TMP/junk.safetensors" --data-dir "$DATA" --model smallcnn
+
+# --- a short run end to end: log lines, checkpoint, report, evaluation
+expect 0 "test accuracy" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 --epochs 2 \
+    --batch-size 64 --out "$TMP/run" --json "$TMP/run.json" --quiet
+[ "$(wc -l <"$TMP/run/log.jsonl")" -eq 2 ] || fail "log.jsonl should have 2 lines"
+grep -q '"val_acc"' "$TMP/run/log.jsonl" || fail "log.jsonl has no validation accuracy"
+[ -s "$TMP/run/last.safetensors" ] || fail "no checkpoint written"
+[ -s "$TMP/run/report.json" ] && [ -s "$TMP/run.json" ] || fail "no report written"
+ls "$TMP/run" | grep -q tmp && fail "temporary files left in the run directory"
+expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" \
+    --n 300 --json "$TMP/eval.json"
+grep -q '"ci95"' "$TMP/eval.json" || fail "eval report has no confidence interval"
+grep -q '"bn_mode": "eval"' "$TMP/eval.json" || fail "eval report does not state the BN mode"
+# the checkpoint describes its own model; naming another one is an error naming a tensor
+expect 1 "missing tensor fc1.weight" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" --model mlp-16
+
+# --- resume: stopping after epoch 1 and resuming gives the same weights as one run
+expect 0 "continue with --resume" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 \
+    --epochs 2 --batch-size 64 --out "$TMP/split" --stop-after 1
+expect 0 "resuming" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 --epochs 2 \
+    --batch-size 64 --out "$TMP/split" --resume
+cmp -s "$TMP/run/last.safetensors" "$TMP/split/last.safetensors" ||
+    fail "resumed run differs from the uninterrupted run"
+[ "$(wc -l <"$TMP/split/log.jsonl")" -eq 2 ] || fail "resumed log.jsonl should have 2 lines"
+expect 2 "option 'lr' was" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 \
+    --epochs 2 --batch-size 64 --out "$TMP/split" --resume --lr 0.1
+expect 1 "no optimiser state\|last.safetensors" -- "$BIN" train --data-dir "$DATA" --out "$TMP/none" --resume
+
+# --- thread count does not change the result
+expect 0 "test accuracy" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 --epochs 2 \
+    --batch-size 64 --out "$TMP/one" --threads 1 --quiet
+cmp -s "$TMP/run/last.safetensors" "$TMP/one/last.safetensors" ||
+    fail "1 thread and the default thread count gave different weights"
+
+if [ "$failures" -ne 0 ]; then
+    echo "$failures CLI check(s) failed"
+    exit 1
+fi
+echo "all CLI checks passed"
