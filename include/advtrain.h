@@ -108,11 +108,12 @@ void at_rng_shuffle(at_rng *rng, int32_t *items, size_t n); /* Fisher-Yates */
 typedef struct at_model at_model;
 
 /* Batch-norm behaviour, chosen per forward call (the methods disagree on which mode an attack
- * should use, so the caller states it and the report records it). */
+ * should use, so the caller states it and the report records it). Eval is 0, so a
+ * zero-initialised options struct attacks the model as it will be deployed. */
 typedef enum at_bn_mode {
-    AT_BN_TRAIN = 0,       /* batch statistics; running statistics updated */
-    AT_BN_BATCH_STATS = 1, /* batch statistics; running statistics left alone */
-    AT_BN_EVAL = 2         /* running statistics */
+    AT_BN_EVAL = 0,        /* running statistics */
+    AT_BN_TRAIN = 1,       /* batch statistics; running statistics updated */
+    AT_BN_BATCH_STATS = 2  /* batch statistics; running statistics left alone */
 } at_bn_mode;
 const char *at_bn_mode_name(at_bn_mode mode); /* "train", "batch-stats", "eval" */
 
@@ -123,6 +124,8 @@ typedef struct at_model_options {
     int in_height, in_width;       /* default: 28x28 for smallcnn, 32x32 otherwise */
     int normalize;                 /* nonzero: first layer subtracts mean and divides by std */
     float mean[4], std[4];         /* per input channel, used when normalize is set */
+    int input_levels;              /* > 1: quantise inputs to this many levels (a masking defence) */
+    float input_noise;             /* > 0: add Gaussian noise of this std to inputs (randomised) */
     uint64_t seed;                 /* initialisation seed */
 } at_model_options;
 
@@ -161,6 +164,11 @@ int at_add_flatten(at_model *m, int input);
 int at_add_linear(at_model *m, int input, const char *name, int out_features, bool bias);
 int at_add_add(at_model *m, int input_a, int input_b);
 int at_add_normalize(at_model *m, int input, const float *mean, const float *std);
+/* Randomised and non-differentiable input layers, for defences and for testing evaluations:
+ * y = x + sigma * N(0, 1), fresh noise every forward from the pass's stream (at_pass_set_seed);
+ * y = round(x * (levels - 1)) / (levels - 1), whose gradient is zero almost everywhere. */
+int at_add_gaussian_noise(at_model *m, int input, float sigma);
+int at_add_quantize(at_model *m, int input, int levels);
 int at_model_finish(at_model *m, uint64_t seed, at_error *err);
 
 /* The architecture name and options as a JSON object (arch, num_classes, input shape, mean/std),
@@ -246,6 +254,8 @@ const float *at_pass_input_grad(const at_pass *pass); /* dL/dx [n, c, h, w] */
  * keeps it alive. */
 float *at_pass_activation(at_pass *pass, int node);
 int at_pass_set_perturbation(at_pass *pass, int node, const float *delta);
+/* Seeds the pass's random stream, which stochastic layers (gaussian-noise) draw from. */
+void at_pass_set_seed(at_pass *pass, uint64_t seed);
 
 /* ------------------------------------------------------------------------------------------------
  * Losses. Both average over the batch: loss = (1/n) sum_i w_i l_i. dlogits (may be NULL) gets
@@ -306,6 +316,80 @@ typedef struct at_lr_schedule {
 /* Learning rate for 0-based iteration `iter` of a run of `epochs` epochs of `iters_per_epoch`. */
 float at_lr_at(const at_lr_schedule *s, long iter, long iters_per_epoch, int epochs);
 const char *at_lr_kind_name(at_lr_kind kind);
+
+/* ------------------------------------------------------------------------------------------------
+ * Attacks. An attack is planned once for a model and a batch size (at_attack_create), then run on
+ * batches. Every attack keeps its outputs inside the threat model: ||x_adv - x|| <= eps in the
+ * chosen norm and x_adv in [0,1], and reports what it measured so a report can prove it.
+ */
+typedef enum at_norm { AT_NORM_LINF = 0, AT_NORM_L2 = 1, AT_NORM_L1 = 2 } at_norm;
+const char *at_norm_name(at_norm norm); /* "linf", "l2", "l1" */
+
+/* The loss a gradient attack ascends. */
+typedef enum at_attack_loss {
+    AT_ATTACK_LOSS_DEFAULT = 0, /* the attack's own (CE for PGD, FGSM and APGD-CE) */
+    AT_ATTACK_LOSS_CE = 1,      /* cross-entropy */
+    AT_ATTACK_LOSS_CW = 2,      /* Carlini-Wagner margin: max_{i != y} z_i - z_y */
+    AT_ATTACK_LOSS_DLR = 3      /* difference of logits ratio (Croce and Hein, 2020) */
+} at_attack_loss;
+
+typedef struct at_attack_options {
+    at_norm norm;
+    float eps;                /* budget on [0,1] pixels */
+    int steps;                /* iterations; 0 = the attack's default */
+    float step_size;          /* PGD: absolute step; 0 = 2.5 * eps / steps */
+    int restarts;             /* 0 = 1; the worst case over restarts is kept per example */
+    bool no_random_start;     /* PGD: start from x itself */
+    at_attack_loss loss;
+    int targets;              /* APGD-T, FAB-T: target classes per point; 0 = min(9, classes - 1) */
+    bool targeted;            /* PGD, FGSM: move towards the `target` labels given to the run */
+    at_bn_mode bn_mode;       /* batch-norm mode of every attack pass; 0 = eval */
+    int eot;                  /* gradients averaged per step (expectation over transformation) */
+    int queries;              /* Square: forward passes per point; 0 = 5000 */
+    float p_init;             /* Square: initial fraction of pixels changed; 0 = 0.8 */
+    bool early_stop;          /* stop changing a point once it is misclassified */
+} at_attack_options;
+
+/* What an attack measured over every batch it ran since at_attack_reset_stats. */
+#define AT_STATS_MAX_STEPS 512
+typedef struct at_attack_stats {
+    long points;              /* examples attacked */
+    long fooled;              /* of them, misclassified by the returned x_adv */
+    double max_linf, max_l2, max_l1; /* largest ||x_adv - x|| measured, per norm */
+    long out_of_range;        /* returned values outside [0,1] (must be 0) */
+    double eval_max_linf, eval_max_l2, eval_max_l1; /* the same over every point the attack
+                                                        evaluated on its way, not just the last */
+    long eval_out_of_range;
+    long nonfinite_outputs;   /* returned values that are NaN or infinite (must be 0) */
+    long gradient_evals;      /* input-gradient evaluations, summed over examples */
+    long forward_evals;       /* forward-only evaluations, summed over examples */
+    long zero_gradients;      /* gradient evaluations whose input gradient was exactly zero */
+    long nonfinite_gradients; /* ... or contained NaN or infinity */
+    at_bn_mode bn_mode;       /* the batch-norm mode every pass of the attack used */
+    int steps;                /* loss_sum[0..steps] are filled (0 = the starting point) */
+    double loss_sum[AT_STATS_MAX_STEPS + 1]; /* sum over examples of the attack loss at each step */
+    long loss_count[AT_STATS_MAX_STEPS + 1];
+} at_attack_stats;
+
+typedef struct at_attack at_attack;
+
+/* name: see at_attack_info ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square"). */
+int at_attack_create(at_attack **out, const char *name, at_model *model, int max_batch,
+                     const at_attack_options *options, at_error *err);
+void at_attack_free(at_attack *attack);
+bool at_attack_info(int index, const char **name, const char **description);
+const at_attack_options *at_attack_get_options(const at_attack *attack);
+
+/* Attacks x [n, c, h, w] with labels y; writes x_adv (may not alias x). `target` (NULL unless
+ * targeted) gives target labels. seeds[i] drives the random start and search of example i, so
+ * an example's result does not depend on the rest of its batch (in eval BN mode). fooled (may
+ * be NULL) gets 1 for each example the model misclassifies at x_adv (in the attack's BN mode). */
+int at_attack_run(at_attack *attack, const float *x, const int32_t *y, const int32_t *target,
+                  int n, const uint64_t *seeds, float *x_adv, uint8_t *fooled);
+/* Per-example seeds for examples first..first+n-1 of a data set under a run seed. */
+void at_attack_seeds(uint64_t seed, long first, int n, uint64_t *seeds);
+const at_attack_stats *at_attack_get_stats(const at_attack *attack);
+void at_attack_reset_stats(at_attack *attack);
 
 /* ------------------------------------------------------------------------------------------------
  * Data sets: uint8 images in NCHW order and int32 labels, owned by the dataset.

@@ -32,7 +32,9 @@ static inline size_t at_shape_numel(at_shape s) { return (size_t)s.c * (size_t)s
     X(flatten)           \
     X(linear)            \
     X(add)               \
-    X(normalize)
+    X(normalize)         \
+    X(gaussian_noise)    \
+    X(quantize)
 
 typedef enum at_layer_kind {
 #define AT_LAYER_ENUM_(name) AT_LAYER_##name,
@@ -53,6 +55,8 @@ typedef struct at_node {
         struct { int kernel_h, kernel_w, stride; } pool; /* kernel 0 = whole image */
         struct { int out_features; bool bias; } linear;
         struct { float mean[4], std[4]; } norm;
+        struct { float sigma; } noise;
+        struct { int levels; } quantize;
     } p;
     size_t param_offset, n_params;   /* into the model's parameter slab */
     size_t buffer_offset, n_buffers; /* into the model's float buffer slab */
@@ -103,6 +107,7 @@ typedef struct at_layer_ctx {
     float *buf;             /* this node's float buffers */
     int64_t *counter;       /* this node's counter (batch norm) */
     at_bn_mode bn_mode;
+    at_rng *rng;            /* the pass's random stream (stochastic layers) */
     /* backward only */
     const float *dy;        /* gradient of the output */
     float *dx[2];           /* gradients of the inputs to accumulate into; NULL = not needed */

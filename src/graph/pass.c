@@ -18,6 +18,7 @@ struct at_pass {
     float *scratch;
     size_t scratch_floats;
     float *shared;
+    at_rng rng;         /* for stochastic layers; seeded by at_pass_set_seed */
     void *slab;         /* one allocation carved into everything above */
 };
 
@@ -89,6 +90,7 @@ int at_pass_create(at_pass **out, at_model *m, int max_batch, unsigned flags, at
     p->cache = (void **)(p->grad + nn);
     p->perturbation = (const float **)(p->cache + nn);
     p->slab = slab;
+    at_rng_seed(&p->rng, 0);
 
     char *cursor = slab;
     for (int i = 0; i < nn; i++) {
@@ -155,6 +157,7 @@ static at_layer_ctx make_ctx(const at_pass *p, int i)
     c.buf = m->buffers + node->buffer_offset;
     c.counter = node->counter >= 0 ? m->counters + node->counter : NULL;
     c.bn_mode = p->bn_mode;
+    c.rng = (at_rng *)&p->rng;
     return c;
 }
 
@@ -254,3 +257,5 @@ int at_pass_set_perturbation(at_pass *p, int node, const float *delta)
     p->perturbation[node] = delta;
     return AT_OK;
 }
+
+void at_pass_set_seed(at_pass *p, uint64_t seed) { at_rng_seed(&p->rng, seed); }

@@ -1,11 +1,14 @@
 /* linear.c: y = x W^T + b (nn.Linear) on vectors: x [n, I], W [O, I], b [O] -> y [n, O].
  *   dx += dy W,  dW += dy^T x,  db += sum_n dy.
- * Rows of y and dx are split into fixed blocks, rows of dW likewise, so each output element is
- * computed by one matrix product of a fixed shape whatever the number of threads. */
+ * Rows of y and dx are computed in blocks of ROW_BLOCK examples, always through a full block
+ * (the last one padded with zeros), so every matrix product has the same shape: an example's
+ * output then does not depend on how many examples share its batch, nor on the thread count.
+ * Rows of dW are split into fixed blocks likewise. */
 #include "graph/graph.h"
 #include "kernels/kernels.h"
 
 #include <math.h>
+#include <string.h>
 
 #define ROW_BLOCK 32
 
@@ -31,6 +34,12 @@ int at_add_linear(at_model *m, int input, const char *name, int out_features, bo
     return status ? status : at_graph_index(m, node);
 }
 
+/* per worker: one padded block of inputs and one of outputs */
+static size_t linear_scratch(const at_node *node, const at_shape *in, int max_batch)
+{
+    return (size_t)ROW_BLOCK * ((size_t)in[0].c + (size_t)node->p.linear.out_features);
+}
+
 /* PyTorch's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias. */
 static void linear_init(const at_node *node, const at_shape *in, float *w, float *buf, at_rng *rng)
 {
@@ -51,13 +60,15 @@ static void linear_forward(const at_layer_ctx *c)
 #pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
     for (int b = 0; b < blocks; b++) {
         int r0 = b * ROW_BLOCK, rows = c->n - r0 < ROW_BLOCK ? c->n - r0 : ROW_BLOCK;
+        float *xb = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
+        float *yb = xb + (size_t)ROW_BLOCK * in;
+        memcpy(xb, c->x[0] + (size_t)r0 * in, (size_t)rows * in * sizeof(float));
+        memset(xb + (size_t)rows * in, 0, (size_t)(ROW_BLOCK - rows) * in * sizeof(float));
+        at_gemm(false, true, ROW_BLOCK, out, in, 1.0f, xb, in, c->w, in, 0.0f, yb, out);
         float *y = c->y + (size_t)r0 * out;
-        at_gemm(false, true, rows, out, in, 1.0f, c->x[0] + (size_t)r0 * in, in, c->w, in, 0.0f, y,
-                out);
-        if (bias)
-            for (int r = 0; r < rows; r++)
-                for (int o = 0; o < out; o++)
-                    y[(size_t)r * out + o] += bias[o];
+        for (int r = 0; r < rows; r++)
+            for (int o = 0; o < out; o++)
+                y[(size_t)r * out + o] = yb[(size_t)r * out + o] + (bias ? bias[o] : 0.0f);
     }
 }
 
@@ -69,8 +80,12 @@ static void linear_backward(const at_layer_ctx *c)
 #pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
         for (int b = 0; b < blocks; b++) {
             int r0 = b * ROW_BLOCK, rows = c->n - r0 < ROW_BLOCK ? c->n - r0 : ROW_BLOCK;
-            at_gemm(false, false, rows, in, out, 1.0f, c->dy + (size_t)r0 * out, out, c->w, in, 1.0f,
-                    c->dx[0] + (size_t)r0 * in, in);
+            float *dxb = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
+            float *dyb = dxb + (size_t)ROW_BLOCK * in;
+            memcpy(dyb, c->dy + (size_t)r0 * out, (size_t)rows * out * sizeof(float));
+            memset(dyb + (size_t)rows * out, 0, (size_t)(ROW_BLOCK - rows) * out * sizeof(float));
+            at_gemm(false, false, ROW_BLOCK, in, out, 1.0f, dyb, out, c->w, in, 0.0f, dxb, in);
+            at_accumulate_kernel(dxb, c->dx[0] + (size_t)r0 * in, (size_t)rows * in);
         }
     }
     if (c->weight_grads) {
@@ -94,6 +109,7 @@ static void linear_backward(const at_layer_ctx *c)
 
 const at_layer_ops at_layer_linear = {
     .name = "linear",
+    .scratch_floats = linear_scratch,
     .forward = linear_forward,
     .backward = linear_backward,
     .init = linear_init,

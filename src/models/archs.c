@@ -53,8 +53,17 @@ int at_model_create(at_model **out, const char *arch, const at_model_options *op
     if (status)
         return status;
     at_strlcpy(m->arch, arch, sizeof m->arch);
+    if (o.input_levels < 0 || o.input_levels == 1 || !(o.input_noise >= 0.0f)) {
+        at_model_free(m);
+        return at_fail(err, AT_ERR_ARG, "input quantisation needs >= 2 levels and noise a std >= 0");
+    }
+    /* input layers in the order they act on pixels: quantise, add noise, normalise */
     int x = 0;
-    if (o.normalize)
+    if (o.input_levels > 1)
+        x = at_add_quantize(m, x, o.input_levels);
+    if (o.input_noise > 0.0f && x >= 0)
+        x = at_add_gaussian_noise(m, x, o.input_noise);
+    if (o.normalize && x >= 0)
         x = at_add_normalize(m, x, o.mean, o.std);
     if (x >= 0)
         x = a->build(m, x, arch, o.num_classes);

@@ -1,6 +1,7 @@
 /* spec.c: a model's architecture and options as JSON, so checkpoints describe themselves:
  *   {"arch": "smallcnn", "num_classes": 10, "input": [1, 28, 28],
- *    "mean": [0.5], "std": [0.25]}       (mean/std only with input normalisation)
+ *    "mean": [0.5], "std": [0.25],       (only with input normalisation)
+ *    "input_levels": 8, "input_noise": 0.25}   (only with those input layers)
  * The initialisation seed is not part of it: weights come from the file. */
 #include "core/util.h"
 
@@ -25,6 +26,10 @@ char *at_model_spec(const at_model *m)
         json_object_set_new(root, "mean", mean);
         json_object_set_new(root, "std", std);
     }
+    if (o->input_levels > 1)
+        json_object_set_new(root, "input_levels", json_integer(o->input_levels));
+    if (o->input_noise > 0.0f)
+        json_object_set_new(root, "input_noise", json_real(o->input_noise));
     char *text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(9));
     json_decref(root);
     return text;
@@ -76,6 +81,13 @@ int at_model_create_from_spec(at_model **out, const char *spec, at_error *err)
         }
         o.normalize = 1;
     }
+    json_t *levels = json_object_get(root, "input_levels"), *noise = json_object_get(root, "input_noise");
+    if ((levels && !json_is_integer(levels)) || (noise && !json_is_number(noise))) {
+        status = at_fail(err, AT_ERR_FORMAT, "model description has invalid input layers");
+        goto done;
+    }
+    o.input_levels = levels ? (int)json_integer_value(levels) : 0;
+    o.input_noise = noise ? (float)json_number_value(noise) : 0.0f;
     status = at_model_create(out, json_string_value(arch), &o, err);
 done:
     json_decref(root);

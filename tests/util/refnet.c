@@ -170,6 +170,17 @@ void refnet_forward(const refnet *r, const double *x, int n, at_bn_mode mode, do
                             (double)node->p.norm.std[c];
             break;
         }
+        case AT_LAYER_gaussian_noise:
+            /* the reference has no noise stream: it is the noiseless model (sigma must be 0
+             * for a comparison) */
+            memcpy(y, in, in_size * n * sizeof(double));
+            break;
+        case AT_LAYER_quantize: {
+            const double steps = node->p.quantize.levels - 1;
+            for (size_t j = 0; j < in_size * n; j++)
+                y[j] = nearbyint(in[j] * steps) / steps;
+            break;
+        }
         case AT_LAYER_COUNT:
             break;
         }
