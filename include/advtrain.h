@@ -438,6 +438,43 @@ void at_dataset_batch(const at_dataset *ds, const int32_t *idx, int n, float *x,
                       const at_augment *aug, at_rng *rng);
 
 /* ------------------------------------------------------------------------------------------------
+ * Robustness evaluation: clean accuracy, then a cascade of attacks, each run only on the points
+ * every earlier attack failed to break, so a point counts as robust only if it survives all of
+ * them (its worst case). Every point has its own seed, so results do not depend on batching.
+ */
+#define AT_EVAL_MAX_ATTACKS 8
+
+typedef struct at_eval_plan {
+    int n_attacks;
+    const char *attacks[AT_EVAL_MAX_ATTACKS];          /* attack names, in cascade order */
+    at_attack_options options[AT_EVAL_MAX_ATTACKS];
+    int points;               /* the first `points` examples of the data set (0 = all) */
+    int batch_size;           /* 0 = 250 */
+    uint64_t seed;
+    at_model *surrogate;      /* non-NULL: attacks are crafted on it and judged on the model
+                                 (a transfer attack); same input shape and classes */
+} at_eval_plan;
+
+typedef struct at_eval_result {
+    long points;
+    long clean_correct;
+    long broken_by[AT_EVAL_MAX_ATTACKS];   /* points first broken by attack k */
+    long robust_after[AT_EVAL_MAX_ATTACKS];/* points still robust after attack k */
+    at_attack_stats stats[AT_EVAL_MAX_ATTACKS];
+    at_attack_options options[AT_EVAL_MAX_ATTACKS]; /* as run, defaults filled in */
+    double seconds[AT_EVAL_MAX_ATTACKS];
+    double clean_seconds;
+    int8_t *outcome;          /* per point: -2 misclassified clean, -1 robust, k broken by attack k */
+} at_eval_result;
+
+/* Called after each batch with the points done so far. */
+typedef void (*at_eval_progress)(void *user, long done, long total);
+
+int at_eval_robust(at_model *model, const at_dataset *ds, const at_eval_plan *plan,
+                   at_eval_result *result, at_eval_progress progress, void *user, at_error *err);
+void at_eval_result_free(at_eval_result *result);
+
+/* ------------------------------------------------------------------------------------------------
  * safetensors files and checkpoints
  *
  * A safetensors file is an 8-byte little-endian header length, a JSON header mapping each tensor

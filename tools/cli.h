@@ -23,7 +23,7 @@ typedef enum cli_kind {
 
 typedef struct cli_float_list {
     int count;
-    double values[8];
+    double values[16];
 } cli_float_list;
 
 typedef struct cli_option {
@@ -82,5 +82,6 @@ int cli_open_dataset(const char *cmd, const char *name, const char *dir, const c
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_list(int argc, char **argv);
+int cmd_attack(int argc, char **argv);
 
 #endif

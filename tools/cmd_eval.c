@@ -1,16 +1,23 @@
 /* cmd_eval.c: `advtrain eval`: load a checkpoint (an advtrain checkpoint, or a weights-only
- * safetensors file with PyTorch names plus --model) and measure it on a data split. Reports give
- * every accuracy with its 95% confidence interval and the batch-norm mode used. */
-#include "cli.h"
+ * safetensors file with PyTorch names plus --model) and measure it on a data split: clean
+ * accuracy, and with --attack or --suite a cascade of attacks whose report proves itself
+ * (measured perturbation norms, range, BN mode, gradient counts, loss per step, flags). */
+#include "attack_args.h"
+#include "eval_report.h"
+#include "plots.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct eval_opts {
-    const char *data, *data_dir, *model, *checkpoint, *split, *json;
+    const char *data, *data_dir, *model, *checkpoint, *split, *json, *svg, *points_file;
+    const char *surrogate, *surrogate_model;
     int batch_size, n, threads;
-    cli_float_list mean, std;
+    cli_float_list mean, std, curve;
+    bool no_checks, quiet;
+    cli_attack_args attack;
 } eval_opts;
 
 static eval_opts opts = {.data = "fashion-mnist", .split = "test", .batch_size = 500};
@@ -25,32 +32,42 @@ static const cli_option options[] = {
     {"batch-size", CLI_INT, &opts.batch_size, 1, 65536, NULL, "N", "batch size; default 500"},
     {"mean", CLI_FLOAT_LIST, &opts.mean, -1000, 1000, NULL, "M1,..", "weights-only files: input normalisation mean (with --std)"},
     {"std", CLI_FLOAT_LIST, &opts.std, 1e-6, 1000, NULL, "S1,..", "weights-only files: input normalisation std"},
+    CLI_ATTACK_OPTIONS(opts.attack),
+    {"curve", CLI_FLOAT_LIST, &opts.curve, 0, 1e6, NULL, "E1,E2,..", "robust accuracy at each of these budgets"},
+    {"svg", CLI_STRING, &opts.svg, 0, 0, NULL, "FILE", "plot the --curve as SVG"},
+    {"surrogate", CLI_STRING, &opts.surrogate, 0, 0, NULL, "FILE", "transfer attack: craft on this checkpoint, judge on --checkpoint"},
+    {"surrogate-model", CLI_STRING, &opts.surrogate_model, 0, 0, NULL, "ARCH", "architecture of a weights-only --surrogate"},
+    {"no-checks", CLI_FLAG, &opts.no_checks, 0, 0, NULL, NULL, "skip the sanity checks (large eps, more steps)"},
+    {"points", CLI_STRING, &opts.points_file, 0, 0, NULL, "FILE", "write each point's outcome (CSV)"},
     {"json", CLI_STRING, &opts.json, 0, 0, NULL, "FILE", "write the report to FILE"},
     {"threads", CLI_INT, &opts.threads, 1, 1024, NULL, "N", "threads (default: all cores)"},
+    {"quiet", CLI_FLAG, &opts.quiet, 0, 0, NULL, NULL, "no progress line"},
 };
 
 static const cli_command command = {
     "eval",
-    "Evaluate a checkpoint on a data split. Example:\n"
-    "  advtrain eval --checkpoint runs/clean/last.safetensors --data fashion-mnist --json r.json",
+    "Evaluate a checkpoint on a data split: clean accuracy, and robust accuracy under a cascade of\n"
+    "attacks (each on the points still robust). Examples:\n"
+    "  advtrain eval --checkpoint runs/at/last.safetensors --data fashion-mnist --json r.json\n"
+    "  advtrain eval --checkpoint M --suite standard --eps 0.1 --norm linf --n 1000\n"
+    "  advtrain eval --checkpoint M --attack pgd --eps 0.1 --steps 20 --step-size 0.01 --curve 0,0.05,0.1",
     "advtrain eval --checkpoint FILE [options]", options, sizeof options / sizeof options[0]};
 
-/* The model a file describes, or the one named by --model for weights-only files. */
-static int build_model(const at_dataset *ds, at_model **model)
+/* The model a file describes, or the one named by `arch` for weights-only files; weights loaded. */
+static int load_model(const char *path, const char *arch, const at_dataset *ds, at_model **model)
 {
     at_error err;
     at_safetensors *st = NULL;
-    if (at_st_open(&st, opts.checkpoint, &err))
+    *model = NULL;
+    if (at_st_open(&st, path, &err))
         return cli_error("eval", EXIT_WORK_FAILED, "%s", err.message);
     const char *spec = at_st_meta(st, "model");
     int status = 0;
-    if (spec && !opts.model && !opts.mean.count) {
+    if (spec && !arch && !opts.mean.count) {
         if (at_model_create_from_spec(model, spec, &err))
-            status = cli_error("eval", EXIT_WORK_FAILED, "%s: %s", opts.checkpoint, err.message);
-    } else if (!opts.model) {
-        status = cli_error("eval", EXIT_USAGE,
-                           "%s holds weights only; name its architecture with --model",
-                           opts.checkpoint);
+            status = cli_error("eval", EXIT_WORK_FAILED, "%s: %s", path, err.message);
+    } else if (!arch) {
+        status = cli_error("eval", EXIT_USAGE, "%s holds weights only; name its architecture with --model", path);
     } else {
         at_model_options mo = {.num_classes = ds->num_classes, .in_channels = ds->c,
                                .in_height = ds->h, .in_width = ds->w};
@@ -63,11 +80,167 @@ static int build_model(const at_dataset *ds, at_model **model)
                 mo.std[i] = (float)opts.std.values[i];
             }
         }
-        if (!status && at_model_create(model, opts.model, &mo, &err))
+        if (!status && at_model_create(model, arch, &mo, &err))
             status = cli_error("eval", EXIT_USAGE, "%s", err.message);
     }
     at_st_free(st);
+    if (!status && at_checkpoint_load(path, *model, NULL, NULL, &err))
+        status = cli_error("eval", EXIT_WORK_FAILED, "%s", err.message);
+    int c, h, w;
+    if (!status) {
+        at_model_input_shape(*model, &c, &h, &w);
+        if (c != ds->c || h != ds->h || w != ds->w || at_model_num_classes(*model) < ds->num_classes)
+            status = cli_error("eval", EXIT_WORK_FAILED,
+                               "%s: the model takes %dx%dx%d inputs with %d classes, %s has %dx%dx%d with %d",
+                               path, c, h, w, at_model_num_classes(*model), ds->name, ds->c, ds->h,
+                               ds->w, ds->num_classes);
+    }
+    if (status) {
+        at_model_free(*model);
+        *model = NULL;
+    }
     return status;
+}
+
+static void on_progress(void *user, long done, long total)
+{
+    cli_progress_update(user, "evaluating", done, total, NULL);
+}
+
+/* Runs one cascade at budget eps; the result belongs to the caller. */
+static int run_cascade(at_model *model, at_model *surrogate, const at_dataset *ds, double eps,
+                       int points, const cli_attack_args *args, at_eval_plan *plan,
+                       at_eval_result *result)
+{
+    int status = cli_attack_plan("eval", args, eps, plan);
+    if (status)
+        return status;
+    plan->points = points;
+    plan->batch_size = opts.batch_size;
+    plan->surrogate = surrogate;
+    cli_progress progress;
+    cli_progress_start(&progress, opts.quiet);
+    at_error err;
+    status = at_eval_robust(model, ds, plan, result, on_progress, &progress, &err);
+    cli_progress_clear(&progress);
+    if (status)
+        return cli_error("eval", EXIT_WORK_FAILED, "%s", err.message);
+    return 0;
+}
+
+/* Sanity checks on a few points: a correct attack breaks any model at a budget that allows any
+ * image, and more steps of the same attack never raise robust accuracy. */
+static int run_checks(at_model *model, const at_dataset *ds, json_t *report, cli_flags *flags)
+{
+    const int points = ds->n < 200 ? ds->n : 200;
+    const double d = (double)ds->c * ds->h * ds->w;
+    const char *norm = opts.attack.norm ? opts.attack.norm : "linf";
+    double big = !strcmp(norm, "linf") ? 0.5 : !strcmp(norm, "l2") ? 0.5 * sqrt(d) : 0.5 * d;
+    json_t *checks = json_object();
+    cli_attack_args pgd = {.attack = "pgd", .norm = opts.attack.norm, .bn_mode = opts.attack.bn_mode,
+                           .eot = opts.attack.eot, .seed = opts.attack.seed};
+    at_eval_plan plan;
+    at_eval_result r;
+    pgd.steps = 50;
+    pgd.step_size = big / 10;
+    int status = run_cascade(model, NULL, ds, big, points, &pgd, &plan, &r);
+    if (status)
+        return status;
+    long robust = r.robust_after[0];
+    json_object_set_new(checks, "large_eps", json_pack("{s:s, s:f, s:i, s:o}", "attack", "pgd-50", "eps", big,
+                                                       "points", points, "robust", cli_accuracy_json(robust, r.points)));
+    if (robust > 2 && robust * 20 > r.clean_correct)
+        cli_flag(flags, "not-broken-at-large-eps",
+                 "PGD-50 at %s eps %g (any image is reachable) left %ld of %ld points robust: the "
+                 "attack is not reaching the model's true worst case", norm, big, robust, r.clean_correct);
+    at_eval_result_free(&r);
+    if (opts.attack.eps > 0) {
+        long robust_steps[2];
+        const int steps[2] = {10, 50};
+        for (int i = 0; i < 2; i++) {
+            pgd.steps = steps[i];
+            pgd.step_size = 2.5 * opts.attack.eps / steps[i];
+            if ((status = run_cascade(model, NULL, ds, opts.attack.eps, points, &pgd, &plan, &r)))
+                return status;
+            robust_steps[i] = r.robust_after[0];
+            at_eval_result_free(&r);
+        }
+        json_object_set_new(checks, "more_steps",
+                            json_pack("{s:i, s:f, s:I, s:I}", "points", points, "eps", opts.attack.eps,
+                                      "robust_pgd10", (json_int_t)robust_steps[0], "robust_pgd50",
+                                      (json_int_t)robust_steps[1]));
+        long slack = points / 100 > 2 ? points / 100 : 2;
+        if (robust_steps[1] > robust_steps[0] + slack)
+            cli_flag(flags, "more-steps-more-robust",
+                     "PGD-50 left %ld points robust where PGD-10 left %ld: more steps should never "
+                     "help the model; the attack is unstable or the model is randomised",
+                     robust_steps[1], robust_steps[0]);
+    }
+    json_object_set_new(report, "checks", checks);
+    return 0;
+}
+
+static int run_curve(at_model *model, at_model *surrogate, const at_dataset *ds, json_t *report,
+                     cli_flags *flags)
+{
+    const int m = opts.curve.count;
+    double x[16], acc[16], lo[16], hi[16];
+    json_t *curve = json_array();
+    long previous = -1;
+    printf("robust accuracy against eps (%s):\n", opts.attack.suite ? opts.attack.suite : opts.attack.attack);
+    for (int i = 0; i < m; i++) {
+        at_eval_plan plan;
+        at_eval_result r;
+        int status = run_cascade(model, surrogate, ds, opts.curve.values[i], opts.n, &opts.attack,
+                                 &plan, &r);
+        if (status) {
+            json_decref(curve);
+            return status;
+        }
+        long robust = plan.n_attacks ? r.robust_after[plan.n_attacks - 1] : r.clean_correct;
+        x[i] = opts.curve.values[i];
+        acc[i] = (double)robust / r.points;
+        cli_wilson(robust, r.points, &lo[i], &hi[i]);
+        printf("  eps %-8g %6.2f%%  [%5.2f, %5.2f]\n", x[i], 100 * acc[i], 100 * lo[i], 100 * hi[i]);
+        json_t *pt = cli_accuracy_json(robust, r.points);
+        json_object_set_new(pt, "eps", json_real(x[i]));
+        json_array_append_new(curve, pt);
+        long slack = r.points / 200 > 1 ? r.points / 200 : 1;
+        if (previous >= 0 && robust > previous + slack && x[i] > x[i - 1])
+            cli_flag(flags, "accuracy-rises-with-eps",
+                     "robust accuracy rose from %ld to %ld points as eps grew from %g to %g: a "
+                     "larger budget contains every smaller one, so the attack is failing",
+                     previous, robust, x[i - 1], x[i]);
+        previous = robust;
+        at_eval_result_free(&r);
+    }
+    json_object_set_new(report, "curve", curve);
+    if (opts.svg) {
+        at_error err;
+        plot_series s = {opts.attack.suite ? opts.attack.suite : opts.attack.attack, acc, lo, hi};
+        char title[128];
+        snprintf(title, sizeof title, "robust accuracy against %s eps", opts.attack.norm ? opts.attack.norm : "linf");
+        if (plot_svg_lines(opts.svg, title, "eps", "accuracy", x, m, &s, 1, &err))
+            return cli_error("eval", EXIT_WORK_FAILED, "%s", err.message);
+    }
+    return 0;
+}
+
+static int write_points(const char *path, const at_eval_plan *plan, const at_eval_result *r,
+                        const at_dataset *ds)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return cli_error("eval", EXIT_WORK_FAILED, "%s: cannot open for writing", path);
+    fprintf(f, "index,label,outcome\n");
+    for (long i = 0; i < r->points; i++) {
+        int8_t o = r->outcome[i];
+        fprintf(f, "%ld,%d,%s\n", i, ds->labels[i],
+                o == -2 ? "misclassified" : o == -1 ? "robust" : plan->attacks[o]);
+    }
+    if (fclose(f))
+        return cli_error("eval", EXIT_WORK_FAILED, "%s: write failed", path);
+    return 0;
 }
 
 int cmd_eval(int argc, char **argv)
@@ -77,12 +250,24 @@ int cmd_eval(int argc, char **argv)
         return status < 0 ? 0 : status;
     if (!opts.checkpoint)
         return cli_error("eval", EXIT_USAGE, "--checkpoint FILE is required\nusage: %s", command.usage);
+    const bool attacking = cli_attack_requested(&opts.attack);
+    if (attacking && opts.attack.eps <= 0 && !opts.curve.count)
+        return cli_error("eval", EXIT_USAGE, "--attack and --suite need --eps (or --curve)");
+    if (!attacking && (opts.attack.eps > 0 || opts.curve.count || opts.surrogate))
+        return cli_error("eval", EXIT_USAGE, "--eps, --curve and --surrogate need --attack or --suite");
+    if (opts.svg && !opts.curve.count)
+        return cli_error("eval", EXIT_USAGE, "--svg plots the --curve: give --curve too");
+    if (opts.surrogate_model && !opts.surrogate)
+        return cli_error("eval", EXIT_USAGE, "--surrogate-model needs --surrogate");
     if (opts.threads)
         omp_set_num_threads(opts.threads);
 
     at_dataset ds = {0};
-    at_model *model = NULL;
+    at_model *model = NULL, *surrogate = NULL;
     json_t *report = NULL;
+    cli_flags flags = {0};
+    at_eval_result result = {0};
+    at_eval_plan plan = {0};
     at_error err;
     status = cli_open_dataset("eval", opts.data, opts.data_dir, opts.split, &ds);
     if (status)
@@ -96,52 +281,76 @@ int cmd_eval(int argc, char **argv)
         at_dataset_free(&ds);
         ds = sub;
     }
-    status = build_model(&ds, &model);
-    if (status)
+    if ((status = load_model(opts.checkpoint, opts.model, &ds, &model)))
         goto done;
-    if (at_checkpoint_load(opts.checkpoint, model, NULL, NULL, &err)) {
-        status = cli_error("eval", EXIT_WORK_FAILED, "%s", err.message);
+    if (opts.surrogate && (status = load_model(opts.surrogate, opts.surrogate_model, &ds, &surrogate)))
         goto done;
-    }
-    int c, h, w;
-    at_model_input_shape(model, &c, &h, &w);
-    if (c != ds.c || h != ds.h || w != ds.w || at_model_num_classes(model) < ds.num_classes) {
-        status = cli_error("eval", EXIT_WORK_FAILED,
-                           "%s: the model takes %dx%dx%d inputs with %d classes, %s has %dx%dx%d with %d",
-                           opts.checkpoint, c, h, w, at_model_num_classes(model), ds.name, ds.c,
-                           ds.h, ds.w, ds.num_classes);
-        goto done;
-    }
-    double start = cli_now();
-    long correct;
-    double loss, lo, hi;
-    if (at_evaluate_clean(model, &ds, opts.batch_size, &correct, &loss, &err)) {
-        status = cli_error("eval", EXIT_WORK_FAILED, "%s", err.message);
-        goto done;
-    }
-    double seconds = cli_now() - start, acc = (double)correct / ds.n;
-    cli_wilson(correct, ds.n, &lo, &hi);
-    printf("%s on %s/%s (%d examples): clean accuracy %.2f%% (95%% CI %.2f-%.2f%%), loss %.4f, "
-           "BN eval mode, %.1f s\n",
-           opts.checkpoint, ds.name, opts.split, ds.n, 100 * acc, 100 * lo, 100 * hi, loss, seconds);
-    if (opts.json) {
-        char *spec = at_model_spec(model);
-        report = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:{s:I, s:f, s:[f,f], s:f, s:s}, s:f}",
-                           "command", "eval", "advtrain_version", AT_VERSION_STRING, "checkpoint",
-                           opts.checkpoint, "model_spec", spec ? spec : "", "data", ds.name, "split",
-                           opts.split, "n", ds.n, "clean", "correct", (json_int_t)correct,
-                           "accuracy", acc, "ci95", lo, hi, "loss", loss, "bn_mode", "eval",
-                           "seconds", seconds);
-        free(spec);
-        if (cli_write_json(opts.json, report, &err)) {
+
+    char *spec = at_model_spec(model);
+    report = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "command", "eval", "advtrain_version",
+                       AT_VERSION_STRING, "checkpoint", opts.checkpoint, "model_spec", spec ? spec : "",
+                       "data", ds.name, "split", opts.split, "n", ds.n);
+    free(spec);
+    if (!opts.quiet)
+        printf("%s on %s/%s, %d points\n", opts.checkpoint, ds.name, opts.split, ds.n);
+    if (!attacking) {
+        double start = cli_now(), loss;
+        long correct;
+        if (at_evaluate_clean(model, &ds, opts.batch_size, &correct, &loss, &err)) {
             status = cli_error("eval", EXIT_WORK_FAILED, "%s", err.message);
             goto done;
         }
+        double lo, hi;
+        cli_wilson(correct, ds.n, &lo, &hi);
+        printf("  clean accuracy %.2f%% (95%% CI %.2f-%.2f%%, %ld/%d), loss %.4f, BN eval mode, %.1f s\n",
+               100.0 * correct / ds.n, 100 * lo, 100 * hi, correct, ds.n, loss, cli_now() - start);
+        json_t *clean = cli_accuracy_json(correct, ds.n);
+        json_object_set_new(clean, "loss", json_real(loss));
+        json_object_set_new(clean, "bn_mode", json_string("eval"));
+        json_object_set_new(report, "clean", clean);
+    }
+    if (attacking && opts.attack.eps > 0) {
+        if ((status = run_cascade(model, surrogate, &ds, opts.attack.eps, 0, &opts.attack, &plan, &result)))
+            goto done;
+        printf("%s eps %g%s:\n", opts.attack.norm ? opts.attack.norm : "linf", opts.attack.eps,
+               surrogate ? " (transfer: crafted on the surrogate)" : "");
+        cli_eval_print(stdout, &plan, &result);
+        json_t *cascade = cli_eval_json(&plan, &result);
+        json_object_set_new(cascade, "eps", json_real(opts.attack.eps));
+        json_object_set_new(cascade, "norm", json_string(opts.attack.norm ? opts.attack.norm : "linf"));
+        if (opts.surrogate)
+            json_object_set_new(cascade, "surrogate", json_string(opts.surrogate));
+        json_object_update(report, cascade);
+        json_decref(cascade);
+        cli_eval_flags(&plan, &result, &flags);
+        if (opts.points_file && (status = write_points(opts.points_file, &plan, &result, &ds)))
+            goto done;
+    }
+    if (attacking && !opts.no_checks && !surrogate && (status = run_checks(model, &ds, report, &flags)))
+        goto done;
+    if (opts.curve.count && (status = run_curve(model, surrogate, &ds, report, &flags)))
+        goto done;
+    if (attacking) {
+        json_object_set_new(report, "flags", flags.list ? json_incref(flags.list) : json_array());
+        size_t i;
+        json_t *f;
+        if (!flags.list || json_array_size(flags.list) == 0)
+            printf("flags: none\n");
+        json_array_foreach(flags.list, i, f)
+            printf("FLAG %s: %s\n", json_string_value(json_object_get(f, "id")),
+                   json_string_value(json_object_get(f, "message")));
+    }
+    if (opts.json && cli_write_json(opts.json, report, &err)) {
+        status = cli_error("eval", EXIT_WORK_FAILED, "%s", err.message);
+        goto done;
     }
     status = 0;
 done:
+    json_decref(flags.list);
     json_decref(report);
+    at_eval_result_free(&result);
     at_model_free(model);
+    at_model_free(surrogate);
     at_dataset_free(&ds);
     return status;
 }

@@ -1,4 +1,4 @@
-/* cmd_list.c: `advtrain list [models|datasets|methods]`: what this build contains. */
+/* cmd_list.c: `advtrain list [models|datasets|methods|attacks]`: what this build contains. */
 #include "cli.h"
 
 #include <string.h>
@@ -19,6 +19,14 @@ static void list_datasets(void)
         printf("  %-18s %s (default directory %s)\n", name, description, dir);
 }
 
+static void list_attacks(void)
+{
+    const char *name, *description;
+    printf("attacks:\n");
+    for (int i = 0; at_attack_info(i, &name, &description); i++)
+        printf("  %-18s %s\n", name, description);
+}
+
 static void list_methods(void)
 {
     const char *name, *description;
@@ -30,7 +38,7 @@ static void list_methods(void)
 int cmd_list(int argc, char **argv)
 {
     static const cli_command cmd = {"list", "List what this build of advtrain contains.",
-                                    "advtrain list [models|datasets|methods]", NULL, 0};
+                                    "advtrain list [models|datasets|methods|attacks]", NULL, 0};
     if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
         if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
             cli_help(&cmd, stdout);
@@ -42,7 +50,8 @@ int cmd_list(int argc, char **argv)
     }
     const char *what = argc == 2 ? argv[1] : "all";
     bool all = strcmp(what, "all") == 0;
-    if (!all && strcmp(what, "models") && strcmp(what, "datasets") && strcmp(what, "methods")) {
+    if (!all && strcmp(what, "models") && strcmp(what, "datasets") && strcmp(what, "methods") &&
+        strcmp(what, "attacks")) {
         fprintf(stderr, "advtrain list: unknown category '%s'\nusage: %s\n", what, cmd.usage);
         return EXIT_USAGE;
     }
@@ -52,5 +61,7 @@ int cmd_list(int argc, char **argv)
         list_datasets();
     if (all || !strcmp(what, "methods"))
         list_methods();
+    if (all || !strcmp(what, "attacks"))
+        list_attacks();
     return 0;
 }

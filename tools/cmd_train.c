@@ -10,7 +10,8 @@
 typedef struct train_opts {
     const char *data, *data_dir, *model, *method, *out, *json, *schedule;
     int epochs, batch_size, eval_batch_size, seed, val_size, train_size, crop_padding, threads;
-    int stop_after;
+    int stop_after, input_levels;
+    double input_noise;
     double lr, momentum, weight_decay, warmup, gamma, peak;
     cli_float_list milestones, mean, std;
     bool nesterov, hflip, resume, quiet, test_each_epoch;
@@ -47,6 +48,8 @@ static const cli_option options[] = {
     {"hflip", CLI_FLAG, &opts.hflip, 0, 0, NULL, NULL, "augment: random horizontal flips"},
     {"mean", CLI_FLOAT_LIST, &opts.mean, -1000, 1000, NULL, "M1,..", "normalise inputs inside the model: per-channel mean (with --std)"},
     {"std", CLI_FLOAT_LIST, &opts.std, 1e-6, 1000, NULL, "S1,..", "per-channel standard deviation (with --mean)"},
+    {"input-levels", CLI_INT, &opts.input_levels, 2, 65536, NULL, "L", "quantise inputs to L levels (a gradient-masking defence)"},
+    {"input-noise", CLI_FLOAT, &opts.input_noise, 1e-6, 10, NULL, "S", "add N(0, S^2) noise to inputs in every forward (randomised)"},
     {"resume", CLI_FLAG, &opts.resume, 0, 0, NULL, NULL, "continue the run in --out from its last checkpoint"},
     {"stop-after", CLI_INT, &opts.stop_after, 1, 100000, NULL, "E", "stop after epoch E (the schedule still spans --epochs); continue with --resume"},
     {"test-each-epoch", CLI_FLAG, &opts.test_each_epoch, 0, 0, NULL, NULL, "also log test accuracy after every epoch"},
@@ -88,6 +91,8 @@ static json_t *config_json(void)
     json_object_set_new(c, "train_size", json_integer(opts.train_size));
     json_object_set_new(c, "crop_padding", json_integer(opts.crop_padding));
     json_object_set_new(c, "hflip", json_boolean(opts.hflip));
+    json_object_set_new(c, "input_levels", json_integer(opts.input_levels));
+    json_object_set_new(c, "input_noise", json_real(opts.input_noise));
     return c;
 }
 
@@ -107,7 +112,7 @@ static at_train_config train_config(void)
     cfg.lr.gamma = (float)opts.gamma;
     cfg.lr.peak = (float)opts.peak;
     cfg.lr.n_milestones = opts.milestones.count;
-    for (int i = 0; i < opts.milestones.count; i++)
+    for (int i = 0; i < opts.milestones.count && i < 8; i++)
         cfg.lr.milestones[i] = (float)opts.milestones.values[i];
     cfg.lr.kind = !strcmp(opts.schedule, "piecewise") ? AT_LR_PIECEWISE
                   : !strcmp(opts.schedule, "cyclic")  ? AT_LR_CYCLIC
@@ -258,7 +263,8 @@ static int load_data(at_dataset *train, at_dataset *val, at_dataset *test, bool 
 static int make_model(const at_dataset *train, at_model **model)
 {
     at_model_options mo = {.num_classes = train->num_classes, .in_channels = train->c,
-                           .in_height = train->h, .in_width = train->w, .seed = (uint64_t)opts.seed};
+                           .in_height = train->h, .in_width = train->w, .seed = (uint64_t)opts.seed,
+                           .input_levels = opts.input_levels, .input_noise = (float)opts.input_noise};
     if (opts.mean.count || opts.std.count) {
         if (opts.mean.count != train->c || opts.std.count != train->c)
             return cli_error("train", EXIT_USAGE, "--mean and --std need %d value(s) each, one per channel",
@@ -286,6 +292,8 @@ int cmd_train(int argc, char **argv)
         omp_set_num_threads(opts.threads);
     if (!strcmp(opts.schedule, "piecewise") && opts.milestones.count == 0)
         return cli_error("train", EXIT_USAGE, "--lr-schedule piecewise needs --milestones");
+    if (opts.milestones.count > 8)
+        return cli_error("train", EXIT_USAGE, "--milestones takes at most 8 epochs");
 
     at_dataset train = {0}, val = {0}, test = {0};
     bool have_test = false;

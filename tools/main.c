@@ -9,8 +9,9 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"train", cmd_train, "train a model (clean or adversarial) and save checkpoints"},
-    {"eval", cmd_eval, "evaluate a checkpoint on a data set"},
-    {"list", cmd_list, "list models, data sets, methods and attacks"},
+    {"eval", cmd_eval, "evaluate a checkpoint: clean and robust accuracy, curves, flags"},
+    {"attack", cmd_attack, "write adversarial examples (safetensors and a PNG grid)"},
+    {"list", cmd_list, "list models, data sets, training methods and attacks"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

@@ -114,8 +114,8 @@ static int set_value(const cli_command *cmd, const cli_option *o, const char *va
         char *save = NULL;
         for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
             double v;
-            if (list->count == 8)
-                return usage_error(cmd, "%s takes at most 8 values%s", opt, "");
+            if (list->count == (int)(sizeof list->values / sizeof list->values[0]))
+                return usage_error(cmd, "%s takes at most 16 values%s", opt, "");
             if (!parse_double(tok, &v))
                 return usage_error(cmd, "%s expects comma-separated numbers, got '%s'", opt, value);
             if (v < o->min || v > o->max)

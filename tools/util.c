@@ -63,8 +63,8 @@ void cli_wilson(long correct, long n, double *lo, double *hi)
     double p = (double)correct / n, z2n = z * z / n;
     double center = (p + z2n / 2) / (1 + z2n);
     double half = z * sqrt(p * (1 - p) / n + z2n / (4.0 * n)) / (1 + z2n);
-    *lo = center - half < 0 ? 0 : center - half;
-    *hi = center + half > 1 ? 1 : center + half;
+    *lo = correct == 0 || center - half < 0 ? 0 : center - half;
+    *hi = correct == n || center + half > 1 ? 1 : center + half;
 }
 
 int cli_write_json(const char *path, json_t *value, at_error *err)

@@ -6,10 +6,11 @@
 #include <string.h>
 
 extern const at_attack_ops at_attack_fgsm, at_attack_pgd, at_attack_apgd_ce, at_attack_apgd_dlr,
-    at_attack_apgd_t;
+    at_attack_apgd_t, at_attack_fab_t, at_attack_square;
 
 static const at_attack_ops *const attack_table[] = {
     &at_attack_fgsm, &at_attack_pgd, &at_attack_apgd_ce, &at_attack_apgd_dlr, &at_attack_apgd_t,
+    &at_attack_fab_t, &at_attack_square,
 };
 #define N_ATTACKS (int)(sizeof attack_table / sizeof attack_table[0])
 
@@ -83,8 +84,10 @@ int at_attack_create(at_attack **out, const char *name, at_model *model, int max
         return at_fail(err, AT_ERR_ARG, "%s: at most 4096 classes", name);
     if (o.loss == AT_ATTACK_LOSS_DEFAULT)
         o.loss = ops->default_loss;
-    if (o.loss == AT_ATTACK_LOSS_DLR && k < 3)
-        return at_fail(err, AT_ERR_ARG, "%s: the DLR loss needs at least 3 classes", name);
+    if (o.loss == AT_ATTACK_LOSS_DLR && k < (o.targeted || ops->needs_targets ? 4 : 3))
+        return at_fail(err, AT_ERR_ARG, "%s: the %sDLR loss needs at least %d classes", name,
+                       o.targeted || ops->needs_targets ? "targeted " : "",
+                       o.targeted || ops->needs_targets ? 4 : 3);
     if (o.steps == 0)
         o.steps = ops->default_steps;
     if (o.restarts == 0)

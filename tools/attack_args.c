@@ -1,0 +1,125 @@
+/* attack_args.c: from command-line attack options to a cascade (at_eval_plan). An option that no
+ * attack of the cascade uses is an error, never silently ignored. */
+#include "attack_args.h"
+
+#include <string.h>
+
+bool cli_attack_requested(const cli_attack_args *a) { return a->attack || a->suite; }
+
+static bool in(const char *name, const char *const *list, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(name, list[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Which attacks each option applies to. */
+static const char *const uses_steps[] = {"pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t"};
+static const char *const uses_step_size[] = {"pgd"};
+static const char *const uses_loss[] = {"pgd", "fgsm", "apgd-ce", "apgd-dlr", "apgd-t"};
+static const char *const uses_queries[] = {"square"};
+static const char *const uses_targets[] = {"apgd-t", "fab-t"};
+static const char *const uses_eot[] = {"fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t"};
+static const char *const uses_start[] = {"pgd"};
+#define N(list) (int)(sizeof list / sizeof list[0])
+
+static int check_applies(const char *cmd, const at_eval_plan *p, bool given, const char *option,
+                         const char *const *list, int n)
+{
+    if (!given)
+        return 0;
+    for (int i = 0; i < p->n_attacks; i++)
+        if (in(p->attacks[i], list, n))
+            return 0;
+    return cli_error(cmd, EXIT_USAGE, "%s does not apply to any attack of this evaluation", option);
+}
+
+int cli_attack_plan(const char *cmd, const cli_attack_args *a, double eps, at_eval_plan *plan)
+{
+    memset(plan, 0, sizeof *plan);
+    static char names[512];
+    if (a->attack && a->suite)
+        return cli_error(cmd, EXIT_USAGE, "give --attack or --suite, not both");
+    if (a->suite && !strcmp(a->suite, "quick")) {
+        plan->attacks[0] = "pgd";
+        plan->options[0].steps = 20;
+        plan->attacks[1] = "apgd-ce";
+        plan->n_attacks = 2;
+    } else if (a->suite) {
+        static const char *const standard[] = {"apgd-ce", "apgd-t", "fab-t", "square"};
+        for (int i = 0; i < 4; i++)
+            plan->attacks[i] = standard[i];
+        plan->n_attacks = 4;
+    } else {
+        if (strlen(a->attack) >= sizeof names)
+            return cli_error(cmd, EXIT_USAGE, "--attack: list too long");
+        strcpy(names, a->attack);
+        char *save = NULL;
+        for (char *tok = strtok_r(names, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            if (plan->n_attacks == AT_EVAL_MAX_ATTACKS)
+                return cli_error(cmd, EXIT_USAGE, "--attack: at most %d attacks", AT_EVAL_MAX_ATTACKS);
+            bool known = false;
+            const char *name;
+            for (int i = 0; at_attack_info(i, &name, NULL); i++)
+                known |= strcmp(name, tok) == 0;
+            if (!known)
+                return cli_error(cmd, EXIT_USAGE, "unknown attack '%s' (see 'advtrain list attacks')", tok);
+            plan->attacks[plan->n_attacks++] = tok;
+        }
+        if (plan->n_attacks == 0)
+            return cli_error(cmd, EXIT_USAGE, "--attack needs a name");
+    }
+    at_norm norm = !a->norm || !strcmp(a->norm, "linf") ? AT_NORM_LINF
+                   : !strcmp(a->norm, "l2")            ? AT_NORM_L2
+                                                       : AT_NORM_L1;
+    at_attack_loss loss = !a->loss ? AT_ATTACK_LOSS_DEFAULT
+                          : !strcmp(a->loss, "ce") ? AT_ATTACK_LOSS_CE
+                          : !strcmp(a->loss, "cw") ? AT_ATTACK_LOSS_CW
+                                                   : AT_ATTACK_LOSS_DLR;
+    at_bn_mode bn = !a->bn_mode || !strcmp(a->bn_mode, "eval") ? AT_BN_EVAL
+                    : !strcmp(a->bn_mode, "train")             ? AT_BN_TRAIN
+                                                               : AT_BN_BATCH_STATS;
+    int status = check_applies(cmd, plan, a->steps, "--steps", uses_steps, N(uses_steps));
+    if (!status)
+        status = check_applies(cmd, plan, a->step_size > 0, "--step-size", uses_step_size, N(uses_step_size));
+    if (!status)
+        status = check_applies(cmd, plan, a->loss, "--loss", uses_loss, N(uses_loss));
+    if (!status)
+        status = check_applies(cmd, plan, a->queries || a->p_init > 0, "--queries/--p-init", uses_queries, N(uses_queries));
+    if (!status)
+        status = check_applies(cmd, plan, a->targets, "--targets", uses_targets, N(uses_targets));
+    if (!status)
+        status = check_applies(cmd, plan, a->eot > 1, "--eot", uses_eot, N(uses_eot));
+    if (!status)
+        status = check_applies(cmd, plan, a->no_random_start || a->early_stop,
+                               "--no-random-start/--early-stop", uses_start, N(uses_start));
+    if (status)
+        return status;
+    for (int i = 0; i < plan->n_attacks; i++) {
+        at_attack_options *o = &plan->options[i];
+        o->norm = norm;
+        o->eps = (float)eps;
+        o->bn_mode = bn;
+        o->restarts = a->restarts;
+        o->eot = in(plan->attacks[i], uses_eot, N(uses_eot)) ? a->eot : 0;
+        if (a->steps && in(plan->attacks[i], uses_steps, N(uses_steps)))
+            o->steps = a->steps;
+        if (in(plan->attacks[i], uses_step_size, N(uses_step_size)))
+            o->step_size = (float)a->step_size;
+        if (in(plan->attacks[i], uses_loss, N(uses_loss)))
+            o->loss = loss;
+        if (in(plan->attacks[i], uses_queries, N(uses_queries))) {
+            o->queries = a->queries;
+            o->p_init = (float)a->p_init;
+        }
+        if (in(plan->attacks[i], uses_targets, N(uses_targets)))
+            o->targets = a->targets;
+        if (in(plan->attacks[i], uses_start, N(uses_start))) {
+            o->no_random_start = a->no_random_start;
+            o->early_stop = a->early_stop;
+        }
+    }
+    plan->seed = (uint64_t)a->seed;
+    return 0;
+}

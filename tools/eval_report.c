@@ -1,0 +1,165 @@
+/* eval_report.c: the report of a robustness evaluation, and its automatic flags, in the spirit of
+ * AutoAttack's flags and of Pintor et al.'s "indicators of attack failure" (NeurIPS 2022): an
+ * evaluation that cannot prove it stayed in the threat model, or whose attacks saw no gradient,
+ * says so in the report rather than reporting robustness. */
+#include "eval_report.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+void cli_flag(cli_flags *flags, const char *id, const char *fmt, ...)
+{
+    char message[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    if (!flags->list)
+        flags->list = json_array();
+    json_array_append_new(flags->list, json_pack("{s:s, s:s}", "id", id, "message", message));
+}
+
+json_t *cli_accuracy_json(long correct, long n)
+{
+    double lo, hi;
+    cli_wilson(correct, n, &lo, &hi);
+    return json_pack("{s:I, s:I, s:f, s:[f,f]}", "correct", (json_int_t)correct, "n", (json_int_t)n,
+                     "accuracy", n > 0 ? (double)correct / n : 0.0, "ci95", lo, hi);
+}
+
+static const char *loss_name(at_attack_loss loss)
+{
+    switch (loss) {
+    case AT_ATTACK_LOSS_CE: return "ce";
+    case AT_ATTACK_LOSS_CW: return "cw";
+    case AT_ATTACK_LOSS_DLR: return "dlr";
+    default: return "default";
+    }
+}
+
+/* The options an attack ran with, defaults filled in by the library. */
+static json_t *options_json(const char *name, const at_attack_options *ran)
+{
+    const at_attack_options o = *ran;
+    json_t *j = json_pack("{s:s, s:f, s:s}", "norm", at_norm_name(o.norm), "eps", o.eps, "bn_mode",
+                          at_bn_mode_name(o.bn_mode));
+    bool square = !strcmp(name, "square");
+    if (!square)
+        json_object_set_new(j, "steps", json_integer(o.steps));
+    if (!strcmp(name, "pgd"))
+        json_object_set_new(j, "step_size", json_real(o.step_size));
+    json_object_set_new(j, "restarts", json_integer(o.restarts));
+    json_object_set_new(j, "loss", json_string(loss_name(o.loss)));
+    json_object_set_new(j, "eot", json_integer(o.eot));
+    if (square) {
+        json_object_set_new(j, "queries", json_integer(o.queries));
+        json_object_set_new(j, "p_init", json_real(o.p_init));
+    }
+    if (!strcmp(name, "apgd-t") || !strcmp(name, "fab-t"))
+        json_object_set_new(j, "targets", json_integer(o.targets));
+    if (!strcmp(name, "pgd")) {
+        json_object_set_new(j, "random_start", json_boolean(!o.no_random_start));
+        json_object_set_new(j, "early_stop", json_boolean(o.early_stop));
+    }
+    return j;
+}
+
+json_t *cli_eval_json(const at_eval_plan *plan, const at_eval_result *r)
+{
+    json_t *root = json_object();
+    json_t *clean = cli_accuracy_json(r->clean_correct, r->points);
+    json_object_set_new(clean, "bn_mode", json_string("eval"));
+    json_object_set_new(clean, "seconds", json_real(r->clean_seconds));
+    json_object_set_new(root, "clean", clean);
+    json_t *attacks = json_array();
+    for (int a = 0; a < plan->n_attacks; a++) {
+        const at_attack_stats *s = &r->stats[a];
+        json_t *j = json_object();
+        json_object_set_new(j, "name", json_string(plan->attacks[a]));
+        json_object_set_new(j, "options", options_json(plan->attacks[a], &r->options[a]));
+        json_object_set_new(j, "bn_mode", json_string(at_bn_mode_name(s->bn_mode)));
+        json_object_set_new(j, "points_attacked", json_integer(s->points));
+        json_object_set_new(j, "broken", json_integer(r->broken_by[a]));
+        json_object_set_new(j, "robust_after", cli_accuracy_json(r->robust_after[a], r->points));
+        json_object_set_new(j, "max_perturbation",
+                            json_pack("{s:f, s:f, s:f}", "linf", s->max_linf, "l2", s->max_l2, "l1", s->max_l1));
+        json_object_set_new(j, "max_perturbation_of_any_evaluated_point",
+                            json_pack("{s:f, s:f, s:f}", "linf", s->eval_max_linf, "l2", s->eval_max_l2,
+                                      "l1", s->eval_max_l1));
+        json_object_set_new(j, "outputs_outside_0_1", json_integer(s->out_of_range));
+        json_object_set_new(j, "nonfinite_outputs", json_integer(s->nonfinite_outputs));
+        json_object_set_new(j, "gradient_evaluations", json_integer(s->gradient_evals));
+        json_object_set_new(j, "forward_evaluations", json_integer(s->forward_evals));
+        json_object_set_new(j, "zero_gradients", json_integer(s->zero_gradients));
+        json_object_set_new(j, "nonfinite_gradients", json_integer(s->nonfinite_gradients));
+        json_t *curve = json_array();
+        for (int t = 0; t <= s->steps; t++)
+            json_array_append_new(curve, s->loss_count[t] ? json_real(s->loss_sum[t] / s->loss_count[t])
+                                                          : json_null());
+        json_object_set_new(j, "mean_loss_per_step", curve);
+        json_object_set_new(j, "seconds", json_real(r->seconds[a]));
+        json_array_append_new(attacks, j);
+    }
+    json_object_set_new(root, "attacks", attacks);
+    long robust = plan->n_attacks ? r->robust_after[plan->n_attacks - 1] : r->clean_correct;
+    json_object_set_new(root, "robust", cli_accuracy_json(robust, r->points));
+    return root;
+}
+
+static double bound(at_norm norm, double eps)
+{
+    return norm == AT_NORM_LINF ? eps + 1e-6 : eps * (1.0 + 1e-5);
+}
+
+void cli_eval_flags(const at_eval_plan *plan, const at_eval_result *r, cli_flags *flags)
+{
+    bool white_box_before = false;
+    for (int a = 0; a < plan->n_attacks; a++) {
+        const at_attack_stats *s = &r->stats[a];
+        const at_attack_options *o = &plan->options[a];
+        const char *name = plan->attacks[a];
+        double measured = o->norm == AT_NORM_LINF ? s->max_linf
+                          : o->norm == AT_NORM_L2 ? s->max_l2 : s->max_l1;
+        if (measured > bound(o->norm, o->eps) || s->out_of_range || s->nonfinite_outputs)
+            cli_flag(flags, "threat-model-violated",
+                     "%s returned points outside the threat model: max %s %.9g for eps %g, %ld "
+                     "values outside [0,1], %ld non-finite", name, at_norm_name(o->norm), measured,
+                     o->eps, s->out_of_range, s->nonfinite_outputs);
+        if (s->gradient_evals && s->zero_gradients * 100 > s->gradient_evals)
+            cli_flag(flags, "zero-gradients",
+                     "%s: %ld of %ld input gradients were exactly zero: the loss is flat or the "
+                     "model masks its gradients; do not trust white-box robustness", name,
+                     s->zero_gradients, s->gradient_evals);
+        if (s->nonfinite_gradients)
+            cli_flag(flags, "nonfinite-gradients", "%s: %ld input gradients contained NaN or infinity",
+                     name, s->nonfinite_gradients);
+        bool black_box = !strcmp(name, "square");
+        if (black_box && white_box_before && r->broken_by[a] > 0)
+            cli_flag(flags, "black-box-beats-white-box",
+                     "the black-box Square attack broke %ld points that every white-box attack "
+                     "before it missed: gradient masking is likely", r->broken_by[a]);
+        white_box_before |= !black_box;
+    }
+}
+
+void cli_eval_print(FILE *out, const at_eval_plan *plan, const at_eval_result *r)
+{
+    double lo, hi;
+    cli_wilson(r->clean_correct, r->points, &lo, &hi);
+    fprintf(out, "  %-22s %6.2f%%  [%5.2f, %5.2f]  (%ld/%ld, BN eval)\n", "clean accuracy",
+            100.0 * r->clean_correct / r->points, 100 * lo, 100 * hi, r->clean_correct, r->points);
+    for (int a = 0; a < plan->n_attacks; a++) {
+        const at_attack_stats *s = &r->stats[a];
+        const at_attack_options *o = &plan->options[a];
+        double measured = o->norm == AT_NORM_LINF ? s->max_linf
+                          : o->norm == AT_NORM_L2 ? s->max_l2 : s->max_l1;
+        char label[48];
+        snprintf(label, sizeof label, "after %s", plan->attacks[a]);
+        cli_wilson(r->robust_after[a], r->points, &lo, &hi);
+        fprintf(out, "  %-22s %6.2f%%  [%5.2f, %5.2f]  broke %ld, max %s %.4g, outside [0,1] %ld, "
+                     "BN %s, %.1f s\n", label, 100.0 * r->robust_after[a] / r->points, 100 * lo,
+                100 * hi, r->broken_by[a], at_norm_name(o->norm), measured, s->out_of_range,
+                at_bn_mode_name(s->bn_mode), r->seconds[a]);
+    }
+}

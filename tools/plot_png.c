@@ -1,0 +1,214 @@
+/* plot_png.c: the example grid of plots.h as an 8-bit grey or RGB PNG, through libpng. The image
+ * is produced one output row at a time, so memory stays at one row however many examples the
+ * grid holds; libpng's longjmp error path is confined to one function that owns no resources. */
+#include "plots.h"
+
+#include <errno.h>
+#include <math.h>
+#include <png.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum {
+    GAP = 2,          /* white pixels between cells, across and down */
+    COLUMNS = 3,      /* clean, adversarial, perturbation */
+    MAX_ZOOM = 32,
+    WHITE = 255
+};
+
+/* libpng refuses sides over a million pixels by default; the area bound keeps every index below
+ * in range even for 32-bit size_t and stops a typo from writing gigabytes. */
+#define MAX_SIDE 1000000LL
+#define MAX_PIXELS (1LL << 28)
+
+static int plot_fail(at_error *err, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int plot_fail(at_error *err, int status, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+        err->status = status;
+    }
+    return status;
+}
+
+typedef struct grid {
+    const float *clean, *adv;
+    int n, c, h, w, zoom;
+    int width, height;   /* of the whole picture, in pixels */
+    float amplify;       /* perturbation scale: 0.5 / largest |adv - clean| */
+} grid;
+
+static float clamp01(float v)
+{
+    return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+}
+
+/* Rounded in double: in float, 0.7f * 255 rounds up to exactly 178.5 before the + 0.5. */
+static png_byte quantise(float v)
+{
+    return (png_byte)(clamp01(v) * 255.0 + 0.5);
+}
+
+/* The value shown for one cell at (channel, row, col) of example i; cells show clamped images,
+ * so the perturbation column is computed from what the first two columns display. */
+static float cell_value(const grid *g, int cell, int i, int ch, int row, int col)
+{
+    size_t at = (((size_t)i * g->c + ch) * g->h + row) * g->w + col;
+    float clean = clamp01(g->clean[at]), adv = clamp01(g->adv[at]);
+    if (cell == 0)
+        return clean;
+    if (cell == 1)
+        return adv;
+    return 0.5f + (adv - clean) * g->amplify;
+}
+
+/* Fills output row y (width * c bytes). */
+static void build_row(const grid *g, int y, png_byte *row)
+{
+    int cell_h = g->h * g->zoom, cell_w = g->w * g->zoom;
+    int i = y / (cell_h + GAP), within = y % (cell_h + GAP);
+    memset(row, WHITE, (size_t)g->width * g->c);
+    if (within >= cell_h)
+        return; /* a gap row between examples */
+    int image_row = within / g->zoom;
+    for (int cell = 0; cell < COLUMNS; cell++) {
+        png_byte *out = row + (size_t)cell * (cell_w + GAP) * g->c;
+        for (int col = 0; col < g->w; col++)
+            for (int ch = 0; ch < g->c; ch++) {
+                png_byte v = quantise(cell_value(g, cell, i, ch, image_row, col));
+                for (int z = 0; z < g->zoom; z++)
+                    out[((size_t)col * g->zoom + z) * g->c + ch] = v;
+            }
+    }
+}
+
+/* libpng's handles and the message of its last error. Owned by the caller of encode(), so
+ * nothing encode() must clean up lives in its own frame when libpng longjmps back into it. */
+typedef struct png_writer {
+    png_structp png;
+    png_infop info;
+    char message[256];
+} png_writer;
+
+static void on_png_error(png_structp png, png_const_charp message)
+{
+    png_writer *writer = png_get_error_ptr(png);
+    snprintf(writer->message, sizeof writer->message, "%s", message);
+    png_longjmp(png, 1);
+}
+
+static void on_png_warning(png_structp png, png_const_charp message)
+{
+    (void)png;
+    (void)message; /* helpers never print; a warning does not make the file wrong */
+}
+
+/* Writes the picture to `file`; -1 with writer->message set on failure. Frees libpng's handles
+ * on both paths. `row` holds one output row. */
+static int encode(png_writer *writer, FILE *file, const grid *g, png_byte *row)
+{
+    writer->png = png_create_write_struct(PNG_LIBPNG_VER_STRING, writer, on_png_error,
+                                          on_png_warning);
+    if (!writer->png) {
+        snprintf(writer->message, sizeof writer->message, "out of memory");
+        return -1;
+    }
+    writer->info = png_create_info_struct(writer->png);
+    if (!writer->info) {
+        png_destroy_write_struct(&writer->png, NULL);
+        snprintf(writer->message, sizeof writer->message, "out of memory");
+        return -1;
+    }
+    if (setjmp(png_jmpbuf(writer->png))) {
+        png_destroy_write_struct(&writer->png, &writer->info);
+        return -1;
+    }
+    png_init_io(writer->png, file);
+    png_set_IHDR(writer->png, writer->info, (png_uint_32)g->width, (png_uint_32)g->height, 8,
+                 g->c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(writer->png, writer->info);
+    for (int y = 0; y < g->height; y++) {
+        build_row(g, y, row);
+        png_write_row(writer->png, row);
+    }
+    png_write_end(writer->png, NULL);
+    png_destroy_write_struct(&writer->png, &writer->info);
+    return 0;
+}
+
+/* Checks the arguments and fills the geometry and perturbation scale of `g`. */
+static int plan_grid(grid *g, const char *path, at_error *err)
+{
+    if (!g->clean || !g->adv)
+        return plot_fail(err, AT_ERR_ARG, "%s: no images given", path);
+    if (g->n < 1 || (g->c != 1 && g->c != 3) || g->h < 1 || g->w < 1)
+        return plot_fail(err, AT_ERR_ARG,
+                         "%s: bad image shape n=%d c=%d h=%d w=%d (need n,h,w >= 1, c 1 or 3)",
+                         path, g->n, g->c, g->h, g->w);
+    if (g->zoom < 1 || g->zoom > MAX_ZOOM)
+        return plot_fail(err, AT_ERR_ARG, "%s: zoom %d is outside 1..%d", path, g->zoom,
+                         MAX_ZOOM);
+    long long width = COLUMNS * ((long long)g->w * g->zoom) + (COLUMNS - 1) * GAP;
+    long long height = g->n * ((long long)g->h * g->zoom) + (g->n - 1LL) * GAP;
+    if (width > MAX_SIDE || height > MAX_SIDE || width * height > MAX_PIXELS)
+        return plot_fail(err, AT_ERR_ARG, "%s: a %lld x %lld pixel grid is too large", path,
+                         width, height);
+    g->width = (int)width;
+    g->height = (int)height;
+    size_t count = (size_t)g->n * g->c * g->h * g->w;
+    float largest = 0.0f;
+    for (size_t k = 0; k < count; k++) {
+        if (!isfinite(g->clean[k]) || !isfinite(g->adv[k]))
+            return plot_fail(err, AT_ERR_NUMERIC, "%s: non-finite pixel in example %zu", path,
+                             k / ((size_t)g->c * g->h * g->w));
+        float d = fabsf(clamp01(g->adv[k]) - clamp01(g->clean[k]));
+        largest = d > largest ? d : largest;
+    }
+    g->amplify = largest > 0.0f ? 0.5f / largest : 0.0f;
+    return AT_OK;
+}
+
+int plot_png_grid(const char *path, const float *clean, const float *adv, int n, int c, int h,
+                  int w, int zoom, at_error *err)
+{
+    if (!path)
+        return plot_fail(err, AT_ERR_ARG, "(null): no file name given");
+    grid g = {.clean = clean, .adv = adv, .n = n, .c = c, .h = h, .w = w, .zoom = zoom};
+    int status = plan_grid(&g, path, err);
+    if (status)
+        return status;
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
+        return plot_fail(err, AT_ERR_ARG, "%s: path too long", path);
+    png_byte *row = malloc((size_t)g.width * g.c);
+    if (!row)
+        return plot_fail(err, AT_ERR_NOMEM, "%s: out of memory", path);
+    FILE *file = fopen(tmp, "wb");
+    if (!file) {
+        status = plot_fail(err, AT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        free(row);
+        return status;
+    }
+    png_writer writer = {0};
+    if (encode(&writer, file, &g, row)) {
+        status = plot_fail(err, AT_ERR_IO, "%s: cannot write: %s", path, writer.message);
+        fclose(file);
+    } else if (fclose(file) != 0) {
+        status = plot_fail(err, AT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    } else if (rename(tmp, path) != 0) {
+        status = plot_fail(err, AT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    }
+    free(row);
+    if (status)
+        remove(tmp);
+    return status;
+}

@@ -1,0 +1,32 @@
+/* plots.h: the two pictures the tool writes next to its JSON reports: a PNG grid of clean and
+ * adversarial examples (plot_png.c) and an SVG line chart such as accuracy against epsilon
+ * (plot_svg.c). Both files are written through a temp file and rename, so a reader never sees
+ * half a picture and a failed call leaves any existing file as it was. */
+#ifndef ADVTRAIN_PLOTS_H
+#define ADVTRAIN_PLOTS_H
+
+#include "advtrain.h"
+
+/* A grid of examples, one row each: the clean image, the adversarial image, and the
+ * perturbation (adv - clean) mapped to [0,1] around 0.5 and amplified so the largest
+ * |perturbation| in the grid reaches 0 or 1. Images are float CHW in [0,1] with 1 (grey) or 3
+ * (RGB) channels; each pixel is drawn as a `zoom` x `zoom` block, with a 2-pixel white gap
+ * between cells. Written with libpng, atomically (temp file + rename). */
+int plot_png_grid(const char *path, const float *clean, const float *adv, int n, int c, int h,
+                  int w, int zoom, at_error *err);
+
+typedef struct plot_series {
+    const char *name;            /* legend entry */
+    const double *y;             /* n values */
+    const double *lo, *hi;       /* optional (NULL) confidence band, n values each */
+} plot_series;
+
+/* A self-contained SVG line chart (no scripts, no external fonts or files): axes with ticks and
+ * labels, one polyline with markers per series, an optional shaded band per series, a legend
+ * and a title. x values must be finite; y values may be NaN (the point is skipped). Written
+ * atomically. */
+int plot_svg_lines(const char *path, const char *title, const char *x_label, const char *y_label,
+                   const double *x, int n, const plot_series *series, int n_series,
+                   at_error *err);
+
+#endif
