@@ -97,6 +97,35 @@ expect 0 "test accuracy" -- "$BIN" train --data-dir "$DATA" --train-size 512 --v
 cmp -s "$TMP/run/last.safetensors" "$TMP/one/last.safetensors" ||
     fail "1 thread and the default thread count gave different weights"
 
+# --- robustness evaluation, curves, adversarial examples
+expect 0 "after pgd" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" --n 60 \
+    --attack pgd --eps 0.1 --steps 5 --json "$TMP/robust.json" --quiet
+for key in '"max_perturbation"' '"outputs_outside_0_1": 0' '"bn_mode": "eval"' '"mean_loss_per_step"' \
+    '"zero_gradients"' '"flags"' '"large_eps"' '"more_steps"'; do
+    grep -q "$key" "$TMP/robust.json" || fail "eval report has no $key"
+done
+expect 0 "eps 0.1" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" --n 40 \
+    --attack fgsm --curve 0,0.05,0.1 --svg "$TMP/curve.svg" --json "$TMP/curve.json" --no-checks --quiet
+grep -q "</svg>" "$TMP/curve.svg" || fail "no SVG curve written"
+[ "$(grep -c '"eps"' "$TMP/curve.json")" -ge 3 ] || fail "curve report lacks its points"
+expect 0 "under the attack" -- "$BIN" attack --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" \
+    --n 16 --attack pgd --eps 0.1 --steps 5 --out "$TMP/adv.safetensors" --png "$TMP/adv.png"
+[ -s "$TMP/adv.safetensors" ] || fail "no adversarial examples written"
+[ "$(head -c 4 "$TMP/adv.png" | od -An -c | tr -d ' ')" = "211PNG" ] || fail "the grid is not a PNG"
+expect 2 "unknown attack 'deepfool'" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --attack deepfool --eps 0.1
+expect 2 "need --eps" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --attack pgd
+expect 2 "--queries/--p-init does not apply" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" \
+    --data-dir "$DATA" --attack pgd --eps 0.1 --queries 10
+expect 2 "need --attack or --suite" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --eps 0.1
+expect 2 "--attack or --suite, not both" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" \
+    --data-dir "$DATA" --attack pgd --suite quick --eps 0.1
+
+# --- a gradient-masked model (inputs quantised to 2 levels) is flagged, not called robust
+expect 0 "test accuracy" -- "$BIN" train --data-dir "$DATA" --train-size 2000 --epochs 2 --batch-size 64 \
+    --input-levels 2 --out "$TMP/masked" --quiet
+expect 0 "FLAG zero-gradients" -- "$BIN" eval --checkpoint "$TMP/masked/last.safetensors" --data-dir "$DATA" \
+    --n 40 --suite standard --eps 0.1 --queries 300 --json "$TMP/masked.json" --quiet
+
 if [ "$failures" -ne 0 ]; then
     echo "$failures CLI check(s) failed"
     exit 1

@@ -8,7 +8,10 @@
  * cross-entropy, shape [1]), "input_grad", "grad.<parameter>" for every parameter, and
  * "after.<buffer>" for every float buffer after the forward (the running statistics), and
  * "relu.NNN", the output of the NNN-th ReLU node in graph order, from which the comparison takes
- * each unit's active/inactive state. */
+ * each unit's active/inactive state.
+ *
+ * With --attack fgsm|pgd --eps E [--steps S --step-size A], OUT also receives "x_adv": the attack
+ * from the clean point (no random start), cross-entropy, batch norm in eval mode. */
 #include "advtrain.h"
 
 #include <stdio.h>
@@ -34,7 +37,9 @@ static int parse_list(const char *s, float *out)
 int main(int argc, char **argv)
 {
     const char *arch = NULL, *weights = NULL, *input = NULL, *bn = "train", *out = NULL;
-    const char *mean = NULL, *std = NULL;
+    const char *mean = NULL, *std = NULL, *attack = NULL;
+    float eps = 0.0f, step_size = 0.0f;
+    int steps = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--model")) arch = argv[i + 1];
         else if (!strcmp(argv[i], "--weights")) weights = argv[i + 1];
@@ -43,6 +48,10 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--out")) out = argv[i + 1];
         else if (!strcmp(argv[i], "--mean")) mean = argv[i + 1];
         else if (!strcmp(argv[i], "--std")) std = argv[i + 1];
+        else if (!strcmp(argv[i], "--attack")) attack = argv[i + 1];
+        else if (!strcmp(argv[i], "--eps")) eps = strtof(argv[i + 1], NULL);
+        else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--step-size")) step_size = strtof(argv[i + 1], NULL);
         else return fail("unknown option", argv[i]);
     }
     if (!arch || !weights || !input || !out)
@@ -108,11 +117,27 @@ int main(int argc, char **argv)
                              at_pass_activation(p, node), (size_t)n * c * h * ww * 4, &err))
             return fail(err.message, NULL);
     }
+    float *x_adv = NULL;
+    if (attack) {
+        at_attack *atk = NULL;
+        at_attack_options ao = {.eps = eps, .steps = steps, .step_size = step_size,
+                                .no_random_start = true, .loss = AT_ATTACK_LOSS_CE};
+        uint64_t *seeds = calloc((size_t)n, sizeof *seeds);
+        x_adv = malloc(tx->nbytes);
+        if (at_attack_create(&atk, attack, m, n, &ao, &err) ||
+            at_attack_run(atk, tx->data, y, NULL, n, seeds, x_adv, NULL))
+            return fail(err.message, attack);
+        at_attack_free(atk);
+        free(seeds);
+        if (at_st_writer_add(w, "x_adv", "F32", 4, tx->shape, x_adv, tx->nbytes, &err))
+            return fail(err.message, NULL);
+    }
     if (at_st_writer_save(w, out, &err))
         return fail(err.message, NULL);
     at_st_writer_free(w);
     free(names);
     free(relu_names);
+    free(x_adv);
     free(y);
     free(dlogits);
     at_pass_free(p);

@@ -6,6 +6,10 @@ logits, mean cross-entropy loss, every weight gradient, the input gradient and t
 statistics after the forward must match PyTorch's with relative error < 1e-4 (max |a - b| over
 max |b|, per tensor).
 
+FGSM and PGD from the clean point (eval mode, cross-entropy) must give the same adversarial
+examples as a PyTorch implementation, pixel for pixel, except at pixels where the input gradient
+was within rounding of 0 at some step in PyTorch (its sign is then a coin toss).
+
 A ReLU's derivative jumps at 0, and a wide network has millions of units: a few of them sit
 within float32 rounding of 0, where advtrain and PyTorch (which sum in different orders) can land
 on opposite sides and so route the gradient differently. The comparison therefore runs PyTorch's
@@ -154,6 +158,73 @@ def compare(dump, tmp, arch, net, x, y, mode, norm):
           + f"  (ReLU units at a kink: {states.flipped})")
 
 
+def maxpool_near_ties(net, x):
+    """Per image: whether a 2x2 max-pool window has its two largest (positive) inputs within
+    1e-5 of the layer's scale, where float rounding decides which one the gradient goes to."""
+    inputs = []
+    hooks = [m.register_forward_hook(lambda m, i, o: inputs.append(i[0].detach()))
+             for m in net.modules() if isinstance(m, torch.nn.MaxPool2d)]
+    with torch.no_grad():
+        net(x)
+    for h in hooks:
+        h.remove()
+    tied = torch.zeros(x.shape[0], dtype=torch.bool)
+    for a in inputs:
+        n, c, h, w = a.shape
+        top = a[:, :, :h // 2 * 2, :w // 2 * 2].unfold(2, 2, 2).unfold(3, 2, 2).reshape(
+            n, c, h // 2, w // 2, 4).topk(2, -1).values
+        scale = a.flatten(1).abs().max(1).values.view(-1, 1, 1, 1)
+        near = ((top[..., 0] - top[..., 1]) <= 1e-5 * scale) & (top[..., 0] > 0)
+        tied |= near.flatten(1).any(1)
+    return tied
+
+
+def compare_attacks(dump, tmp, net, x, y):
+    """FGSM and PGD from the clean point, step by step: advtrain's k-th iterate (the attack run
+    with k steps) against one PyTorch step taken from advtrain's (k-1)-th iterate, with PyTorch's
+    ReLUs in advtrain's states at that point (see ReluStates). A pixel may differ only where the
+    gradient sign is ambiguous: PyTorch's gradient within rounding of 0 there, or the image has a
+    max-pool window whose two largest inputs are within rounding of each other (the gradient's
+    route through it is then a coin toss)."""
+    weights = os.path.join(tmp, "attack_weights.safetensors")
+    safetensors_io.save(weights, net.state_dict())
+    inp = os.path.join(tmp, "attack_input.safetensors")
+    out = os.path.join(tmp, "attack_out.safetensors")
+    net.eval()
+    for name, eps, steps, alpha in (("fgsm", 0.1, 1, 0.1), ("pgd", 0.1, 10, 0.01)):
+        previous, differ_total, ambiguous_total = x.clone(), 0, 0
+        for k in range(1, steps + 1):
+            safetensors_io.save(inp, {"x": x, "y": y})
+            subprocess.run([dump, "--model", "smallcnn", "--weights", weights, "--input", inp,
+                            "--bn", "eval", "--out", out, "--attack", name, "--eps", str(eps),
+                            "--steps", str(k), "--step-size", str(alpha)], check=True)
+            ours_k = safetensors_io.load(out)["x_adv"]
+            # advtrain's ReLU states at its previous iterate
+            safetensors_io.save(inp, {"x": previous, "y": y})
+            subprocess.run([dump, "--model", "smallcnn", "--weights", weights, "--input", inp,
+                            "--bn", "eval", "--out", out], check=True)
+            states = safetensors_io.load(out)
+            xg = previous.clone().requires_grad_(True)
+            with ReluStates(states, f"{name} step {k}"):
+                loss = F.cross_entropy(net(xg), y, reduction="sum")
+            (g,) = torch.autograd.grad(loss, xg)
+            theirs = torch.min(torch.max(previous + alpha * g.sign(), x - eps), x + eps).clamp(0.0, 1.0)
+            scale = g.abs().flatten(1).max(1).values.view(-1, 1, 1, 1)
+            ambiguous = g.abs() <= 1e-5 * scale
+            ambiguous |= maxpool_near_ties(net, previous).view(-1, 1, 1, 1).expand_as(ambiguous)
+            differ = ours_k != theirs
+            differ_total += int(differ.sum())
+            ambiguous_total += int((differ & ambiguous).sum())
+            unexplained = int((differ & ~ambiguous).sum())
+            if unexplained:
+                failures.append(f"{name} step {k}: {unexplained} pixels differ where PyTorch's "
+                                f"gradient sign was clear")
+            previous = ours_k
+        print(f"  {name:4s} eps {eps}, {steps} step(s): {differ_total} pixel updates of "
+              f"{steps * x.numel()} differ from PyTorch's, {ambiguous_total} of them where the "
+              f"gradient sign was ambiguous")
+
+
 def eval_cli(advtrain, tmp, data_dir):
     """advtrain eval on a weights-only PyTorch state_dict: same accuracy as PyTorch."""
     import gzip
@@ -230,6 +301,7 @@ def main():
         for mode in ("train", "eval"):
             compare(a.dump, tmp, "smallcnn", small, x1, y1, mode, False)
             compare(a.dump, tmp, "preact-resnet18", preact, x2, y2, mode, True)
+        compare_attacks(a.dump, tmp, small, x1, y1)
         eval_cli(a.advtrain, tmp, a.data_dir)
     if failures:
         print("FAILED:\n  " + "\n  ".join(failures))
