@@ -136,9 +136,11 @@ int main(int argc, char **argv)
         memcpy(mo.mean, mean, sizeof mean);
         memcpy(mo.std, std, sizeof std);
     }
+    /* only the passes the rows need, so the peak memory of a one-row run is that row's */
+    const bool infer = strchr(modes, 'a') != NULL, train = strpbrk(modes, "bcde") != NULL;
     if (at_model_create(&b.model, w->arch, &mo, &err) ||
-        at_pass_create(&b.train, b.model, batch, 0, &err) ||
-        at_pass_create(&b.infer, b.model, batch, AT_PASS_FORWARD_ONLY, &err) ||
+        (train && at_pass_create(&b.train, b.model, batch, 0, &err)) ||
+        (infer && at_pass_create(&b.infer, b.model, batch, AT_PASS_FORWARD_ONLY, &err)) ||
         at_sgd_create(&b.sgd, b.model, &(at_sgd_options){0.9f, 5e-4f, false}, &err)) {
         fprintf(stderr, "advtrain-bench: %s\n", err.message);
         return 1;

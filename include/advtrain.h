@@ -216,8 +216,14 @@ int at_model_copy_weights(at_model *dst, const at_model *src, at_error *err);
  */
 typedef struct at_pass at_pass;
 
+/* A pass keeps only what backward needs: outputs that no backward reads share memory once
+ * consumed, and the gradients of hidden nodes share memory once propagated. Flags: */
 enum {
-    AT_PASS_FORWARD_ONLY = 1 /* no gradient buffers: inference only */
+    AT_PASS_FORWARD_ONLY = 1,    /* inference only: no gradient buffers at all */
+    AT_PASS_KEEP_ALL = 2,        /* every node's output and gradient stays readable (hooks,
+                                    feature losses, injected gradients at hidden nodes) */
+    AT_PASS_NO_WEIGHT_GRADS = 4  /* backward will only be asked for AT_GRAD_INPUT (attacks):
+                                    inputs kept only for weight gradients are not kept */
 };
 enum {
     AT_GRAD_INPUT = 1,  /* compute dL/dx (attacks) */
@@ -237,9 +243,11 @@ int at_pass_batch(const at_pass *pass);           /* n of the last forward */
 at_bn_mode at_pass_bn_mode(const at_pass *pass);  /* BN mode of the last forward */
 
 /* Backward in three steps, so gradients can be injected anywhere:
- *   at_backward_begin zeroes the gradient of every node's output;
+ *   at_backward_begin zeroes the gradients;
  *   at_pass_grad(pass, node) is dL/d(output of node), writable (the logits' one is the last node);
  *   at_backward_run propagates from the output to the input.
+ * at_pass_grad of a hidden node (neither the input nor the last) is available only in a pass
+ * created with AT_PASS_KEEP_ALL; otherwise it returns NULL.
  * at_backward(pass, dlogits, what) does the three with dlogits as the output's gradient. Weight
  * gradients accumulate into the model's slab; zeroing them is at_model_zero_grad. */
 void at_backward_begin(at_pass *pass);
@@ -248,10 +256,10 @@ int at_backward_run(at_pass *pass, unsigned what);
 int at_backward(at_pass *pass, const float *dlogits, unsigned what);
 const float *at_pass_input_grad(const at_pass *pass); /* dL/dx [n, c, h, w] */
 
-/* Hooks at any node: the output activation of the last forward, and a perturbation added to a
- * node's output during every forward until cleared with NULL (the gradient w.r.t. it is
- * at_pass_grad of that node after backward). The pass reads `delta` at each forward; the caller
- * keeps it alive. */
+/* Hooks at any node: the output activation of the last forward (hidden nodes only with
+ * AT_PASS_KEEP_ALL, else NULL), and a perturbation added to a node's output during every forward
+ * until cleared with NULL (the gradient w.r.t. it is at_pass_grad of that node after backward).
+ * The pass reads `delta` at each forward; the caller keeps it alive. */
 float *at_pass_activation(at_pass *pass, int node);
 int at_pass_set_perturbation(at_pass *pass, int node, const float *delta);
 /* Seeds the pass's random stream, which stochastic layers (gaussian-noise) draw from. */

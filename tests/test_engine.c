@@ -230,7 +230,7 @@ TEST(perturbation_hook_and_hidden_gradients)
     REQUIRE(m);
     at_pass *p = NULL;
     at_error err;
-    CHECK_OK(at_pass_create(&p, m, 2, 0, &err), &err);
+    CHECK_OK(at_pass_create(&p, m, 2, AT_PASS_KEEP_ALL, &err), &err);
     float x[2 * 3 * 32 * 32], d[20];
     fill_uniform(x, sizeof x / sizeof x[0], 9);
     fill_uniform(d, 20, 10);
@@ -321,7 +321,49 @@ TEST(forward_only_pass_refuses_backward)
     at_model_free(m);
 }
 
-TEST_MAIN(TEST_ENTRY(results_do_not_depend_on_thread_count),
+/* Without AT_PASS_KEEP_ALL hidden outputs and gradients share memory: they are not handed out,
+ * and the shared plan gives the same results as keeping everything. */
+TEST(shared_memory_plan_gives_the_same_results)
+{
+    at_model *m = narrow_preact(7);
+    REQUIRE(m);
+    at_pass *shared = NULL, *kept = NULL, *attack = NULL;
+    at_error err;
+    CHECK_OK(at_pass_create(&shared, m, 4, 0, &err), &err);
+    CHECK_OK(at_pass_create(&kept, m, 4, AT_PASS_KEEP_ALL, &err), &err);
+    CHECK_OK(at_pass_create(&attack, m, 4, AT_PASS_NO_WEIGHT_GRADS, &err), &err);
+    float x[4 * 3 * 32 * 32], d[40];
+    fill_uniform(x, sizeof x / sizeof x[0], 21);
+    fill_uniform(d, 40, 22);
+    size_t np;
+    float *grads = at_model_grads(m, &np);
+    float *g1 = malloc(np * sizeof(float));
+    static float dx1[4 * 3 * 32 * 32];
+    at_model_zero_grad(m);
+    at_forward(shared, x, 4, AT_BN_EVAL);
+    at_backward(shared, d, AT_GRAD_INPUT | AT_GRAD_WEIGHTS);
+    memcpy(g1, grads, np * sizeof(float));
+    memcpy(dx1, at_pass_input_grad(shared), sizeof dx1);
+    at_model_zero_grad(m);
+    at_forward(kept, x, 4, AT_BN_EVAL);
+    at_backward(kept, d, AT_GRAD_INPUT | AT_GRAD_WEIGHTS);
+    CHECK(memcmp(g1, grads, np * sizeof(float)) == 0);
+    CHECK(memcmp(dx1, at_pass_input_grad(kept), sizeof dx1) == 0);
+    at_forward(attack, x, 4, AT_BN_EVAL);
+    CHECK_OK(at_backward(attack, d, AT_GRAD_INPUT), NULL);
+    CHECK(memcmp(dx1, at_pass_input_grad(attack), sizeof dx1) == 0);
+    CHECK_EQ_INT(at_backward(attack, d, AT_GRAD_WEIGHTS), AT_ERR_ARG);
+    CHECK(at_pass_grad(shared, 5) == NULL && at_pass_grad(kept, 5) != NULL);
+    CHECK(at_pass_grad(shared, 0) != NULL && at_pass_activation(shared, 0) != NULL);
+    free(g1);
+    at_pass_free(shared);
+    at_pass_free(kept);
+    at_pass_free(attack);
+    at_model_free(m);
+}
+
+TEST_MAIN(TEST_ENTRY(shared_memory_plan_gives_the_same_results),
+          TEST_ENTRY(results_do_not_depend_on_thread_count),
           TEST_ENTRY(backward_flags_select_what_is_computed),
           TEST_ENTRY(batchnorm_modes_and_running_statistics),
           TEST_ENTRY(two_live_passes_share_weights_and_sum_gradients),

@@ -114,8 +114,12 @@ typedef struct at_layer_ctx {
     bool weight_grads;      /* accumulate into dw */
 } at_layer_ctx;
 
+/* What a layer's backward reads besides its output gradient (the memory plan keeps these). */
+enum { AT_READS_INPUT = 1, AT_READS_OUTPUT = 2, AT_READS_INPUT_FOR_WEIGHTS = 4 };
+
 typedef struct at_layer_ops {
     const char *name;
+    unsigned backward_reads;
     /* bytes of per-pass cache and floats of per-worker scratch for batches of max_batch */
     size_t (*cache_bytes)(const at_node *node, const at_shape *in, int max_batch);
     size_t (*scratch_floats)(const at_node *node, const at_shape *in, int max_batch);
@@ -127,6 +131,18 @@ typedef struct at_layer_ops {
 } at_layer_ops;
 
 const at_layer_ops *at_layer_ops_of(at_layer_kind kind);
+
+/* Where each node's output and output gradient live in a pass (memory_plan.c). Offsets are in
+ * floats from the start of the pass's activation area; SIZE_MAX means no buffer. */
+typedef struct at_memory_plan {
+    size_t *out_offset, *grad_offset;
+    bool *out_kept, *grad_kept; /* dedicated (readable after forward / backward) */
+    int *last_consumer;          /* the highest node reading each node's output */
+    size_t total_floats;
+} at_memory_plan;
+
+int at_memory_plan_build(at_memory_plan *plan, const at_model *m, int max_batch, unsigned flags);
+void at_memory_plan_free(at_memory_plan *plan);
 const char *at_layer_name(at_layer_kind kind);
 
 /* Splitting a reduction over the batch (weight gradients) into units of work: the units are

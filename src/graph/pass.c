@@ -19,6 +19,7 @@ struct at_pass {
     size_t scratch_floats;
     float *shared;
     at_rng rng;         /* for stochastic layers; seeded by at_pass_set_seed */
+    at_memory_plan plan;
     void *slab;         /* one allocation carved into everything above */
 };
 
@@ -38,20 +39,24 @@ int at_pass_create(at_pass **out, at_model *m, int max_batch, unsigned flags, at
         return at_fail(err, AT_ERR_STATE, "the model is not finished");
     if (max_batch < 1 || max_batch > (1 << 20))
         return at_fail(err, AT_ERR_ARG, "batch size %d out of range 1..%d", max_batch, 1 << 20);
-    int nn = m->n_nodes;
-    int workers = at_max_threads();
-    bool with_grads = !(flags & AT_PASS_FORWARD_ONLY);
+    if (flags & ~(unsigned)(AT_PASS_FORWARD_ONLY | AT_PASS_KEEP_ALL | AT_PASS_NO_WEIGHT_GRADS))
+        return at_fail(err, AT_ERR_ARG, "unknown pass flags %#x", flags);
+    const int nn = m->n_nodes;
+    const int workers = at_max_threads();
+    const bool with_grads = !(flags & AT_PASS_FORWARD_ONLY);
+    for (int i = 0; i < nn; i++) {
+        size_t per;
+        if (!at_mul_size(at_shape_numel(m->nodes[i].out), (size_t)max_batch, &per) || per > ((size_t)1 << 40))
+            return at_fail(err, AT_ERR_NOMEM, "batch of %d is too large for this model", max_batch);
+    }
 
     /* Size everything first, then make one allocation. */
-    size_t floats = 0, cache_bytes = 0, scratch = 0, shared = 0;
-    for (int i = 0; i < nn; i++) {
+    at_memory_plan plan;
+    if (at_memory_plan_build(&plan, m, max_batch, flags))
+        return at_fail(err, AT_ERR_NOMEM, "out of memory planning a pass");
+    size_t cache_bytes = 0, scratch = 0, shared = 0;
+    for (int i = 1; i < nn; i++) {
         const at_node *node = &m->nodes[i];
-        size_t per;
-        if (!at_mul_size(at_shape_numel(node->out), (size_t)max_batch, &per))
-            return at_fail(err, AT_ERR_NOMEM, "batch of %d is too large for this model", max_batch);
-        floats += at_round_floats(per) * (with_grads ? 2 : 1);
-        if (i == 0)
-            continue;
         const at_layer_ops *ops = at_layer_ops_of(node->kind);
         at_shape in[2] = {m->nodes[node->inputs[0]].out, {0, 0, 0}};
         if (node->n_inputs > 1)
@@ -63,13 +68,13 @@ int at_pass_create(at_pass **out, at_model *m, int max_batch, unsigned flags, at
             if (s > scratch)
                 scratch = s;
         }
-        if (ops->shared_floats && with_grads) {
+        if (ops->shared_floats && with_grads && !(flags & AT_PASS_NO_WEIGHT_GRADS)) {
             size_t s = at_round_floats(ops->shared_floats(node, in, max_batch));
             if (s > shared)
                 shared = s;
         }
     }
-    size_t bytes = (floats + scratch * (size_t)workers + shared) * sizeof(float) + cache_bytes;
+    size_t bytes = (plan.total_floats + scratch * (size_t)workers + shared) * sizeof(float) + cache_bytes;
     size_t table_bytes = (size_t)nn * (3 * sizeof(void *) + sizeof(float *));
 
     at_pass *p = at_alloc(sizeof *p);
@@ -79,6 +84,7 @@ int at_pass_create(at_pass **out, at_model *m, int max_batch, unsigned flags, at
         at_free(p);
         at_free(tables);
         at_free(slab);
+        at_memory_plan_free(&plan);
         return at_fail(err, AT_ERR_NOMEM, "out of memory planning a pass (%zu MiB)", bytes >> 20);
     }
     p->model = m;
@@ -90,18 +96,15 @@ int at_pass_create(at_pass **out, at_model *m, int max_batch, unsigned flags, at
     p->cache = (void **)(p->grad + nn);
     p->perturbation = (const float **)(p->cache + nn);
     p->slab = slab;
+    p->plan = plan;
     at_rng_seed(&p->rng, 0);
 
-    char *cursor = slab;
+    float *base = slab;
     for (int i = 0; i < nn; i++) {
-        size_t per = at_round_floats(at_shape_numel(m->nodes[i].out) * (size_t)max_batch);
-        p->out[i] = (float *)cursor;
-        cursor += per * sizeof(float);
-        if (with_grads) {
-            p->grad[i] = (float *)cursor;
-            cursor += per * sizeof(float);
-        }
+        p->out[i] = base + plan.out_offset[i];
+        p->grad[i] = plan.grad_offset[i] == SIZE_MAX ? NULL : base + plan.grad_offset[i];
     }
+    char *cursor = (char *)(base + plan.total_floats);
     p->scratch = (float *)cursor;
     p->scratch_floats = scratch;
     cursor += scratch * (size_t)workers * sizeof(float);
@@ -127,6 +130,7 @@ void at_pass_free(at_pass *p)
         return;
     at_free(p->slab);
     at_free(p->out);
+    at_memory_plan_free(&p->plan);
     at_free(p);
 }
 
@@ -191,18 +195,25 @@ int at_forward(at_pass *p, const float *x, int n, at_bn_mode mode)
 
 const float *at_pass_logits(const at_pass *p) { return p->out[p->model->n_nodes - 1]; }
 
+static void zero_grad(at_pass *p, int node)
+{
+    memset(p->grad[node], 0, at_shape_numel(p->model->nodes[node].out) * (size_t)p->n * sizeof(float));
+}
+
+/* Dedicated gradients are zeroed here; shared ones just before their first writer runs. */
 void at_backward_begin(at_pass *p)
 {
     if (p->flags & AT_PASS_FORWARD_ONLY)
         return;
-    const at_model *m = p->model;
-    for (int i = 0; i < m->n_nodes; i++)
-        memset(p->grad[i], 0, at_shape_numel(m->nodes[i].out) * (size_t)p->n * sizeof(float));
+    for (int i = 0; i < p->model->n_nodes; i++)
+        if (p->plan.grad_kept[i])
+            zero_grad(p, i);
 }
 
 float *at_pass_grad(at_pass *p, int node)
 {
-    if (node < 0 || node >= p->model->n_nodes)
+    if (node < 0 || node >= p->model->n_nodes || (p->flags & AT_PASS_FORWARD_ONLY) ||
+        !p->plan.grad_kept[node])
         return NULL;
     return p->grad[node];
 }
@@ -215,11 +226,19 @@ int at_backward_run(at_pass *p, unsigned what)
         return AT_ERR_STATE;
     if ((what & ~(unsigned)(AT_GRAD_INPUT | AT_GRAD_WEIGHTS)) != 0 || what == 0)
         return AT_ERR_ARG;
+    if ((what & AT_GRAD_WEIGHTS) && (p->flags & AT_PASS_NO_WEIGHT_GRADS))
+        return AT_ERR_ARG;
     at_model *m = p->model;
     for (int i = m->n_nodes - 1; i >= 1; i--) {
+        const at_node *node = &m->nodes[i];
+        /* a shared gradient buffer becomes this input's when its last consumer comes up */
+        for (int k = 0; k < node->n_inputs; k++) {
+            int j = node->inputs[k];
+            if (!p->plan.grad_kept[j] && p->plan.last_consumer[j] == i && (k == 0 || node->inputs[0] != j))
+                zero_grad(p, j);
+        }
         if (!needs_grad(m, i, what))
             continue;
-        const at_node *node = &m->nodes[i];
         at_layer_ctx c = make_ctx(p, i);
         c.dy = p->grad[i];
         for (int k = 0; k < node->n_inputs; k++)
@@ -245,7 +264,7 @@ const float *at_pass_input_grad(const at_pass *p) { return p->grad[0]; }
 
 float *at_pass_activation(at_pass *p, int node)
 {
-    if (node < 0 || node >= p->model->n_nodes)
+    if (node < 0 || node >= p->model->n_nodes || !p->plan.out_kept[node])
         return NULL;
     return p->out[node];
 }

@@ -10,11 +10,11 @@ void at_relu_forward_kernel(const float *restrict x, float *restrict y, size_t n
 }
 
 AT_MULTIVERSION
-void at_relu_backward_kernel(const float *restrict x, const float *restrict dy,
+void at_relu_backward_kernel(const float *restrict y, const float *restrict dy,
                              float *restrict dx, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+        dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
 AT_MULTIVERSION

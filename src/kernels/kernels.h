@@ -20,7 +20,7 @@
 
 /* Element-wise kernels on n floats. */
 void at_relu_forward_kernel(const float *x, float *y, size_t n);
-void at_relu_backward_kernel(const float *x, const float *dy, float *dx, size_t n); /* dx += */
+void at_relu_backward_kernel(const float *y, const float *dy, float *dx, size_t n); /* dx += */
 void at_add_kernel(const float *a, const float *b, float *y, size_t n);              /* y = a + b */
 void at_accumulate_kernel(const float *dy, float *dx, size_t n);                      /* dx += dy */
 /* y = x * scale + shift */

@@ -201,6 +201,7 @@ static void conv_backward(const at_layer_ctx *c)
 
 const at_layer_ops at_layer_conv2d = {
     .name = "conv2d",
+    .backward_reads = AT_READS_INPUT_FOR_WEIGHTS,
     .scratch_floats = conv_scratch,
     .shared_floats = conv_shared,
     .forward = conv_forward,

@@ -109,6 +109,7 @@ static void linear_backward(const at_layer_ctx *c)
 
 const at_layer_ops at_layer_linear = {
     .name = "linear",
+    .backward_reads = AT_READS_INPUT_FOR_WEIGHTS,
     .scratch_floats = linear_scratch,
     .forward = linear_forward,
     .backward = linear_backward,

@@ -1,4 +1,6 @@
-/* relu.c: y = max(x, 0); dx += dy where x > 0 (PyTorch's convention at 0: no gradient). */
+/* relu.c: y = max(x, 0); dx += dy where y > 0 (equivalently x > 0; PyTorch's convention at 0: no
+ * gradient). Backward reads the output rather than the input, so the input (usually a batch-norm
+ * output nobody else needs in backward) does not have to be kept. */
 #include "graph/graph.h"
 #include "kernels/kernels.h"
 
@@ -34,12 +36,13 @@ static void relu_backward(const at_layer_ctx *c)
 #pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
     for (long b = 0; b < blocks; b++) {
         size_t first = (size_t)b * BLOCK, n = count - first < BLOCK ? count - first : BLOCK;
-        at_relu_backward_kernel(c->x[0] + first, c->dy + first, c->dx[0] + first, n);
+        at_relu_backward_kernel(c->y + first, c->dy + first, c->dx[0] + first, n);
     }
 }
 
 const at_layer_ops at_layer_relu = {
     .name = "relu",
+    .backward_reads = AT_READS_OUTPUT,
     .forward = relu_forward,
     .backward = relu_backward,
 };

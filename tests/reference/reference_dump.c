@@ -74,7 +74,7 @@ int main(int argc, char **argv)
     at_model *m = NULL;
     at_pass *p = NULL;
     if (at_model_create(&m, arch, &o, &err) || at_checkpoint_load(weights, m, NULL, NULL, &err) ||
-        at_pass_create(&p, m, n, 0, &err))
+        at_pass_create(&p, m, n, AT_PASS_KEEP_ALL, &err))
         return fail(err.message, NULL);
     const int k = at_model_num_classes(m);
     int32_t *y = malloc((size_t)n * sizeof *y);
