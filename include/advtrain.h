@@ -539,7 +539,8 @@ int at_checkpoint_load(const char *path, at_model *model, at_sgd *sgd, at_safete
  * Training
  */
 typedef struct at_train_config {
-    const char *method;       /* "standard" (see at_method_info) */
+    const char *method;       /* see at_method_info: "standard", "pgd-at", "trades", "mart",
+                                 "fgsm-rs", "free-at" */
     int epochs;
     int batch_size;
     at_lr_schedule lr;
@@ -548,6 +549,29 @@ typedef struct at_train_config {
     uint64_t seed;
     int val_size;             /* held-out validation examples taken from the training set */
     int eval_batch_size;
+
+    /* Adversarial training. A zero field takes the method's default (the paper's); a field set
+     * for a method that does not use it is an error, never silently ignored. */
+    at_norm norm;
+    float eps;                /* training budget (required by adversarial methods) */
+    int attack_steps;         /* PGD steps of the training attack */
+    float attack_step_size;   /* absolute step of the training attack */
+    bool attack_bn_given;     /* attack_bn_mode overrides the method's choice */
+    at_bn_mode attack_bn_mode;/* BN mode of the attack passes (Rice: train; TRADES: eval) */
+    bool beta_given;          /* beta overrides the method's default */
+    float beta;               /* TRADES, MART: weight of the KL term (6); 0 removes it */
+    int replays;              /* Free-AT: times each minibatch is replayed, m (8) */
+    bool awp;                 /* adversarial weight perturbation (Wu et al.) on top of pgd-at or
+                                 trades */
+    bool awp_gamma_given;
+    float awp_gamma;          /* AWP's relative size (pgd-at 0.01, trades 0.005); 0 is a no-op */
+    int awp_warmup;           /* epochs before AWP starts; 0 = method default */
+    float ema;                /* > 0: evaluate an exponential moving average of the weights with
+                                 decay min(ema, (1 + t) / (10 + t)) (Rebuffi et al.) */
+    float eps_warmup;         /* > 0: eps grows linearly from 0 to eps over these epochs */
+    bool no_robust_validation;/* adversarial methods validate PGD-10 robust accuracy each epoch;
+                                 this turns it off (and with it early stopping) */
+    bool no_overfit_check;    /* fgsm-rs checks for catastrophic overfitting each epoch */
 } at_train_config;
 
 /* The training methods the trainer knows, for listings. */
@@ -558,11 +582,18 @@ typedef struct at_epoch_stats {
     int epoch;                /* 1-based */
     int epochs;
     double train_loss;        /* mean over the epoch's examples */
-    double train_acc;
+    double train_acc;         /* on the batches trained on (adversarial for adversarial methods) */
     double val_loss, val_acc; /* on the validation split; negative when there is none */
+    double val_robust_acc;    /* PGD-10 accuracy on the validation split; negative when off */
+    bool best;                /* the best validation (robust, else clean) accuracy so far */
+    double eps;               /* training eps at the end of the epoch */
     double lr_last;
     double seconds;
     double images_per_second;
+    /* fgsm-rs: PGD and FGSM accuracy on a fixed training batch, and the verdict */
+    double check_pgd_acc, check_fgsm_acc;
+    bool overfitting_detected; /* catastrophic overfitting: the weights were rolled back to the
+                                  previous epoch and training stops */
 } at_epoch_stats;
 
 typedef struct at_train_callbacks {
@@ -580,7 +611,14 @@ int at_trainer_create(at_trainer **out, at_model *model, const at_dataset *train
                       const at_dataset *val, const at_train_config *config, at_error *err);
 void at_trainer_free(at_trainer *t);
 at_sgd *at_trainer_sgd(at_trainer *t);
-int at_trainer_epoch(const at_trainer *t); /* epochs completed */
+/* The model to evaluate and deploy: the weight average with config.ema, else the model. */
+at_model *at_trainer_eval_model(at_trainer *t);
+/* The configuration with the method's defaults filled in. */
+const at_train_config *at_trainer_config(const at_trainer *t);
+/* The run stopped early (catastrophic overfitting): no further epochs. */
+bool at_trainer_stopped(const at_trainer *t);
+int at_trainer_epoch(const at_trainer *t);  /* passes over the data completed */
+int at_trainer_epochs(const at_trainer *t); /* passes the run makes (epochs / m for free-at) */
 /* Sets the number of completed epochs (after loading a checkpoint to resume). */
 int at_trainer_set_epoch(at_trainer *t, int epochs_done, at_error *err);
 /* Runs one epoch; fills stats. */

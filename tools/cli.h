@@ -50,6 +50,8 @@ typedef struct cli_command {
  * seen[i] (may be NULL) is set for each option given. */
 int cli_parse(const cli_command *cmd, int argc, char **argv, bool *seen);
 void cli_help(const cli_command *cmd, FILE *out);
+/* Whether option `name` was given, from the seen[] of cli_parse. */
+bool cli_given(const cli_command *cmd, const bool *seen, const char *name);
 /* Prints "advtrain CMD: <message>" to stderr; returns `code`. */
 int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

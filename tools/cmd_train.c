@@ -1,7 +1,8 @@
 /* cmd_train.c: `advtrain train`: load the data, build the model, run the trainer epoch by epoch,
  * log one JSON line per epoch, keep a resumable checkpoint (written atomically after every
  * epoch), then evaluate on the test split and write the final report. */
-#include "cli.h"
+#include "attack_args.h"
+#include "eval_report.h"
 
 #include <omp.h>
 #include <stdlib.h>
@@ -15,12 +16,23 @@ typedef struct train_opts {
     double lr, momentum, weight_decay, warmup, gamma, peak;
     cli_float_list milestones, mean, std;
     bool nesterov, hflip, resume, quiet, test_each_epoch;
+    /* adversarial training */
+    const char *norm, *attack_bn;
+    double eps, step_size, beta, awp_gamma, ema, eps_warmup;
+    int steps, replays, awp_warmup, final_n;
+    bool awp, no_early_stop, no_overfit_check, no_final_pgd;
+    const char *final_suite;
 } train_opts;
+
+/* options whose zero value is meaningful, so "given" is tracked apart */
+static struct {
+    bool beta, awp_gamma;
+} opts_given;
 
 static train_opts opts = {
     .data = "fashion-mnist", .model = "smallcnn", .method = "standard", .schedule = "cosine",
     .epochs = 5, .batch_size = 128, .eval_batch_size = 500, .lr = 0.05, .momentum = 0.9,
-    .weight_decay = 5e-4, .gamma = 0.1, .peak = 0.5,
+    .weight_decay = 5e-4, .gamma = 0.1, .peak = 0.5, .val_size = -1, .final_n = 1000,
 };
 
 static const cli_option options[] = {
@@ -42,7 +54,24 @@ static const cli_option options[] = {
     {"nesterov", CLI_FLAG, &opts.nesterov, 0, 0, NULL, NULL, "Nesterov momentum"},
     {"weight-decay", CLI_FLOAT, &opts.weight_decay, 0, 1, NULL, "X", "L2 weight decay; default 5e-4"},
     {"seed", CLI_INT, &opts.seed, 0, 2147483647, NULL, "N", "seed of initialisation, data order and augmentation; default 0"},
-    {"val-size", CLI_INT, &opts.val_size, 0, 1000000, NULL, "N", "hold out N training images for validation; default 0"},
+    {"val-size", CLI_INT, &opts.val_size, 0, 1000000, NULL, "N", "hold out N training images for validation; default 1000 for adversarial methods, else 0"},
+    {"eps", CLI_FLOAT, &opts.eps, 1e-9, 1e6, NULL, "EPS", "adversarial methods: training budget on [0,1] pixels (required)"},
+    {"norm", CLI_CHOICE, &opts.norm, 0, 0, "linf|l2", NULL, "adversarial methods: threat model; default linf"},
+    {"steps", CLI_INT, &opts.steps, 1, 10000, NULL, "N", "pgd-at/trades/mart: attack steps; default 10"},
+    {"step-size", CLI_FLOAT, &opts.step_size, 1e-9, 1e6, NULL, "A", "attack step; default eps/4 (fgsm-rs: 1.25 eps)"},
+    {"attack-bn-mode", CLI_CHOICE, &opts.attack_bn, 0, 0, "train|eval|batch-stats", NULL, "BN mode of training attacks; default train (pgd-at, fgsm-rs) or eval (trades, mart)"},
+    {"beta", CLI_FLOAT, &opts.beta, 0, 1e6, NULL, "B", "trades/mart: weight of the KL term; default 6"},
+    {"replays", CLI_INT, &opts.replays, 1, 64, NULL, "M", "free-at: replays per minibatch; default 8 (epochs must be a multiple)"},
+    {"awp", CLI_FLAG, &opts.awp, 0, 0, NULL, NULL, "pgd-at/trades: adversarial weight perturbation (gamma 0.01 / 0.005)"},
+    {"awp-gamma", CLI_FLOAT, &opts.awp_gamma, 0, 1, NULL, "G", "AWP: relative size of the weight perturbation (with --awp)"},
+    {"awp-warmup", CLI_INT, &opts.awp_warmup, 1, 100000, NULL, "E", "AWP: first epoch with weight perturbation (with --awp); default 0 (trades: 10)"},
+    {"ema", CLI_FLOAT, &opts.ema, 1e-9, 0.999999, NULL, "TAU", "evaluate a weight average with decay min(TAU, (1+t)/(10+t))"},
+    {"eps-warmup", CLI_FLOAT, &opts.eps_warmup, 1e-9, 100000, NULL, "E", "grow eps linearly from 0 over E epochs"},
+    {"no-early-stop", CLI_FLAG, &opts.no_early_stop, 0, 0, NULL, NULL, "adversarial methods: no robust validation and no best checkpoint"},
+    {"no-overfit-check", CLI_FLAG, &opts.no_overfit_check, 0, 0, NULL, NULL, "fgsm-rs: no catastrophic-overfitting check"},
+    {"final-suite", CLI_CHOICE, &opts.final_suite, 0, 0, "quick|standard", NULL, "after training, also run this attack suite on the test set"},
+    {"final-n", CLI_INT, &opts.final_n, 1, 100000000, NULL, "N", "points of the final suite; default 1000"},
+    {"no-final-pgd", CLI_FLAG, &opts.no_final_pgd, 0, 0, NULL, NULL, "adversarial methods: skip PGD-20 on the whole test set after training"},
     {"train-size", CLI_INT, &opts.train_size, 0, 100000000, NULL, "N", "train on the first N training images only (0 = all)"},
     {"crop-padding", CLI_INT, &opts.crop_padding, 0, 64, NULL, "P", "augment: random crop after zero padding P pixels"},
     {"hflip", CLI_FLAG, &opts.hflip, 0, 0, NULL, NULL, "augment: random horizontal flips"},
@@ -93,6 +122,20 @@ static json_t *config_json(void)
     json_object_set_new(c, "hflip", json_boolean(opts.hflip));
     json_object_set_new(c, "input_levels", json_integer(opts.input_levels));
     json_object_set_new(c, "input_noise", json_real(opts.input_noise));
+    json_object_set_new(c, "eps", json_real(opts.eps));
+    json_object_set_new(c, "norm", json_string(opts.norm ? opts.norm : "linf"));
+    json_object_set_new(c, "steps", json_integer(opts.steps));
+    json_object_set_new(c, "step_size", json_real(opts.step_size));
+    json_object_set_new(c, "attack_bn_mode", opts.attack_bn ? json_string(opts.attack_bn) : json_null());
+    json_object_set_new(c, "beta", opts_given.beta ? json_real(opts.beta) : json_null());
+    json_object_set_new(c, "replays", json_integer(opts.replays));
+    json_object_set_new(c, "awp", json_boolean(opts.awp));
+    json_object_set_new(c, "awp_gamma", opts_given.awp_gamma ? json_real(opts.awp_gamma) : json_null());
+    json_object_set_new(c, "awp_warmup", json_integer(opts.awp_warmup));
+    json_object_set_new(c, "ema", json_real(opts.ema));
+    json_object_set_new(c, "eps_warmup", json_real(opts.eps_warmup));
+    json_object_set_new(c, "early_stop", json_boolean(!opts.no_early_stop));
+    json_object_set_new(c, "overfit_check", json_boolean(!opts.no_overfit_check));
     return c;
 }
 
@@ -118,6 +161,25 @@ static at_train_config train_config(void)
                   : !strcmp(opts.schedule, "cyclic")  ? AT_LR_CYCLIC
                   : !strcmp(opts.schedule, "constant") ? AT_LR_CONSTANT
                                                        : AT_LR_COSINE;
+    cfg.norm = opts.norm && !strcmp(opts.norm, "l2") ? AT_NORM_L2 : AT_NORM_LINF;
+    cfg.eps = (float)opts.eps;
+    cfg.attack_steps = opts.steps;
+    cfg.attack_step_size = (float)opts.step_size;
+    cfg.attack_bn_given = opts.attack_bn != NULL;
+    cfg.attack_bn_mode = !opts.attack_bn || !strcmp(opts.attack_bn, "eval") ? AT_BN_EVAL
+                         : !strcmp(opts.attack_bn, "train")                 ? AT_BN_TRAIN
+                                                                            : AT_BN_BATCH_STATS;
+    cfg.beta_given = opts_given.beta;
+    cfg.beta = (float)opts.beta;
+    cfg.replays = opts.replays;
+    cfg.awp = opts.awp;
+    cfg.awp_gamma_given = opts_given.awp_gamma;
+    cfg.awp_gamma = (float)opts.awp_gamma;
+    cfg.awp_warmup = opts.awp_warmup;
+    cfg.ema = (float)opts.ema;
+    cfg.eps_warmup = (float)opts.eps_warmup;
+    cfg.no_robust_validation = opts.no_early_stop;
+    cfg.no_overfit_check = opts.no_overfit_check;
     return cfg;
 }
 
@@ -127,8 +189,10 @@ typedef struct run_state {
     at_model *model;
     at_trainer *trainer;
     const at_dataset *test;
-    char checkpoint[4096];
+    char checkpoint[4096], best_path[4096], ema_path[4096];
     char *config_text, *model_spec;
+    int best_epoch;
+    double best_val_robust, best_val_acc;
     json_t *epochs;        /* the per-epoch records, also in the final report */
     at_error err;
     int status;
@@ -138,12 +202,15 @@ static void on_batch(void *user, int epoch, long done, long total, double loss)
 {
     run_state *s = user;
     char label[32], extra[48];
-    snprintf(label, sizeof label, "epoch %d/%d", epoch, opts.epochs);
+    snprintf(label, sizeof label, "epoch %d/%d", epoch, at_trainer_epochs(s->trainer));
     snprintf(extra, sizeof extra, "loss %.4f", loss);
     cli_progress_update(&s->progress, label, done, total, extra);
 }
 
-static int save_checkpoint(run_state *s, int epoch)
+/* last.safetensors: the live weights and the optimiser, to resume; with a weight average, its
+ * weights go to last_ema.safetensors first, stamped with the same epoch (a resume checks both).
+ * best.safetensors: the weights to evaluate, when the epoch is the best so far. */
+static int save_checkpoints(run_state *s, int epoch, bool best)
 {
     char epoch_text[32];
     snprintf(epoch_text, sizeof epoch_text, "%d", epoch);
@@ -151,8 +218,17 @@ static int save_checkpoint(run_state *s, int epoch)
         {"format", "advtrain-checkpoint-1"}, {"advtrain_version", AT_VERSION_STRING},
         {"model", s->model_spec}, {"config", s->config_text}, {"epoch", epoch_text},
     };
-    return at_checkpoint_save(s->checkpoint, s->model, at_trainer_sgd(s->trainer), meta,
-                              (int)(sizeof meta / sizeof meta[0]), &s->err);
+    const int n_meta = (int)(sizeof meta / sizeof meta[0]);
+    at_model *eval_model = at_trainer_eval_model(s->trainer);
+    int status = 0;
+    if (eval_model != s->model)
+        status = at_checkpoint_save(s->ema_path, eval_model, NULL, meta, n_meta, &s->err);
+    if (!status)
+        status = at_checkpoint_save(s->checkpoint, s->model, at_trainer_sgd(s->trainer), meta,
+                                    n_meta, &s->err);
+    if (!status && best)
+        status = at_checkpoint_save(s->best_path, eval_model, NULL, meta, n_meta, &s->err);
+    return status;
 }
 
 static int on_epoch(void *user, const at_epoch_stats *st)
@@ -166,6 +242,21 @@ static int on_epoch(void *user, const at_epoch_stats *st)
     if (st->val_acc >= 0) {
         json_object_set_new(rec, "val_loss", json_real(st->val_loss));
         json_object_set_new(rec, "val_acc", json_real(st->val_acc));
+        json_object_set_new(rec, "best", json_boolean(st->best));
+    }
+    if (st->val_robust_acc >= 0)
+        json_object_set_new(rec, "val_robust_acc", json_real(st->val_robust_acc));
+    if (at_trainer_config(s->trainer)->eps > 0)
+        json_object_set_new(rec, "eps", json_real(st->eps));
+    if (st->check_pgd_acc >= 0) {
+        json_object_set_new(rec, "check_pgd_acc", json_real(st->check_pgd_acc));
+        json_object_set_new(rec, "check_fgsm_acc", json_real(st->check_fgsm_acc));
+        json_object_set_new(rec, "catastrophic_overfitting", json_boolean(st->overfitting_detected));
+    }
+    if (st->best) {
+        s->best_epoch = st->epoch;
+        s->best_val_robust = st->val_robust_acc;
+        s->best_val_acc = st->val_acc;
     }
     double test_acc = -1.0;
     if (opts.test_each_epoch && s->test) {
@@ -187,12 +278,20 @@ static int on_epoch(void *user, const at_epoch_stats *st)
                 st->train_loss, 100 * st->train_acc);
         if (st->val_acc >= 0)
             fprintf(stderr, "  val acc %.2f%%", 100 * st->val_acc);
+        if (st->val_robust_acc >= 0)
+            fprintf(stderr, "  val PGD-10 %.2f%%%s", 100 * st->val_robust_acc, st->best ? " *" : "");
         if (test_acc >= 0)
             fprintf(stderr, "  test acc %.2f%%", 100 * test_acc);
         fprintf(stderr, "  lr %.4g  %.1f s (%.0f img/s)\n", st->lr_last, st->seconds,
                 st->images_per_second);
     }
-    int status = save_checkpoint(s, st->epoch);
+    if (st->overfitting_detected)
+        fprintf(stderr, "catastrophic overfitting at epoch %d: PGD accuracy on a training batch fell "
+                        "to %.1f%% while FGSM accuracy rose to %.1f%%; rolled back to epoch %d and "
+                        "stopped\n", st->epoch, 100 * st->check_pgd_acc, 100 * st->check_fgsm_acc,
+                st->epoch - 1);
+    /* after a roll-back the weights are epoch - 1's: the checkpoint says so */
+    int status = save_checkpoints(s, st->overfitting_detected ? st->epoch - 1 : st->epoch, st->best);
     if (status)
         return s->status = status;
     return 0;
@@ -281,13 +380,126 @@ static int make_model(const at_dataset *train, at_model **model)
     return 0;
 }
 
+/* Which weights the final evaluation measures: with robust validation, the best epoch's
+ * (early stopping, Rice et al.); otherwise the end of training (the weight average if any). */
+static int final_model(run_state *s, at_model **out, bool *owned, const char **which)
+{
+    *owned = false;
+    *out = at_trainer_eval_model(s->trainer);
+    *which = at_trainer_eval_model(s->trainer) == s->model ? "last" : "last (weight average)";
+    if (s->best_epoch == 0 || at_trainer_config(s->trainer)->no_robust_validation ||
+        at_trainer_config(s->trainer)->eps <= 0)
+        return 0;
+    at_model *best = NULL;
+    if (at_model_create_from_spec(&best, s->model_spec, &s->err) ||
+        at_checkpoint_load(s->best_path, best, NULL, NULL, &s->err)) {
+        at_model_free(best);
+        return cli_error("train", EXIT_WORK_FAILED, "%s", s->err.message);
+    }
+    *out = best;
+    *owned = true;
+    *which = "best";
+    return 0;
+}
+
+static int run_attacks(run_state *s, at_model *model, const at_dataset *test, const char *what,
+                       cli_attack_args *args, int points, json_t *final, const char *key)
+{
+    at_eval_plan plan;
+    at_eval_result r;
+    int status = cli_attack_plan("train", args, at_trainer_config(s->trainer)->eps, &plan);
+    if (status)
+        return status;
+    plan.points = points;
+    plan.batch_size = opts.eval_batch_size;
+    cli_progress progress;
+    cli_progress_start(&progress, opts.quiet);
+    if (at_eval_robust(model, test, &plan, &r, NULL, NULL, &s->err))
+        return cli_error("train", EXIT_WORK_FAILED, "%s", s->err.message);
+    long robust = r.robust_after[plan.n_attacks - 1];
+    double lo, hi;
+    cli_wilson(robust, r.points, &lo, &hi);
+    printf("  %-26s %6.2f%%  [%5.2f, %5.2f]  (%ld points)\n", what, 100.0 * robust / r.points,
+           100 * lo, 100 * hi, r.points);
+    json_t *j = cli_eval_json(&plan, &r);
+    cli_flags flags = {0};
+    cli_eval_flags(&plan, &r, &flags);
+    json_object_set_new(j, "flags", flags.list ? flags.list : json_array());
+    json_object_set_new(final, key, j);
+    at_eval_result_free(&r);
+    return 0;
+}
+
+/* Clean accuracy, PGD-20 on the whole test set (adversarial methods), and the suite asked for. */
+static int final_evaluation(run_state *s, const at_dataset *test, json_t *report)
+{
+    at_model *model;
+    bool owned;
+    const char *which;
+    int status = final_model(s, &model, &owned, &which);
+    if (status)
+        return status;
+    const at_train_config *cfg = at_trainer_config(s->trainer);
+    json_t *final = json_pack("{s:s}", "weights", which);
+    if (s->best_epoch && !strcmp(which, "best"))
+        json_object_set_new(final, "epoch", json_integer(s->best_epoch));
+    long correct;
+    double loss, lo, hi;
+    if (at_evaluate_clean(model, test, opts.eval_batch_size, &correct, &loss, &s->err)) {
+        status = cli_error("train", EXIT_WORK_FAILED, "%s", s->err.message);
+        goto done;
+    }
+    cli_wilson(correct, test->n, &lo, &hi);
+    printf("final evaluation on %s/test with the %s weights%s:\n", test->name, which,
+           !strcmp(which, "best") ? " (chosen by validation PGD-10)" : "");
+    printf("  %-26s %6.2f%%  [%5.2f, %5.2f]  (%d points)\n", "clean accuracy",
+           100.0 * correct / test->n, 100 * lo, 100 * hi, test->n);
+    json_t *clean = cli_accuracy_json(correct, test->n);
+    json_object_set_new(clean, "loss", json_real(loss));
+    json_object_set_new(final, "clean", clean);
+    const char *norm = cfg->norm == AT_NORM_L2 ? "l2" : "linf";
+    if (cfg->eps > 0 && !opts.no_final_pgd) {
+        cli_attack_args pgd = {.attack = "pgd", .norm = norm, .steps = 20,
+                               .step_size = cfg->eps / 10, .seed = opts.seed};
+        char what[64];
+        snprintf(what, sizeof what, "PGD-20 (%s eps %g)", norm, cfg->eps);
+        if ((status = run_attacks(s, model, test, what, &pgd, 0, final, "pgd20")))
+            goto done;
+    }
+    if (opts.final_suite) {
+        cli_attack_args suite = {.suite = opts.final_suite, .norm = norm, .seed = opts.seed};
+        char what[64];
+        snprintf(what, sizeof what, "%s suite (%s eps %g)", opts.final_suite, norm, cfg->eps);
+        if ((status = run_attacks(s, model, test, what, &suite, opts.final_n, final, "suite")))
+            goto done;
+    }
+    json_object_set_new(report, "final", json_incref(final));
+done:
+    json_decref(final);
+    if (owned)
+        at_model_free(model);
+    return status;
+}
+
 int cmd_train(int argc, char **argv)
 {
-    int status = cli_parse(&command, argc, argv, NULL);
+    bool seen[sizeof options / sizeof options[0]];
+    int status = cli_parse(&command, argc, argv, seen);
     if (status)
         return status < 0 ? 0 : status;
     if (!opts.out)
         return cli_error("train", EXIT_USAGE, "--out DIR is required\nusage: %s", command.usage);
+    const bool adversarial_method = strcmp(opts.method, "standard") != 0;
+    opts_given.beta = cli_given(&command, seen, "beta");
+    opts_given.awp_gamma = cli_given(&command, seen, "awp-gamma");
+    /* presets of the papers: Wong et al. train fgsm-rs with a cyclic learning rate; every
+     * adversarial method validates on 1,000 held-out images (Rice et al.) */
+    if (!strcmp(opts.method, "fgsm-rs") && !cli_given(&command, seen, "lr-schedule"))
+        opts.schedule = "cyclic";
+    if (opts.val_size < 0)
+        opts.val_size = adversarial_method && !opts.no_early_stop ? 1000 : 0;
+    if (opts.final_suite && !adversarial_method)
+        return cli_error("train", EXIT_USAGE, "--final-suite needs an adversarial method (it attacks at --eps)");
     if (opts.threads)
         omp_set_num_threads(opts.threads);
     if (!strcmp(opts.schedule, "piecewise") && opts.milestones.count == 0)
@@ -315,6 +527,8 @@ int cmd_train(int argc, char **argv)
         goto done;
     }
     snprintf(s.checkpoint, sizeof s.checkpoint, "%s/last.safetensors", opts.out);
+    snprintf(s.best_path, sizeof s.best_path, "%s/best.safetensors", opts.out);
+    snprintf(s.ema_path, sizeof s.ema_path, "%s/last_ema.safetensors", opts.out);
     config = config_json();
     s.config_text = json_dumps(config, JSON_COMPACT | JSON_SORT_KEYS);
     s.model_spec = at_model_spec(s.model);
@@ -333,6 +547,21 @@ int cmd_train(int argc, char **argv)
         at_st_free(st);
         if (status)
             goto done;
+        at_model *average = at_trainer_eval_model(s.trainer);
+        if (average != s.model) {
+            if (at_checkpoint_load(s.ema_path, average, NULL, &st, &s.err)) {
+                status = cli_error("train", EXIT_WORK_FAILED, "--resume: %s", s.err.message);
+                goto done;
+            }
+            const char *ema_epoch = at_st_meta(st, "epoch");
+            bool same = ema_epoch && atoi(ema_epoch) == epoch;
+            at_st_free(st);
+            if (!same) {
+                status = cli_error("train", EXIT_WORK_FAILED, "--resume: %s is not from epoch %d "
+                                   "like %s (interrupted while saving?)", s.ema_path, epoch, s.checkpoint);
+                goto done;
+            }
+        }
         if (at_trainer_set_epoch(s.trainer, epoch, &s.err)) {
             status = cli_error("train", EXIT_WORK_FAILED, "--resume: %s", s.err.message);
             goto done;
@@ -347,14 +576,20 @@ int cmd_train(int argc, char **argv)
         status = cli_error("train", EXIT_WORK_FAILED, "%s: cannot open for writing", log_path);
         goto done;
     }
-    if (!opts.quiet)
+    const int passes = at_trainer_epochs(s.trainer);
+    if (!opts.quiet) {
         fprintf(stderr, "training %s on %s (%d images, %d held out) with %s, %d epochs, %d threads\n",
                 opts.model, opts.data, train.n, val.n, opts.method, opts.epochs, omp_get_max_threads());
+        if (passes != opts.epochs)
+            fprintf(stderr, "%s replays each minibatch %d times: %d passes over the data, as many "
+                            "optimiser steps as %d epochs\n", opts.method,
+                    at_trainer_config(s.trainer)->replays, passes, opts.epochs);
+    }
 
     double start = cli_now();
     at_train_callbacks cb = {on_batch, on_epoch, &s};
-    const int last_epoch = opts.stop_after && opts.stop_after < opts.epochs ? opts.stop_after : opts.epochs;
-    while (at_trainer_epoch(s.trainer) < last_epoch) {
+    const int last_epoch = opts.stop_after && opts.stop_after < passes ? opts.stop_after : passes;
+    while (at_trainer_epoch(s.trainer) < last_epoch && !at_trainer_stopped(s.trainer)) {
         at_epoch_stats st;
         cli_progress_start(&s.progress, opts.quiet);
         if (at_trainer_run_epoch(s.trainer, &cb, &st, &s.err)) {
@@ -364,10 +599,10 @@ int cmd_train(int argc, char **argv)
         }
     }
     double train_seconds = cli_now() - start;
-    if (last_epoch < opts.epochs) {
+    if (last_epoch < passes && !at_trainer_stopped(s.trainer)) {
         if (!opts.quiet)
             fprintf(stderr, "stopped after epoch %d of %d; continue with --resume\n", last_epoch,
-                    opts.epochs);
+                    passes);
         status = 0;
         goto done;
     }
@@ -376,21 +611,12 @@ int cmd_train(int argc, char **argv)
                        AT_VERSION_STRING, "config", json_incref(config), "model_spec", s.model_spec,
                        "epochs", json_incref(s.epochs), "train_seconds", train_seconds);
     json_object_set_new(report, "checkpoint", json_string(s.checkpoint));
-    if (have_test) {
-        long correct;
-        double loss, lo, hi;
-        if (at_evaluate_clean(s.model, &test, opts.eval_batch_size, &correct, &loss, &s.err)) {
-            status = cli_error("train", EXIT_WORK_FAILED, "%s", s.err.message);
-            goto done;
-        }
-        cli_wilson(correct, test.n, &lo, &hi);
-        double acc = (double)correct / test.n;
-        json_object_set_new(report, "test", json_pack("{s:i, s:I, s:f, s:f, s:[f,f], s:s}", "n", test.n,
-                                                      "correct", (json_int_t)correct, "accuracy", acc, "loss", loss,
-                                                      "ci95", lo, hi, "bn_mode", "eval"));
-        printf("test accuracy %.2f%% (%ld/%d, 95%% CI %.2f-%.2f%%), training %.0f s\n", 100 * acc,
-               correct, test.n, 100 * lo, 100 * hi, train_seconds);
-    }
+    if (at_trainer_stopped(s.trainer))
+        json_object_set_new(report, "stopped", json_string("catastrophic overfitting: rolled back"));
+    if (have_test && (status = final_evaluation(&s, &test, report)))
+        goto done;
+    if (!opts.quiet)
+        printf("training took %.0f s\n", train_seconds);
     char report_path[4096];
     snprintf(report_path, sizeof report_path, "%s/report.json", opts.out);
     if (cli_write_json(report_path, report, &s.err) ||

@@ -198,3 +198,11 @@ void cli_help(const cli_command *cmd, FILE *out)
     }
     fprintf(out, "  %-32s %s\n", "--help", "show this help");
 }
+
+bool cli_given(const cli_command *cmd, const bool *seen, const char *name)
+{
+    for (int k = 0; k < cmd->n_options; k++)
+        if (strcmp(cmd->options[k].name, name) == 0)
+            return seen[k];
+    return false;
+}

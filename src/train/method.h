@@ -1,29 +1,102 @@
 /* method.h: a training method is one entry in a table: how one batch becomes a loss and weight
- * gradients. The trainer owns everything else (epochs, data order, schedule, optimiser steps,
- * validation), so a method file holds only what differs between methods. */
+ * gradients. The trainer owns everything else (epochs, data order, schedules, optimiser steps,
+ * weight averaging, validation, early stopping), so a method file holds only what differs between
+ * methods, and its header cites the paper and equation it implements. */
 #ifndef AT_METHOD_H
 #define AT_METHOD_H
 
 #include "advtrain.h"
+#include "core/util.h"
+
+/* The options a method reads; setting one the method does not read is an error. */
+enum {
+    AT_USES_EPS = 1,          /* norm, eps, eps_warmup */
+    AT_USES_ATTACK_STEPS = 2,
+    AT_USES_STEP_SIZE = 4,
+    AT_USES_ATTACK_BN = 8,
+    AT_USES_BETA = 16,
+    AT_USES_REPLAYS = 32,
+    AT_USES_AWP = 64
+};
+
+typedef struct at_awp at_awp;
 
 typedef struct at_method_ctx {
     at_model *model;
-    at_pass *pass;            /* planned for the training batch size */
-    const at_train_config *config;
-    at_rng *rng;              /* this epoch's stream for the method's own randomness */
-    float *dlogits;           /* [batch, classes] scratch */
-    int num_classes;
+    at_sgd *sgd;
+    at_pass *train;           /* training pass: weight and input gradients */
+    at_pass *clean;           /* a second training pass (the clean branch of TRADES and MART) */
+    at_pass *attack_pass;     /* input-gradient pass for the training attack */
+    at_attack *attack;        /* a library attack for the training attack (pgd-at, fgsm-rs) */
+    const at_train_config *config; /* with the method's defaults filled in */
+    at_rng *rng;              /* this epoch's stream for the method's randomness */
+    float eps;                /* the training eps now (after warm-up) */
+    int epoch;                /* 0-based */
+    int num_classes, batch;
+    size_t image;
+    float *x_adv;             /* [batch, image] */
+    float *delta;             /* [batch, image]: Free-AT's persistent perturbation */
+    float *dlogits, *dlogits2, *probs, *target; /* [batch, classes] each */
+    float *dir;               /* [batch, image]: ascent directions */
+    float *scratch;           /* [image]: projections */
+    uint64_t *seeds;          /* [batch] */
+    at_awp *awp;              /* AWP state, or NULL */
 } at_method_ctx;
+
+/* What a method needs the trainer to set up. */
+enum {
+    AT_NEEDS_CLEAN_PASS = 1,  /* a second training pass */
+    AT_NEEDS_ATTACK_PASS = 2, /* an input-gradient pass (at_train_attack) */
+    AT_NEEDS_PGD = 4          /* a library PGD attack in ctx->attack */
+};
 
 typedef struct at_method {
     const char *name;
     const char *description;
+    unsigned uses, needs;
+    bool awp_proxy_base_lr;   /* AWP's proxy steps with the base learning rate (else 0.01) */
+    /* fills the paper's defaults into the fields left at 0 */
+    void (*defaults)(at_train_config *c);
     /* Accumulates the weight gradients of one batch into the (zeroed) model gradients and
      * reports the batch's mean training loss and number of correct predictions. */
     int (*step)(at_method_ctx *ctx, const float *x, const int32_t *y, int n, double *loss,
                 int *correct);
+    /* optional: runs after the optimiser step (AWP restores the weights) */
+    void (*after_step)(at_method_ctx *ctx);
 } at_method;
 
 const at_method *at_method_find(const char *name);
+
+/* The training attack of TRADES and MART: from x + 0.001 N(0, 1), `steps` signed (Linf) or
+ * normalised (L2) steps ascending either the cross-entropy to y (MART) or KL(target || p(x'))
+ * against the fixed distributions `target` (TRADES), each projected to the eps-ball and [0,1].
+ * Batch norm in config->attack_bn_mode. */
+int at_train_attack(at_method_ctx *c, const float *x, const int32_t *y, const float *target, int n,
+                    float *x_adv);
+
+/* MART's loss for one example (q, p: softmax of the adversarial and clean logits) and its
+ * gradients w.r.t. both logit vectors, unscaled by the batch size (mart.c). */
+double at_mart_example(const float *q, const float *p, int k, int y, double beta, float *da,
+                       float *dc);
+
+/* Softmax of each row. */
+void at_softmax_rows(const float *logits, int n, int k, float *probs);
+
+/* Adversarial weight perturbation (Wu, Xia and Wang, NeurIPS 2020): a proxy copy of the model
+ * takes one ascent step on the method's loss; each weight tensor of >= 2 dimensions then moves
+ * by gamma * ||w_l|| along the proxy's change (normalised), the training step runs at the
+ * perturbed weights, and the perturbation is removed after the optimiser step. */
+int at_awp_create(at_awp **out, at_model *model, int batch, float gamma, float proxy_lr,
+                  at_error *err);
+void at_awp_free(at_awp *awp);
+/* The proxy (a copy of the model's current weights, gradients zeroed) and its two passes, for
+ * the method to compute its loss gradient on. */
+at_model *at_awp_proxy(at_awp *awp);
+at_pass *at_awp_pass(at_awp *awp, int which);
+int at_awp_begin(at_awp *awp, at_model *model);
+/* Ascent step on the proxy (its gradients hold d loss / d w), then w += gamma v. */
+void at_awp_perturb(at_awp *awp, at_model *model);
+void at_awp_restore(at_awp *awp, at_model *model);
+bool at_awp_active(const at_awp *awp);
 
 #endif

@@ -1,29 +1,35 @@
 /* trainer.c: the training loop shared by every method. One epoch: shuffle (from the run seed and
  * the epoch number, so a resumed run sees the same order), fill each batch (with augmentation),
- * ask the method for gradients, step the optimiser at the scheduled rate, then validate.
- * Everything is allocated in at_trainer_create; an epoch allocates nothing. */
+ * ask the method for gradients (Free-AT: m times per batch), step the optimiser at the scheduled
+ * rate, update the weight average; then validate (clean, and PGD-10 for adversarial methods) and,
+ * for fgsm-rs, check for catastrophic overfitting. Buffers are allocated when the trainer is
+ * created; an epoch allocates nothing but its validation attack. */
 #include "train/method.h"
 
-#include "core/util.h"
+#include "attack/attack.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 /* Purposes of the per-epoch random streams (see at_rng_stream). */
-enum { STREAM_SHUFFLE = 1, STREAM_AUGMENT = 2, STREAM_METHOD = 3 };
+enum { STREAM_SHUFFLE = 1, STREAM_AUGMENT = 2, STREAM_METHOD = 3, STREAM_VALIDATE = 4 };
 
 struct at_trainer {
-    at_model *model;
+    at_model *model, *ema, *snapshot;
     const at_dataset *train, *val;
     at_train_config config;
     const at_method *method;
     at_sgd *sgd;
-    at_pass *pass;
-    float *x, *dlogits;
+    float *snapshot_momentum;
+    at_method_ctx ctx;
+    float *x;
     int32_t *y, *order;
-    int epochs_done;
-    long iters_per_epoch;
+    int epochs_done, passes;
+    long iters_per_epoch, step;     /* optimiser steps per epoch of the schedule, steps so far */
+    double best_score, previous_pgd, previous_fgsm;
+    bool stopped;
 };
 
 static double now_seconds(void)
@@ -33,7 +39,31 @@ static double now_seconds(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int check_config(const at_train_config *c, at_error *err)
+static bool adversarial(const at_method *m) { return m->uses & AT_USES_EPS; }
+
+/* Every option set must be one the method reads. */
+static int check_uses(const at_method *m, const at_train_config *c, at_error *err)
+{
+    static const struct { unsigned bit; const char *what; } options[] = {
+        {AT_USES_EPS, "eps"}, {AT_USES_ATTACK_STEPS, "attack steps"},
+        {AT_USES_STEP_SIZE, "attack step size"}, {AT_USES_ATTACK_BN, "attack BN mode"},
+        {AT_USES_BETA, "beta"}, {AT_USES_REPLAYS, "replays"}, {AT_USES_AWP, "AWP"},
+    };
+    const bool set[] = {c->eps != 0.0f || c->eps_warmup != 0.0f || c->norm != AT_NORM_LINF,
+                        c->attack_steps != 0, c->attack_step_size != 0.0f, c->attack_bn_given,
+                        c->beta_given, c->replays != 0,
+                        c->awp || c->awp_gamma_given || c->awp_warmup != 0};
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
+        if (set[i] && !(m->uses & options[i].bit))
+            return at_fail(err, AT_ERR_ARG, "method %s does not use %s", m->name, options[i].what);
+    if (!adversarial(m) && (c->no_robust_validation))
+        return at_fail(err, AT_ERR_ARG, "method %s has no robust validation to turn off", m->name);
+    if (c->no_overfit_check && strcmp(m->name, "fgsm-rs") != 0)
+        return at_fail(err, AT_ERR_ARG, "only fgsm-rs checks for catastrophic overfitting");
+    return AT_OK;
+}
+
+static int check_config(const at_method *m, const at_train_config *c, at_error *err)
 {
     if (c->epochs < 1 || c->epochs > 100000)
         return at_fail(err, AT_ERR_ARG, "epochs %d out of range 1..100000", c->epochs);
@@ -43,20 +73,114 @@ static int check_config(const at_train_config *c, at_error *err)
         return at_fail(err, AT_ERR_ARG, "learning rate %g must be > 0", c->lr.base);
     if (c->augment.crop_padding < 0 || c->augment.crop_padding > 64)
         return at_fail(err, AT_ERR_ARG, "crop padding %d out of range 0..64", c->augment.crop_padding);
+    if (!(c->ema >= 0.0f && c->ema < 1.0f))
+        return at_fail(err, AT_ERR_ARG, "weight-average decay %g out of range [0, 1)", c->ema);
+    if (adversarial(m)) {
+        if (!(c->eps > 0.0f && isfinite(c->eps)))
+            return at_fail(err, AT_ERR_ARG, "method %s needs eps > 0", m->name);
+        if (c->norm == AT_NORM_L1)
+            return at_fail(err, AT_ERR_ARG, "training methods support the linf and l2 norms");
+        if (!(c->eps_warmup >= 0.0f && c->eps_warmup <= c->epochs))
+            return at_fail(err, AT_ERR_ARG, "eps warm-up %g must be within the %d epochs",
+                           c->eps_warmup, c->epochs);
+    }
+    if (c->replays < 0 || c->replays > 64)
+        return at_fail(err, AT_ERR_ARG, "replays %d out of range 1..64", c->replays);
+    if (c->replays > 1 && c->epochs % c->replays != 0)
+        return at_fail(err, AT_ERR_ARG,
+                       "free-at replays each minibatch %d times and runs epochs / %d passes: "
+                       "epochs (%d) must be a multiple of %d", c->replays, c->replays, c->epochs,
+                       c->replays);
+    if (!(c->awp_gamma >= 0.0f && c->awp_gamma <= 1.0f) || c->awp_warmup < 0)
+        return at_fail(err, AT_ERR_ARG, "AWP gamma must be in [0, 1] and its warm-up >= 0");
+    if ((c->awp_gamma_given || c->awp_warmup) && !c->awp)
+        return at_fail(err, AT_ERR_ARG, "AWP gamma and warm-up need AWP turned on");
+    if (c->beta_given && !(c->beta >= 0.0f && isfinite(c->beta)))
+        return at_fail(err, AT_ERR_ARG, "beta %g must be >= 0", c->beta);
     return AT_OK;
+}
+
+static void free_ctx(at_method_ctx *c)
+{
+    at_pass_free(c->train);
+    at_pass_free(c->clean);
+    at_pass_free(c->attack_pass);
+    at_attack_free(c->attack);
+    at_awp_free(c->awp);
+    at_free(c->x_adv);
+    at_free(c->delta);
+    at_free(c->dlogits);
+    at_free(c->dlogits2);
+    at_free(c->probs);
+    at_free(c->target);
+    at_free(c->dir);
+    at_free(c->scratch);
+    at_free(c->seeds);
+}
+
+static int make_ctx(at_trainer *t, int batch, at_error *err)
+{
+    at_method_ctx *c = &t->ctx;
+    const at_train_config *cfg = &t->config;
+    int ch, h, w;
+    at_model_input_shape(t->model, &ch, &h, &w);
+    c->model = t->model;
+    c->sgd = t->sgd;
+    c->config = cfg;
+    c->num_classes = at_model_num_classes(t->model);
+    c->batch = batch;
+    c->image = (size_t)ch * h * w;
+    c->eps = cfg->eps;
+    const size_t images = (size_t)batch * c->image, logits = (size_t)batch * c->num_classes;
+    c->x_adv = at_alloc(images * sizeof(float));
+    c->dir = at_alloc(images * sizeof(float));
+    c->delta = at_alloc(images * sizeof(float));
+    c->dlogits = at_alloc(logits * sizeof(float));
+    c->dlogits2 = at_alloc(logits * sizeof(float));
+    c->probs = at_alloc(logits * sizeof(float));
+    c->target = at_alloc(logits * sizeof(float));
+    c->scratch = at_alloc(c->image * sizeof(float));
+    c->seeds = at_alloc((size_t)batch * sizeof(uint64_t));
+    if (!c->x_adv || !c->dir || !c->delta || !c->dlogits || !c->dlogits2 || !c->probs ||
+        !c->target || !c->scratch || !c->seeds)
+        return at_fail(err, AT_ERR_NOMEM, "out of memory for training buffers");
+    const at_method *m = t->method;
+    int status = at_pass_create(&c->train, t->model, batch, 0, err);
+    if (!status && (m->needs & AT_NEEDS_CLEAN_PASS))
+        status = at_pass_create(&c->clean, t->model, batch, 0, err);
+    if (!status && (m->needs & AT_NEEDS_ATTACK_PASS))
+        status = at_pass_create(&c->attack_pass, t->model, batch, AT_PASS_NO_WEIGHT_GRADS, err);
+    if (!status && (m->needs & AT_NEEDS_PGD)) {
+        at_attack_options o = {.norm = cfg->norm, .eps = cfg->eps, .steps = cfg->attack_steps,
+                               .step_size = cfg->attack_step_size, .bn_mode = cfg->attack_bn_mode,
+                               .loss = AT_ATTACK_LOSS_CE};
+        status = at_attack_create(&c->attack, "pgd", t->model, batch, &o, err);
+    }
+    if (!status && cfg->awp)
+        status = at_awp_create(&c->awp, t->model, batch, cfg->awp_gamma,
+                               m->awp_proxy_base_lr ? cfg->lr.base : 0.01f, err);
+    return status;
 }
 
 int at_trainer_create(at_trainer **out, at_model *model, const at_dataset *train,
                       const at_dataset *val, const at_train_config *config, at_error *err)
 {
     *out = NULL;
-    int status = check_config(config, err);
-    if (status)
-        return status;
     const at_method *method = at_method_find(config->method ? config->method : "standard");
     if (!method)
         return at_fail(err, AT_ERR_NOTFOUND, "unknown method '%s' (see 'advtrain list methods')",
                        config->method);
+    int status = check_uses(method, config, err);
+    if (status)
+        return status;
+    at_train_config cfg = *config;
+    cfg.method = method->name;
+    if (method->defaults)
+        method->defaults(&cfg);
+    if (cfg.replays == 0)
+        cfg.replays = 1;
+    if ((status = check_config(method, &cfg, err)))
+        return status;
     int c, h, w;
     at_model_input_shape(model, &c, &h, &w);
     if (train->n < 1)
@@ -74,24 +198,38 @@ int at_trainer_create(at_trainer **out, at_model *model, const at_dataset *train
     t->model = model;
     t->train = train;
     t->val = val;
-    t->config = *config;
+    t->config = cfg;
     t->method = method;
-    t->config.method = method->name;
-    t->iters_per_epoch = (train->n + config->batch_size - 1) / config->batch_size;
-    const int batch = config->batch_size < train->n ? config->batch_size : train->n;
-    const size_t image = (size_t)c * h * w;
-    const int k = at_model_num_classes(model);
-    t->x = at_alloc((size_t)batch * image * sizeof(float));
-    t->dlogits = at_alloc((size_t)batch * k * sizeof(float));
+    t->passes = cfg.epochs / cfg.replays;
+    t->iters_per_epoch = (train->n + cfg.batch_size - 1) / cfg.batch_size;
+    t->best_score = -1.0;
+    t->previous_pgd = t->previous_fgsm = -1.0;
+    const int batch = cfg.batch_size < train->n ? cfg.batch_size : train->n;
+    t->x = at_alloc((size_t)batch * c * h * w * sizeof(float));
     t->y = at_alloc((size_t)batch * sizeof(int32_t));
     t->order = at_alloc((size_t)train->n * sizeof(int32_t));
-    if (!t->x || !t->dlogits || !t->y || !t->order) {
+    if (!t->x || !t->y || !t->order) {
         at_trainer_free(t);
         return at_fail(err, AT_ERR_NOMEM, "out of memory for training buffers");
     }
-    status = at_sgd_create(&t->sgd, model, &config->sgd, err);
+    status = at_sgd_create(&t->sgd, model, &cfg.sgd, err);
     if (!status)
-        status = at_pass_create(&t->pass, model, batch, 0, err);
+        status = make_ctx(t, batch, err);
+    char *spec = NULL;
+    if (!status && (cfg.ema > 0.0f || (!strcmp(method->name, "fgsm-rs") && !cfg.no_overfit_check))) {
+        spec = at_model_spec(model);
+        status = spec ? AT_OK : AT_ERR_NOMEM;
+    }
+    if (!status && cfg.ema > 0.0f && !(status = at_model_create_from_spec(&t->ema, spec, err)))
+        status = at_model_copy_weights(t->ema, model, err);
+    if (!status && spec && !strcmp(method->name, "fgsm-rs") && !cfg.no_overfit_check) {
+        size_t n;
+        at_sgd_momentum(t->sgd, &n);
+        status = at_model_create_from_spec(&t->snapshot, spec, err);
+        if (!status && !(t->snapshot_momentum = at_alloc((n ? n : 1) * sizeof(float))))
+            status = at_fail(err, AT_ERR_NOMEM, "out of memory");
+    }
+    free(spec);
     if (status) {
         at_trainer_free(t);
         return status;
@@ -104,10 +242,12 @@ void at_trainer_free(at_trainer *t)
 {
     if (!t)
         return;
+    free_ctx(&t->ctx);
     at_sgd_free(t->sgd);
-    at_pass_free(t->pass);
+    at_model_free(t->ema);
+    at_model_free(t->snapshot);
+    at_free(t->snapshot_momentum);
     at_free(t->x);
-    at_free(t->dlogits);
     at_free(t->y);
     at_free(t->order);
     at_free(t);
@@ -115,13 +255,123 @@ void at_trainer_free(at_trainer *t)
 
 at_sgd *at_trainer_sgd(at_trainer *t) { return t->sgd; }
 int at_trainer_epoch(const at_trainer *t) { return t->epochs_done; }
+int at_trainer_epochs(const at_trainer *t) { return t->passes; }
+const at_train_config *at_trainer_config(const at_trainer *t) { return &t->config; }
+at_model *at_trainer_eval_model(at_trainer *t) { return t->ema ? t->ema : t->model; }
+bool at_trainer_stopped(const at_trainer *t) { return t->stopped; }
 
 int at_trainer_set_epoch(at_trainer *t, int epochs_done, at_error *err)
 {
-    if (epochs_done < 0 || epochs_done > t->config.epochs)
+    if (epochs_done < 0 || epochs_done > t->passes)
         return at_fail(err, AT_ERR_ARG, "cannot resume at epoch %d of a %d-epoch run", epochs_done,
-                       t->config.epochs);
+                       t->passes);
     t->epochs_done = epochs_done;
+    t->step = (long)epochs_done * t->iters_per_epoch * t->config.replays;
+    return AT_OK;
+}
+
+/* Rebuffi et al. (NeurIPS 2021): theta_bar <- d theta_bar + (1 - d) theta with the TensorFlow
+ * warm-up d = min(tau, (1 + t) / (10 + t)); batch-norm statistics are the live model's. */
+static void update_ema(at_trainer *t)
+{
+    size_t n;
+    float *avg = at_model_params(t->ema, &n);
+    const float *w = at_model_params(t->model, NULL);
+    double d = (1.0 + t->step) / (10.0 + t->step);
+    const float decay = (float)(d < t->config.ema ? d : t->config.ema);
+    for (size_t i = 0; i < n; i++)
+        avg[i] = decay * avg[i] + (1.0f - decay) * w[i];
+    for (int i = 0; i < at_model_tensor_count(t->model); i++) {
+        at_tensor_info src = at_model_tensor(t->model, i), dst = at_model_tensor(t->ema, i);
+        if (src.is_param)
+            continue;
+        if (src.dtype == AT_F32)
+            memcpy(dst.data, src.data, src.numel * sizeof(float));
+        else
+            memcpy(dst.data_i64, src.data_i64, src.numel * sizeof(int64_t));
+    }
+}
+
+/* eps after `progress` epochs (fractional): the curriculum ramp of Kinfu and Vidal (2022). */
+static float eps_at(const at_train_config *c, double progress)
+{
+    if (c->eps_warmup <= 0.0f || progress >= c->eps_warmup)
+        return c->eps;
+    return (float)(c->eps * progress / c->eps_warmup);
+}
+
+/* PGD-`steps` (step eps/4, random start, eval mode) accuracy of `model` on `ds`. */
+static int robust_accuracy(at_model *model, const at_dataset *ds, const at_train_config *c,
+                           int points, int steps, const char *attack, float step_size,
+                           double *accuracy, at_error *err)
+{
+    at_eval_plan plan = {.n_attacks = 1, .points = points, .batch_size = c->eval_batch_size,
+                         .seed = c->seed ^ 0x76616c6964ull};
+    plan.attacks[0] = attack;
+    plan.options[0] = (at_attack_options){.norm = c->norm, .eps = c->eps, .steps = steps,
+                                          .step_size = step_size, .loss = AT_ATTACK_LOSS_CE};
+    at_eval_result r;
+    int status = at_eval_robust(model, ds, &plan, &r, NULL, NULL, err);
+    if (status)
+        return status;
+    *accuracy = (double)r.robust_after[0] / r.points;
+    at_eval_result_free(&r);
+    return AT_OK;
+}
+
+/* Wong et al.'s check: PGD accuracy on a fixed training batch collapsing (by more than 20
+ * points) while FGSM accuracy rises is catastrophic overfitting; the weights go back to the
+ * previous epoch's and training stops. */
+static int check_overfitting(at_trainer *t, at_epoch_stats *st, at_error *err)
+{
+    const at_train_config *c = &t->config;
+    const int points = t->train->n < 512 ? t->train->n : 512;
+    double pgd, fgsm;
+    int status = robust_accuracy(t->model, t->train, c, points, 10, "pgd", c->eps / 4, &pgd, err);
+    if (!status)
+        status = robust_accuracy(t->model, t->train, c, points, 1, "pgd", c->attack_step_size, &fgsm, err);
+    if (status)
+        return status;
+    st->check_pgd_acc = pgd;
+    st->check_fgsm_acc = fgsm;
+    size_t n;
+    float *momentum = at_sgd_momentum(t->sgd, &n);
+    if (t->previous_pgd >= 0.0 && pgd < t->previous_pgd - 0.2 && fgsm >= t->previous_fgsm) {
+        st->overfitting_detected = true;
+        t->stopped = true;
+        if ((status = at_model_copy_weights(t->model, t->snapshot, err)))
+            return status;
+        memcpy(momentum, t->snapshot_momentum, n * sizeof(float));
+        return AT_OK;
+    }
+    t->previous_pgd = pgd;
+    t->previous_fgsm = fgsm;
+    memcpy(t->snapshot_momentum, momentum, n * sizeof(float));
+    return at_model_copy_weights(t->snapshot, t->model, err);
+}
+
+static int validate(at_trainer *t, at_epoch_stats *st, at_error *err)
+{
+    st->val_loss = st->val_acc = st->val_robust_acc = -1.0;
+    if (!t->val || t->val->n == 0)
+        return AT_OK;
+    at_model *m = at_trainer_eval_model(t);
+    long correct;
+    int status = at_evaluate_clean(m, t->val, t->config.eval_batch_size, &correct, &st->val_loss, err);
+    if (status)
+        return status;
+    st->val_acc = (double)correct / t->val->n;
+    double score = st->val_acc;
+    if (adversarial(t->method) && !t->config.no_robust_validation) {
+        /* Rice et al.: PGD-10 robust accuracy on the held-out split chooses the checkpoint */
+        if ((status = robust_accuracy(m, t->val, &t->config, 0, 10, "pgd", t->config.eps / 4,
+                                      &st->val_robust_acc, err)))
+            return status;
+        score = st->val_robust_acc;
+    }
+    st->best = score > t->best_score;
+    if (st->best)
+        t->best_score = score;
     return AT_OK;
 }
 
@@ -129,8 +379,8 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
                          at_error *err)
 {
     const at_train_config *cfg = &t->config;
-    if (t->epochs_done >= cfg->epochs)
-        return at_fail(err, AT_ERR_STATE, "all %d epochs are done", cfg->epochs);
+    if (t->stopped || t->epochs_done >= t->passes)
+        return at_fail(err, AT_ERR_STATE, "all %d epochs are done", t->passes);
     const int epoch = t->epochs_done; /* 0-based */
     const at_dataset *ds = t->train;
     at_rng shuffle, augment, method_rng;
@@ -141,54 +391,68 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
         t->order[i] = i;
     at_rng_shuffle(&shuffle, t->order, (size_t)ds->n);
     const bool augmenting = cfg->augment.crop_padding > 0 || cfg->augment.hflip;
+    t->ctx.rng = &method_rng;
+    t->ctx.epoch = epoch;
 
-    at_method_ctx ctx = {t->model, t->pass, cfg, &method_rng, t->dlogits,
-                         at_model_num_classes(t->model)};
     double loss_sum = 0.0, start = now_seconds();
-    long correct = 0;
+    long correct = 0, seen = 0;
     float lr = 0.0f;
     for (long b = 0; b < t->iters_per_epoch; b++) {
         int first = (int)(b * cfg->batch_size);
         int n = ds->n - first < cfg->batch_size ? ds->n - first : cfg->batch_size;
         at_dataset_batch(ds, t->order + first, n, t->x, t->y, augmenting ? &cfg->augment : NULL,
                          &augment);
-        long iter = (long)epoch * t->iters_per_epoch + b;
-        lr = at_lr_at(&cfg->lr, iter, t->iters_per_epoch, cfg->epochs);
-        double loss = 0.0;
-        int batch_correct = 0;
-        at_model_zero_grad(t->model);
-        int status = t->method->step(&ctx, t->x, t->y, n, &loss, &batch_correct);
-        if (status)
-            return at_fail(err, status, "method %s failed at epoch %d batch %ld: %s",
-                           t->method->name, epoch + 1, b + 1, at_status_string(status));
-        if (!isfinite(loss))
-            return at_fail(err, AT_ERR_NUMERIC,
-                           "training loss became %g at epoch %d batch %ld (learning rate %g); "
-                           "lower --lr", loss, epoch + 1, b + 1, lr);
-        at_sgd_step(t->sgd, lr);
-        loss_sum += loss * n;
-        correct += batch_correct;
+        double last_loss = 0.0;
+        for (int r = 0; r < cfg->replays; r++) {
+            /* the schedule counts optimiser steps: an epoch of it is iters_per_epoch of them */
+            lr = at_lr_at(&cfg->lr, t->step, t->iters_per_epoch, cfg->epochs);
+            t->ctx.eps = eps_at(cfg, (double)t->step / t->iters_per_epoch);
+            double loss = 0.0;
+            int batch_correct = 0;
+            at_model_zero_grad(t->model);
+            int status = t->method->step(&t->ctx, t->x, t->y, n, &loss, &batch_correct);
+            if (status)
+                return at_fail(err, status, "method %s failed at epoch %d batch %ld: %s",
+                               t->method->name, epoch + 1, b + 1, at_status_string(status));
+            if (!isfinite(loss)) {
+                if (t->method->after_step)
+                    t->method->after_step(&t->ctx);
+                return at_fail(err, AT_ERR_NUMERIC,
+                               "training loss became %g at epoch %d batch %ld (learning rate %g); "
+                               "lower --lr", loss, epoch + 1, b + 1, lr);
+            }
+            at_sgd_step(t->sgd, lr);
+            if (t->method->after_step)
+                t->method->after_step(&t->ctx);
+            if (t->ema)
+                update_ema(t);
+            t->step++;
+            loss_sum += loss * n;
+            correct += batch_correct;
+            seen += n;
+            last_loss = loss;
+        }
         if (cb && cb->on_batch)
-            cb->on_batch(cb->user, epoch + 1, (long)first + n, ds->n, loss);
+            cb->on_batch(cb->user, epoch + 1, (long)first + n, ds->n, last_loss);
     }
     double seconds = now_seconds() - start;
     memset(stats, 0, sizeof *stats);
     stats->epoch = epoch + 1;
-    stats->epochs = cfg->epochs;
-    stats->train_loss = loss_sum / ds->n;
-    stats->train_acc = (double)correct / ds->n;
+    stats->epochs = t->passes;
+    stats->train_loss = loss_sum / seen;
+    stats->train_acc = (double)correct / seen;
     stats->lr_last = lr;
+    stats->eps = t->ctx.eps;
     stats->seconds = seconds;
     stats->images_per_second = seconds > 0 ? ds->n / seconds : 0.0;
-    stats->val_loss = stats->val_acc = -1.0;
-    if (t->val && t->val->n > 0) {
-        long val_correct;
-        int status = at_evaluate_clean(t->model, t->val, cfg->eval_batch_size, &val_correct,
-                                       &stats->val_loss, err);
-        if (status)
-            return status;
-        stats->val_acc = (double)val_correct / t->val->n;
-    }
+    stats->check_pgd_acc = stats->check_fgsm_acc = -1.0;
+    int status = AT_OK;
+    if (t->snapshot)
+        status = check_overfitting(t, stats, err);
+    if (!status)
+        status = validate(t, stats, err);
+    if (status)
+        return status;
     t->epochs_done++;
     if (cb && cb->on_epoch) {
         int stop = cb->on_epoch(cb->user, stats);

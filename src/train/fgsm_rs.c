@@ -1,0 +1,47 @@
+/* fgsm_rs.c: fast adversarial training with FGSM from a random start (Wong, Rice and Kolter,
+ * "Fast is better than free", ICLR 2020, Algorithm 3): delta ~ U(-eps, eps), one signed-gradient
+ * step of 1.25 eps, projection to the eps-ball and [0,1], then cross-entropy on x + delta; batch
+ * norm in train mode throughout. The trainer checks every epoch for catastrophic overfitting (PGD
+ * accuracy collapsing while FGSM accuracy rises) and rolls back when it happens; the tool
+ * defaults this method to the cyclic learning rate of the paper. */
+#include "train/method.h"
+
+#include "attack/attack.h"
+
+static void fgsm_rs_defaults(at_train_config *c)
+{
+    if (c->attack_step_size == 0.0f)
+        c->attack_step_size = 1.25f * c->eps;
+    c->attack_steps = 1;
+    if (!c->attack_bn_given)
+        c->attack_bn_mode = AT_BN_TRAIN;
+}
+
+static int fgsm_rs_step(at_method_ctx *c, const float *x, const int32_t *y, int n, double *loss,
+                        int *correct)
+{
+    c->attack->o.eps = c->eps;
+    c->attack->o.step_size = c->config->attack_step_size * (c->eps / c->config->eps);
+    for (int i = 0; i < n; i++)
+        c->seeds[i] = at_rng_next(c->rng);
+    int status = at_attack_run(c->attack, x, y, NULL, n, c->seeds, c->x_adv, NULL);
+    if (status)
+        return status;
+    if ((status = at_forward(c->train, c->x_adv, n, AT_BN_TRAIN)))
+        return status;
+    const float *logits = at_pass_logits(c->train);
+    *loss = at_loss_cross_entropy(logits, n, c->num_classes, &(at_ce_target){.labels = y}, NULL,
+                                  c->dlogits);
+    *correct = at_count_correct(logits, n, c->num_classes, y, NULL);
+    return at_backward(c->train, c->dlogits, AT_GRAD_WEIGHTS);
+}
+
+const at_method at_method_fgsm_rs = {
+    .name = "fgsm-rs",
+    .description = "fast AT: FGSM from a random start, step 1.25 eps (Wong et al., 2020), with "
+                   "catastrophic-overfitting detection",
+    .uses = AT_USES_EPS | AT_USES_STEP_SIZE | AT_USES_ATTACK_BN,
+    .needs = AT_NEEDS_PGD,
+    .defaults = fgsm_rs_defaults,
+    .step = fgsm_rs_step,
+};

@@ -1,0 +1,64 @@
+/* free_at.c: adversarial training for free (Shafahi et al., NeurIPS 2019, Algorithm 1): each
+ * minibatch is replayed m times; every replay is one forward of clip(x + delta, 0, 1) in train
+ * mode and ONE backward that gives both the weight gradient (for the optimiser step) and the
+ * input gradient, with which the persistent perturbation moves: delta <- clip(delta + eps
+ * sign(g), -eps, eps). delta is never reset: slot i carries over to the i-th image of the next
+ * minibatch. The trainer runs epochs / m passes over the data, so the number of optimiser steps
+ * equals that of `epochs` epochs of standard training. */
+#include "train/method.h"
+
+#include "attack/attack.h"
+
+
+static void free_at_defaults(at_train_config *c)
+{
+    if (c->replays == 0)
+        c->replays = 8;
+}
+
+static int free_at_step(at_method_ctx *c, const float *x, const int32_t *y, int n, double *loss,
+                        int *correct)
+{
+    const size_t count = (size_t)n * c->image;
+    /* x + delta projected to [0,1]; delta itself stays in the eps-ball */
+    for (size_t j = 0; j < count; j++) {
+        float v = x[j] + c->delta[j];
+        c->x_adv[j] = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
+    }
+    int status = at_forward(c->train, c->x_adv, n, AT_BN_TRAIN);
+    if (status)
+        return status;
+    const float *logits = at_pass_logits(c->train);
+    *loss = at_loss_cross_entropy(logits, n, c->num_classes, &(at_ce_target){.labels = y}, NULL,
+                                  c->dlogits);
+    *correct = at_count_correct(logits, n, c->num_classes, y, NULL);
+    if ((status = at_backward(c->train, c->dlogits, AT_GRAD_WEIGHTS | AT_GRAD_INPUT)))
+        return status;
+    at_attack_direction(c->config->norm, at_pass_input_grad(c->train), c->dir, n, c->image);
+    /* delta moves by eps along the direction and back onto the eps-ball around 0 */
+    for (int i = 0; i < n; i++) {
+        float *d = c->delta + (size_t)i * c->image;
+        const float *dir = c->dir + (size_t)i * c->image;
+        for (size_t j = 0; j < c->image; j++)
+            d[j] += c->eps * dir[j];
+        if (c->config->norm == AT_NORM_LINF) {
+            for (size_t j = 0; j < c->image; j++)
+                d[j] = d[j] < -c->eps ? -c->eps : (d[j] > c->eps ? c->eps : d[j]);
+        } else {
+            double l2 = at_norm_of(AT_NORM_L2, d, c->image);
+            float scale = l2 > c->eps ? (float)(c->eps / l2) : 1.0f;
+            for (size_t j = 0; j < c->image; j++)
+                d[j] *= scale;
+        }
+    }
+    return AT_OK;
+}
+
+const at_method at_method_free_at = {
+    .name = "free-at",
+    .description = "free adversarial training: m replays per minibatch, persistent perturbation, "
+                   "one backward (Shafahi et al., 2019)",
+    .uses = AT_USES_EPS | AT_USES_REPLAYS,
+    .defaults = free_at_defaults,
+    .step = free_at_step,
+};

@@ -1,0 +1,80 @@
+/* pgd_at.c: PGD adversarial training (Madry et al., "Towards Deep Learning Models Resistant to
+ * Adversarial Attacks", ICLR 2018, eq. 2.1: min_theta E max_{||delta|| <= eps} L(theta, x +
+ * delta, y)), as in Rice, Wong and Kolter's code (ICML 2020): PGD-10 with step eps/4 from a
+ * uniform random start, batch norm in train mode during the attack (as their training loop; set
+ * the attack's mode to eval for the TRADES convention), then cross-entropy on the adversarial
+ * batch. With AWP (Wu et al., NeurIPS 2020) the step runs at adversarially perturbed weights:
+ * the proxy ascends CE(proxy(x'), y), gamma 0.01, proxy learning rate 0.01, from epoch 0. */
+#include "train/method.h"
+
+#include "attack/attack.h"
+
+static void pgd_at_defaults(at_train_config *c)
+{
+    if (c->attack_steps == 0)
+        c->attack_steps = 10;
+    if (c->attack_step_size == 0.0f)
+        c->attack_step_size = c->eps / 4;
+    if (!c->attack_bn_given)
+        c->attack_bn_mode = AT_BN_TRAIN;
+    if (c->awp && !c->awp_gamma_given)
+        c->awp_gamma = 0.01f;
+}
+
+/* The attack follows the current eps (warm-up) with a step in proportion. */
+static int attack(at_method_ctx *c, const float *x, const int32_t *y, int n)
+{
+    c->attack->o.eps = c->eps;
+    c->attack->o.step_size = c->config->attack_step_size * (c->eps / c->config->eps);
+    for (int i = 0; i < n; i++)
+        c->seeds[i] = at_rng_next(c->rng);
+    return at_attack_run(c->attack, x, y, NULL, n, c->seeds, c->x_adv, NULL);
+}
+
+static int ce_step(at_pass *pass, at_method_ctx *c, const int32_t *y, int n, double *loss,
+                   int *correct)
+{
+    int status = at_forward(pass, c->x_adv, n, AT_BN_TRAIN);
+    if (status)
+        return status;
+    const float *logits = at_pass_logits(pass);
+    double l = at_loss_cross_entropy(logits, n, c->num_classes, &(at_ce_target){.labels = y}, NULL,
+                                     c->dlogits);
+    if (loss)
+        *loss = l;
+    if (correct)
+        *correct = at_count_correct(logits, n, c->num_classes, y, NULL);
+    return at_backward(pass, c->dlogits, AT_GRAD_WEIGHTS);
+}
+
+static int pgd_at_step(at_method_ctx *c, const float *x, const int32_t *y, int n, double *loss,
+                       int *correct)
+{
+    int status = attack(c, x, y, n);
+    if (status)
+        return status;
+    if (c->awp && c->epoch >= c->config->awp_warmup) {
+        if ((status = at_awp_begin(c->awp, c->model)))
+            return status;
+        if ((status = ce_step(at_awp_pass(c->awp, 0), c, y, n, NULL, NULL)))
+            return status;
+        at_awp_perturb(c->awp, c->model);
+    }
+    return ce_step(c->train, c, y, n, loss, correct);
+}
+
+static void pgd_at_after_step(at_method_ctx *c)
+{
+    if (at_awp_active(c->awp))
+        at_awp_restore(c->awp, c->model);
+}
+
+const at_method at_method_pgd_at = {
+    .name = "pgd-at",
+    .description = "PGD adversarial training (Madry et al., 2018; Rice et al. recipe), optional AWP",
+    .uses = AT_USES_EPS | AT_USES_ATTACK_STEPS | AT_USES_STEP_SIZE | AT_USES_ATTACK_BN | AT_USES_AWP,
+    .needs = AT_NEEDS_PGD,
+    .defaults = pgd_at_defaults,
+    .step = pgd_at_step,
+    .after_step = pgd_at_after_step,
+};

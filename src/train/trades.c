@@ -1,0 +1,90 @@
+/* trades.c: TRADES (Zhang et al., "Theoretically Principled Trade-off between Robustness and
+ * Accuracy", ICML 2019, eq. 5): minimise CE(f(x), y) + beta KL(f(x) || f(x')), where x' maximises
+ * that KL in the eps-ball (at_train_attack: from x + 0.001 N(0,1), batch norm in eval mode,
+ * 10 steps of eps/4 by default; beta = 6). The clean and adversarial forwards run in train mode
+ * and the loss's gradient flows through both, as in the authors' code (which forwards x twice;
+ * one clean forward gives the same gradient). With AWP (Wu et al., TRADES-AWP): gamma 0.005, the
+ * proxy ascends the same loss with the main learning rate, from epoch 10. */
+#include "train/method.h"
+
+#include <string.h>
+
+static void trades_defaults(at_train_config *c)
+{
+    if (!c->beta_given)
+        c->beta = 6.0f;
+    if (c->attack_steps == 0)
+        c->attack_steps = 10;
+    if (c->attack_step_size == 0.0f)
+        c->attack_step_size = c->eps / 4;
+    if (!c->attack_bn_given)
+        c->attack_bn_mode = AT_BN_EVAL;
+    if (c->awp && !c->awp_gamma_given)
+        c->awp_gamma = 0.005f;
+    if (c->awp && c->awp_warmup == 0)
+        c->awp_warmup = 10;
+}
+
+/* Loss and gradients on one pair of passes (the model's, or the AWP proxy's). */
+static int trades_loss(at_method_ctx *c, at_pass *clean, at_pass *adv, const float *x,
+                       const int32_t *y, int n, double *loss, int *correct)
+{
+    const int k = c->num_classes;
+    int status = at_forward(clean, x, n, AT_BN_TRAIN);
+    if (!status)
+        status = at_forward(adv, c->x_adv, n, AT_BN_TRAIN);
+    if (status)
+        return status;
+    const float *zc = at_pass_logits(clean), *za = at_pass_logits(adv);
+    /* clean: dCE + beta dKL/dp; adversarial: beta dKL/dq (both batch means) */
+    double ce = at_loss_cross_entropy(zc, n, k, &(at_ce_target){.labels = y}, NULL, c->dlogits);
+    double kl = at_loss_kl(zc, za, n, k, NULL, NULL, c->probs, c->dlogits2);
+    for (size_t j = 0; j < (size_t)n * k; j++) {
+        c->dlogits[j] += c->config->beta * c->probs[j];
+        c->dlogits2[j] *= c->config->beta;
+    }
+    if (loss)
+        *loss = ce + c->config->beta * kl;
+    if (correct)
+        *correct = at_count_correct(za, n, k, y, NULL);
+    status = at_backward(clean, c->dlogits, AT_GRAD_WEIGHTS);
+    return status ? status : at_backward(adv, c->dlogits2, AT_GRAD_WEIGHTS);
+}
+
+static int trades_step(at_method_ctx *c, const float *x, const int32_t *y, int n, double *loss,
+                       int *correct)
+{
+    /* the attack's fixed target: the clean distribution in the attack's BN mode */
+    int status = at_forward(c->attack_pass, x, n, c->config->attack_bn_mode);
+    if (status)
+        return status;
+    at_softmax_rows(at_pass_logits(c->attack_pass), n, c->num_classes, c->target);
+    if ((status = at_train_attack(c, x, y, c->target, n, c->x_adv)))
+        return status;
+    if (c->awp && c->epoch >= c->config->awp_warmup) {
+        if ((status = at_awp_begin(c->awp, c->model)) ||
+            (status = trades_loss(c, at_awp_pass(c->awp, 0), at_awp_pass(c->awp, 1), x, y, n,
+                                  NULL, NULL)))
+            return status;
+        at_awp_perturb(c->awp, c->model);
+    }
+    return trades_loss(c, c->clean, c->train, x, y, n, loss, correct);
+}
+
+static void trades_after_step(at_method_ctx *c)
+{
+    if (at_awp_active(c->awp))
+        at_awp_restore(c->awp, c->model);
+}
+
+const at_method at_method_trades = {
+    .name = "trades",
+    .description = "TRADES: CE(x) + beta KL(f(x) || f(x')) (Zhang et al., 2019), optional AWP",
+    .uses = AT_USES_EPS | AT_USES_ATTACK_STEPS | AT_USES_STEP_SIZE | AT_USES_ATTACK_BN |
+            AT_USES_BETA | AT_USES_AWP,
+    .needs = AT_NEEDS_CLEAN_PASS | AT_NEEDS_ATTACK_PASS,
+    .awp_proxy_base_lr = true,
+    .defaults = trades_defaults,
+    .step = trades_step,
+    .after_step = trades_after_step,
+};

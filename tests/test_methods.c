@@ -1,0 +1,357 @@
+/* test_methods.c: each training method pinned to its definition. TRADES with beta = 0 is clean
+ * training; AWP with gamma = 0 equals its base method; Free-AT with m = 1 is FGSM-style training
+ * with a persistent perturbation (checked against the same loop written with the public API);
+ * MART's loss and gradients; the weight-average schedule; early stopping marks the best
+ * validation robust accuracy; and no method accepts an option it does not use. */
+#include "test.h"
+
+#include "advtrain.h"
+#include "train/method.h"
+
+#include <stdlib.h>
+
+enum { N = 64, HW = 8, K = 4 };
+
+/* A small learnable data set: class k has a bright band in row block k, plus noise. */
+static at_dataset make_data(int n, uint64_t seed)
+{
+    at_dataset d = {.n = n, .c = 1, .h = HW, .w = HW, .num_classes = K};
+    snprintf(d.name, sizeof d.name, "bands");
+    d.images = calloc((size_t)n * HW * HW, 1);
+    d.labels = calloc((size_t)n, sizeof(int32_t));
+    at_rng r;
+    at_rng_seed(&r, seed);
+    for (int i = 0; i < n; i++) {
+        int k = i % K;
+        d.labels[i] = k;
+        for (int p = 0; p < HW * HW; p++) {
+            int row = p / HW;
+            int base = row / 2 == k ? 180 : 40;
+            d.images[(size_t)i * HW * HW + p] = (uint8_t)(base + (int)at_rng_below(&r, 60));
+        }
+    }
+    return d;
+}
+
+static void free_data(at_dataset *d)
+{
+    free(d->images);
+    free(d->labels);
+}
+
+static at_model *mlp(uint64_t seed)
+{
+    at_model *m = NULL;
+    at_error err;
+    CHECK_OK(at_model_create(&m, "mlp-16", &(at_model_options){.num_classes = K, .in_channels = 1,
+                             .in_height = HW, .in_width = HW, .seed = seed}, &err), &err);
+    return m;
+}
+
+static at_train_config base_config(const char *method)
+{
+    at_train_config c = {.method = method, .epochs = 2, .batch_size = 16,
+                         .lr = {.kind = AT_LR_COSINE, .base = 0.1f},
+                         .sgd = {.momentum = 0.9f, .weight_decay = 5e-4f}, .seed = 3,
+                         .eval_batch_size = 64};
+    if (strcmp(method, "standard") != 0)
+        c.eps = 0.05f;
+    return c;
+}
+
+/* Trains a fresh mlp and returns its parameters (malloc'd). */
+static float *train_params(const at_train_config *cfg, const at_dataset *train, size_t *count)
+{
+    at_model *m = mlp(1);
+    at_dataset val = {0};
+    at_trainer *t = NULL;
+    at_error err;
+    float *out = NULL;
+    CHECK_OK(at_trainer_create(&t, m, train, &val, cfg, &err), &err);
+    if (t) {
+        at_epoch_stats st;
+        while (at_trainer_epoch(t) < at_trainer_epochs(t))
+            CHECK_OK(at_trainer_run_epoch(t, NULL, &st, &err), &err);
+        const float *p = at_model_params(m, count);
+        out = malloc(*count * sizeof(float));
+        memcpy(out, p, *count * sizeof(float));
+    }
+    at_trainer_free(t);
+    at_model_free(m);
+    return out;
+}
+
+TEST(trades_with_beta_zero_is_clean_training)
+{
+    at_dataset d = make_data(N, 1);
+    at_train_config standard = base_config("standard"), trades = base_config("trades");
+    trades.beta_given = true;
+    trades.beta = 0.0f;
+    size_t n1, n2;
+    float *a = train_params(&standard, &d, &n1), *b = train_params(&trades, &d, &n2);
+    REQUIRE(a && b);
+    CHECK(memcmp(a, b, n1 * sizeof(float)) == 0);
+    /* and beta = 6 is not */
+    trades.beta = 6.0f;
+    float *c = train_params(&trades, &d, &n2);
+    CHECK(c && memcmp(a, c, n1 * sizeof(float)) != 0);
+    free(a);
+    free(b);
+    free(c);
+    free_data(&d);
+}
+
+TEST(awp_with_gamma_zero_equals_its_base_method)
+{
+    at_dataset d = make_data(N, 2);
+    const char *bases[2] = {"pgd-at", "trades"};
+    for (int i = 0; i < 2; i++) {
+        at_train_config plain = base_config(bases[i]), awp = base_config(bases[i]);
+        awp.awp = true;
+        awp.awp_gamma_given = true;
+        awp.awp_gamma = 0.0f;
+        awp.awp_warmup = 0;
+        size_t n;
+        float *a = train_params(&plain, &d, &n), *b = train_params(&awp, &d, &n);
+        REQUIRE(a && b);
+        if (memcmp(a, b, n * sizeof(float)) != 0)
+            TEST_FAIL_("%s: AWP with gamma 0 changed the weights", bases[i]);
+        /* a real perturbation changes them (TRADES-AWP starts at epoch 10 by default) */
+        awp.awp_gamma_given = false;
+        awp.awp_warmup = i == 1 ? 1 : 0;
+        float *c = train_params(&awp, &d, &n);
+        CHECK(c && memcmp(a, c, n * sizeof(float)) != 0);
+        free(a);
+        free(b);
+        free(c);
+    }
+    free_data(&d);
+}
+
+/* Free-AT, m = 1, one minibatch per epoch: the same loop written with the public API. */
+TEST(free_at_with_one_replay_is_fgsm_training_with_a_persistent_delta)
+{
+    const int n = 16, epochs = 3;
+    at_dataset d = make_data(n, 3);
+    at_train_config cfg = base_config("free-at");
+    cfg.epochs = epochs;
+    cfg.replays = 1;
+    cfg.no_robust_validation = false;
+    size_t count;
+    float *trained = train_params(&cfg, &d, &count);
+    REQUIRE(trained);
+
+    at_model *m = mlp(1);
+    at_pass *p = NULL;
+    at_sgd *sgd = NULL;
+    at_error err;
+    CHECK_OK(at_pass_create(&p, m, n, 0, &err), &err);
+    CHECK_OK(at_sgd_create(&sgd, m, &cfg.sgd, &err), &err);
+    float x[16 * HW * HW], xt[16 * HW * HW], delta[16 * HW * HW] = {0}, dlogits[16 * K];
+    int32_t y[16], order[16];
+    for (int e = 0; e < epochs; e++) {
+        at_rng shuffle;
+        at_rng_stream(&shuffle, cfg.seed, (uint64_t)e, 1); /* the trainer's shuffle stream */
+        for (int i = 0; i < n; i++)
+            order[i] = i;
+        at_rng_shuffle(&shuffle, order, (size_t)n);
+        at_dataset_batch(&d, order, n, x, y, NULL, NULL);
+        for (int j = 0; j < n * HW * HW; j++)
+            xt[j] = fminf(fmaxf(x[j] + delta[j], 0.0f), 1.0f);
+        at_model_zero_grad(m);
+        at_forward(p, xt, n, AT_BN_TRAIN);
+        at_loss_cross_entropy(at_pass_logits(p), n, K, &(at_ce_target){.labels = y}, NULL, dlogits);
+        at_backward(p, dlogits, AT_GRAD_WEIGHTS | AT_GRAD_INPUT);
+        const float *g = at_pass_input_grad(p);
+        for (int j = 0; j < n * HW * HW; j++) {
+            float s = (float)((g[j] > 0) - (g[j] < 0));
+            delta[j] = fminf(fmaxf(delta[j] + cfg.eps * s, -cfg.eps), cfg.eps);
+        }
+        at_sgd_step(sgd, at_lr_at(&cfg.lr, e, 1, epochs));
+    }
+    const float *manual = at_model_params(m, NULL);
+    CHECK(memcmp(manual, trained, count * sizeof(float)) == 0);
+    free(trained);
+    at_sgd_free(sgd);
+    at_pass_free(p);
+    at_model_free(m);
+    free_data(&d);
+}
+
+TEST(free_at_replays_and_divides_the_epochs)
+{
+    at_dataset d = make_data(N, 4);
+    at_model *m = mlp(1);
+    at_dataset val = {0};
+    at_trainer *t = NULL;
+    at_error err;
+    at_train_config cfg = base_config("free-at");
+    cfg.epochs = 8;
+    cfg.replays = 4;
+    CHECK_OK(at_trainer_create(&t, m, &d, &val, &cfg, &err), &err);
+    REQUIRE(t);
+    CHECK_EQ_INT(at_trainer_epochs(t), 2);
+    at_trainer_free(t);
+    cfg.epochs = 6;
+    CHECK_EQ_INT(at_trainer_create(&t, m, &d, &val, &cfg, &err), AT_ERR_ARG);
+    CHECK(strstr(err.message, "multiple") != NULL);
+    at_model_free(m);
+    free_data(&d);
+}
+
+TEST(mart_loss_and_gradients)
+{
+    const int k = 5;
+    float za[5] = {0.3f, -1.0f, 2.0f, 0.5f, 0.1f}, zc[5] = {1.0f, 0.2f, -0.5f, 0.7f, 0.0f};
+    float q[5], p[5], da[5], dc[5];
+    const int y = 0;
+    const double beta = 6.0;
+    at_softmax_rows(za, 1, k, q);
+    at_softmax_rows(zc, 1, k, p);
+    double loss = at_mart_example(q, p, k, y, beta, da, dc);
+    /* the definition, term by term: m = argmax_{j != y} q_j = 2 here */
+    double kl = 0;
+    for (int j = 0; j < k; j++)
+        kl += p[j] * (log(p[j]) - log(q[j] + 1e-12));
+    double expect = -log(q[y]) - log(1.0001 - q[2] + 1e-12) + beta * kl * (1.0000001 - p[y]);
+    CHECK_CLOSE(loss, expect, 1e-6, 1e-6);
+    /* gradients by central differences through both softmaxes */
+    for (int side = 0; side < 2; side++)
+        for (int j = 0; j < k; j++) {
+            float zp[5], zm[5], qq[5], pp[5], tmp1[5], tmp2[5];
+            const float *z = side ? zc : za;
+            memcpy(zp, z, sizeof zp);
+            memcpy(zm, z, sizeof zm);
+            zp[j] += 1e-3f;
+            zm[j] -= 1e-3f;
+            at_softmax_rows(side ? za : zp, 1, k, qq);
+            at_softmax_rows(side ? zp : zc, 1, k, pp);
+            double lp = at_mart_example(qq, pp, k, y, beta, tmp1, tmp2);
+            at_softmax_rows(side ? za : zm, 1, k, qq);
+            at_softmax_rows(side ? zm : zc, 1, k, pp);
+            double lm = at_mart_example(qq, pp, k, y, beta, tmp1, tmp2);
+            CHECK_CLOSE(side ? dc[j] : da[j], (lp - lm) / 2e-3, 2e-3, 1e-2);
+        }
+    /* a confidently correct clean point (p_y near 1) switches the KL term off */
+    float confident[5] = {12, 0, 0, 0, 0};
+    at_softmax_rows(confident, 1, k, p);
+    double off = at_mart_example(q, p, k, y, beta, da, dc);
+    CHECK_CLOSE(off, -log(q[y]) - log(1.0001 - q[2] + 1e-12), 1e-3, 0);
+}
+
+TEST(weight_average_follows_the_warm_up_schedule)
+{
+    /* one minibatch per epoch: the live weights after each step are observable */
+    const int n = 16, epochs = 4;
+    const float tau = 0.5f;
+    at_dataset d = make_data(n, 5), val = {0};
+    at_model *m = mlp(1);
+    at_trainer *t = NULL;
+    at_error err;
+    at_train_config cfg = base_config("standard");
+    cfg.epochs = epochs;
+    cfg.ema = tau;
+    CHECK_OK(at_trainer_create(&t, m, &d, &val, &cfg, &err), &err);
+    REQUIRE(t);
+    size_t count;
+    const float *w = at_model_params(m, &count);
+    double *avg = malloc(count * sizeof(double));
+    for (size_t i = 0; i < count; i++)
+        avg[i] = w[i];
+    CHECK(at_trainer_eval_model(t) != m);
+    at_epoch_stats st;
+    for (int s = 0; s < epochs; s++) {
+        CHECK_OK(at_trainer_run_epoch(t, NULL, &st, &err), &err);
+        double decay = fmin(tau, (1.0 + s) / (10.0 + s));
+        for (size_t i = 0; i < count; i++)
+            avg[i] = decay * avg[i] + (1 - decay) * w[i];
+    }
+    const float *ema = at_model_params(at_trainer_eval_model(t), NULL);
+    double worst = 0;
+    for (size_t i = 0; i < count; i++)
+        worst = fmax(worst, fabs(ema[i] - avg[i]));
+    CHECK(worst < 1e-6);
+    free(avg);
+    at_trainer_free(t);
+    at_model_free(m);
+    free_data(&d);
+}
+
+TEST(early_stopping_marks_the_best_validation_robust_accuracy)
+{
+    at_dataset all = make_data(N + 32, 6), train = {0}, val = {0};
+    at_error err;
+    CHECK_OK(at_dataset_split(&train, &val, &all, 32, 1, &err), &err);
+    at_model *m = mlp(1);
+    at_trainer *t = NULL;
+    at_train_config cfg = base_config("pgd-at");
+    cfg.epochs = 5;
+    CHECK_OK(at_trainer_create(&t, m, &train, &val, &cfg, &err), &err);
+    REQUIRE(t);
+    double best = -1;
+    int best_epochs = 0;
+    at_epoch_stats st;
+    for (int e = 0; e < cfg.epochs; e++) {
+        CHECK_OK(at_trainer_run_epoch(t, NULL, &st, &err), &err);
+        CHECK(st.val_robust_acc >= 0 && st.val_robust_acc <= st.val_acc + 1e-12);
+        CHECK_EQ_INT(st.best, st.val_robust_acc > best);
+        if (st.best) {
+            best = st.val_robust_acc;
+            best_epochs++;
+        }
+    }
+    CHECK(best_epochs >= 1);
+    at_trainer_free(t);
+    at_model_free(m);
+    free(all.images);
+    free(all.labels);
+    at_dataset_free(&train);
+    at_dataset_free(&val);
+}
+
+TEST(no_method_accepts_an_option_it_does_not_use)
+{
+    at_dataset d = make_data(N, 7), val = {0};
+    at_model *m = mlp(1);
+    at_error err;
+    at_trainer *t = NULL;
+    typedef struct { const char *method; const char *what; at_train_config c; } bad_case;
+    bad_case cases[8];
+    int n = 0;
+    cases[n] = (bad_case){"standard", "eps", base_config("standard")};
+    cases[n++].c.eps = 0.1f;
+    cases[n] = (bad_case){"pgd-at", "beta", base_config("pgd-at")};
+    cases[n].c.beta_given = true;
+    cases[n++].c.beta = 3;
+    cases[n] = (bad_case){"trades", "replays", base_config("trades")};
+    cases[n++].c.replays = 2;
+    cases[n] = (bad_case){"free-at", "attack steps", base_config("free-at")};
+    cases[n++].c.attack_steps = 5;
+    cases[n] = (bad_case){"mart", "AWP", base_config("mart")};
+    cases[n++].c.awp = true;
+    cases[n] = (bad_case){"fgsm-rs", "attack steps", base_config("fgsm-rs")};
+    cases[n++].c.attack_steps = 3;
+    cases[n] = (bad_case){"standard", "attack BN mode", base_config("standard")};
+    cases[n++].c.attack_bn_given = true;
+    for (int i = 0; i < n; i++) {
+        int status = at_trainer_create(&t, m, &d, &val, &cases[i].c, &err);
+        if (status != AT_ERR_ARG || !strstr(err.message, cases[i].what))
+            TEST_FAIL_("%s with %s: status %d, message '%s'", cases[i].method, cases[i].what,
+                       status, status ? err.message : "");
+        at_trainer_free(t);
+        t = NULL;
+    }
+    at_train_config no_eps = base_config("pgd-at");
+    no_eps.eps = 0.0f;
+    CHECK_EQ_INT(at_trainer_create(&t, m, &d, &val, &no_eps, &err), AT_ERR_ARG);
+    at_model_free(m);
+    free_data(&d);
+}
+
+TEST_MAIN(TEST_ENTRY(trades_with_beta_zero_is_clean_training),
+          TEST_ENTRY(awp_with_gamma_zero_equals_its_base_method),
+          TEST_ENTRY(free_at_with_one_replay_is_fgsm_training_with_a_persistent_delta),
+          TEST_ENTRY(free_at_replays_and_divides_the_epochs), TEST_ENTRY(mart_loss_and_gradients),
+          TEST_ENTRY(weight_average_follows_the_warm_up_schedule),
+          TEST_ENTRY(early_stopping_marks_the_best_validation_robust_accuracy),
+          TEST_ENTRY(no_method_accepts_an_option_it_does_not_use))
