@@ -518,6 +518,18 @@ int at_st_writer_add(at_st_writer *w, const char *name, const char *dtype, int n
 int at_st_writer_meta(at_st_writer *w, const char *key, const char *value, at_error *err);
 int at_st_writer_save(at_st_writer *w, const char *path, at_error *err);
 
+/* Loads the weights of a PyTorch state_dict saved as safetensors whose names carry `prefix`
+ * before the model's names (a wrapper module: "model.", "module."; NULL for none); tensors named
+ * in `ignore` (NULL-terminated, e.g. a wrapper's "mean" and "std") are passed over. The same
+ * checks as at_checkpoint_load. */
+int at_checkpoint_import(const char *path, at_model *model, const char *prefix,
+                         const char *const *ignore, at_error *err);
+
+/* SHA-256 of a file, and of a data set's images and labels, as 64 lowercase hex digits; reports
+ * carry them so a result names exactly what it measured. */
+int at_file_sha256(const char *path, char hex[65], at_error *err);
+void at_dataset_sha256(const at_dataset *ds, char hex[65]);
+
 /* Key/value metadata of a checkpoint. */
 typedef struct at_kv {
     const char *key;

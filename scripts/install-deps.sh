@@ -8,6 +8,7 @@ packages=(
     libdnnl-dev                        # oneDNN: matrix products (JIT kernels for the CPU found)
     zlib1g-dev                         # gzip-compressed IDX files
     libjansson-dev                     # JSON: safetensors headers, logs, reports
+    nettle-dev                         # SHA-256 of checkpoints and data in reports; base64
     libpng-dev                         # PNG example grids written by the tool
     dataset-fashion-mnist              # the real data set of the demo and tests
     python3-torch python3-numpy        # the PyTorch reference tier of the tests (optional at run time)

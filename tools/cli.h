@@ -47,9 +47,15 @@ typedef struct cli_command {
 /* Parses argv[1..] (argv[0] is the subcommand's name). Unknown options, missing values, values
  * out of range and stray arguments print one message and the usage line to stderr and return
  * EXIT_USAGE; --help prints the full help to stdout and returns -1; success returns 0.
- * seen[i] (may be NULL) is set for each option given. */
+ * seen[i] (may be NULL) is set for each option given. A command with a "config" option reads
+ * "--config FILE" first: one "name = value" per line, the same checks, and an option may not be
+ * given both there and on the command line. */
 int cli_parse(const cli_command *cmd, int argc, char **argv, bool *seen);
 void cli_help(const cli_command *cmd, FILE *out);
+/* Writes the options given (seen[]) and those named in `also`, minus those in `skip` (both
+ * NULL-terminated lists), with their current values, as a file --config reads back. */
+int cli_write_config(const cli_command *cmd, const char *path, const bool *seen,
+                     const char *const *also, const char *const *skip, at_error *err);
 /* Whether option `name` was given, from the seen[] of cli_parse. */
 bool cli_given(const cli_command *cmd, const bool *seen, const char *name);
 /* Prints "advtrain CMD: <message>" to stderr; returns `code`. */
@@ -85,5 +91,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_attack(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 #endif

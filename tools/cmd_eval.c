@@ -287,9 +287,17 @@ int cmd_eval(int argc, char **argv)
         goto done;
 
     char *spec = at_model_spec(model);
-    report = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "command", "eval", "advtrain_version",
-                       AT_VERSION_STRING, "checkpoint", opts.checkpoint, "model_spec", spec ? spec : "",
-                       "data", ds.name, "split", opts.split, "n", ds.n);
+    char checkpoint_hash[65], data_hash[65];
+    if (at_file_sha256(opts.checkpoint, checkpoint_hash, &err)) {
+        free(spec);
+        status = cli_error("eval", EXIT_WORK_FAILED, "%s", err.message);
+        goto done;
+    }
+    at_dataset_sha256(&ds, data_hash);
+    report = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "command", "eval",
+                       "advtrain_version", AT_VERSION_STRING, "checkpoint", opts.checkpoint,
+                       "checkpoint_sha256", checkpoint_hash, "model_spec", spec ? spec : "",
+                       "data", ds.name, "data_sha256", data_hash, "split", opts.split, "n", ds.n);
     free(spec);
     if (!opts.quiet)
         printf("%s on %s/%s, %d points\n", opts.checkpoint, ds.name, opts.split, ds.n);

@@ -21,7 +21,7 @@ typedef struct train_opts {
     double eps, step_size, beta, awp_gamma, ema, eps_warmup;
     int steps, replays, awp_warmup, final_n;
     bool awp, no_early_stop, no_overfit_check, no_final_pgd;
-    const char *final_suite;
+    const char *final_suite, *config;
 } train_opts;
 
 /* options whose zero value is meaningful, so "given" is tracked apart */
@@ -85,6 +85,7 @@ static const cli_option options[] = {
     {"json", CLI_STRING, &opts.json, 0, 0, NULL, "FILE", "also write the final report to FILE"},
     {"threads", CLI_INT, &opts.threads, 1, 1024, NULL, "N", "threads (default: all cores); results do not depend on it"},
     {"quiet", CLI_FLAG, &opts.quiet, 0, 0, NULL, NULL, "no progress line and no per-epoch summary"},
+    {"config", CLI_STRING, &opts.config, 0, 0, NULL, "FILE", "read options from FILE (name = value per line); every run saves its own as run.cfg"},
 };
 
 static const cli_command command = {
@@ -526,6 +527,19 @@ int cmd_train(int argc, char **argv)
         status = cli_error("train", EXIT_WORK_FAILED, "%s", s.err.message);
         goto done;
     }
+    /* the run's options, replayable with --config (where the run goes and how it talks are not
+     * part of the run) */
+    static const char *const not_saved[] = {"out", "json", "resume", "quiet", "threads",
+                                            "stop-after", NULL};
+    char cfg_path[4096];
+    snprintf(cfg_path, sizeof cfg_path, "%s/run.cfg", opts.out);
+    static const char *const resolved[] = {"data", "model", "method", "epochs", "batch-size", "lr",
+                                           "lr-schedule", "momentum", "weight-decay", "seed",
+                                           "val-size", NULL};
+    if (!opts.resume && cli_write_config(&command, cfg_path, seen, resolved, not_saved, &s.err)) {
+        status = cli_error("train", EXIT_WORK_FAILED, "%s", s.err.message);
+        goto done;
+    }
     snprintf(s.checkpoint, sizeof s.checkpoint, "%s/last.safetensors", opts.out);
     snprintf(s.best_path, sizeof s.best_path, "%s/best.safetensors", opts.out);
     snprintf(s.ema_path, sizeof s.ema_path, "%s/last_ema.safetensors", opts.out);
@@ -611,6 +625,17 @@ int cmd_train(int argc, char **argv)
                        AT_VERSION_STRING, "config", json_incref(config), "model_spec", s.model_spec,
                        "epochs", json_incref(s.epochs), "train_seconds", train_seconds);
     json_object_set_new(report, "checkpoint", json_string(s.checkpoint));
+    char hash[65];
+    at_dataset_sha256(&train, hash);
+    json_object_set_new(report, "train_data_sha256", json_string(hash));
+    if (have_test) {
+        at_dataset_sha256(&test, hash);
+        json_object_set_new(report, "test_data_sha256", json_string(hash));
+    }
+    if (!at_file_sha256(s.checkpoint, hash, &s.err))
+        json_object_set_new(report, "checkpoint_sha256", json_string(hash));
+    if (!at_file_sha256(s.best_path, hash, &s.err))
+        json_object_set_new(report, "best_checkpoint_sha256", json_string(hash));
     if (at_trainer_stopped(s.trainer))
         json_object_set_new(report, "stopped", json_string("catastrophic overfitting: rolled back"));
     if (have_test && (status = final_evaluation(&s, &test, report)))

@@ -11,6 +11,8 @@ static const struct {
     {"train", cmd_train, "train a model (clean or adversarial) and save checkpoints"},
     {"eval", cmd_eval, "evaluate a checkpoint: clean and robust accuracy, curves, flags"},
     {"attack", cmd_attack, "write adversarial examples (safetensors and a PNG grid)"},
+    {"import", cmd_import, "turn a PyTorch state_dict (safetensors) into an advtrain checkpoint"},
+    {"export", cmd_export, "write a checkpoint as a PyTorch state_dict (safetensors)"},
     {"list", cmd_list, "list models, data sets, training methods and attacks"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])

@@ -134,11 +134,123 @@ static int set_value(const cli_command *cmd, const cli_option *o, const char *va
     return 0;
 }
 
+/* One option by name (without the dashes); NULL when unknown. */
+static const cli_option *find_option(const cli_command *cmd, const char *name, size_t len, int *index)
+{
+    for (int k = 0; k < cmd->n_options; k++)
+        if (strlen(cmd->options[k].name) == len && strncmp(cmd->options[k].name, name, len) == 0) {
+            *index = k;
+            return &cmd->options[k];
+        }
+    return NULL;
+}
+
+/* A configuration file: one "name = value" per line (an option's name without the dashes; flags
+ * take "true"), '#' starts a comment. Every line must name an option of the command. The values
+ * are copied into `storage`, which must outlive the parsed options. */
+static int parse_config(const cli_command *cmd, const char *path, bool *seen, char *storage,
+                        size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "advtrain %s: %s: cannot open the configuration file\n", cmd->name, path);
+        return EXIT_USAGE;
+    }
+    char line[1024];
+    int number = 0, status = 0;
+    size_t used = 0;
+    while (!status && fgets(line, sizeof line, f)) {
+        number++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *key = line + strspn(line, " \t\r\n");
+        if (*key == '\0')
+            continue;
+        char *eq = strchr(key, '=');
+        if (!eq) {
+            fprintf(stderr, "advtrain %s: %s:%d: expected 'name = value'\n", cmd->name, path, number);
+            status = EXIT_USAGE;
+            break;
+        }
+        char *end = eq;
+        while (end > key && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        char *value = eq + 1 + strspn(eq + 1, " \t");
+        size_t vlen = strcspn(value, "\r\n");
+        while (vlen > 0 && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
+            vlen--;
+        int index;
+        const cli_option *o = find_option(cmd, key, (size_t)(end - key), &index);
+        if (!o || !strcmp(o->name, "config")) {
+            fprintf(stderr, "advtrain %s: %s:%d: unknown option '%.*s'\n", cmd->name, path, number,
+                    (int)(end - key), key);
+            status = EXIT_USAGE;
+            break;
+        }
+        if (seen[index]) {
+            fprintf(stderr, "advtrain %s: %s:%d: option '%s' given twice\n", cmd->name, path, number,
+                    o->name);
+            status = EXIT_USAGE;
+            break;
+        }
+        seen[index] = true;
+        if (used + vlen + 1 > cap) {
+            fprintf(stderr, "advtrain %s: %s: configuration too long\n", cmd->name, path);
+            status = EXIT_USAGE;
+            break;
+        }
+        char *copy = storage + used;
+        memcpy(copy, value, vlen);
+        copy[vlen] = '\0';
+        used += vlen + 1;
+        if (o->kind == CLI_FLAG) {
+            if (strcmp(copy, "true") && strcmp(copy, "false")) {
+                fprintf(stderr, "advtrain %s: %s:%d: %s takes true or false\n", cmd->name, path,
+                        number, o->name);
+                status = EXIT_USAGE;
+            } else if (!strcmp(copy, "true")) {
+                *(bool *)o->target = true;
+            }
+            continue;
+        }
+        char where[600];
+        snprintf(where, sizeof where, "%s:%d", path, number);
+        status = set_value(cmd, o, copy);
+        if (status)
+            fprintf(stderr, "  (in %s)\n", where);
+    }
+    fclose(f);
+    return status;
+}
+
 int cli_parse(const cli_command *cmd, int argc, char **argv, bool *seen_out)
 {
     bool seen[128] = {false};
+    static char config_storage[16384];
     if (cmd->n_options > 128)
         return usage_error(cmd, "too many options declared%s%s", "", "");
+    /* --config FILE first, wherever it stands: the command line then adds to it */
+    for (int i = 1; i < argc; i++) {
+        const char *value = NULL;
+        if (!strcmp(argv[i], "--config"))
+            value = i + 1 < argc ? argv[i + 1] : "";
+        else if (!strncmp(argv[i], "--config=", 9))
+            value = argv[i] + 9;
+        int index;
+        if (!value)
+            continue;
+        if (!find_option(cmd, "config", 6, &index))
+            return usage_error(cmd, "unknown option '%s'%s", "--config", "");
+        if (!*value)
+            return usage_error(cmd, "--config needs a value%s%s", "", "");
+        *(const char **)cmd->options[index].target = value;
+        int status = parse_config(cmd, value, seen, config_storage, sizeof config_storage);
+        if (status)
+            return status;
+        seen[index] = true;
+        break;
+    }
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -149,17 +261,16 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, bool *seen_out)
             return usage_error(cmd, "unexpected argument '%s'%s", arg, "");
         const char *name = arg + 2, *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        const cli_option *o = NULL;
         int index = -1;
-        for (int k = 0; k < cmd->n_options; k++)
-            if (strlen(cmd->options[k].name) == len && strncmp(cmd->options[k].name, name, len) == 0) {
-                o = &cmd->options[k];
-                index = k;
-            }
+        const cli_option *o = find_option(cmd, name, len, &index);
         if (!o)
             return usage_error(cmd, "unknown option '%s'%s", arg, "");
+        if (!strcmp(o->name, "config")) {
+            i += eq ? 0 : 1; /* read above */
+            continue;
+        }
         if (seen[index])
-            return usage_error(cmd, "option --%s given twice%s", o->name, "");
+            return usage_error(cmd, "option --%s given twice (or also in --config)%s", o->name, "");
         seen[index] = true;
         if (o->kind == CLI_FLAG) {
             if (eq)
@@ -205,4 +316,57 @@ bool cli_given(const cli_command *cmd, const bool *seen, const char *name)
         if (strcmp(cmd->options[k].name, name) == 0)
             return seen[k];
     return false;
+}
+
+int cli_write_config(const cli_command *cmd, const char *path, const bool *seen,
+                     const char *const *also, const char *const *skip, at_error *err)
+{
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
+        snprintf(err->message, sizeof err->message, "%s: path too long", path);
+        return AT_ERR_ARG;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(err->message, sizeof err->message, "%s: cannot write", path);
+        return AT_ERR_IO;
+    }
+    fprintf(f, "# advtrain %s configuration; replay with: advtrain %s --config %s\n", cmd->name,
+            cmd->name, path);
+    for (int k = 0; k < cmd->n_options; k++) {
+        const cli_option *o = &cmd->options[k];
+        bool wanted = seen[k];
+        for (int s = 0; also && also[s]; s++)
+            wanted |= !strcmp(o->name, also[s]);
+        for (int s = 0; skip && skip[s]; s++)
+            wanted &= strcmp(o->name, skip[s]) != 0;
+        if (!wanted || !strcmp(o->name, "config"))
+            continue;
+        switch (o->kind) {
+        case CLI_INT: fprintf(f, "%s = %d\n", o->name, *(int *)o->target); break;
+        case CLI_FLOAT: fprintf(f, "%s = %.17g\n", o->name, *(double *)o->target); break;
+        case CLI_STRING:
+        case CLI_CHOICE:
+            if (*(const char **)o->target)
+                fprintf(f, "%s = %s\n", o->name, *(const char **)o->target);
+            break;
+        case CLI_FLAG: fprintf(f, "%s = %s\n", o->name, *(bool *)o->target ? "true" : "false"); break;
+        case CLI_FLOAT_LIST: {
+            const cli_float_list *l = o->target;
+            if (!l->count)
+                break;
+            fprintf(f, "%s = ", o->name);
+            for (int i = 0; i < l->count; i++)
+                fprintf(f, i ? ",%.17g" : "%.17g", l->values[i]);
+            fputc('\n', f);
+            break;
+        }
+        }
+    }
+    if (fclose(f) || rename(tmp, path)) {
+        remove(tmp);
+        snprintf(err->message, sizeof err->message, "%s: cannot write", path);
+        return AT_ERR_IO;
+    }
+    return AT_OK;
 }

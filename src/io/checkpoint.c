@@ -108,6 +108,30 @@ int at_checkpoint_save(const char *path, const at_model *model, at_sgd *sgd, con
     return status;
 }
 
+/* How file names map to model names: the file may put a prefix before every model tensor (a
+ * PyTorch wrapper module, "model." or "module.") and hold extra tensors to pass over. */
+typedef struct name_view {
+    const char *prefix;
+    const char *const *ignore;
+} name_view;
+
+static const at_st_tensor *find_saved(const at_safetensors *st, const name_view *v, const char *name)
+{
+    if (!v->prefix || !v->prefix[0])
+        return at_st_find(st, name);
+    char full[NAME_CAP * 2];
+    snprintf(full, sizeof full, "%s%s", v->prefix, name);
+    return at_st_find(st, full);
+}
+
+static bool ignored(const name_view *v, const char *name)
+{
+    for (int i = 0; v->ignore && v->ignore[i]; i++)
+        if (strcmp(v->ignore[i], name) == 0)
+            return true;
+    return false;
+}
+
 static void format_shape(char *out, size_t cap, int ndim, const int64_t *shape)
 {
     size_t used = (size_t)snprintf(out, cap, "[");
@@ -152,12 +176,20 @@ static int check_tensor(const char *path, const at_st_tensor *t, const at_tensor
 
 /* Every tensor of the file must be the model's or, when resuming, the optimiser's. */
 static int check_no_strangers(const char *path, const at_safetensors *st, const at_model *model,
-                              bool resuming, int *n_momentum, at_error *err)
+                              bool resuming, const name_view *v, int *n_momentum, at_error *err)
 {
     const size_t prefix_len = strlen(MOMENTUM_PREFIX);
+    const size_t view_len = v->prefix ? strlen(v->prefix) : 0;
     *n_momentum = 0;
     for (int i = 0; i < at_st_count(st); i++) {
         const char *name = at_st_get(st, i)->name;
+        if (ignored(v, name))
+            continue;
+        if (view_len) {
+            if (strncmp(name, v->prefix, view_len) != 0)
+                return at_fail(err, AT_ERR_FORMAT, "%s: unexpected tensor %s", path, name);
+            name += view_len;
+        }
         bool is_momentum = strncmp(name, MOMENTUM_PREFIX, prefix_len) == 0;
         if (is_momentum)
             (*n_momentum)++;
@@ -172,24 +204,24 @@ static int check_no_strangers(const char *path, const at_safetensors *st, const 
 }
 
 static int validate(const char *path, const at_safetensors *st, const at_model *model,
-                    bool resuming, at_error *err)
+                    bool resuming, const name_view *v, at_error *err)
 {
     int n = at_model_tensor_count(model), n_param_tensors = 0;
     for (int i = 0; i < n; i++) {
         at_tensor_info want = at_model_tensor(model, i);
         if (want.numel > 0 && !tensor_storage(&want))
             return at_fail(err, AT_ERR_STATE, "%s: the model is not finished", path);
-        const at_st_tensor *t = at_st_find(st, want.name);
+        const at_st_tensor *t = find_saved(st, v, want.name);
         if (!t)
-            return at_fail(err, AT_ERR_NOTFOUND, "%s: missing tensor %s (is this a checkpoint of "
-                           "%s?)", path, want.name, at_model_arch(model));
+            return at_fail(err, AT_ERR_NOTFOUND, "%s: missing tensor %s%s (is this a checkpoint of "
+                           "%s?)", path, v->prefix ? v->prefix : "", want.name, at_model_arch(model));
         int status = check_tensor(path, t, &want, err);
         if (status != AT_OK)
             return status;
         n_param_tensors += want.is_param;
     }
     int n_momentum;
-    int status = check_no_strangers(path, st, model, resuming, &n_momentum, err);
+    int status = check_no_strangers(path, st, model, resuming, v, &n_momentum, err);
     if (status != AT_OK || !resuming)
         return status;
     if (n_momentum == 0 && n_param_tensors > 0)
@@ -214,13 +246,13 @@ static int validate(const char *path, const at_safetensors *st, const at_model *
 }
 
 /* Runs only after validate, so every lookup succeeds and every size matches. */
-static void copy_in(const at_safetensors *st, at_model *model, const float *params,
-                    float *momentum)
+static void copy_in(const at_safetensors *st, const name_view *v, at_model *model,
+                    const float *params, float *momentum)
 {
     int n = at_model_tensor_count(model);
     for (int i = 0; i < n; i++) {
         at_tensor_info t = at_model_tensor(model, i);
-        const at_st_tensor *saved = at_st_find(st, t.name);
+        const at_st_tensor *saved = find_saved(st, v, t.name);
         if (saved->nbytes)
             memcpy(tensor_storage(&t), saved->data, saved->nbytes);
         if (!momentum || !t.is_param)
@@ -233,8 +265,8 @@ static void copy_in(const at_safetensors *st, at_model *model, const float *para
     }
 }
 
-int at_checkpoint_load(const char *path, at_model *model, at_sgd *sgd, at_safetensors **st_out,
-                       at_error *err)
+static int load(const char *path, at_model *model, at_sgd *sgd, const name_view *v,
+                at_safetensors **st_out, at_error *err)
 {
     if (st_out)
         *st_out = NULL;
@@ -250,12 +282,26 @@ int at_checkpoint_load(const char *path, at_model *model, at_sgd *sgd, at_safete
     status = at_st_open(&st, path, err);
     if (status != AT_OK)
         return status;
-    status = validate(path, st, model, sgd != NULL, err);
+    status = validate(path, st, model, sgd != NULL, v, err);
     if (status == AT_OK)
-        copy_in(st, model, params, momentum);
+        copy_in(st, v, model, params, momentum);
     if (status == AT_OK && st_out)
         *st_out = st;
     else
         at_st_free(st);
     return status;
+}
+
+int at_checkpoint_load(const char *path, at_model *model, at_sgd *sgd, at_safetensors **st_out,
+                       at_error *err)
+{
+    const name_view plain = {NULL, NULL};
+    return load(path, model, sgd, &plain, st_out, err);
+}
+
+int at_checkpoint_import(const char *path, at_model *model, const char *prefix,
+                         const char *const *ignore, at_error *err)
+{
+    const name_view v = {prefix, ignore};
+    return load(path, model, NULL, &v, NULL, err);
 }

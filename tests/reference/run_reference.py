@@ -36,7 +36,9 @@ except ImportError as e:
     print(f"reference tier skipped: {e} (install python3-torch)")
     sys.exit(77)
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
 import safetensors_io  # noqa: E402
 from torch_models import Normalized, PreActResNet18, SmallCNN  # noqa: E402
 
@@ -225,6 +227,52 @@ def compare_attacks(dump, tmp, net, x, y):
               f"gradient sign was ambiguous")
 
 
+def round_trip(advtrain, tmp):
+    """PyTorch -> advtrain -> PyTorch: a state_dict saved by torch.save goes through
+    scripts/convert_pt.py, advtrain import and advtrain export and back, and must come out with
+    the same names and bit-identical tensors, so the reloaded model gives identical logits."""
+    convert = [sys.executable, os.path.join(HERE, "..", "..", "scripts", "convert_pt.py")]
+    torch.manual_seed(5)
+    cases = [("smallcnn", SmallCNN(), [], torch.rand(4, 1, 28, 28)),
+             ("preact-resnet18", Normalized(PreActResNet18(), CIFAR_MEAN, CIFAR_STD),
+              ["--wrap-normalization"], torch.rand(4, 3, 32, 32))]
+    for arch, net, export_flags, x in cases:
+        randomize_buffers(net, torch.Generator().manual_seed(6))
+        net.eval()
+        pt, st, ckpt = (os.path.join(tmp, f"{arch}.{ext}") for ext in ("pt", "in.safetensors", "ckpt"))
+        st2, pt2 = os.path.join(tmp, f"{arch}.out.safetensors"), os.path.join(tmp, f"{arch}.out.pt")
+        torch.save(net.state_dict(), pt)
+        subprocess.run(convert + ["to-safetensors", pt, st], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([advtrain, "import", "--model", arch, "--weights", st, "--out", ckpt],
+                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([advtrain, "export", "--checkpoint", ckpt, "--out", st2] + export_flags,
+                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(convert + ["to-pt", st2, pt2], check=True, stdout=subprocess.DEVNULL)
+        back = torch.load(pt2)
+        before = net.state_dict()
+        if set(back) != set(before):
+            failures.append(f"{arch} round trip: names differ: {sorted(set(back) ^ set(before))[:4]}")
+            continue
+        changed = [k for k in before if not torch.equal(before[k], back[k])]
+        if changed:
+            failures.append(f"{arch} round trip: tensors changed: {changed[:4]}")
+        with torch.no_grad():
+            logits = net(x)
+            net.load_state_dict(back)
+            same = torch.equal(logits, net(x))
+        if not same:
+            failures.append(f"{arch} round trip: logits differ")
+        print(f"  round trip PyTorch -> advtrain -> PyTorch, {arch}: {len(before)} tensors "
+              f"{'bit-identical' if not changed else 'CHANGED'}, logits {'identical' if same else 'DIFFER'}")
+    # a state_dict of another architecture is refused, naming what is missing
+    bad = subprocess.run([advtrain, "import", "--model", "preact-resnet18", "--weights",
+                          os.path.join(tmp, "smallcnn.in.safetensors"), "--out",
+                          os.path.join(tmp, "bad.ckpt")], capture_output=True, text=True)
+    if bad.returncode != 1 or "conv1.weight" not in bad.stderr:
+        failures.append(f"importing a smallcnn state_dict as preact-resnet18: exit {bad.returncode}, "
+                        f"{bad.stderr.strip()}")
+
+
 def eval_cli(advtrain, tmp, data_dir):
     """advtrain eval on a weights-only PyTorch state_dict: same accuracy as PyTorch."""
     import gzip
@@ -302,6 +350,7 @@ def main():
             compare(a.dump, tmp, "smallcnn", small, x1, y1, mode, False)
             compare(a.dump, tmp, "preact-resnet18", preact, x2, y2, mode, True)
         compare_attacks(a.dump, tmp, small, x1, y1)
+        round_trip(a.advtrain, tmp)
         eval_cli(a.advtrain, tmp, a.data_dir)
     if failures:
         print("FAILED:\n  " + "\n  ".join(failures))

@@ -72,13 +72,14 @@ class PreActResNet18(nn.Module):
 
 
 class Normalized(nn.Module):
-    """Input normalisation in front of a model, as advtrain's normalize layer."""
+    """Input normalisation in front of a model, as advtrain's normalize layer; its state_dict is
+    the model's under "model." plus the "mean" and "std" buffers."""
 
     def __init__(self, model, mean, std):
         super().__init__()
         self.model = model
-        self.mean = torch.tensor(mean).view(1, -1, 1, 1)
-        self.std = torch.tensor(std).view(1, -1, 1, 1)
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
 
     def forward(self, x):
         return self.model((x - self.mean) / self.std)

@@ -1,12 +1,12 @@
-"""Minimal safetensors reader and writer (F32 and I64) for the reference tier, so it needs only
-python3-torch and numpy."""
+"""Minimal safetensors reader and writer (F32, F64, I64, I32) used by convert_pt.py and the
+reference tier, so they need only python3-torch and numpy (Debian has no python3-safetensors)."""
 import json
 import struct
 
 import numpy as np
 import torch
 
-_DTYPES = {"F32": np.float32, "I64": np.int64, "F64": np.float64}
+_DTYPES = {"F32": np.float32, "I64": np.int64, "F64": np.float64, "I32": np.int32}
 
 
 def save(path, tensors, metadata=None):
@@ -14,7 +14,8 @@ def save(path, tensors, metadata=None):
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
         a = t.numpy()
-        dtype = {np.dtype("float32"): "F32", np.dtype("int64"): "I64"}[a.dtype]
+        dtype = {np.dtype("float32"): "F32", np.dtype("int64"): "I64", np.dtype("float64"): "F64",
+                 np.dtype("int32"): "I32"}[a.dtype]
         raw = a.tobytes()
         header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [offset, offset + len(raw)]}
         blobs.append(raw)
