@@ -13,7 +13,7 @@ run() { # name, advtrain options, twin options
     local name=$1 ours=$2 twin=$3
     echo "== $name"
     $BIN train --data fashion-mnist --model smallcnn --eps 0.1 $ours --out "$OUT/$name" \
-        --final-suite standard --final-n 500 --json "$OUT/$name.advtrain.json" --quiet
+        --final-suite standard --final-n 300 --json "$OUT/$name.advtrain.json" --quiet
     $TWIN --eps 0.1 $twin --json "$OUT/$name.torch.json" > "$OUT/$name.torch.log"
 }
 run pgd-at "--method pgd-at --epochs 5 --train-size 20000" "--method pgd-at --epochs 5 --train-size 20000"

@@ -456,7 +456,8 @@ typedef struct at_eval_plan {
     int n_attacks;
     const char *attacks[AT_EVAL_MAX_ATTACKS];          /* attack names, in cascade order */
     at_attack_options options[AT_EVAL_MAX_ATTACKS];
-    int points;               /* the first `points` examples of the data set (0 = all) */
+    long first_point;         /* start at this example (resuming or splitting an evaluation) */
+    int points;               /* evaluate this many examples from first_point (0 = to the end) */
     int batch_size;           /* 0 = 250 */
     uint64_t seed;
     at_model *surrogate;      /* non-NULL: attacks are crafted on it and judged on the model
@@ -474,6 +475,9 @@ typedef struct at_eval_result {
     double clean_seconds;
     int8_t *outcome;          /* per point: -2 misclassified clean, -1 robust, k broken by attack k */
 } at_eval_result;
+
+/* Adds the statistics of another run of the same attack (sums, maxima, per-step losses). */
+void at_attack_stats_merge(at_attack_stats *into, const at_attack_stats *from);
 
 /* Called after each batch with the points done so far. */
 typedef void (*at_eval_progress)(void *user, long done, long total);

@@ -12,6 +12,7 @@ packages=(
     libpng-dev                         # PNG example grids written by the tool
     dataset-fashion-mnist              # the real data set of the demo and tests
     python3-torch python3-numpy        # the PyTorch reference tier of the tests (optional at run time)
+    chromium                           # the test that renders the HTML report headless
 )
 
 missing=()

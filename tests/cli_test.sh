@@ -126,6 +126,51 @@ expect 0 "test accuracy" -- "$BIN" train --data-dir "$DATA" --train-size 2000 --
 expect 0 "FLAG zero-gradients" -- "$BIN" eval --checkpoint "$TMP/masked/last.safetensors" --data-dir "$DATA" \
     --n 40 --suite standard --eps 0.1 --queries 300 --json "$TMP/masked.json" --quiet
 
+# --- adversarial training: early stopping keeps a best checkpoint; resume with a weight average
+expect 0 "PGD-20" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 --epochs 2 \
+    --batch-size 64 --method pgd-at --eps 0.1 --steps 3 --ema 0.9 --out "$TMP/at" --quiet
+[ -s "$TMP/at/best.safetensors" ] && [ -s "$TMP/at/last_ema.safetensors" ] || fail "no best or averaged checkpoint"
+grep -q '"val_robust_acc"' "$TMP/at/log.jsonl" || fail "no robust validation in the log"
+expect 0 "continue with --resume" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 \
+    --epochs 2 --batch-size 64 --method pgd-at --eps 0.1 --steps 3 --ema 0.9 --out "$TMP/at2" --stop-after 1
+expect 0 "resuming" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 --epochs 2 \
+    --batch-size 64 --method pgd-at --eps 0.1 --steps 3 --ema 0.9 --out "$TMP/at2" --resume
+cmp -s "$TMP/at/last.safetensors" "$TMP/at2/last.safetensors" && \
+    cmp -s "$TMP/at/last_ema.safetensors" "$TMP/at2/last_ema.safetensors" ||
+    fail "resumed adversarial run with a weight average differs from the uninterrupted run"
+expect 2 "does not use beta" -- "$BIN" train --data-dir "$DATA" --train-size 256 --method pgd-at --eps 0.1 \
+    --beta 3 --out "$TMP/bad"
+expect 2 "needs eps" -- "$BIN" train --data-dir "$DATA" --train-size 256 --method trades --out "$TMP/bad"
+expect 2 "multiple of 8" -- "$BIN" train --data-dir "$DATA" --train-size 256 --method free-at --eps 0.1 \
+    --epochs 5 --out "$TMP/bad"
+
+# --- a run replays from its saved configuration, bit for bit
+expect 0 "" -- "$BIN" train --config "$TMP/at/run.cfg" --out "$TMP/replay" --quiet
+cmp -s "$TMP/at/last.safetensors" "$TMP/replay/last.safetensors" || fail "replayed run.cfg gave other weights"
+printf 'epochs = 1\nwarp-speed = 9\n' >"$TMP/bad.cfg"
+expect 2 "bad.cfg:2: unknown option 'warp-speed'" -- "$BIN" train --config "$TMP/bad.cfg" --out "$TMP/bad"
+expect 2 "given twice" -- "$BIN" train --config "$TMP/at/run.cfg" --epochs 3 --out "$TMP/bad"
+
+# --- PyTorch state_dicts in and out
+expect 0 "exported" -- "$BIN" export --checkpoint "$TMP/run/last.safetensors" --out "$TMP/sd.safetensors"
+expect 0 "imported" -- "$BIN" import --model smallcnn --weights "$TMP/sd.safetensors" --out "$TMP/imp.safetensors"
+expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$TMP/imp.safetensors" --data-dir "$DATA" --n 200 \
+    --json "$TMP/imp.json"
+expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" --n 200 \
+    --json "$TMP/orig.json"
+[ "$(grep '"correct"' "$TMP/imp.json")" = "$(grep '"correct"' "$TMP/orig.json")" ] ||
+    fail "export then import changed the model's predictions"
+grep -q '"checkpoint_sha256"' "$TMP/imp.json" || fail "eval report has no checkpoint hash"
+expect 1 "no tensor conv1.weight" -- "$BIN" import --model wrn-16-1 --input 1,28,28 --weights "$TMP/sd.safetensors" \
+    --out "$TMP/bad.safetensors"
+
+# --- an interrupted evaluation resumes to the same per-point results
+E="eval --checkpoint $TMP/run/last.safetensors --data-dir $DATA --n 40 --batch-size 10 --attack pgd --eps 0.05 --steps 3 --no-checks --quiet"
+expect 0 "after pgd" -- "$BIN" $E --points "$TMP/straight.csv"
+expect 0 "stopped after 20" -- "$BIN" $E --state "$TMP/state.json" --stop-after 20
+expect 0 "after pgd" -- "$BIN" $E --state "$TMP/state.json" --points "$TMP/resumed.csv"
+cmp -s "$TMP/straight.csv" "$TMP/resumed.csv" || fail "resumed evaluation gave other per-point results"
+
 if [ "$failures" -ne 0 ]; then
     echo "$failures CLI check(s) failed"
     exit 1

@@ -93,5 +93,6 @@ int cmd_list(int argc, char **argv);
 int cmd_attack(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

@@ -4,6 +4,7 @@
  * (measured perturbation norms, range, BN mode, gradient counts, loss per step, flags). */
 #include "attack_args.h"
 #include "eval_report.h"
+#include "eval_state.h"
 #include "plots.h"
 
 #include <math.h>
@@ -13,8 +14,8 @@
 
 typedef struct eval_opts {
     const char *data, *data_dir, *model, *checkpoint, *split, *json, *svg, *points_file;
-    const char *surrogate, *surrogate_model;
-    int batch_size, n, threads;
+    const char *surrogate, *surrogate_model, *state;
+    int batch_size, n, threads, stop_after;
     cli_float_list mean, std, curve;
     bool no_checks, quiet;
     cli_attack_args attack;
@@ -39,6 +40,8 @@ static const cli_option options[] = {
     {"surrogate-model", CLI_STRING, &opts.surrogate_model, 0, 0, NULL, "ARCH", "architecture of a weights-only --surrogate"},
     {"no-checks", CLI_FLAG, &opts.no_checks, 0, 0, NULL, NULL, "skip the sanity checks (large eps, more steps)"},
     {"points", CLI_STRING, &opts.points_file, 0, 0, NULL, "FILE", "write each point's outcome (CSV)"},
+    {"state", CLI_STRING, &opts.state, 0, 0, NULL, "FILE", "resumable: keep progress in FILE and continue from it"},
+    {"stop-after", CLI_INT, &opts.stop_after, 1, 100000000, NULL, "N", "with --state: evaluate at most N more points, then stop"},
     {"json", CLI_STRING, &opts.json, 0, 0, NULL, "FILE", "write the report to FILE"},
     {"threads", CLI_INT, &opts.threads, 1, 1024, NULL, "N", "threads (default: all cores)"},
     {"quiet", CLI_FLAG, &opts.quiet, 0, 0, NULL, NULL, "no progress line"},
@@ -259,6 +262,10 @@ int cmd_eval(int argc, char **argv)
         return cli_error("eval", EXIT_USAGE, "--svg plots the --curve: give --curve too");
     if (opts.surrogate_model && !opts.surrogate)
         return cli_error("eval", EXIT_USAGE, "--surrogate-model needs --surrogate");
+    if ((opts.state || opts.stop_after) && (!attacking || !(opts.attack.eps > 0)))
+        return cli_error("eval", EXIT_USAGE, "--state and --stop-after resume an attack evaluation: give --attack or --suite and --eps");
+    if (opts.stop_after && !opts.state)
+        return cli_error("eval", EXIT_USAGE, "--stop-after needs --state (where to continue from)");
     if (opts.threads)
         omp_set_num_threads(opts.threads);
 
@@ -295,7 +302,7 @@ int cmd_eval(int argc, char **argv)
     }
     at_dataset_sha256(&ds, data_hash);
     report = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "command", "eval",
-                       "advtrain_version", AT_VERSION_STRING, "checkpoint", opts.checkpoint,
+                       "advtrain_version", AT_VERSION_STRING " " ADVTRAIN_REVISION, "checkpoint", opts.checkpoint,
                        "checkpoint_sha256", checkpoint_hash, "model_spec", spec ? spec : "",
                        "data", ds.name, "data_sha256", data_hash, "split", opts.split, "n", ds.n);
     free(spec);
@@ -317,9 +324,45 @@ int cmd_eval(int argc, char **argv)
         json_object_set_new(clean, "bn_mode", json_string("eval"));
         json_object_set_new(report, "clean", clean);
     }
-    if (attacking && opts.attack.eps > 0) {
+    if (attacking && opts.attack.eps > 0 && opts.state) {
+        /* what makes a state file reusable: the same weights, points and attacks */
+        if ((status = cli_attack_plan("eval", &opts.attack, opts.attack.eps, &plan)))
+            goto done;
+        plan.batch_size = opts.batch_size;
+        plan.surrogate = surrogate;
+        json_t *fp = json_pack("{s:s, s:s, s:s, s:f, s:s, s:s, s:i, s:s}", "checkpoint", checkpoint_hash,
+                               "data", data_hash, "attacks", opts.attack.attack ? opts.attack.attack : opts.attack.suite,
+                               "eps", opts.attack.eps, "norm", opts.attack.norm ? opts.attack.norm : "linf",
+                               "bn", opts.attack.bn_mode ? opts.attack.bn_mode : "eval", "seed", opts.attack.seed,
+                               "surrogate", opts.surrogate ? opts.surrogate : "");
+        json_t *o = json_array();
+        for (int a = 0; a < plan.n_attacks; a++)
+            json_array_append_new(o, json_pack("{s:i, s:f, s:i, s:i, s:i, s:i, s:i, s:f, s:b, s:b}",
+                                               "steps", plan.options[a].steps, "step", plan.options[a].step_size,
+                                               "restarts", plan.options[a].restarts, "loss", (int)plan.options[a].loss,
+                                               "eot", plan.options[a].eot, "queries", plan.options[a].queries,
+                                               "targets", plan.options[a].targets, "p", plan.options[a].p_init,
+                                               "nrs", plan.options[a].no_random_start, "es", plan.options[a].early_stop));
+        json_object_set_new(fp, "options", o);
+        char *fingerprint = json_dumps(fp, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(fp);
+        bool finished;
+        status = cli_eval_resumable(model, &ds, &plan, ds.n, opts.batch_size, opts.state, fingerprint,
+                                    opts.stop_after, &result, &finished, opts.quiet);
+        free(fingerprint);
+        if (status)
+            goto done;
+        if (!finished) {
+            printf("stopped after %ld of %d points; run the same command again to continue\n",
+                   (long)opts.stop_after, ds.n);
+            status = 0;
+            goto done;
+        }
+    } else if (attacking && opts.attack.eps > 0) {
         if ((status = run_cascade(model, surrogate, &ds, opts.attack.eps, 0, &opts.attack, &plan, &result)))
             goto done;
+    }
+    if (attacking && opts.attack.eps > 0) {
         printf("%s eps %g%s:\n", opts.attack.norm ? opts.attack.norm : "linf", opts.attack.eps,
                surrogate ? " (transfer: crafted on the surrogate)" : "");
         cli_eval_print(stdout, &plan, &result);

@@ -54,7 +54,7 @@ static const cli_option options[] = {
     {"nesterov", CLI_FLAG, &opts.nesterov, 0, 0, NULL, NULL, "Nesterov momentum"},
     {"weight-decay", CLI_FLOAT, &opts.weight_decay, 0, 1, NULL, "X", "L2 weight decay; default 5e-4"},
     {"seed", CLI_INT, &opts.seed, 0, 2147483647, NULL, "N", "seed of initialisation, data order and augmentation; default 0"},
-    {"val-size", CLI_INT, &opts.val_size, 0, 1000000, NULL, "N", "hold out N training images for validation; default 1000 for adversarial methods, else 0"},
+    {"val-size", CLI_INT, &opts.val_size, 0, 1000000, NULL, "N", "hold out N training images for validation; default for adversarial methods 1000 (at most a tenth), else 0"},
     {"eps", CLI_FLOAT, &opts.eps, 1e-9, 1e6, NULL, "EPS", "adversarial methods: training budget on [0,1] pixels (required)"},
     {"norm", CLI_CHOICE, &opts.norm, 0, 0, "linf|l2", NULL, "adversarial methods: threat model; default linf"},
     {"steps", CLI_INT, &opts.steps, 1, 10000, NULL, "N", "pgd-at/trades/mart: attack steps; default 10"},
@@ -327,6 +327,8 @@ static int check_resume_config(const char *saved_text, json_t *current)
     return status;
 }
 
+static bool adversarial_method(const char *method) { return strcmp(method, "standard") != 0; }
+
 static int load_data(at_dataset *train, at_dataset *val, at_dataset *test, bool *have_test)
 {
     at_error err;
@@ -343,10 +345,15 @@ static int load_data(at_dataset *train, at_dataset *val, at_dataset *test, bool 
         at_dataset_free(&full);
         full = sub;
     }
+    if (opts.val_size < 0) /* the default: 1,000 held out (Rice et al.), at most a tenth */
+        opts.val_size = adversarial_method(opts.method) && !opts.no_early_stop
+                            ? (full.n / 10 < 1000 ? full.n / 10 : 1000)
+                            : 0;
     if (opts.val_size >= full.n) {
+        int n = full.n;
         at_dataset_free(&full);
         return cli_error("train", EXIT_USAGE, "--val-size %d leaves no training images (%d in total)",
-                         opts.val_size, full.n);
+                         opts.val_size, n);
     }
     if (at_dataset_split(train, val, &full, opts.val_size, (uint64_t)opts.seed, &err)) {
         at_dataset_free(&full);
@@ -490,16 +497,14 @@ int cmd_train(int argc, char **argv)
         return status < 0 ? 0 : status;
     if (!opts.out)
         return cli_error("train", EXIT_USAGE, "--out DIR is required\nusage: %s", command.usage);
-    const bool adversarial_method = strcmp(opts.method, "standard") != 0;
+    const bool adversarial = adversarial_method(opts.method);
     opts_given.beta = cli_given(&command, seen, "beta");
     opts_given.awp_gamma = cli_given(&command, seen, "awp-gamma");
     /* presets of the papers: Wong et al. train fgsm-rs with a cyclic learning rate; every
      * adversarial method validates on 1,000 held-out images (Rice et al.) */
     if (!strcmp(opts.method, "fgsm-rs") && !cli_given(&command, seen, "lr-schedule"))
         opts.schedule = "cyclic";
-    if (opts.val_size < 0)
-        opts.val_size = adversarial_method && !opts.no_early_stop ? 1000 : 0;
-    if (opts.final_suite && !adversarial_method)
+    if (opts.final_suite && !adversarial)
         return cli_error("train", EXIT_USAGE, "--final-suite needs an adversarial method (it attacks at --eps)");
     if (opts.threads)
         omp_set_num_threads(opts.threads);
@@ -622,7 +627,7 @@ int cmd_train(int argc, char **argv)
     }
 
     report = json_pack("{s:s, s:s, s:o, s:s, s:o, s:f}", "command", "train", "advtrain_version",
-                       AT_VERSION_STRING, "config", json_incref(config), "model_spec", s.model_spec,
+                       AT_VERSION_STRING " " ADVTRAIN_REVISION, "config", json_incref(config), "model_spec", s.model_spec,
                        "epochs", json_incref(s.epochs), "train_seconds", train_seconds);
     json_object_set_new(report, "checkpoint", json_string(s.checkpoint));
     char hash[65];

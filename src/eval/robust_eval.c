@@ -14,6 +14,31 @@ static double now_seconds(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+void at_attack_stats_merge(at_attack_stats *into, const at_attack_stats *from)
+{
+    into->points += from->points;
+    into->fooled += from->fooled;
+    into->max_linf = from->max_linf > into->max_linf ? from->max_linf : into->max_linf;
+    into->max_l2 = from->max_l2 > into->max_l2 ? from->max_l2 : into->max_l2;
+    into->max_l1 = from->max_l1 > into->max_l1 ? from->max_l1 : into->max_l1;
+    into->out_of_range += from->out_of_range;
+    into->eval_max_linf = from->eval_max_linf > into->eval_max_linf ? from->eval_max_linf : into->eval_max_linf;
+    into->eval_max_l2 = from->eval_max_l2 > into->eval_max_l2 ? from->eval_max_l2 : into->eval_max_l2;
+    into->eval_max_l1 = from->eval_max_l1 > into->eval_max_l1 ? from->eval_max_l1 : into->eval_max_l1;
+    into->eval_out_of_range += from->eval_out_of_range;
+    into->nonfinite_outputs += from->nonfinite_outputs;
+    into->gradient_evals += from->gradient_evals;
+    into->forward_evals += from->forward_evals;
+    into->zero_gradients += from->zero_gradients;
+    into->nonfinite_gradients += from->nonfinite_gradients;
+    into->bn_mode = from->bn_mode;
+    into->steps = from->steps > into->steps ? from->steps : into->steps;
+    for (int t = 0; t <= AT_STATS_MAX_STEPS; t++) {
+        into->loss_sum[t] += from->loss_sum[t];
+        into->loss_count[t] += from->loss_count[t];
+    }
+}
+
 void at_eval_result_free(at_eval_result *r)
 {
     if (r) {
@@ -74,7 +99,11 @@ int at_eval_robust(at_model *model, const at_dataset *ds, const at_eval_plan *pl
                                               "classes as the evaluated one");
     }
     const int k = at_model_num_classes(model);
-    const long total = plan->points > 0 && plan->points < ds->n ? plan->points : ds->n;
+    if (plan->first_point < 0 || plan->first_point >= ds->n)
+        return at_fail(err, AT_ERR_ARG, "%s: first point %ld outside its %d examples", ds->name,
+                       plan->first_point, ds->n);
+    const long start = plan->first_point, available = ds->n - start;
+    const long total = plan->points > 0 && plan->points < available ? plan->points : available;
     const int batch = (int)(plan->batch_size > 0 ? (plan->batch_size < total ? plan->batch_size : total)
                                                  : (250 < total ? 250 : total));
     const size_t image = (size_t)c * h * w;
@@ -110,7 +139,7 @@ int at_eval_robust(at_model *model, const at_dataset *ds, const at_eval_plan *pl
     for (long first = 0; first < total; first += batch) {
         const int n = (int)(total - first < batch ? total - first : batch);
         for (int i = 0; i < n; i++)
-            b.idx[i] = (int32_t)(first + i);
+            b.idx[i] = (int32_t)(start + first + i);
         at_dataset_batch(ds, b.idx, n, b.x, b.y, NULL, NULL);
         double t0 = now_seconds();
         if ((status = judge(pass, b.x, b.y, n, k, b.correct)))
@@ -129,7 +158,7 @@ int at_eval_robust(at_model *model, const at_dataset *ds, const at_eval_plan *pl
                     memcpy(b.sub_x + (size_t)m * image, b.x + (size_t)i * image, image * sizeof(float));
                     /* each point has its own stream per attack: results ignore batching */
                     at_attack_seeds(plan->seed + 0x9e3779b97f4a7c15ull * (uint64_t)(a + 1),
-                                    first + i, 1, &b.seeds[m]);
+                                    start + first + i, 1, &b.seeds[m]);
                     m++;
                 }
             if (m == 0)
