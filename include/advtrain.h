@@ -635,8 +635,17 @@ const at_train_config *at_trainer_config(const at_trainer *t);
 bool at_trainer_stopped(const at_trainer *t);
 int at_trainer_epoch(const at_trainer *t);  /* passes over the data completed */
 int at_trainer_epochs(const at_trainer *t); /* passes the run makes (epochs / m for free-at) */
-/* Sets the number of completed epochs (after loading a checkpoint to resume). */
-int at_trainer_set_epoch(at_trainer *t, int epochs_done, at_error *err);
+/* Where a run stands between epochs: what a checkpoint must carry besides the weights and the
+ * optimiser for a resumed run to continue exactly (the schedule's position, the best validation
+ * score so far, fgsm-rs's last overfitting-check accuracies). */
+typedef struct at_trainer_progress {
+    int epochs_done;
+    double best_score;            /* -1: none yet */
+    double check_pgd, check_fgsm; /* -1: none yet */
+} at_trainer_progress;
+at_trainer_progress at_trainer_get_progress(const at_trainer *t);
+/* After loading a checkpoint to resume (the current weights become fgsm-rs's roll-back point). */
+int at_trainer_set_progress(at_trainer *t, const at_trainer_progress *p, at_error *err);
 /* Runs one epoch; fills stats. */
 int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_stats *stats,
                          at_error *err);

@@ -65,7 +65,7 @@ printf 'this is not a safetensors file' >"$TMP/junk.safetensors"
 expect 1 "$TMP/junk.safetensors" -- "$BIN" eval --checkpoint "$TMP/junk.safetensors" --data-dir "$DATA" --model smallcnn
 
 # --- a short run end to end: log lines, checkpoint, report, evaluation
-expect 0 "test accuracy" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 --epochs 2 \
+expect 0 "clean accuracy" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 --epochs 2 \
     --batch-size 64 --out "$TMP/run" --json "$TMP/run.json" --quiet
 [ "$(wc -l <"$TMP/run/log.jsonl")" -eq 2 ] || fail "log.jsonl should have 2 lines"
 grep -q '"val_acc"' "$TMP/run/log.jsonl" || fail "log.jsonl has no validation accuracy"
@@ -92,7 +92,7 @@ expect 2 "option 'lr' was" -- "$BIN" train --data-dir "$DATA" --train-size 512 -
 expect 1 "no optimiser state\|last.safetensors" -- "$BIN" train --data-dir "$DATA" --out "$TMP/none" --resume
 
 # --- thread count does not change the result
-expect 0 "test accuracy" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 --epochs 2 \
+expect 0 "clean accuracy" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 --epochs 2 \
     --batch-size 64 --out "$TMP/one" --threads 1 --quiet
 cmp -s "$TMP/run/last.safetensors" "$TMP/one/last.safetensors" ||
     fail "1 thread and the default thread count gave different weights"
@@ -121,7 +121,7 @@ expect 2 "--attack or --suite, not both" -- "$BIN" eval --checkpoint "$TMP/run/l
     --data-dir "$DATA" --attack pgd --suite quick --eps 0.1
 
 # --- a gradient-masked model (inputs quantised to 2 levels) is flagged, not called robust
-expect 0 "test accuracy" -- "$BIN" train --data-dir "$DATA" --train-size 2000 --epochs 2 --batch-size 64 \
+expect 0 "clean accuracy" -- "$BIN" train --data-dir "$DATA" --train-size 2000 --epochs 2 --batch-size 64 \
     --input-levels 2 --out "$TMP/masked" --quiet
 expect 0 "FLAG zero-gradients" -- "$BIN" eval --checkpoint "$TMP/masked/last.safetensors" --data-dir "$DATA" \
     --n 40 --suite standard --eps 0.1 --queries 300 --json "$TMP/masked.json" --quiet

@@ -4,6 +4,7 @@
  * batch; the same seed gives the same result; the loss rises; on a linear model the closed-form
  * worst case is reached; a gradient-masked model shows zero gradients. */
 #include "test.h"
+#include "util/fixtures.h"
 
 #include "advtrain.h"
 #include "attack/attack.h"
@@ -13,68 +14,17 @@
 static const char *const all_attacks[] = {"fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t"};
 #define N_ALL (int)(sizeof all_attacks / sizeof all_attacks[0])
 
-static at_model *make_model(const char *arch, int c, int hw, int classes, uint64_t seed)
-{
-    at_model *m = NULL;
-    at_error err;
-    at_model_options o = {.num_classes = classes, .in_channels = c, .in_height = hw,
-                          .in_width = hw, .seed = seed};
-    CHECK_OK(at_model_create(&m, arch, &o, &err), &err);
-    return m;
-}
-
-static void random_images(float *x, size_t count, uint64_t seed, float lo, float hi)
-{
-    at_rng r;
-    at_rng_seed(&r, seed);
-    for (size_t i = 0; i < count; i++)
-        x[i] = lo + (hi - lo) * (float)at_rng_uniform(&r);
-}
-
-/* Labels = the model's own predictions, so every point starts correctly classified. */
-static void predict(at_model *m, const float *x, int n, int32_t *y)
-{
-    at_pass *p = NULL;
-    at_error err;
-    CHECK_OK(at_pass_create(&p, m, n, AT_PASS_FORWARD_ONLY, &err), &err);
-    at_forward(p, x, n, AT_BN_EVAL);
-    int k = at_model_num_classes(m);
-    for (int i = 0; i < n; i++) {
-        const float *z = at_pass_logits(p) + (size_t)i * k;
-        y[i] = 0;
-        for (int j = 1; j < k; j++)
-            if (z[j] > z[y[i]])
-                y[i] = j;
-    }
-    at_pass_free(p);
-}
-
-static double budget(at_norm norm, float eps)
-{
-    return norm == AT_NORM_LINF ? eps + 1e-6 : eps * (1.0 + 1e-5);
-}
-
-static double norm_of(at_norm norm, const float *a, const float *b, size_t image)
-{
-    double r = 0.0;
-    for (size_t j = 0; j < image; j++) {
-        double d = fabs((double)a[j] - b[j]);
-        r = norm == AT_NORM_LINF ? (d > r ? d : r) : (norm == AT_NORM_L2 ? r + d * d : r + d);
-    }
-    return norm == AT_NORM_L2 ? sqrt(r) : r;
-}
-
 TEST(every_attack_stays_in_the_threat_model_and_raises_the_loss)
 {
     const int n = 6, hw = 8;
     const size_t image = (size_t)hw * hw;
-    at_model *m = make_model("mlp-32", 1, hw, 10, 3);
+    at_model *m = fixture_model("mlp-32", 1, hw, 10, 3);
     REQUIRE(m);
     float x[6 * 64], x_copy[6 * 64], adv[6 * 64];
     int32_t y[6];
     uint64_t seeds[6];
-    random_images(x, sizeof x / sizeof x[0], 1, 0.0f, 1.0f);
-    predict(m, x, n, y);
+    fixture_images(x, sizeof x / sizeof x[0], 1, 0.0f, 1.0f);
+    fixture_predict(m, x, n, y);
     at_attack_seeds(7, 0, n, seeds);
     const at_norm norms[3] = {AT_NORM_LINF, AT_NORM_L2, AT_NORM_L1};
     const float eps[3] = {0.05f, 0.5f, 2.0f};
@@ -96,7 +46,7 @@ TEST(every_attack_stays_in_the_threat_model_and_raises_the_loss)
             uint8_t fooled[6];
             CHECK_OK(at_attack_run(atk, x, y, NULL, n, seeds, adv, fooled), NULL);
             const at_attack_stats *s = at_attack_get_stats(atk);
-            double bound = budget(norms[q], eps[q]);
+            double bound = fixture_budget(norms[q], eps[q]);
             double measured = norms[q] == AT_NORM_LINF ? s->max_linf
                               : norms[q] == AT_NORM_L2 ? s->max_l2 : s->max_l1;
             double along = norms[q] == AT_NORM_LINF ? s->eval_max_linf
@@ -108,7 +58,7 @@ TEST(every_attack_stays_in_the_threat_model_and_raises_the_loss)
             CHECK_EQ_INT(s->out_of_range + s->eval_out_of_range + s->nonfinite_outputs, 0);
             CHECK(memcmp(x, x_copy, sizeof x) == 0);
             for (int i = 0; i < n; i++)
-                CHECK(norm_of(norms[q], adv + i * image, x + i * image, image) <= bound);
+                CHECK(fixture_distance(norms[q], adv + i * image, x + i * image, image) <= bound);
             for (size_t j = 0; j < sizeof adv / sizeof adv[0]; j++)
                 CHECK(adv[j] >= 0.0f && adv[j] <= 1.0f);
             CHECK_EQ_INT(s->points, n);
@@ -127,13 +77,13 @@ TEST(every_attack_stays_in_the_threat_model_and_raises_the_loss)
 TEST(zero_budget_returns_the_input)
 {
     const int n = 4;
-    at_model *m = make_model("mlp-16", 1, 6, 10, 4);
+    at_model *m = fixture_model("mlp-16", 1, 6, 10, 4);
     REQUIRE(m);
     float x[4 * 36], adv[4 * 36];
     int32_t y[4];
     uint64_t seeds[4];
-    random_images(x, sizeof x / sizeof x[0], 2, 0.0f, 1.0f);
-    predict(m, x, n, y);
+    fixture_images(x, sizeof x / sizeof x[0], 2, 0.0f, 1.0f);
+    fixture_predict(m, x, n, y);
     at_attack_seeds(1, 0, n, seeds);
     for (int a = 0; a < N_ALL; a++) {
         at_attack *atk = NULL;
@@ -158,8 +108,8 @@ static void check_batch_independence(at_model *m, const char *attack, at_norm no
     float *one = malloc(image * sizeof(float));
     int32_t y[N];
     uint64_t seeds[N];
-    random_images(x, N * image, 3, 0.0f, 1.0f);
-    predict(m, x, N, y);
+    fixture_images(x, N * image, 3, 0.0f, 1.0f);
+    fixture_predict(m, x, N, y);
     at_attack_seeds(11, 100, N, seeds);
     at_attack *atk = NULL;
     at_error err;
@@ -190,8 +140,8 @@ done:
 
 TEST(an_example_does_not_depend_on_its_batch_and_seeds_reproduce)
 {
-    at_model *mlp = make_model("mlp-24", 1, 8, 10, 5);
-    at_model *cnn = make_model("smallcnn", 1, 28, 10, 6);
+    at_model *mlp = fixture_model("mlp-24", 1, 8, 10, 5);
+    at_model *cnn = fixture_model("smallcnn", 1, 28, 10, 6);
     REQUIRE(mlp && cnn);
     check_batch_independence(mlp, "pgd", AT_NORM_LINF, 0.1f, 1, 8);
     check_batch_independence(mlp, "pgd", AT_NORM_L2, 1.0f, 1, 8);
@@ -209,16 +159,16 @@ TEST(an_example_does_not_depend_on_its_batch_and_seeds_reproduce)
 TEST(linear_model_reaches_the_closed_form_worst_case)
 {
     enum { N = 4, D = 16 };
-    at_model *m = make_model("linear", 1, 4, 2, 9);
+    at_model *m = fixture_model("linear", 1, 4, 2, 9);
     REQUIRE(m);
     at_tensor_info w = at_model_tensor(m, at_model_find_tensor(m, "fc.weight"));
     at_tensor_info b = at_model_tensor(m, at_model_find_tensor(m, "fc.bias"));
     float x[N * D], adv[N * D];
-    random_images(x, N * D, 4, 0.3f, 0.7f);
-    random_images(w.data, 2 * D, 5, -1.0f, 1.0f);
+    fixture_images(x, N * D, 4, 0.3f, 0.7f);
+    fixture_images(w.data, 2 * D, 5, -1.0f, 1.0f);
     b.data[0] = b.data[1] = 0.0f;
     int32_t y[N];
-    predict(m, x, N, y);
+    fixture_predict(m, x, N, y);
     uint64_t seeds[N];
     at_attack_seeds(3, 0, N, seeds);
     const at_norm norms[2] = {AT_NORM_LINF, AT_NORM_L2};
@@ -269,12 +219,12 @@ TEST(linear_model_reaches_the_closed_form_worst_case)
 TEST(targeted_pgd_reaches_its_targets)
 {
     enum { N = 6 };
-    at_model *m = make_model("linear", 1, 4, 5, 2);
+    at_model *m = fixture_model("linear", 1, 4, 5, 2);
     REQUIRE(m);
     float x[N * 16], adv[N * 16];
-    random_images(x, N * 16, 8, 0.0f, 1.0f);
+    fixture_images(x, N * 16, 8, 0.0f, 1.0f);
     int32_t y[N], t[N];
-    predict(m, x, N, y);
+    fixture_predict(m, x, N, y);
     for (int i = 0; i < N; i++)
         t[i] = (y[i] + 1 + i % 3) % 5;
     uint64_t seeds[N];
@@ -287,7 +237,7 @@ TEST(targeted_pgd_reaches_its_targets)
     CHECK_EQ_INT(at_attack_run(atk, x, y, NULL, N, seeds, adv, NULL), AT_ERR_ARG); /* targets needed */
     CHECK_OK(at_attack_run(atk, x, y, t, N, seeds, adv, NULL), NULL);
     int32_t pred[N];
-    predict(m, adv, N, pred);
+    fixture_predict(m, adv, N, pred);
     for (int i = 0; i < N; i++)
         CHECK_EQ_INT(pred[i], t[i]);
     at_attack_free(atk);
@@ -303,9 +253,9 @@ TEST(masked_gradients_are_counted)
     CHECK_OK(at_model_create(&m, "mlp-16", &mo, &err), &err);
     REQUIRE(m);
     float x[N * 64], adv[N * 64];
-    random_images(x, N * 64, 9, 0.0f, 1.0f);
+    fixture_images(x, N * 64, 9, 0.0f, 1.0f);
     int32_t y[N];
-    predict(m, x, N, y);
+    fixture_predict(m, x, N, y);
     uint64_t seeds[N];
     at_attack_seeds(1, 0, N, seeds);
     at_attack *atk = NULL;
@@ -328,7 +278,7 @@ TEST(eot_averages_over_random_forwards)
     CHECK_OK(at_model_create(&m, "mlp-16", &mo, &err), &err);
     REQUIRE(m);
     float x[N * 64];
-    random_images(x, N * 64, 10, 0.0f, 1.0f);
+    fixture_images(x, N * 64, 10, 0.0f, 1.0f);
     int32_t y[N] = {0, 1, 2};
     uint64_t seeds[N];
     at_attack_seeds(2, 0, N, seeds);
@@ -363,7 +313,7 @@ TEST(attack_losses_have_the_right_gradients)
 {
     const int n = 3, k = 6;
     float z[18], d[18], loss[3], lp[3], lm[3];
-    random_images(z, 18, 12, -3.0f, 3.0f);
+    fixture_images(z, 18, 12, -3.0f, 3.0f);
     const int32_t y[3] = {0, 3, 5}, t[3] = {2, 1, 0};
     const at_attack_loss kinds[3] = {AT_ATTACK_LOSS_CE, AT_ATTACK_LOSS_CW, AT_ATTACK_LOSS_DLR};
     for (int kind = 0; kind < 3; kind++)
@@ -395,7 +345,7 @@ TEST(attack_losses_have_the_right_gradients)
 
 TEST(bad_options_are_errors)
 {
-    at_model *m2 = make_model("linear", 1, 4, 2, 1), *m10 = make_model("linear", 1, 4, 10, 1);
+    at_model *m2 = fixture_model("linear", 1, 4, 2, 1), *m10 = fixture_model("linear", 1, 4, 10, 1);
     REQUIRE(m2 && m10);
     at_attack *atk = NULL;
     at_error err;

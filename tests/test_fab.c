@@ -5,61 +5,11 @@
  * is below the minimal perturbation; it fools a weak random model; seeds reproduce and an
  * example's result does not depend on its batch. */
 #include "test.h"
+#include "util/fixtures.h"
 
 #include "advtrain.h"
 
 #include <stdlib.h>
-
-static at_model *make_model(const char *arch, int c, int hw, int classes, uint64_t seed)
-{
-    at_model *m = NULL;
-    at_error err;
-    at_model_options o = {.num_classes = classes, .in_channels = c, .in_height = hw,
-                          .in_width = hw, .seed = seed};
-    CHECK_OK(at_model_create(&m, arch, &o, &err), &err);
-    return m;
-}
-
-static void random_images(float *x, size_t count, uint64_t seed, float lo, float hi)
-{
-    at_rng r;
-    at_rng_seed(&r, seed);
-    for (size_t i = 0; i < count; i++)
-        x[i] = lo + (hi - lo) * (float)at_rng_uniform(&r);
-}
-
-/* Labels = the model's own predictions, so every point starts correctly classified. */
-static void predict(at_model *m, const float *x, int n, int32_t *y)
-{
-    at_pass *p = NULL;
-    at_error err;
-    CHECK_OK(at_pass_create(&p, m, n, AT_PASS_FORWARD_ONLY, &err), &err);
-    at_forward(p, x, n, AT_BN_EVAL);
-    int k = at_model_num_classes(m);
-    for (int i = 0; i < n; i++) {
-        const float *z = at_pass_logits(p) + (size_t)i * k;
-        y[i] = 0;
-        for (int j = 1; j < k; j++)
-            if (z[j] > z[y[i]])
-                y[i] = j;
-    }
-    at_pass_free(p);
-}
-
-static double budget(at_norm norm, float eps)
-{
-    return norm == AT_NORM_LINF ? eps + 1e-6 : eps * (1.0 + 1e-5);
-}
-
-static double norm_of(at_norm norm, const float *a, const float *b, size_t image)
-{
-    double r = 0.0;
-    for (size_t j = 0; j < image; j++) {
-        double d = fabs((double)a[j] - b[j]);
-        r = norm == AT_NORM_LINF ? (d > r ? d : r) : (norm == AT_NORM_L2 ? r + d * d : r + d);
-    }
-    return norm == AT_NORM_L2 ? sqrt(r) : r;
-}
 
 static double stat_norm(const at_attack_stats *s, at_norm norm)
 {
@@ -69,13 +19,13 @@ static double stat_norm(const at_attack_stats *s, at_norm norm)
 TEST(returned_points_stay_in_the_threat_model)
 {
     enum { N = 6, D = 64 };
-    at_model *m = make_model("mlp-32", 1, 8, 10, 3);
+    at_model *m = fixture_model("mlp-32", 1, 8, 10, 3);
     REQUIRE(m);
     float x[N * D], x_copy[N * D], adv[N * D];
     int32_t y[N];
     uint64_t seeds[N];
-    random_images(x, N * D, 1, 0.0f, 1.0f);
-    predict(m, x, N, y);
+    fixture_images(x, N * D, 1, 0.0f, 1.0f);
+    fixture_predict(m, x, N, y);
     at_attack_seeds(7, 0, N, seeds);
     const at_norm norms[3] = {AT_NORM_LINF, AT_NORM_L2, AT_NORM_L1};
     const float eps[3] = {0.1f, 1.0f, 4.0f};
@@ -90,7 +40,7 @@ TEST(returned_points_stay_in_the_threat_model)
         uint8_t fooled[N];
         CHECK_OK(at_attack_run(atk, x, y, NULL, N, seeds, adv, fooled), NULL);
         const at_attack_stats *s = at_attack_get_stats(atk);
-        double bound = budget(norms[q], eps[q]);
+        double bound = fixture_budget(norms[q], eps[q]);
         if (stat_norm(s, norms[q]) > bound)
             TEST_FAIL_("%s: perturbation %.9g > eps %g", at_norm_name(norms[q]),
                        stat_norm(s, norms[q]), eps[q]);
@@ -100,7 +50,7 @@ TEST(returned_points_stay_in_the_threat_model)
         CHECK(s->gradient_evals >= N * 15);
         CHECK(s->fooled > 0);
         for (int i = 0; i < N; i++) {
-            CHECK(norm_of(norms[q], adv + i * D, x + i * D, D) <= bound);
+            CHECK(fixture_distance(norms[q], adv + i * D, x + i * D, D) <= bound);
             /* a point is either fooled or given back clean */
             CHECK(fooled[i] || memcmp(adv + i * D, x + i * D, D * sizeof(float)) == 0);
         }
@@ -172,23 +122,23 @@ static double min_perturbation(at_norm norm, const double *u, double f0, const f
 static void check_linear(bool on_faces)
 {
     enum { N = 8, D = 16, K = 3 };
-    at_model *m = make_model("linear", 1, 4, K, 9);
+    at_model *m = fixture_model("linear", 1, 4, K, 9);
     REQUIRE(m);
     at_tensor_info w = at_model_tensor(m, at_model_find_tensor(m, "fc.weight"));
     at_tensor_info bias = at_model_tensor(m, at_model_find_tensor(m, "fc.bias"));
     float x[N * D], adv[N * D];
     if (on_faces) {
-        random_images(x, N * D, 6, -0.3f, 1.3f);
+        fixture_images(x, N * D, 6, -0.3f, 1.3f);
         for (int j = 0; j < N * D; j++)
             x[j] = fminf(fmaxf(x[j], 0.0f), 1.0f);
     } else {
-        random_images(x, N * D, 4, 0.3f, 0.7f);
+        fixture_images(x, N * D, 4, 0.3f, 0.7f);
     }
-    random_images(w.data, K * D, 5, -1.0f, 1.0f);
+    fixture_images(w.data, K * D, 5, -1.0f, 1.0f);
     for (int c = 0; c < K; c++)
         bias.data[c] = 0.0f;
     int32_t y[N];
-    predict(m, x, N, y);
+    fixture_predict(m, x, N, y);
     uint64_t seeds[N];
     at_attack_seeds(3, 0, N, seeds);
     const at_norm norms[3] = {AT_NORM_LINF, AT_NORM_L2, AT_NORM_L1};
@@ -230,7 +180,7 @@ static void check_linear(bool on_faces)
         uint8_t fooled[N];
         CHECK_OK(at_attack_run(atk, x, y, NULL, N, seeds, adv, fooled), NULL);
         for (int i = 0; i < N; i++) {
-            double dist = norm_of(norms[q], adv + i * D, x + i * D, D);
+            double dist = fixture_distance(norms[q], adv + i * D, x + i * D, D);
             CHECK(fooled[i]);
             if (!(dist <= 1.01 * to_target[i] && dist >= to_any[i] * (1.0 - 1e-4)))
                 TEST_FAIL_("%s%s example %d: distance %.6g, minimum to the target %.6g, to "
@@ -263,12 +213,12 @@ TEST(linear_model_reaches_the_minimal_perturbation)
 TEST(a_weak_random_model_is_fooled)
 {
     enum { N = 16, D = 64 };
-    at_model *m = make_model("mlp-32", 1, 8, 10, 11);
+    at_model *m = fixture_model("mlp-32", 1, 8, 10, 11);
     REQUIRE(m);
     float x[N * D], adv[N * D];
-    random_images(x, N * D, 12, 0.0f, 1.0f);
+    fixture_images(x, N * D, 12, 0.0f, 1.0f);
     int32_t y[N];
-    predict(m, x, N, y);
+    fixture_predict(m, x, N, y);
     uint64_t seeds[N];
     at_attack_seeds(4, 0, N, seeds);
     const at_norm norms[2] = {AT_NORM_LINF, AT_NORM_L2};
@@ -284,7 +234,7 @@ TEST(a_weak_random_model_is_fooled)
         const at_attack_stats *s = at_attack_get_stats(atk);
         if (s->fooled < N * 7 / 8)
             TEST_FAIL_("%s eps %g: fooled %ld of %d", at_norm_name(norms[q]), eps[q], s->fooled, N);
-        CHECK(stat_norm(s, norms[q]) <= budget(norms[q], eps[q]));
+        CHECK(stat_norm(s, norms[q]) <= fixture_budget(norms[q], eps[q]));
         /* at least as strong as PGD with as many steps */
         at_attack *pgd = NULL;
         CHECK_OK(at_attack_create(&pgd, "pgd", m, N, &o, &err), &err);
@@ -306,8 +256,8 @@ static void check_reproducible(at_model *m, at_norm norm, float eps, size_t imag
     float *one = malloc(image * sizeof(float)), *again = malloc(N * image * sizeof(float));
     int32_t y[N], t[N];
     uint64_t seeds[N];
-    random_images(x, N * image, 3, 0.0f, 1.0f);
-    predict(m, x, N, y);
+    fixture_images(x, N * image, 3, 0.0f, 1.0f);
+    fixture_predict(m, x, N, y);
     for (int i = 0; i < N; i++)
         t[i] = (y[i] + 1) % at_model_num_classes(m);
     at_attack_seeds(11, 100, N, seeds);
@@ -343,9 +293,9 @@ done:
 
 TEST(seeds_reproduce_and_an_example_does_not_depend_on_its_batch)
 {
-    at_model *mlp = make_model("mlp-24", 1, 8, 10, 5);
-    at_model *cnn = make_model("smallcnn", 1, 28, 10, 6);
-    at_model *wide = make_model("mlp-8", 1, 64, 10, 7); /* a batch large enough for threads */
+    at_model *mlp = fixture_model("mlp-24", 1, 8, 10, 5);
+    at_model *cnn = fixture_model("smallcnn", 1, 28, 10, 6);
+    at_model *wide = fixture_model("mlp-8", 1, 64, 10, 7); /* a batch large enough for threads */
     REQUIRE(mlp && cnn && wide);
     check_reproducible(mlp, AT_NORM_LINF, 0.05f, 64, 8);
     check_reproducible(mlp, AT_NORM_L2, 0.5f, 64, 8);

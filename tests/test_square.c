@@ -4,61 +4,11 @@
  * stops spending them once an example is fooled; it breaks a weak model; an example's result does
  * not depend on its batch and the same seed gives the same result; eps = 0 returns the input. */
 #include "test.h"
+#include "util/fixtures.h"
 
 #include "advtrain.h"
 
 #include <stdlib.h>
-
-static at_model *make_model(const char *arch, int c, int hw, int classes, uint64_t seed)
-{
-    at_model *m = NULL;
-    at_error err;
-    at_model_options o = {.num_classes = classes, .in_channels = c, .in_height = hw,
-                          .in_width = hw, .seed = seed};
-    CHECK_OK(at_model_create(&m, arch, &o, &err), &err);
-    return m;
-}
-
-static void random_images(float *x, size_t count, uint64_t seed, float lo, float hi)
-{
-    at_rng r;
-    at_rng_seed(&r, seed);
-    for (size_t i = 0; i < count; i++)
-        x[i] = lo + (hi - lo) * (float)at_rng_uniform(&r);
-}
-
-/* Labels = the model's own predictions, so every point starts correctly classified. */
-static void predict(at_model *m, const float *x, int n, int32_t *y)
-{
-    at_pass *p = NULL;
-    at_error err;
-    CHECK_OK(at_pass_create(&p, m, n, AT_PASS_FORWARD_ONLY, &err), &err);
-    at_forward(p, x, n, AT_BN_EVAL);
-    int k = at_model_num_classes(m);
-    for (int i = 0; i < n; i++) {
-        const float *z = at_pass_logits(p) + (size_t)i * k;
-        y[i] = 0;
-        for (int j = 1; j < k; j++)
-            if (z[j] > z[y[i]])
-                y[i] = j;
-    }
-    at_pass_free(p);
-}
-
-static double budget(at_norm norm, float eps)
-{
-    return norm == AT_NORM_LINF ? eps + 1e-6 : eps * (1.0 + 1e-5);
-}
-
-static double norm_of(at_norm norm, const float *a, const float *b, size_t image)
-{
-    double r = 0.0;
-    for (size_t j = 0; j < image; j++) {
-        double d = fabs((double)a[j] - b[j]);
-        r = norm == AT_NORM_LINF ? (d > r ? d : r) : r + d * d;
-    }
-    return norm == AT_NORM_L2 ? sqrt(r) : r;
-}
 
 /* Runs Square once; returns the attack (for its statistics) or NULL. */
 static at_attack *run_square(at_model *m, const at_attack_options *o, const float *x,
@@ -96,13 +46,13 @@ TEST(square_stays_in_the_threat_model)
     for (int ci = 0; ci < 2; ci++) {
         const int c = channels[ci], hw = 8;
         const size_t image = (size_t)c * hw * hw;
-        at_model *m = make_model("mlp-32", c, hw, 10, 3);
+        at_model *m = fixture_model("mlp-32", c, hw, 10, 3);
         REQUIRE(m);
         float *x = malloc(N * image * sizeof(float)), *x_copy = malloc(N * image * sizeof(float));
         float *adv = malloc(N * image * sizeof(float));
         int32_t y[N];
-        random_images(x, N * image, 1, 0.0f, 1.0f);
-        predict(m, x, N, y);
+        fixture_images(x, N * image, 1, 0.0f, 1.0f);
+        fixture_predict(m, x, N, y);
         memcpy(x_copy, x, N * image * sizeof(float));
         for (int q = 0; q < 3; q++) {
             at_attack_options o = {.norm = norms[q], .eps = eps[q], .queries = QUERIES};
@@ -111,7 +61,7 @@ TEST(square_stays_in_the_threat_model)
             if (!atk)
                 continue;
             const at_attack_stats *s = at_attack_get_stats(atk);
-            double bound = budget(norms[q], eps[q]);
+            double bound = fixture_budget(norms[q], eps[q]);
             double measured = norms[q] == AT_NORM_LINF ? s->max_linf : s->max_l2;
             double along = norms[q] == AT_NORM_LINF ? s->eval_max_linf : s->eval_max_l2;
             if (measured > bound || along > bound)
@@ -122,7 +72,7 @@ TEST(square_stays_in_the_threat_model)
             CHECK_EQ_INT(s->gradient_evals, 0);
             CHECK(memcmp(x, x_copy, N * image * sizeof(float)) == 0);
             for (int i = 0; i < N; i++)
-                CHECK(norm_of(norms[q], adv + i * image, x + i * image, image) <= bound);
+                CHECK(fixture_distance(norms[q], adv + i * image, x + i * image, image) <= bound);
             for (size_t j = 0; j < N * image; j++)
                 CHECK(adv[j] >= 0.0f && adv[j] <= 1.0f);
             CHECK_EQ_INT(s->points, N);
@@ -148,14 +98,14 @@ TEST(square_stays_in_the_threat_model)
 TEST(square_counts_its_queries_and_stops_on_success)
 {
     enum { N = 8, HW = 8, IMAGE = HW * HW };
-    at_model *mlp = make_model("mlp-32", 1, HW, 10, 5);
-    at_model *lin = make_model("linear", 1, HW, 10, 6);
+    at_model *mlp = fixture_model("mlp-32", 1, HW, 10, 5);
+    at_model *lin = fixture_model("linear", 1, HW, 10, 6);
     REQUIRE(mlp && lin);
     float x[N * IMAGE], adv[N * IMAGE];
     int32_t y[N];
     uint8_t fooled[N];
-    random_images(x, N * IMAGE, 2, 0.0f, 1.0f);
-    predict(mlp, x, N, y);
+    fixture_images(x, N * IMAGE, 2, 0.0f, 1.0f);
+    fixture_predict(mlp, x, N, y);
     /* a small budget: at most `queries` per example (the clean check included), plus the
      * framework's final measurement; restarts get `queries` each */
     const int restarts[2] = {1, 3};
@@ -170,7 +120,7 @@ TEST(square_counts_its_queries_and_stops_on_success)
     }
     /* a huge budget on a linear model: every point falls within a few queries, after which it
      * costs nothing more */
-    predict(lin, x, N, y);
+    fixture_predict(lin, x, N, y);
     at_attack_options o = {.eps = 1.0f, .queries = 2000};
     at_attack *atk = run_square(lin, &o, x, y, NULL, N, 4, adv, fooled);
     REQUIRE(atk);
@@ -201,13 +151,13 @@ TEST(square_counts_its_queries_and_stops_on_success)
 TEST(square_breaks_a_weak_model)
 {
     enum { N = 20, HW = 8, IMAGE = HW * HW };
-    at_model *m = make_model("mlp-32", 1, HW, 10, 7);
+    at_model *m = fixture_model("mlp-32", 1, HW, 10, 7);
     REQUIRE(m);
     float x[N * IMAGE], adv[N * IMAGE];
     int32_t y[N], pred[N];
     uint8_t fooled[N];
-    random_images(x, N * IMAGE, 8, 0.0f, 1.0f);
-    predict(m, x, N, y);
+    fixture_images(x, N * IMAGE, 8, 0.0f, 1.0f);
+    fixture_predict(m, x, N, y);
     const at_norm norms[2] = {AT_NORM_LINF, AT_NORM_L2};
     const float eps[2] = {0.1f, 1.0f};
     for (int q = 0; q < 2; q++) {
@@ -219,7 +169,7 @@ TEST(square_breaks_a_weak_model)
             TEST_FAIL_("%s eps %g: fooled only %d of %d", at_norm_name(norms[q]), eps[q], broken,
                        N);
         /* what the attack reports is what the model says */
-        predict(m, adv, N, pred);
+        fixture_predict(m, adv, N, pred);
         for (int i = 0; i < N; i++)
             CHECK_EQ_INT(pred[i] != y[i], fooled[i]);
         at_attack_free(atk);
@@ -230,18 +180,18 @@ TEST(square_breaks_a_weak_model)
 TEST(targeted_square_reaches_its_targets)
 {
     enum { N = 6, IMAGE = 16 };
-    at_model *m = make_model("linear", 1, 4, 5, 2);
+    at_model *m = fixture_model("linear", 1, 4, 5, 2);
     REQUIRE(m);
     float x[N * IMAGE], adv[N * IMAGE];
-    random_images(x, N * IMAGE, 8, 0.0f, 1.0f);
+    fixture_images(x, N * IMAGE, 8, 0.0f, 1.0f);
     int32_t y[N], t[N], pred[N];
-    predict(m, x, N, y);
+    fixture_predict(m, x, N, y);
     for (int i = 0; i < N; i++)
         t[i] = (y[i] + 1 + i % 3) % 5;
     at_attack_options o = {.eps = 1.0f, .queries = 500, .targeted = true};
     at_attack *atk = run_square(m, &o, x, y, t, N, 5, adv, NULL);
     REQUIRE(atk);
-    predict(m, adv, N, pred);
+    fixture_predict(m, adv, N, pred);
     for (int i = 0; i < N; i++)
         CHECK_EQ_INT(pred[i], t[i]);
     at_attack_free(atk);
@@ -259,8 +209,8 @@ static void check_batch_independence(at_model *m, at_norm norm, float eps, int q
     float *one = malloc(image * sizeof(float)), *again = malloc(N * image * sizeof(float));
     int32_t y[N];
     uint64_t seeds[N], other[N];
-    random_images(x, N * image, 3, 0.0f, 1.0f);
-    predict(m, x, N, y);
+    fixture_images(x, N * image, 3, 0.0f, 1.0f);
+    fixture_predict(m, x, N, y);
     at_attack_seeds(11, 100, N, seeds);
     at_attack_seeds(12, 100, N, other);
     at_attack *atk = NULL;
@@ -290,13 +240,13 @@ done:
 
 TEST(an_example_does_not_depend_on_its_batch_and_seeds_reproduce)
 {
-    at_model *mlp = make_model("mlp-24", 3, 8, 10, 5);
-    at_model *cnn = make_model("smallcnn", 1, 28, 10, 6);
+    at_model *mlp = fixture_model("mlp-24", 3, 8, 10, 5);
+    at_model *cnn = fixture_model("smallcnn", 1, 28, 10, 6);
     REQUIRE(mlp && cnn);
     /* SmallCNN starts with a zero last layer (all logits tie): give it one that tells classes
      * apart, so proposals are accepted and rejected */
     at_tensor_info head = at_model_tensor(cnn, at_model_find_tensor(cnn, "classifier.fc3.weight"));
-    random_images(head.data, head.numel, 13, -0.3f, 0.3f);
+    fixture_images(head.data, head.numel, 13, -0.3f, 0.3f);
     /* budgets small enough that some points survive the first restart and are searched again */
     check_batch_independence(mlp, AT_NORM_LINF, 0.03f, 30, 3, 8);
     check_batch_independence(mlp, AT_NORM_L2, 0.3f, 30, 3, 8);
@@ -309,12 +259,12 @@ TEST(an_example_does_not_depend_on_its_batch_and_seeds_reproduce)
 TEST(zero_budget_returns_the_input)
 {
     enum { N = 4, IMAGE = 36 };
-    at_model *m = make_model("mlp-16", 1, 6, 10, 4);
+    at_model *m = fixture_model("mlp-16", 1, 6, 10, 4);
     REQUIRE(m);
     float x[N * IMAGE], adv[N * IMAGE];
     int32_t y[N];
-    random_images(x, N * IMAGE, 2, 0.0f, 1.0f);
-    predict(m, x, N, y);
+    fixture_images(x, N * IMAGE, 2, 0.0f, 1.0f);
+    fixture_predict(m, x, N, y);
     const at_norm norms[2] = {AT_NORM_LINF, AT_NORM_L2};
     for (int q = 0; q < 2; q++) {
         at_attack_options o = {.norm = norms[q], .eps = 0.0f};
@@ -328,7 +278,7 @@ TEST(zero_budget_returns_the_input)
 
 TEST(square_options)
 {
-    at_model *m = make_model("linear", 1, 4, 10, 1);
+    at_model *m = fixture_model("linear", 1, 4, 10, 1);
     REQUIRE(m);
     at_attack *atk = NULL;
     at_error err;

@@ -213,11 +213,16 @@ static void on_batch(void *user, int epoch, long done, long total, double loss)
  * best.safetensors: the weights to evaluate, when the epoch is the best so far. */
 static int save_checkpoints(run_state *s, int epoch, bool best)
 {
-    char epoch_text[32];
+    char epoch_text[32], progress_text[256];
     snprintf(epoch_text, sizeof epoch_text, "%d", epoch);
+    at_trainer_progress p = at_trainer_get_progress(s->trainer);
+    snprintf(progress_text, sizeof progress_text,
+             "{\"best_score\": %.17g, \"best_epoch\": %d, \"check_pgd\": %.17g, \"check_fgsm\": %.17g}",
+             p.best_score, s->best_epoch, p.check_pgd, p.check_fgsm);
     at_kv meta[] = {
         {"format", "advtrain-checkpoint-1"}, {"advtrain_version", AT_VERSION_STRING},
         {"model", s->model_spec}, {"config", s->config_text}, {"epoch", epoch_text},
+        {"progress", progress_text},
     };
     const int n_meta = (int)(sizeof meta / sizeof meta[0]);
     at_model *eval_model = at_trainer_eval_model(s->trainer);
@@ -563,6 +568,16 @@ int cmd_train(int argc, char **argv)
         status = check_resume_config(at_st_meta(st, "config"), config);
         const char *epoch_text = at_st_meta(st, "epoch");
         int epoch = epoch_text ? atoi(epoch_text) : -1;
+        at_trainer_progress progress = {epoch, -1.0, -1.0, -1.0};
+        json_error_t jerr;
+        json_t *saved = at_st_meta(st, "progress") ? json_loads(at_st_meta(st, "progress"), 0, &jerr) : NULL;
+        if (saved) {
+            progress.best_score = json_number_value(json_object_get(saved, "best_score"));
+            progress.check_pgd = json_number_value(json_object_get(saved, "check_pgd"));
+            progress.check_fgsm = json_number_value(json_object_get(saved, "check_fgsm"));
+            s.best_epoch = (int)json_integer_value(json_object_get(saved, "best_epoch"));
+            json_decref(saved);
+        }
         at_st_free(st);
         if (status)
             goto done;
@@ -581,7 +596,7 @@ int cmd_train(int argc, char **argv)
                 goto done;
             }
         }
-        if (at_trainer_set_epoch(s.trainer, epoch, &s.err)) {
+        if (at_trainer_set_progress(s.trainer, &progress, &s.err)) {
             status = cli_error("train", EXIT_WORK_FAILED, "--resume: %s", s.err.message);
             goto done;
         }

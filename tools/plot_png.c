@@ -24,21 +24,6 @@ enum {
 #define MAX_SIDE 1000000LL
 #define MAX_PIXELS (1LL << 28)
 
-static int plot_fail(at_error *err, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int plot_fail(at_error *err, int status, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
-        err->status = status;
-    }
-    return status;
-}
-
 typedef struct grid {
     const float *clean, *adv;
     int n, c, h, w, zoom;
@@ -149,18 +134,18 @@ static int encode(png_writer *writer, FILE *file, const grid *g, png_byte *row)
 static int plan_grid(grid *g, const char *path, at_error *err)
 {
     if (!g->clean || !g->adv)
-        return plot_fail(err, AT_ERR_ARG, "%s: no images given", path);
+        return plot_error(err, AT_ERR_ARG, "%s: no images given", path);
     if (g->n < 1 || (g->c != 1 && g->c != 3) || g->h < 1 || g->w < 1)
-        return plot_fail(err, AT_ERR_ARG,
+        return plot_error(err, AT_ERR_ARG,
                          "%s: bad image shape n=%d c=%d h=%d w=%d (need n,h,w >= 1, c 1 or 3)",
                          path, g->n, g->c, g->h, g->w);
     if (g->zoom < 1 || g->zoom > MAX_ZOOM)
-        return plot_fail(err, AT_ERR_ARG, "%s: zoom %d is outside 1..%d", path, g->zoom,
+        return plot_error(err, AT_ERR_ARG, "%s: zoom %d is outside 1..%d", path, g->zoom,
                          MAX_ZOOM);
     long long width = COLUMNS * ((long long)g->w * g->zoom) + (COLUMNS - 1) * GAP;
     long long height = g->n * ((long long)g->h * g->zoom) + (g->n - 1LL) * GAP;
     if (width > MAX_SIDE || height > MAX_SIDE || width * height > MAX_PIXELS)
-        return plot_fail(err, AT_ERR_ARG, "%s: a %lld x %lld pixel grid is too large", path,
+        return plot_error(err, AT_ERR_ARG, "%s: a %lld x %lld pixel grid is too large", path,
                          width, height);
     g->width = (int)width;
     g->height = (int)height;
@@ -168,7 +153,7 @@ static int plan_grid(grid *g, const char *path, at_error *err)
     float largest = 0.0f;
     for (size_t k = 0; k < count; k++) {
         if (!isfinite(g->clean[k]) || !isfinite(g->adv[k]))
-            return plot_fail(err, AT_ERR_NUMERIC, "%s: non-finite pixel in example %zu", path,
+            return plot_error(err, AT_ERR_NUMERIC, "%s: non-finite pixel in example %zu", path,
                              k / ((size_t)g->c * g->h * g->w));
         float d = fabsf(clamp01(g->adv[k]) - clamp01(g->clean[k]));
         largest = d > largest ? d : largest;
@@ -181,34 +166,46 @@ int plot_png_grid(const char *path, const float *clean, const float *adv, int n,
                   int w, int zoom, at_error *err)
 {
     if (!path)
-        return plot_fail(err, AT_ERR_ARG, "(null): no file name given");
+        return plot_error(err, AT_ERR_ARG, "(null): no file name given");
     grid g = {.clean = clean, .adv = adv, .n = n, .c = c, .h = h, .w = w, .zoom = zoom};
     int status = plan_grid(&g, path, err);
     if (status)
         return status;
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
-        return plot_fail(err, AT_ERR_ARG, "%s: path too long", path);
+        return plot_error(err, AT_ERR_ARG, "%s: path too long", path);
     png_byte *row = malloc((size_t)g.width * g.c);
     if (!row)
-        return plot_fail(err, AT_ERR_NOMEM, "%s: out of memory", path);
+        return plot_error(err, AT_ERR_NOMEM, "%s: out of memory", path);
     FILE *file = fopen(tmp, "wb");
     if (!file) {
-        status = plot_fail(err, AT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        status = plot_error(err, AT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
         free(row);
         return status;
     }
     png_writer writer = {0};
     if (encode(&writer, file, &g, row)) {
-        status = plot_fail(err, AT_ERR_IO, "%s: cannot write: %s", path, writer.message);
+        status = plot_error(err, AT_ERR_IO, "%s: cannot write: %s", path, writer.message);
         fclose(file);
     } else if (fclose(file) != 0) {
-        status = plot_fail(err, AT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        status = plot_error(err, AT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     } else if (rename(tmp, path) != 0) {
-        status = plot_fail(err, AT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        status = plot_error(err, AT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     }
     free(row);
     if (status)
         remove(tmp);
+    return status;
+}
+
+int plot_error(at_error *err, int status, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+        err->status = status;
+    }
     return status;
 }

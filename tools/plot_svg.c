@@ -31,21 +31,6 @@ static const char *const COLOURS[MAX_SERIES] = {
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
     "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd"};
 
-static int plot_fail(at_error *err, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int plot_fail(at_error *err, int status, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
-        err->status = status;
-    }
-    return status;
-}
-
 /* One axis: the value range mapped onto [pixel_lo, pixel_hi] and its ticks k * step. */
 typedef struct axis {
     double lo, hi, step;
@@ -260,23 +245,23 @@ static int plan_chart(const char *path, const double *x, int n, const plot_serie
                       int n_series, axis *ax, axis *ay, at_error *err)
 {
     if (!x || n < 1)
-        return plot_fail(err, AT_ERR_ARG, "%s: no x values given (n=%d)", path, n);
+        return plot_error(err, AT_ERR_ARG, "%s: no x values given (n=%d)", path, n);
     if (!series || n_series < 1 || n_series > MAX_SERIES)
-        return plot_fail(err, AT_ERR_ARG, "%s: %d series given; need 1 to %d", path, n_series,
+        return plot_error(err, AT_ERR_ARG, "%s: %d series given; need 1 to %d", path, n_series,
                          MAX_SERIES);
     double x_lo = INFINITY, x_hi = -INFINITY, y_lo = INFINITY, y_hi = -INFINITY;
     for (int j = 0; j < n; j++) {
         if (!isfinite(x[j]))
-            return plot_fail(err, AT_ERR_NUMERIC, "%s: x value %d is not finite", path, j);
+            return plot_error(err, AT_ERR_NUMERIC, "%s: x value %d is not finite", path, j);
         x_lo = fmin(x_lo, x[j]);
         x_hi = fmax(x_hi, x[j]);
     }
     for (int i = 0; i < n_series; i++) {
         const plot_series *s = &series[i];
         if (!s->name || !s->y)
-            return plot_fail(err, AT_ERR_ARG, "%s: series %d has no name or no values", path, i);
+            return plot_error(err, AT_ERR_ARG, "%s: series %d has no name or no values", path, i);
         if (!s->lo != !s->hi)
-            return plot_fail(err, AT_ERR_ARG, "%s: series %d has only one band bound", path, i);
+            return plot_error(err, AT_ERR_ARG, "%s: series %d has only one band bound", path, i);
         for (int j = 0; j < n; j++) {
             double values[3] = {s->y[j], s->lo ? s->lo[j] : NAN, s->hi ? s->hi[j] : NAN};
             for (int v = 0; v < 3; v++)
@@ -295,7 +280,7 @@ static int plan_chart(const char *path, const double *x, int n, const plot_serie
     ay->pixel_lo = PLOT_BOTTOM;
     ay->pixel_hi = PLOT_TOP;
     if (!axis_fit(ax, x_lo, x_hi, 0.0) || !axis_fit(ay, y_lo, y_hi, 0.05))
-        return plot_fail(err, AT_ERR_ARG, "%s: values span too wide a range to draw", path);
+        return plot_error(err, AT_ERR_ARG, "%s: values span too wide a range to draw", path);
     return AT_OK;
 }
 
@@ -304,17 +289,17 @@ int plot_svg_lines(const char *path, const char *title, const char *x_label, con
                    at_error *err)
 {
     if (!path)
-        return plot_fail(err, AT_ERR_ARG, "(null): no file name given");
+        return plot_error(err, AT_ERR_ARG, "(null): no file name given");
     axis ax, ay;
     int status = plan_chart(path, x, n, series, n_series, &ax, &ay, err);
     if (status)
         return status;
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
-        return plot_fail(err, AT_ERR_ARG, "%s: path too long", path);
+        return plot_error(err, AT_ERR_ARG, "%s: path too long", path);
     FILE *f = fopen(tmp, "w");
     if (!f)
-        return plot_fail(err, AT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        return plot_error(err, AT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     errno = 0;
     put_chart(f, title, x_label, y_label, x, n, series, n_series, &ax, &ay);
     bool failed = ferror(f) != 0;
@@ -324,9 +309,9 @@ int plot_svg_lines(const char *path, const char *title, const char *x_label, con
         saved_errno = errno;
     }
     if (failed)
-        status = plot_fail(err, AT_ERR_IO, "%s: cannot write: %s", path, strerror(saved_errno));
+        status = plot_error(err, AT_ERR_IO, "%s: cannot write: %s", path, strerror(saved_errno));
     else if (rename(tmp, path) != 0)
-        status = plot_fail(err, AT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        status = plot_error(err, AT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     if (status)
         remove(tmp);
     return status;

@@ -29,4 +29,7 @@ int plot_svg_lines(const char *path, const char *title, const char *x_label, con
                    const double *x, int n, const plot_series *series, int n_series,
                    at_error *err);
 
+/* Fills err (when not NULL) with status and a formatted message; returns status. */
+int plot_error(at_error *err, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

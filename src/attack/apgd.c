@@ -208,22 +208,6 @@ static int single_run(at_attack *a, apgd_buffers *b, int m, bool targeted)
     return AT_OK;
 }
 
-/* The class with the `rank`-th largest logit (rank 1 = the largest). */
-static int32_t ranked_class(const float *z, int k, int rank)
-{
-    int32_t order[4096];
-    for (int j = 0; j < k; j++)
-        order[j] = j;
-    for (int r = 0; r < rank; r++) /* partial selection sort: ranks are small */
-        for (int j = r + 1; j < k; j++)
-            if (z[order[j]] > z[order[r]]) {
-                int32_t t = order[r];
-                order[r] = order[j];
-                order[j] = t;
-            }
-    return order[rank - 1];
-}
-
 static int apgd_run_targets(at_attack *a, const float *x, const int32_t *y, int n, float *x_adv,
                             bool targeted)
 {
@@ -259,7 +243,7 @@ static int apgd_run_targets(at_attack *a, const float *x, const int32_t *y, int 
                 if (status)
                     return status;
                 for (int i = 0; i < m; i++)
-                    ts[i] = ranked_class(a->logits + (size_t)i * a->classes, a->classes, round + 2);
+                    ts[i] = at_attack_ranked_class(a->logits + (size_t)i * a->classes, a->classes, round + 2);
             }
             status = single_run(a, &b, m, targeted);
             if (status)

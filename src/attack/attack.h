@@ -57,6 +57,13 @@ int at_attack_evaluate(at_attack *a, const float *x, const float *x_eval, const 
                        const int32_t *target, int n, at_attack_loss loss, bool targeted,
                        bool want_grad);
 
+/* Counts the zero and the non-finite input gradients among a->grad's first n examples. */
+void at_attack_count_gradients(at_attack *a, int n);
+
+/* The class with the `rank`-th largest logit (rank 1 = the largest; targeted attacks aim at
+ * ranks 2, 3, ...). */
+int32_t at_attack_ranked_class(const float *z, int k, int rank);
+
 /* Adds a->loss[0..n) to the statistics of step `step`. */
 void at_attack_record_loss(at_attack *a, int step, int n);
 

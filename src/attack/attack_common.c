@@ -62,17 +62,37 @@ int at_attack_evaluate(at_attack *a, const float *x, const float *x_eval, const 
     }
     at_count_correct(a->logits, n, k, y, a->correct);
     if (want_grad)
-        for (int i = 0; i < n; i++) {
-            const float *g = a->grad + (size_t)i * a->image;
-            bool zero = true, finite = true;
-            for (size_t j = 0; j < a->image; j++) {
-                zero &= g[j] == 0.0f;
-                finite &= isfinite(g[j]);
-            }
-            a->stats.zero_gradients += zero;
-            a->stats.nonfinite_gradients += !finite;
-        }
+        at_attack_count_gradients(a, n);
     return AT_OK;
+}
+
+void at_attack_count_gradients(at_attack *a, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const float *g = a->grad + (size_t)i * a->image;
+        bool zero = true, finite = true;
+        for (size_t j = 0; j < a->image; j++) {
+            zero &= g[j] == 0.0f;
+            finite &= isfinite(g[j]);
+        }
+        a->stats.zero_gradients += zero;
+        a->stats.nonfinite_gradients += !finite;
+    }
+}
+
+int32_t at_attack_ranked_class(const float *z, int k, int rank)
+{
+    int32_t order[4096];
+    for (int j = 0; j < k; j++)
+        order[j] = j;
+    for (int r = 0; r < rank; r++) /* partial selection sort: ranks are small */
+        for (int j = r + 1; j < k; j++)
+            if (z[order[j]] > z[order[r]]) {
+                int32_t t = order[r];
+                order[r] = order[j];
+                order[j] = t;
+            }
+    return order[rank - 1];
 }
 
 void at_attack_record_loss(at_attack *a, int step, int n)

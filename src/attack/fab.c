@@ -316,17 +316,9 @@ static int linearise(at_attack *a, fab_buffers *b, int m)
             for (size_t j = 0; j < count; j++)
                 a->grad[j] = s ? a->grad[j] + g[j] / (float)samples : g[j] / (float)samples;
     }
-    for (int i = 0; i < m; i++) {
-        const float *g = a->grad + (size_t)i * a->image;
-        bool zero = true, finite = true;
-        for (size_t j = 0; j < a->image; j++) {
-            zero &= g[j] == 0.0f;
-            finite &= isfinite(g[j]);
-        }
-        a->stats.zero_gradients += zero;
-        a->stats.nonfinite_gradients += !finite;
+    at_attack_count_gradients(a, m);
+    for (int i = 0; i < m; i++)
         a->loss[i] = (float)b->f[i];
-    }
     return AT_OK;
 }
 
@@ -391,22 +383,6 @@ static int single_run(at_attack *a, fab_buffers *b, int m, bool random)
     return AT_OK;
 }
 
-/* The class with the `rank`-th largest logit (rank 1 = the largest). */
-static int32_t ranked_class(const float *z, int k, int rank)
-{
-    int32_t order[4096];
-    for (int j = 0; j < k; j++)
-        order[j] = j;
-    for (int r = 0; r < rank; r++) /* partial selection sort: ranks are small */
-        for (int j = r + 1; j < k; j++)
-            if (z[order[j]] > z[order[r]]) {
-                int32_t t = order[r];
-                order[r] = order[j];
-                order[j] = t;
-            }
-    return order[rank - 1];
-}
-
 static int fab_run(at_attack *a, const float *x, const int32_t *y, const int32_t *target, int n,
                    float *x_adv)
 {
@@ -428,7 +404,7 @@ static int fab_run(at_attack *a, const float *x, const int32_t *y, const int32_t
                 if (b.robust[i]) {
                     b.index[m] = i;
                     b.y[m] = y[i];
-                    b.target[m] = ranked_class(b.clean_logits + i * k, (int)k, round + 2);
+                    b.target[m] = at_attack_ranked_class(b.clean_logits + i * k, (int)k, round + 2);
                     memcpy(b.x + (size_t)m * image, x + (size_t)i * image, image * sizeof(float));
                     m++;
                 }

@@ -260,13 +260,28 @@ const at_train_config *at_trainer_config(const at_trainer *t) { return &t->confi
 at_model *at_trainer_eval_model(at_trainer *t) { return t->ema ? t->ema : t->model; }
 bool at_trainer_stopped(const at_trainer *t) { return t->stopped; }
 
-int at_trainer_set_epoch(at_trainer *t, int epochs_done, at_error *err)
+at_trainer_progress at_trainer_get_progress(const at_trainer *t)
 {
-    if (epochs_done < 0 || epochs_done > t->passes)
-        return at_fail(err, AT_ERR_ARG, "cannot resume at epoch %d of a %d-epoch run", epochs_done,
+    at_trainer_progress p = {t->epochs_done, t->best_score, t->previous_pgd, t->previous_fgsm};
+    return p;
+}
+
+int at_trainer_set_progress(at_trainer *t, const at_trainer_progress *p, at_error *err)
+{
+    if (p->epochs_done < 0 || p->epochs_done > t->passes)
+        return at_fail(err, AT_ERR_ARG, "cannot resume at epoch %d of a %d-epoch run", p->epochs_done,
                        t->passes);
-    t->epochs_done = epochs_done;
-    t->step = (long)epochs_done * t->iters_per_epoch * t->config.replays;
+    t->epochs_done = p->epochs_done;
+    t->step = (long)p->epochs_done * t->iters_per_epoch * t->config.replays;
+    t->best_score = p->best_score;
+    t->previous_pgd = p->check_pgd;
+    t->previous_fgsm = p->check_fgsm;
+    if (t->snapshot) {
+        size_t n;
+        const float *momentum = at_sgd_momentum(t->sgd, &n);
+        memcpy(t->snapshot_momentum, momentum, n * sizeof(float));
+        return at_model_copy_weights(t->snapshot, t->model, err);
+    }
     return AT_OK;
 }
 
