@@ -3,9 +3,12 @@
  * Rows: (a) inference forward, eval mode; (b) clean SGD step; (c) one PGD attack step (input
  * gradient only); (d) PGD-10 adversarial training step; (e) FGSM-RS fast-AT step. Attacks run
  * with batch norm in train mode, as the comparison program does. Prints images/s (median and
- * best), achieved GFLOP/s and peak resident memory; --json writes the same figures. */
+ * best), achieved GFLOP/s and peak resident memory; --json writes the same figures.
+ * Row (s), run alone, is the ceiling to read the rows against: square sgemm of n = 1024 through
+ * the oneDNN the library uses, on all the threads. */
 #include "advtrain.h"
 
+#include <dnnl.h>
 #include <jansson.h>
 #include <math.h>
 #include <omp.h>
@@ -101,6 +104,40 @@ static int compare_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static double median_of(double *t, int n)
+{
+    qsort(t, (size_t)n, sizeof *t, compare_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+/* Row (s): GFLOP/s of C = A B for square n x n float matrices, 2 n^3 FLOP a call, median of 15
+ * calls after 3 warm-up calls. */
+static json_t *sgemm_ceiling(int threads)
+{
+    enum { N = 1024, WARM = 3, REPS = 15 };
+    float *a = malloc(sizeof(float) * N * N), *b = malloc(sizeof(float) * N * N),
+          *c = malloc(sizeof(float) * N * N);
+    for (int i = 0; i < N * N; i++) {
+        a[i] = (float)(i % 7) * 0.1f;
+        b[i] = (float)(i % 5) * 0.1f;
+    }
+    double t[REPS];
+    for (int i = 0; i < WARM + REPS; i++) {
+        double t0 = now();
+        dnnl_sgemm('N', 'N', N, N, N, 1.0f, a, N, b, N, 0.0f, c, N);
+        if (i >= WARM)
+            t[i - WARM] = now() - t0;
+    }
+    free(a);
+    free(b);
+    free(c);
+    const double flop = 2.0 * N * N * N, median = median_of(t, REPS);
+    printf("(s) sgemm ceiling, n=%d, oneDNN, %d threads  %6.1f GFLOP/s (median)  %6.1f (best)\n", N,
+           threads, flop / median / 1e9, flop / t[0] / 1e9);
+    return json_pack("{s:s, s:f, s:f, s:i}", "desc", "sgemm ceiling n=1024 (oneDNN)", "gflops",
+                     flop / median / 1e9, "gflops_best", flop / t[0] / 1e9, "repeats", (int)REPS);
+}
+
 int main(int argc, char **argv)
 {
     const char *which = "w1", *modes = "abcde", *json_path = NULL;
@@ -115,17 +152,26 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--repeats-scale") && v) scale = atof(v), i++;
         else if (!strcmp(a, "--json") && v) json_path = v, i++;
         else {
-            fprintf(stderr, "usage: advtrain-bench [--workload w1|w2] [--modes abcde] [--threads N] "
+            fprintf(stderr, "usage: advtrain-bench [--workload w1|w2] [--modes abcde|s] [--threads N] "
                             "[--batch N] [--repeats-scale X] [--json FILE]\n");
             return 2;
         }
     }
     if ((strcmp(which, "w1") && strcmp(which, "w2")) || threads < 1 || batch < 1 || scale <= 0 ||
-        strspn(modes, "abcde") != strlen(modes)) {
+        strspn(modes, "abcdes") != strlen(modes) || (strchr(modes, 's') && strlen(modes) > 1)) {
         fprintf(stderr, "advtrain-bench: invalid arguments\n");
         return 2;
     }
     omp_set_num_threads(threads);
+    if (!strcmp(modes, "s")) {
+        json_t *root = json_pack("{s:i, s:{s:o}}", "threads", threads, "results", "s",
+                                 sgemm_ceiling(threads));
+        int failed = json_path && json_dump_file(root, json_path, JSON_INDENT(1));
+        json_decref(root);
+        if (failed)
+            fprintf(stderr, "advtrain-bench: cannot write %s\n", json_path);
+        return failed;
+    }
     const workload *w = &workloads[which[1] == '2'];
     bench b = {.batch = batch, .w = w};
     at_error err;
@@ -177,8 +223,7 @@ int main(int argc, char **argv)
             run_row(&b, *m);
             t[i] = now() - t0;
         }
-        qsort(t, (size_t)reps, sizeof *t, compare_double);
-        double median = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
+        double median = median_of(t, reps);
         double ips = batch / median, gflops = cost[r] * flops * ips / 1e9;
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);

@@ -7,7 +7,9 @@ peak memory belongs to that row), and prints per-row medians over the rounds and
 
 The peer is any script taking --workload/--modes/--threads/--json and writing
 {"results": {row: {"images_per_s": x}}}; the default is bench/torch_workloads.py, run with
-Debian's /usr/bin/python3 (python3-torch). Machines are noisy: quote medians and ratios.
+Debian's /usr/bin/python3 (python3-torch). Every round also measures the sgemm ceiling
+(advtrain-bench row s), and each advtrain row's achieved GFLOP/s is printed as a share of it.
+Machines are noisy: quote medians and ratios.
 """
 import argparse
 import json
@@ -44,6 +46,8 @@ def main():
     ours = {m: [] for m in a.modes}
     theirs = {m: [] for m in a.modes}
     rss = {m: ([], []) for m in a.modes}
+    gflops = {m: [] for m in a.modes}
+    ceiling = []
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "r.json")
         for r in range(a.rounds):
@@ -54,24 +58,32 @@ def main():
                     if who == 0:
                         res, peak = run([a.bench] + common, out)
                         ours[m].append(res[m]["images_per_s"])
+                        gflops[m].append(res[m]["nominal_gflops"])
                     else:
                         res, peak = run([a.python, a.peer] + common, out)
                         theirs[m].append(res[m]["images_per_s"])
                     rss[m][who].append(peak)
+            res, _ = run([a.bench, "--modes", "s", "--threads", str(a.threads)], out)
+            ceiling.append(res["s"]["gflops"])
             print(f"round {r + 1}/{a.rounds} done", file=sys.stderr, flush=True)
     rows = {}
     print(f"workload {a.workload}, {a.threads} threads, {a.rounds} rounds, medians of per-process medians")
-    print(f"{'row':4} {'advtrain img/s':>15} {'peer img/s':>12} {'ratio':>7} {'advtrain MiB':>13} {'peer MiB':>9}")
+    top = statistics.median(ceiling)
+    print(f"sgemm ceiling (n=1024, oneDNN): {top:.1f} GFLOP/s")
+    print(f"{'row':4} {'advtrain img/s':>15} {'peer img/s':>12} {'ratio':>7} {'advtrain MiB':>13} "
+          f"{'peer MiB':>9} {'GFLOP/s':>8} {'of ceiling':>10}")
     for m in a.modes:
         o, t = statistics.median(ours[m]), statistics.median(theirs[m])
         ro, rt = statistics.median(rss[m][0]), statistics.median(rss[m][1])
+        g = statistics.median(gflops[m])
         rows[m] = dict(advtrain_images_per_s=o, peer_images_per_s=t, ratio=o / t,
-                       advtrain_rss_mb=ro, peer_rss_mb=rt, advtrain_all=ours[m], peer_all=theirs[m])
-        print(f"({m})  {o:15.1f} {t:12.1f} {o / t:7.2f} {ro:13.0f} {rt:9.0f}")
+                       advtrain_rss_mb=ro, peer_rss_mb=rt, advtrain_gflops=g,
+                       advtrain_all=ours[m], peer_all=theirs[m])
+        print(f"({m})  {o:15.1f} {t:12.1f} {o / t:7.2f} {ro:13.0f} {rt:9.0f} {g:8.1f} {g / top:10.0%}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(dict(workload=a.workload, threads=a.threads, rounds=a.rounds, peer=a.peer,
-                           rows=rows), f, indent=1)
+                           sgemm_ceiling_gflops=top, sgemm_ceiling_all=ceiling, rows=rows), f, indent=1)
 
 
 if __name__ == "__main__":

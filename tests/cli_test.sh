@@ -131,6 +131,8 @@ expect 0 "PGD-20" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size
     --batch-size 64 --method pgd-at --eps 0.1 --steps 3 --ema 0.9 --out "$TMP/at" --quiet
 [ -s "$TMP/at/best.safetensors" ] && [ -s "$TMP/at/last_ema.safetensors" ] || fail "no best or averaged checkpoint"
 grep -q '"val_robust_acc"' "$TMP/at/log.jsonl" || fail "no robust validation in the log"
+grep -q '"attack_step_size": 0.025' "$TMP/at/report.json" ||
+    fail "the report does not give the preset step size (eps/4) the run used"
 expect 0 "continue with --resume" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 \
     --epochs 2 --batch-size 64 --method pgd-at --eps 0.1 --steps 3 --ema 0.9 --out "$TMP/at2" --stop-after 1
 expect 0 "resuming" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 --epochs 2 \

@@ -424,7 +424,16 @@ static void write_page(FILE *out, const char *dir, json_t *train, json_t *epochs
     char *cfg = slurp(path, NULL);
     html_text(out, cfg ? cfg : "(no run.cfg)");
     free(cfg);
-    fprintf(out, "</pre>\n</body></html>\n");
+    fprintf(out, "</pre>\n");
+    json_t *settings = json_object_get(train, "method_settings");
+    if (json_object_size(settings)) {
+        fprintf(out, "<h3>Method settings, presets filled in</h3>\n<pre>");
+        char *text = json_dumps(settings, JSON_INDENT(1) | JSON_SORT_KEYS | JSON_REAL_PRECISION(6));
+        html_text(out, text ? text : "");
+        free(text);
+        fprintf(out, "</pre>\n");
+    }
+    fprintf(out, "</body></html>\n");
 }
 
 int cmd_report(int argc, char **argv)

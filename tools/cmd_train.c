@@ -140,6 +140,29 @@ static json_t *config_json(void)
     return c;
 }
 
+/* The method's settings as the run used them, its presets filled in (the "config" record keeps
+ * the options as given, null where a preset applies). */
+static json_t *method_settings(const at_train_config *c)
+{
+    json_t *j = json_object();
+    if (c->eps == 0.0f)
+        return j;
+    json_object_set_new(j, "eps", json_real(c->eps));
+    json_object_set_new(j, "attack_steps", json_integer(c->attack_steps));
+    json_object_set_new(j, "attack_step_size", json_real(c->attack_step_size));
+    json_object_set_new(j, "attack_bn_mode", json_string(at_bn_mode_name(c->attack_bn_mode)));
+    if (!strcmp(c->method, "trades") || !strcmp(c->method, "mart"))
+        json_object_set_new(j, "beta", json_real(c->beta));
+    if (!strcmp(c->method, "free-at"))
+        json_object_set_new(j, "replays", json_integer(c->replays));
+    json_object_set_new(j, "awp", json_boolean(c->awp));
+    if (c->awp) {
+        json_object_set_new(j, "awp_gamma", json_real(c->awp_gamma));
+        json_object_set_new(j, "awp_warmup", json_integer(c->awp_warmup));
+    }
+    return j;
+}
+
 static at_train_config train_config(void)
 {
     at_train_config cfg = {0};
@@ -644,6 +667,7 @@ int cmd_train(int argc, char **argv)
     report = json_pack("{s:s, s:s, s:o, s:s, s:o, s:f}", "command", "train", "advtrain_version",
                        AT_VERSION_STRING " " ADVTRAIN_REVISION, "config", json_incref(config), "model_spec", s.model_spec,
                        "epochs", json_incref(s.epochs), "train_seconds", train_seconds);
+    json_object_set_new(report, "method_settings", method_settings(at_trainer_config(s.trainer)));
     json_object_set_new(report, "checkpoint", json_string(s.checkpoint));
     char hash[65];
     at_dataset_sha256(&train, hash);

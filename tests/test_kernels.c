@@ -1,0 +1,230 @@
+/* test_kernels.c: every fast kernel of src/kernels/ against a naive reference: the oneDNN matrix
+ * product against the double-precision triple loop, im2col against its defining formula and
+ * col2im as its adjoint, and the multi-versioned element-wise loops and 2x2 max pooling against
+ * plain loops written from their comments (bit for bit: they do no reassociated sums). */
+#include "test.h"
+
+#include "advtrain.h"
+#include "kernels/kernels.h"
+
+static void fill(float *v, size_t n, at_rng *rng)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)(2.0 * at_rng_uniform(rng) - 1.0);
+}
+
+/* All four transpositions, shapes that are not multiples of any vector width, leading
+ * dimensions wider than the rows, and beta 0 (C ignored, even NaN), 1 and another value. */
+TEST(gemm_matches_reference)
+{
+    static const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {32, 576, 288}, {17, 33, 9}, {64, 1, 100}};
+    static const float betas[] = {0.0f, 1.0f, -0.5f};
+    at_rng rng;
+    at_rng_seed(&rng, 7);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (size_t bi = 0; bi < sizeof betas / sizeof betas[0]; bi++) {
+                    const int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 1;
+                    float *a = malloc(sizeof(float) * (size_t)(ta ? k : m) * lda);
+                    float *b = malloc(sizeof(float) * (size_t)(tb ? n : k) * ldb);
+                    float *c = malloc(sizeof(float) * (size_t)m * ldc);
+                    float *ref = malloc(sizeof(float) * (size_t)m * ldc);
+                    fill(a, (size_t)(ta ? k : m) * lda, &rng);
+                    fill(b, (size_t)(tb ? n : k) * ldb, &rng);
+                    fill(c, (size_t)m * ldc, &rng);
+                    if (betas[bi] == 0.0f)
+                        c[0] = NAN; /* beta 0 must not read C */
+                    memcpy(ref, c, sizeof(float) * (size_t)m * ldc);
+                    at_gemm(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, betas[bi], c, ldc);
+                    at_gemm_ref(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, betas[bi], ref, ldc);
+                    double worst = 0.0;
+                    for (int i = 0; i < m; i++)
+                        for (int j = 0; j < n; j++) {
+                            double d = fabs((double)c[i * ldc + j] - ref[i * ldc + j]);
+                            worst = d > worst || d != d ? d : worst;
+                        }
+                    /* float sums of k products of magnitude <= 1: a few ulps of sqrt(k) */
+                    if (!(worst <= 1e-5 * (1.0 + k)))
+                        TEST_FAIL_("gemm %dx%dx%d ta %d tb %d beta %g: max error %g", m, n, k, ta,
+                                   tb, betas[bi], worst);
+                    free(a);
+                    free(b);
+                    free(c);
+                    free(ref);
+                }
+    }
+}
+
+static const at_conv_geom geometries[] = {
+    /* channels, height, width, kernel, stride, padding, out_height, out_width */
+    {1, 28, 28, 3, 1, 0, 26, 26},
+    {3, 8, 8, 3, 1, 1, 8, 8},
+    {2, 9, 7, 3, 2, 1, 5, 4},
+    {2, 6, 6, 1, 2, 0, 3, 3},
+    {1, 5, 6, 5, 1, 2, 5, 6},
+    {2, 4, 4, 3, 1, 2, 6, 6}, /* padding wider than the kernel's reach: zero rows and columns */
+};
+
+/* The defining formula of the header. */
+static float window_value(const at_conv_geom *g, const float *x, int row, int oy, int ox)
+{
+    const int k = g->kernel, c = row / (k * k), ky = row / k % k, kx = row % k;
+    const int iy = oy * g->stride - g->padding + ky, ix = ox * g->stride - g->padding + kx;
+    if (iy < 0 || iy >= g->height || ix < 0 || ix >= g->width)
+        return 0.0f;
+    return x[((size_t)c * g->height + iy) * g->width + ix];
+}
+
+TEST(im2col_matches_its_definition)
+{
+    at_rng rng;
+    at_rng_seed(&rng, 11);
+    for (size_t t = 0; t < sizeof geometries / sizeof geometries[0]; t++) {
+        const at_conv_geom *g = &geometries[t];
+        const int rows = g->channels * g->kernel * g->kernel, pixels = g->out_height * g->out_width;
+        float *x = malloc(sizeof(float) * (size_t)g->channels * g->height * g->width);
+        float *col = malloc(sizeof(float) * (size_t)rows * pixels);
+        fill(x, (size_t)g->channels * g->height * g->width, &rng);
+        for (int i = 0; i < rows * pixels; i++)
+            col[i] = NAN; /* every entry must be written */
+        at_im2col(g, x, col);
+        int wrong = 0;
+        for (int r = 0; r < rows; r++)
+            for (int p = 0; p < pixels; p++)
+                if (!(col[r * pixels + p] ==
+                      window_value(g, x, r, p / g->out_width, p % g->out_width)))
+                    wrong++;
+        if (wrong)
+            TEST_FAIL_("im2col geometry %zu: %d of %d entries wrong", t, wrong, rows * pixels);
+        free(x);
+        free(col);
+    }
+}
+
+/* col2im is the adjoint of im2col: <im2col(x), c> = <x, col2im(c)>, and it accumulates. */
+TEST(col2im_is_the_adjoint_of_im2col)
+{
+    at_rng rng;
+    at_rng_seed(&rng, 13);
+    for (size_t t = 0; t < sizeof geometries / sizeof geometries[0]; t++) {
+        const at_conv_geom *g = &geometries[t];
+        const size_t in = (size_t)g->channels * g->height * g->width;
+        const size_t cols = (size_t)g->channels * g->kernel * g->kernel * g->out_height * g->out_width;
+        float *x = malloc(sizeof(float) * in), *dx = malloc(sizeof(float) * in);
+        float *col = malloc(sizeof(float) * cols), *c = malloc(sizeof(float) * cols);
+        fill(x, in, &rng);
+        fill(c, cols, &rng);
+        fill(dx, in, &rng);
+        float *start = malloc(sizeof(float) * in);
+        memcpy(start, dx, sizeof(float) * in);
+        at_im2col(g, x, col);
+        at_col2im(g, c, dx);
+        double lhs = 0.0, rhs = 0.0;
+        for (size_t i = 0; i < cols; i++)
+            lhs += (double)col[i] * c[i];
+        for (size_t i = 0; i < in; i++)
+            rhs += (double)x[i] * ((double)dx[i] - start[i]);
+        CHECK_CLOSE(rhs, lhs, 1e-4, 1e-5);
+        free(x);
+        free(dx);
+        free(col);
+        free(c);
+        free(start);
+    }
+}
+
+TEST(elementwise_kernels_match_plain_loops)
+{
+    enum { N = 1000 + 13 }; /* not a multiple of any vector width */
+    at_rng rng;
+    at_rng_seed(&rng, 17);
+    float *a = malloc(sizeof(float) * N), *b = malloc(sizeof(float) * N);
+    float *y = malloc(sizeof(float) * N), *acc = malloc(sizeof(float) * N);
+    fill(a, N, &rng);
+    fill(b, N, &rng);
+    a[5] = NAN;
+    a[6] = -0.0f;
+    int wrong = 0;
+
+    at_relu_forward_kernel(a, y, N);
+    for (int i = 0; i < N; i++)
+        wrong += i == 5 ? y[i] == y[i] : y[i] != (a[i] < 0.0f ? 0.0f : a[i]);
+    CHECK_EQ_INT(wrong, 0); /* a NaN passes through */
+
+    fill(acc, N, &rng);
+    memcpy(y, acc, sizeof(float) * N);
+    at_relu_backward_kernel(a, b, acc, N);
+    wrong = 0;
+    for (int i = 0; i < N; i++)
+        wrong += acc[i] != y[i] + (a[i] > 0.0f ? b[i] : 0.0f);
+    CHECK_EQ_INT(wrong, 0);
+
+    a[5] = 0.25f;
+    at_add_kernel(a, b, y, N);
+    wrong = 0;
+    for (int i = 0; i < N; i++)
+        wrong += y[i] != a[i] + b[i];
+    CHECK_EQ_INT(wrong, 0);
+
+    memcpy(y, acc, sizeof(float) * N);
+    at_accumulate_kernel(a, acc, N);
+    wrong = 0;
+    for (int i = 0; i < N; i++)
+        wrong += acc[i] != y[i] + a[i];
+    CHECK_EQ_INT(wrong, 0);
+
+    at_scale_shift_kernel(a, 1.7f, -0.3f, y, N);
+    wrong = 0;
+    for (int i = 0; i < N; i++) {
+        float product = a[i] * 1.7f; /* rounded before the add: no fused multiply-add */
+        wrong += y[i] != product + -0.3f;
+    }
+    CHECK_EQ_INT(wrong, 0);
+    free(a);
+    free(b);
+    free(y);
+    free(acc);
+}
+
+/* 2x2 max pooling: the first maximum in window order wins and a NaN wins over any number; odd
+ * sizes drop the last row and column. */
+TEST(maxpool_matches_plain_loop)
+{
+    static const int sizes[][2] = {{24, 24}, {7, 9}, {2, 2}};
+    at_rng rng;
+    at_rng_seed(&rng, 19);
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        const int h = sizes[s][0], w = sizes[s][1], oh = h / 2, ow = w / 2;
+        float *x = malloc(sizeof(float) * (size_t)h * w), *y = malloc(sizeof(float) * (size_t)oh * ow);
+        int32_t *arg = malloc(sizeof(int32_t) * (size_t)oh * ow);
+        for (int i = 0; i < h * w; i++)
+            x[i] = (float)at_rng_below(&rng, 4); /* ties are common */
+        x[w + 1] = NAN;                           /* the last candidate of window (0, 0) */
+        at_maxpool2x2_kernel(x, h, w, y, arg);
+        int wrong = 0;
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                const int cand[4] = {2 * oy * w + 2 * ox, 2 * oy * w + 2 * ox + 1,
+                                     (2 * oy + 1) * w + 2 * ox, (2 * oy + 1) * w + 2 * ox + 1};
+                int best = cand[0];
+                for (int c = 1; c < 4; c++) {
+                    float v = x[cand[c]], m = x[best];
+                    if (m == m && (v > m || v != v))
+                        best = cand[c];
+                }
+                const float want = x[best], got = y[oy * ow + ox];
+                wrong += arg[oy * ow + ox] != best || !(got == want || (got != got && want != want));
+            }
+        if (wrong)
+            TEST_FAIL_("maxpool %dx%d: %d windows wrong", h, w, wrong);
+        free(x);
+        free(y);
+        free(arg);
+    }
+}
+
+TEST_MAIN(TEST_ENTRY(gemm_matches_reference), TEST_ENTRY(im2col_matches_its_definition),
+          TEST_ENTRY(col2im_is_the_adjoint_of_im2col), TEST_ENTRY(elementwise_kernels_match_plain_loops),
+          TEST_ENTRY(maxpool_matches_plain_loop))
