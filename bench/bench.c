@@ -1,4 +1,4 @@
-/* bench.c: throughput of the reference workloads, batch 128 (see bench/README.md):
+/* bench.c: throughput of the reference workloads, batch 128 (docs/PERFORMANCE.md):
  *   W1  smallcnn, 1x28x28;   W2  preact-resnet18 with CIFAR normalisation, 3x32x32.
  * Rows: (a) inference forward, eval mode; (b) clean SGD step; (c) one PGD attack step (input
  * gradient only); (d) PGD-10 adversarial training step; (e) FGSM-RS fast-AT step. Attacks run

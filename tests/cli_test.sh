@@ -140,6 +140,11 @@ expect 0 "resuming" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-si
 cmp -s "$TMP/at/last.safetensors" "$TMP/at2/last.safetensors" && \
     cmp -s "$TMP/at/last_ema.safetensors" "$TMP/at2/last_ema.safetensors" ||
     fail "resumed adversarial run with a weight average differs from the uninterrupted run"
+# --- a run that stays at chance says so (a learning rate too small to move the zero-initialised
+# last layer: every prediction is the same class)
+expect 0 "did not learn" -- "$BIN" train --data-dir "$DATA" --train-size 256 --epochs 1 --lr 1e-8 \
+    --out "$TMP/stall" --quiet
+grep -q '"warning": "training accuracy' "$TMP/stall/report.json" || fail "no warning in the report"
 expect 2 "does not use beta" -- "$BIN" train --data-dir "$DATA" --train-size 256 --method pgd-at --eps 0.1 \
     --beta 3 --out "$TMP/bad"
 expect 2 "needs eps" -- "$BIN" train --data-dir "$DATA" --train-size 256 --method trades --out "$TMP/bad"

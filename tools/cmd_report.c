@@ -332,6 +332,12 @@ static void write_page(FILE *out, const char *dir, json_t *train, json_t *epochs
                     json_string_value(json_object_get(config, "norm")));
         fprintf(out, ", seed %lld.</p>\n", (long long)json_integer_value(json_object_get(config, "seed")));
     }
+    const char *warning = json_string_value(json_object_get(train, "warning"));
+    if (warning) {
+        fprintf(out, "<ul class=\"flags\"><li>Warning: ");
+        html_text(out, warning);
+        fprintf(out, "</li></ul>\n");
+    }
     if (final) {
         fprintf(out, "<h2>Final evaluation</h2>\n<p>Weights: ");
         html_text(out, json_string_value(json_object_get(final, "weights")));

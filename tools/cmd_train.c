@@ -216,6 +216,7 @@ typedef struct run_state {
     char checkpoint[4096], best_path[4096], ema_path[4096];
     char *config_text, *model_spec;
     int best_epoch;
+    double last_train_acc; /* of the last epoch this process ran; -1 before the first */
     double best_val_robust, best_val_acc;
     json_t *epochs;        /* the per-epoch records, also in the final report */
     at_error err;
@@ -282,6 +283,7 @@ static int on_epoch(void *user, const at_epoch_stats *st)
         json_object_set_new(rec, "check_fgsm_acc", json_real(st->check_fgsm_acc));
         json_object_set_new(rec, "catastrophic_overfitting", json_boolean(st->overfitting_detected));
     }
+    s->last_train_acc = st->train_acc;
     if (st->best) {
         s->best_epoch = st->epoch;
         s->best_val_robust = st->val_robust_acc;
@@ -544,6 +546,7 @@ int cmd_train(int argc, char **argv)
     at_dataset train = {0}, val = {0}, test = {0};
     bool have_test = false;
     run_state s = {0};
+    s.last_train_acc = -1.0;
     json_t *config = NULL, *report = NULL;
     status = load_data(&train, &val, &test, &have_test);
     if (status)
@@ -682,6 +685,17 @@ int cmd_train(int argc, char **argv)
         json_object_set_new(report, "best_checkpoint_sha256", json_string(hash));
     if (at_trainer_stopped(s.trainer))
         json_object_set_new(report, "stopped", json_string("catastrophic overfitting: rolled back"));
+    /* A run can stall at chance (a learning rate too high for the model at the start, the
+     * network's units all dead): say so rather than let a useless model pass for a result. */
+    const int classes = at_model_num_classes(s.model);
+    if (s.last_train_acc >= 0.0 && s.last_train_acc < 1.5 / classes) {
+        char warning[256];
+        snprintf(warning, sizeof warning, "training accuracy %.1f%% in the last epoch is at "
+                 "chance (%d classes): the model did not learn (check --lr; --warmup-epochs "
+                 "helps a run that stalls at the start)", 100 * s.last_train_acc, classes);
+        fprintf(stderr, "warning: %s\n", warning);
+        json_object_set_new(report, "warning", json_string(warning));
+    }
     if (have_test && (status = final_evaluation(&s, &test, report)))
         goto done;
     if (!opts.quiet)
