@@ -123,7 +123,9 @@ typedef struct at_layer_ops {
     /* bytes of per-pass cache and floats of per-worker scratch for batches of max_batch */
     size_t (*cache_bytes)(const at_node *node, const at_shape *in, int max_batch);
     size_t (*scratch_floats)(const at_node *node, const at_shape *in, int max_batch);
-    size_t (*shared_floats)(const at_node *node, const at_shape *in, int max_batch);
+    /* floats of workspace shared by the workers, for passes with or without weight gradients */
+    size_t (*shared_floats)(const at_node *node, const at_shape *in, int max_batch,
+                            bool weight_grads);
     void (*forward)(const at_layer_ctx *c);
     void (*backward)(const at_layer_ctx *c);
     /* PyTorch's default initialisation of this layer's parameters and buffers */

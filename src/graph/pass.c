@@ -68,8 +68,9 @@ int at_pass_create(at_pass **out, at_model *m, int max_batch, unsigned flags, at
             if (s > scratch)
                 scratch = s;
         }
-        if (ops->shared_floats && with_grads && !(flags & AT_PASS_NO_WEIGHT_GRADS)) {
-            size_t s = at_round_floats(ops->shared_floats(node, in, max_batch));
+        if (ops->shared_floats) {
+            bool weight_grads = with_grads && !(flags & AT_PASS_NO_WEIGHT_GRADS);
+            size_t s = at_round_floats(ops->shared_floats(node, in, max_batch, weight_grads));
             if (s > shared)
                 shared = s;
         }

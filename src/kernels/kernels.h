@@ -49,4 +49,29 @@ void at_im2col(const at_conv_geom *g, const float *x, float *col);
 /* The adjoint: x[c, iy, ix] += col[...] for every column entry that came from (iy, ix). */
 void at_col2im(const at_conv_geom *g, const float *col, float *x);
 
+/* Direct convolution (conv_direct.c), without a column matrix: y[o, oy, ox] = bias[o] +
+ * sum over (c, ky, kx) of w[o, c, ky, kx] * x[c, oy*s + ky, ox*s + kx] (or y += the sum when
+ * `accumulate`, bias ignored) over an input already padded (g->padding must be 0). Supported
+ * when the processor has AVX-512, out_channels is a multiple of 32, the stride is 1 or 2 and
+ * the kernel at most 7; callers fall back to im2col otherwise. Each output is summed over its
+ * taps in order with fused multiply-adds, whatever the split between threads. */
+bool at_conv_direct_supported(const at_conv_geom *g, int out_channels);
+/* Weights [out_channels, channels, k, k] into the kernel's layout (out_channels * channels * k*k
+ * floats; the convolution's outputs, out_channels or when transposed channels, a multiple of 32). `transposed` packs the convolution that gives the input gradient of a stride-1
+ * convolution: `channels` outputs over `out_channels` inputs, the window flipped. */
+void at_conv_direct_pack(const float *w, int out_channels, int channels, int kernel,
+                         bool transposed, float *packed);
+void at_conv_direct(const at_conv_geom *g, int out_channels, const float *x, const float *packed,
+                    const float *bias, bool accumulate, float *y);
+/* The weight (and bias) gradient of a 3x3 convolution over one padded image, added into `grad`
+ * in the packed layout of at_conv_direct_pack and into bias_grad[out_channels] (when not NULL):
+ * dyt is the output gradient transposed, [pixels, out_channels]. Each gradient is a sum over the
+ * pixels in order. Supported as at_conv_direct_supported says, for kernel 3. */
+void at_conv_direct_weight_grad(const at_conv_geom *g, int out_channels, const float *x,
+                                const float *dyt, float *grad, float *bias_grad);
+/* t[j, i] = a[i, j] for a row-major [rows, cols] matrix. */
+void at_transpose(int rows, int cols, const float *a, float *t);
+/* padded[c] = the plane x[c] of height x width with `pad` zeros on every side. */
+void at_pad_planes(int planes, int height, int width, int pad, const float *x, float *padded);
+
 #endif

@@ -9,6 +9,10 @@
  *   dW += sum_i dy_i . col_i^T,  dbias += sum_i sum_pixels dy_i  (the batch is cut into the units
  *   of at_reduce_units, each unit's partial sum is computed by one thread, and the partial sums
  *   are added in unit order, so the result does not depend on the number of threads).
+ * Where the processor and the shape allow it (kernels/conv_direct.c), the forward and the input
+ * gradient of a stride-1 convolution skip the column matrix: the forward convolves the padded
+ * input directly, the input gradient is the convolution of the output gradient padded by
+ * k - 1 - p with the flipped, channel-transposed weights.
  */
 #include "graph/graph.h"
 #include "kernels/kernels.h"
@@ -56,24 +60,79 @@ static bool is_pointwise(const at_node *node)
     return node->p.conv.kernel == 1 && node->p.conv.stride == 1 && node->p.conv.padding == 0;
 }
 
+/* The forward as the direct kernel sees it: the padded input, no padding left to apply. */
+static at_conv_geom padded_geometry(const at_node *node, at_shape in)
+{
+    const int p = node->p.conv.padding;
+    at_conv_geom g = {in.c, in.h + 2 * p, in.w + 2 * p, node->p.conv.kernel, node->p.conv.stride,
+                      0, node->out.h, node->out.w};
+    return g;
+}
+
+/* The input gradient as a stride-1 convolution of the output gradient padded by k - 1 - p. */
+static at_conv_geom transposed_geometry(const at_node *node, at_shape in)
+{
+    const int q = node->p.conv.kernel - 1 - node->p.conv.padding;
+    at_conv_geom g = {node->p.conv.out_channels, node->out.h + 2 * q, node->out.w + 2 * q,
+                      node->p.conv.kernel, 1, 0, in.h, in.w};
+    return g;
+}
+
+static bool direct_forward(const at_node *node, at_shape in)
+{
+    at_conv_geom g = padded_geometry(node, in);
+    return !is_pointwise(node) && at_conv_direct_supported(&g, node->p.conv.out_channels);
+}
+
+static bool direct_weight_grad(const at_node *node, at_shape in)
+{
+    return node->p.conv.kernel == 3 && direct_forward(node, in);
+}
+
+static bool direct_backward(const at_node *node, at_shape in)
+{
+    if (is_pointwise(node) || node->p.conv.stride != 1 || node->p.conv.padding >= node->p.conv.kernel)
+        return false;
+    at_conv_geom g = transposed_geometry(node, in);
+    return at_conv_direct_supported(&g, in.c);
+}
+
 static size_t partial_floats(const at_node *node, at_shape in)
 {
     size_t ckk = (size_t)in.c * node->p.conv.kernel * node->p.conv.kernel;
     return at_round_floats((size_t)node->p.conv.out_channels * (ckk + 1));
 }
 
-/* per worker: one image's columns */
+/* per worker: one image's columns, or its padded input or padded output gradient */
 static size_t conv_scratch(const at_node *node, const at_shape *in, int max_batch)
 {
+    if (is_pointwise(node))
+        return 0;
     size_t ckk = (size_t)in[0].c * node->p.conv.kernel * node->p.conv.kernel;
-    return is_pointwise(node) ? 0 : ckk * node->out.h * node->out.w;
+    size_t floats = ckk * node->out.h * node->out.w;
+    at_conv_geom f = padded_geometry(node, in[0]);
+    size_t padded_in = (size_t)f.channels * f.height * f.width;
+    floats = padded_in > floats ? padded_in : floats;
+    size_t weight_path = (node->p.conv.padding ? padded_in : 0) +
+                         (size_t)node->p.conv.out_channels * node->out.h * node->out.w;
+    floats = weight_path > floats ? weight_path : floats;
+    if (node->p.conv.padding < node->p.conv.kernel) {
+        at_conv_geom b = transposed_geometry(node, in[0]);
+        size_t padded_dy = (size_t)b.channels * b.height * b.width;
+        floats = padded_dy > floats ? padded_dy : floats;
+    }
+    return floats;
 }
 
-/* shared: the partial weight gradients of every unit of the batch */
-static size_t conv_shared(const at_node *node, const at_shape *in, int max_batch)
+/* shared: the weights packed for the direct kernel, or the partial weight gradients of every
+ * unit of the batch (never needed at the same time) */
+static size_t conv_shared(const at_node *node, const at_shape *in, int max_batch, bool weight_grads)
 {
+    size_t packed = (size_t)node->p.conv.out_channels * in[0].c * node->p.conv.kernel *
+                    node->p.conv.kernel;
     size_t partial = partial_floats(node, in[0]);
-    return (size_t)at_reduce_units(max_batch, partial) * partial;
+    size_t partials = weight_grads ? (size_t)at_reduce_units(max_batch, partial) * partial : 0;
+    return packed > partials ? packed : partials;
 }
 
 /* PyTorch's default: kaiming_uniform_(a=sqrt(5)) for the weight, i.e. U(-b, b) with
@@ -100,6 +159,22 @@ static void conv_forward(const at_layer_ctx *c)
     const size_t in_size = at_shape_numel(c->in_shape[0]), out_size = at_shape_numel(node->out);
     const float *bias = node->p.conv.bias ? c->w + (size_t)oc * ckk : NULL;
     const bool pointwise = is_pointwise(node);
+    if (direct_forward(node, c->in_shape[0])) {
+        const at_conv_geom pg = padded_geometry(node, c->in_shape[0]);
+        const int pad = g.padding;
+        at_conv_direct_pack(c->w, oc, g.channels, g.kernel, false, c->shared);
+#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
+        for (int i = 0; i < c->n; i++) {
+            const float *xi = c->x[0] + (size_t)i * in_size;
+            if (pad) {
+                float *padded = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
+                at_pad_planes(g.channels, g.height, g.width, pad, xi, padded);
+                xi = padded;
+            }
+            at_conv_direct(&pg, oc, xi, c->shared, bias, false, c->y + (size_t)i * out_size);
+        }
+        return;
+    }
 #pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
     for (int i = 0; i < c->n; i++) {
         float *col = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
@@ -126,6 +201,23 @@ static void conv_backward_input(const at_layer_ctx *c)
     const int pixels = g.out_height * g.out_width;
     const size_t in_size = at_shape_numel(c->in_shape[0]), out_size = at_shape_numel(node->out);
     const bool pointwise = is_pointwise(node);
+    if (direct_backward(node, c->in_shape[0])) {
+        const at_conv_geom tg = transposed_geometry(node, c->in_shape[0]);
+        const int q = g.kernel - 1 - g.padding;
+        at_conv_direct_pack(c->w, oc, g.channels, g.kernel, true, c->shared);
+#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
+        for (int i = 0; i < c->n; i++) {
+            const float *dyi = c->dy + (size_t)i * out_size;
+            if (q) {
+                float *padded = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
+                at_pad_planes(oc, g.out_height, g.out_width, q, dyi, padded);
+                dyi = padded;
+            }
+            at_conv_direct(&tg, g.channels, dyi, c->shared, NULL, true,
+                           c->dx[0] + (size_t)i * in_size);
+        }
+        return;
+    }
 #pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
     for (int i = 0; i < c->n; i++) {
         float *dcol = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
@@ -136,6 +228,52 @@ static void conv_backward_input(const at_layer_ctx *c)
         } else {
             at_gemm(true, false, ckk, pixels, oc, 1.0f, c->w, ckk, dyi, pixels, 0.0f, dcol, pixels);
             at_col2im(&g, dcol, dxi);
+        }
+    }
+}
+
+/* The weight gradient through the direct kernel: each unit's partial sum is kept in the packed
+ * layout (vector stores), and unpacked while the units are added up. */
+static void conv_backward_weights_direct(const at_layer_ctx *c)
+{
+    const at_node *node = c->node;
+    const at_conv_geom g = geometry(node, c->in_shape[0]), pg = padded_geometry(node, c->in_shape[0]);
+    const int oc = node->p.conv.out_channels, pad = g.padding;
+    const int ckk = g.channels * g.kernel * g.kernel;
+    const int pixels = g.out_height * g.out_width;
+    const size_t in_size = at_shape_numel(c->in_shape[0]), out_size = at_shape_numel(node->out);
+    const bool bias = node->p.conv.bias;
+    const size_t wcount = (size_t)oc * ckk, count = wcount + (bias ? (size_t)oc : 0);
+    const size_t stride = partial_floats(node, c->in_shape[0]);
+    const size_t padded_floats = pad ? (size_t)pg.channels * pg.height * pg.width : 0;
+    const int units = at_reduce_units(c->n, stride);
+    const int per_unit = (c->n + units - 1) / units;
+#pragma omp parallel num_threads(at_team(c->workers))
+    {
+#pragma omp for schedule(static)
+        for (int u = 0; u < units; u++) {
+            float *padded = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
+            float *dyt = padded + padded_floats;
+            float *partial = c->shared + (size_t)u * stride;
+            int first = u * per_unit, last = first + per_unit < c->n ? first + per_unit : c->n;
+            memset(partial, 0, count * sizeof(float));
+            for (int i = first; i < last; i++) {
+                const float *xi = c->x[0] + (size_t)i * in_size;
+                if (pad) {
+                    at_pad_planes(g.channels, g.height, g.width, pad, xi, padded);
+                    xi = padded;
+                }
+                at_transpose(oc, pixels, c->dy + (size_t)i * out_size, dyt);
+                at_conv_direct_weight_grad(&pg, oc, xi, dyt, partial, bias ? partial + wcount : NULL);
+            }
+        }
+#pragma omp for schedule(static)
+        for (size_t j = 0; j < count; j++) {
+            size_t o = j / ckk, packed = j < wcount ? ((o / 32) * ckk + j % ckk) * 32 + o % 32 : j;
+            float s = c->dw[j];
+            for (int u = 0; u < units; u++)
+                s += c->shared[(size_t)u * stride + packed];
+            c->dw[j] = s;
         }
     }
 }
@@ -195,7 +333,9 @@ static void conv_backward(const at_layer_ctx *c)
 {
     if (c->dx[0])
         conv_backward_input(c);
-    if (c->weight_grads)
+    if (c->weight_grads && direct_weight_grad(c->node, c->in_shape[0]))
+        conv_backward_weights_direct(c);
+    else if (c->weight_grads)
         conv_backward_weights(c);
 }
 
