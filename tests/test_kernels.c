@@ -193,7 +193,7 @@ TEST(elementwise_kernels_match_plain_loops)
  * sizes drop the last row and column. */
 TEST(maxpool_matches_plain_loop)
 {
-    static const int sizes[][2] = {{24, 24}, {7, 9}, {2, 2}};
+    static const int sizes[][2] = {{24, 24}, {7, 9}, {2, 2}, {8, 32}, {6, 67}, {5, 35}};
     at_rng rng;
     at_rng_seed(&rng, 19);
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
@@ -203,6 +203,8 @@ TEST(maxpool_matches_plain_loop)
         for (int i = 0; i < h * w; i++)
             x[i] = (float)at_rng_below(&rng, 4); /* ties are common */
         x[w + 1] = NAN;                           /* the last candidate of window (0, 0) */
+        for (int i = 0; i < h * w; i += 7 + (int)at_rng_below(&rng, 13))
+            x[i] = NAN; /* NaNs in every position of some window, several in some */
         at_maxpool2x2_kernel(x, h, w, y, arg);
         int wrong = 0;
         for (int oy = 0; oy < oh; oy++)
@@ -372,6 +374,29 @@ TEST(direct_convolution_matches_its_definition)
         check_direct_case(&cases[i], &rng);
 }
 
-TEST_MAIN(TEST_ENTRY(gemm_matches_reference), TEST_ENTRY(im2col_matches_its_definition),
+TEST(transpose_matches_plain_loop)
+{
+    static const int shapes[][2] = {{1, 1}, {5, 3}, {16, 16}, {17, 33}, {32, 576}, {64, 100}};
+    at_rng rng;
+    at_rng_seed(&rng, 9);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int rows = shapes[s][0], cols = shapes[s][1];
+        const size_t n = (size_t)rows * cols;
+        float *a = malloc(sizeof(float) * n), *t = malloc(sizeof(float) * (n + 1));
+        fill(a, n, &rng);
+        t[n] = 42.0f; /* nothing written past the end */
+        at_transpose(rows, cols, a, t);
+        int wrong = t[n] != 42.0f;
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < cols; j++)
+                wrong += t[(size_t)j * rows + i] != a[(size_t)i * cols + j];
+        if (wrong)
+            TEST_FAIL_("transpose %dx%d: %d entries wrong", rows, cols, wrong);
+        free(a);
+        free(t);
+    }
+}
+
+TEST_MAIN(TEST_ENTRY(gemm_matches_reference), TEST_ENTRY(transpose_matches_plain_loop), TEST_ENTRY(im2col_matches_its_definition),
           TEST_ENTRY(col2im_is_the_adjoint_of_im2col), TEST_ENTRY(elementwise_kernels_match_plain_loops),
           TEST_ENTRY(maxpool_matches_plain_loop), TEST_ENTRY(direct_convolution_matches_its_definition))

@@ -129,6 +129,58 @@ static const block_fn blocks[2][MAX_RUN] = {
      block_9_2, block_10_2, block_11_2, block_12_2},
 };
 
+/* In-register transpose of the 16 x 16 matrix whose rows are r[0..15]: unpacking pairs of rows
+ * leaves 4 x 4 transposed blocks in every 128-bit lane, which two rounds of lane shuffles put in
+ * place. */
+static inline __attribute__((always_inline)) TARGET void transpose16(__m512 r[16])
+{
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) { /* r[i + m], lane L: rows i..i+3 of column 4L + m */
+        const __m512d t0 = _mm512_castps_pd(t[i]), t1 = _mm512_castps_pd(t[i + 1]);
+        const __m512d t2 = _mm512_castps_pd(t[i + 2]), t3 = _mm512_castps_pd(t[i + 3]);
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+    }
+    for (int m = 0; m < 4; m++) {
+        const __m512 a = _mm512_shuffle_f32x4(r[m], r[4 + m], 0x44);      /* lanes 0,1 of each */
+        const __m512 b = _mm512_shuffle_f32x4(r[m], r[4 + m], 0xEE);      /* lanes 2,3 */
+        const __m512 c = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0x44);
+        const __m512 d = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0xEE);
+        t[m] = _mm512_shuffle_f32x4(a, c, 0x88);
+        t[4 + m] = _mm512_shuffle_f32x4(a, c, 0xDD);
+        t[8 + m] = _mm512_shuffle_f32x4(b, d, 0x88);
+        t[12 + m] = _mm512_shuffle_f32x4(b, d, 0xDD);
+    }
+    for (int i = 0; i < 16; i++)
+        r[i] = t[i];
+}
+
+/* Writes a register block, out[j, 0..31] for T pixels, to the channel planes of y (stride
+ * `pixels`): y = bias + out, or y += out. */
+static TARGET void store_block(const float *out, int T, const float *bias, bool accumulate,
+                               float *dst, size_t pixels)
+{
+    const __mmask16 lanes = (__mmask16)((1u << T) - 1);
+    for (int half = 0; half < 2; half++) {
+        __m512 r[16];
+        for (int j = 0; j < 16; j++)
+            r[j] = j < T ? _mm512_loadu_ps(out + j * BLOCK + half * 16) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int c = 0; c < 16; c++) {
+            float *d = dst + (size_t)(half * 16 + c) * pixels;
+            __m512 base = accumulate ? _mm512_maskz_loadu_ps(lanes, d)
+                                     : _mm512_set1_ps(bias ? bias[half * 16 + c] : 0.0f);
+            _mm512_mask_storeu_ps(d, lanes, _mm512_add_ps(base, r[c]));
+        }
+    }
+}
+
 void at_conv_direct(const at_conv_geom *g, int out_channels, const float *x, const float *packed,
                     const float *bias, bool accumulate, float *y)
 {
@@ -149,12 +201,8 @@ void at_conv_direct(const at_conv_geom *g, int out_channels, const float *x, con
                 const int T = ow - ox < run ? ow - ox : run;
                 const float *in = x + (size_t)oy * s * g->width + (size_t)ox * s;
                 blocks[s - 1][T - 1](in, g->channels, plane, window, kk, weights, out);
-                float *dst = yb + (size_t)oy * ow + ox;
-                for (int r = 0; r < BLOCK; r++, dst += pixels) {
-                    const float add = bias ? bias[b * BLOCK + r] : 0.0f;
-                    for (int j = 0; j < T; j++)
-                        dst[j] = (accumulate ? dst[j] : add) + out[j * BLOCK + r];
-                }
+                store_block(out, T, bias ? bias + b * BLOCK : NULL, accumulate,
+                            yb + (size_t)oy * ow + ox, pixels);
             }
         }
     }
@@ -217,6 +265,24 @@ void at_conv_direct_weight_grad(const at_conv_geom *g, int out_channels, const f
         }
     }
 }
+static TARGET void transpose_avx512(int rows, int cols, const float *a, float *t)
+{
+    for (int i0 = 0; i0 < rows; i0 += 16) {
+        const int ni = rows - i0 < 16 ? rows - i0 : 16;
+        for (int j0 = 0; j0 < cols; j0 += 16) {
+            const int nj = cols - j0 < 16 ? cols - j0 : 16;
+            const __mmask16 in_lanes = (__mmask16)((1u << nj) - 1), out_lanes = (__mmask16)((1u << ni) - 1);
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < ni ? _mm512_maskz_loadu_ps(in_lanes, a + (size_t)(i0 + i) * cols + j0)
+                              : _mm512_setzero_ps();
+            transpose16(r);
+            for (int j = 0; j < nj; j++)
+                _mm512_mask_storeu_ps(t + (size_t)(j0 + j) * rows + i0, out_lanes, r[j]);
+        }
+    }
+}
+
 #else
 void at_conv_direct(const at_conv_geom *g, int out_channels, const float *x, const float *packed,
                     const float *bias, bool accumulate, float *y)
@@ -233,6 +299,12 @@ void at_conv_direct_weight_grad(const at_conv_geom *g, int out_channels, const f
 
 void at_transpose(int rows, int cols, const float *a, float *t)
 {
+#if HAVE_DIRECT
+    if (__builtin_cpu_supports("avx512f")) {
+        transpose_avx512(rows, cols, a, t);
+        return;
+    }
+#endif
     for (int j0 = 0; j0 < cols; j0 += 16)
         for (int i = 0; i < rows; i++)
             for (int j = j0; j < cols && j < j0 + 16; j++)
