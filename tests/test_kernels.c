@@ -288,7 +288,8 @@ static void check_direct_case(const direct_case *t, at_rng *rng)
     snprintf(label, sizeof label, "C%d %dx%d k%d s%d p%d O%d", C, H, W, k, s, p, O);
 
     at_pad_planes(C, H, W, p, x, xp);
-    at_conv_direct_pack(w, O, C, k, false, packed);
+    for (int b = 0; b < O / 32; b++)
+        at_conv_direct_pack(w, O, C, k, false, b, packed);
     for (size_t i = 0; i < ny; i++)
         y[i] = NAN; /* a plain forward must not read y */
     at_conv_direct(&pg, O, xp, packed, bias, false, y);
@@ -311,7 +312,8 @@ static void check_direct_case(const direct_case *t, at_rng *rng)
         at_pad_planes(O, OH, OW, q, dy, dyp);
         REQUIRE(at_conv_direct_supported(&tg, C) == (C % 32 == 0));
         if (C % 32 == 0) {
-            at_conv_direct_pack(w, O, C, k, true, tpacked);
+            for (int b = 0; b < C / 32; b++)
+                at_conv_direct_pack(w, O, C, k, true, b, tpacked);
             fill(dx, nx, rng);
             for (size_t i = 0; i < nx; i++)
                 rdx[i] += dx[i];
@@ -326,7 +328,8 @@ static void check_direct_case(const direct_case *t, at_rng *rng)
     if (k == 3) { /* weight and bias gradients, added to what the buffers hold */
         float *start = malloc(sizeof(float) * (nw + O));
         fill(start, nw + O, rng);
-        at_conv_direct_pack(start, O, C, k, false, gw);
+        for (int b = 0; b < O / 32; b++)
+            at_conv_direct_pack(start, O, C, k, false, b, gw);
         memcpy(gw + nw, start + nw, sizeof(float) * O);
         at_transpose(O, OH * OW, dy, dyt);
         at_conv_direct_weight_grad(&pg, O, xp, dyt, gw, gw + nw);

@@ -46,19 +46,20 @@ bool at_conv_direct_supported(const at_conv_geom *g, int out_channels)
 }
 
 void at_conv_direct_pack(const float *w, int out_channels, int channels, int kernel, bool transposed,
-                         float *packed)
+                         int block, float *packed)
 {
     const int kk = kernel * kernel;
     /* as a convolution: `rows` output channels over `cols` input channels */
     const int rows = transposed ? channels : out_channels, cols = transposed ? out_channels : channels;
     const size_t taps = (size_t)cols * kk;
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++)
-            for (int t = 0; t < kk; t++) {
+    float *dst = packed + (size_t)block * taps * BLOCK;
+    for (int c = 0; c < cols; c++)
+        for (int t = 0; t < kk; t++, dst += BLOCK)
+            for (int l = 0; l < BLOCK; l++) {
+                const int r = block * BLOCK + l;
                 /* forward: w[r, c, t]; transposed: w[c, r, flipped t] */
-                float v = transposed ? w[((size_t)c * rows + r) * kk + (kk - 1 - t)]
-                                     : w[((size_t)r * cols + c) * kk + t];
-                packed[((size_t)(r / BLOCK) * taps + (size_t)c * kk + t) * BLOCK + r % BLOCK] = v;
+                dst[l] = transposed ? w[((size_t)c * rows + r) * kk + (kk - 1 - t)]
+                                    : w[((size_t)r * cols + c) * kk + t];
             }
 }
 

@@ -57,10 +57,12 @@ void at_col2im(const at_conv_geom *g, const float *col, float *x);
  * taps in order with fused multiply-adds, whatever the split between threads. */
 bool at_conv_direct_supported(const at_conv_geom *g, int out_channels);
 /* Weights [out_channels, channels, k, k] into the kernel's layout (out_channels * channels * k*k
- * floats; the convolution's outputs, out_channels or when transposed channels, a multiple of 32). `transposed` packs the convolution that gives the input gradient of a stride-1
- * convolution: `channels` outputs over `out_channels` inputs, the window flipped. */
+ * floats; the convolution's outputs, out_channels or when transposed channels, a multiple of 32),
+ * one block of 32 outputs per call (blocks are independent: callers may pack them in parallel).
+ * `transposed` packs the convolution that gives the input gradient of a stride-1 convolution:
+ * `channels` outputs over `out_channels` inputs, the window flipped. */
 void at_conv_direct_pack(const float *w, int out_channels, int channels, int kernel,
-                         bool transposed, float *packed);
+                         bool transposed, int block, float *packed);
 void at_conv_direct(const at_conv_geom *g, int out_channels, const float *x, const float *packed,
                     const float *bias, bool accumulate, float *y);
 /* The weight (and bias) gradient of a 3x3 convolution over one padded image, added into `grad`

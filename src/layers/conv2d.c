@@ -149,6 +149,16 @@ static void conv_init(const at_node *node, const at_shape *in, float *w, float *
             w[count + o] = (float)((2.0 * at_rng_uniform(rng) - 1.0) * bound);
 }
 
+/* The weights in the direct kernel's layout, into the shared workspace. */
+static void pack_weights(const at_layer_ctx *c, bool transposed)
+{
+    const int oc = c->node->p.conv.out_channels, channels = c->in_shape[0].c;
+    const int blocks = (transposed ? channels : oc) / 32;
+#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
+    for (int b = 0; b < blocks; b++)
+        at_conv_direct_pack(c->w, oc, channels, c->node->p.conv.kernel, transposed, b, c->shared);
+}
+
 static void conv_forward(const at_layer_ctx *c)
 {
     const at_node *node = c->node;
@@ -162,7 +172,7 @@ static void conv_forward(const at_layer_ctx *c)
     if (direct_forward(node, c->in_shape[0])) {
         const at_conv_geom pg = padded_geometry(node, c->in_shape[0]);
         const int pad = g.padding;
-        at_conv_direct_pack(c->w, oc, g.channels, g.kernel, false, c->shared);
+        pack_weights(c, false);
 #pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
         for (int i = 0; i < c->n; i++) {
             const float *xi = c->x[0] + (size_t)i * in_size;
@@ -204,7 +214,7 @@ static void conv_backward_input(const at_layer_ctx *c)
     if (direct_backward(node, c->in_shape[0])) {
         const at_conv_geom tg = transposed_geometry(node, c->in_shape[0]);
         const int q = g.kernel - 1 - g.padding;
-        at_conv_direct_pack(c->w, oc, g.channels, g.kernel, true, c->shared);
+        pack_weights(c, true);
 #pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
         for (int i = 0; i < c->n; i++) {
             const float *dyi = c->dy + (size_t)i * out_size;
