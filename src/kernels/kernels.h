@@ -11,7 +11,9 @@
  * and the best version the processor supports is chosen when the program starts (GCC function
  * multi-versioning), so the shipped binary needs no -march flag. Results do not depend on the
  * version chosen: these loops are element-wise (no reassociated sums) and the build disables
- * floating-point contraction. */
+ * floating-point contraction. The convolution kernels (conv_direct.c, written with AVX-512
+ * intrinsics and chosen at run time) and oneDNN's GEMM do sum, in an order that depends on the
+ * processor but never on the number of threads. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define AT_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else

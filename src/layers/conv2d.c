@@ -9,10 +9,13 @@
  *   dW += sum_i dy_i . col_i^T,  dbias += sum_i sum_pixels dy_i  (the batch is cut into the units
  *   of at_reduce_units, each unit's partial sum is computed by one thread, and the partial sums
  *   are added in unit order, so the result does not depend on the number of threads).
- * Where the processor and the shape allow it (kernels/conv_direct.c), the forward and the input
- * gradient of a stride-1 convolution skip the column matrix: the forward convolves the padded
- * input directly, the input gradient is the convolution of the output gradient padded by
- * k - 1 - p with the flipped, channel-transposed weights.
+ * Where the processor and the shape allow it (kernels/conv_direct.c), no column matrix is made:
+ * the forward convolves the padded input directly; the input gradient of a stride-1 convolution
+ * is the convolution of the output gradient padded by k - 1 - p with the flipped,
+ * channel-transposed weights; the weight gradient of a 3x3 convolution is summed pixel by pixel
+ * from the input and the transposed output gradient (same units, same order of addition). The
+ * two paths round differently, so results are reproducible for a given processor, whatever the
+ * thread count, but not between processors with and without AVX-512.
  */
 #include "graph/graph.h"
 #include "kernels/kernels.h"
