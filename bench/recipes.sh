@@ -3,6 +3,8 @@
 # on Fashion-MNIST at eps 0.1, one after the other, and leaves the JSON results in $OUT for
 # docs/RESULTS.md. Long: about two hours on 2 cores.
 #   bench/recipes.sh [OUT]      (default results/recipes)
+# With ADVTRAIN_ONLY=1 the twins are not run (their JSON files already in OUT are kept), e.g.
+# to measure advtrain again after a change to the library.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-results/recipes}
@@ -14,6 +16,7 @@ run() { # name, advtrain options, twin options
     echo "== $name"
     $BIN train --data fashion-mnist --model smallcnn --eps 0.1 $ours --out "$OUT/$name" \
         --final-suite standard --final-n 300 --json "$OUT/$name.advtrain.json" --quiet
+    [ "${ADVTRAIN_ONLY:-0}" = 1 ] && return
     $TWIN --eps 0.1 $twin --json "$OUT/$name.torch.json" > "$OUT/$name.torch.log"
 }
 run pgd-at "--method pgd-at --epochs 5 --train-size 20000" "--method pgd-at --epochs 5 --train-size 20000"

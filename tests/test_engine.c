@@ -17,16 +17,20 @@ static void fill_uniform(float *x, size_t n, uint64_t seed)
         x[i] = (float)at_rng_uniform(&rng);
 }
 
-static at_model *narrow_preact(uint64_t seed)
+/* widths {8, 16, 16, 16}, or with `direct` {32, 32, 64, 32}: multiples of 32, so the
+ * convolutions take the direct kernels where the processor has them */
+static at_model *preact_of_width(uint64_t seed, bool direct)
 {
     at_model *m = NULL;
     at_error err;
     CHECK_OK(at_model_begin(&m, 3, 32, 32, &err), &err);
-    static const int planes[4] = {8, 16, 16, 16};
-    CHECK(at_preact_resnet_build(m, 0, planes, 10) > 0);
+    static const int narrow[4] = {8, 16, 16, 16}, wide[4] = {32, 32, 64, 32};
+    CHECK(at_preact_resnet_build(m, 0, direct ? wide : narrow, 10) > 0);
     CHECK_OK(at_model_finish(m, seed, &err), &err);
     return m;
 }
+
+static at_model *narrow_preact(uint64_t seed) { return preact_of_width(seed, false); }
 
 /* One forward (BN train) + CE backward of 20 examples; copies out logits, input grad, weight
  * grads and running statistics. */
@@ -64,7 +68,7 @@ static void free_step(step_result *r)
     free(r->running);
 }
 
-TEST(results_do_not_depend_on_thread_count)
+static void check_thread_count_independence(bool direct)
 {
     const int n = 20;
     float *x = malloc((size_t)n * 3 * 32 * 32 * sizeof(float));
@@ -77,7 +81,7 @@ TEST(results_do_not_depend_on_thread_count)
     int saved = omp_get_max_threads();
     for (int t = 0; t < 3; t++) {
         omp_set_num_threads(threads[t]);
-        at_model *m = narrow_preact(5);
+        at_model *m = preact_of_width(5, direct);
         at_pass *p = NULL;
         at_error err;
         CHECK_OK(at_pass_create(&p, m, n, 0, &err), &err);
@@ -95,6 +99,12 @@ TEST(results_do_not_depend_on_thread_count)
     for (int t = 0; t < 3; t++)
         free_step(&r[t]);
     free(x);
+}
+
+TEST(results_do_not_depend_on_thread_count)
+{
+    check_thread_count_independence(false);
+    check_thread_count_independence(true);
 }
 
 TEST(backward_flags_select_what_is_computed)
@@ -362,7 +372,78 @@ TEST(shared_memory_plan_gives_the_same_results)
     at_model_free(m);
 }
 
+/* SmallCNN's conv -> ReLU pairs run fused in ordinary passes (the convolution applies the ReLU
+ * and its backward) and apart in AT_PASS_KEEP_ALL passes, or when the convolution's own output is
+ * perturbed: all three give the same bits. */
+typedef struct smallcnn_step {
+    float logits[6 * 10], dx[6 * 28 * 28];
+    float *dw;
+} smallcnn_step;
+
+static void run_smallcnn_step(at_model *m, unsigned flags, const float *delta, smallcnn_step *r)
+{
+    at_pass *p = NULL;
+    at_error err;
+    CHECK_OK(at_pass_create(&p, m, 6, flags, &err), &err);
+    float x[6 * 28 * 28], d[6 * 10];
+    fill_uniform(x, sizeof x / sizeof x[0], 31);
+    fill_uniform(d, sizeof d / sizeof d[0], 32);
+    if (delta)
+        at_pass_set_perturbation(p, 1, delta); /* conv1's output */
+    size_t np;
+    float *grads = at_model_grads(m, &np);
+    at_model_zero_grad(m);
+    CHECK_OK(at_forward(p, x, 6, AT_BN_TRAIN), NULL);
+    CHECK_OK(at_backward(p, d, AT_GRAD_INPUT | AT_GRAD_WEIGHTS), NULL);
+    memcpy(r->logits, at_pass_logits(p), sizeof r->logits);
+    memcpy(r->dx, at_pass_input_grad(p), sizeof r->dx);
+    r->dw = malloc(np * sizeof(float));
+    memcpy(r->dw, grads, np * sizeof(float));
+    at_pass_free(p);
+}
+
+TEST(fused_relu_gives_the_same_results)
+{
+    at_model *m = NULL;
+    at_error err;
+    CHECK_OK(at_model_create(&m, "smallcnn", NULL, &err), &err);
+    REQUIRE(m);
+    size_t np;
+    at_model_params(m, &np);
+    float *w = at_model_params(m, &np);
+    fill_uniform(w, np, 33); /* no zero last layer: every gradient is non-trivial */
+    for (size_t i = 0; i < np; i++)
+        w[i] = (w[i] - 0.5f) * 0.4f;
+    static float zero[6 * 32 * 26 * 26];
+    smallcnn_step fused, apart, perturbed;
+    run_smallcnn_step(m, 0, NULL, &fused);
+    run_smallcnn_step(m, AT_PASS_KEEP_ALL, NULL, &apart);
+    run_smallcnn_step(m, 0, zero, &perturbed);
+    CHECK(memcmp(fused.logits, apart.logits, sizeof fused.logits) == 0);
+    CHECK(memcmp(fused.dx, apart.dx, sizeof fused.dx) == 0);
+    CHECK(memcmp(fused.dw, apart.dw, np * sizeof(float)) == 0);
+    CHECK(memcmp(fused.logits, perturbed.logits, sizeof fused.logits) == 0);
+    CHECK(memcmp(fused.dx, perturbed.dx, sizeof fused.dx) == 0);
+    CHECK(memcmp(fused.dw, perturbed.dw, np * sizeof(float)) == 0);
+    at_pass *forward_only = NULL; /* its buffers are recycled: none may be read while written */
+    CHECK_OK(at_pass_create(&forward_only, m, 6, AT_PASS_FORWARD_ONLY, &err), &err);
+    float x[6 * 28 * 28];
+    fill_uniform(x, sizeof x / sizeof x[0], 31);
+    CHECK_OK(at_forward(forward_only, x, 6, AT_BN_TRAIN), NULL);
+    CHECK(memcmp(fused.logits, at_pass_logits(forward_only), sizeof fused.logits) == 0);
+    at_pass_free(forward_only);
+    int nonzero = 0;
+    for (size_t i = 0; i < np; i++)
+        nonzero += fused.dw[i] != 0.0f;
+    CHECK(nonzero > (int)(np / 4)); /* the comparison is not between zeros */
+    free(fused.dw);
+    free(apart.dw);
+    free(perturbed.dw);
+    at_model_free(m);
+}
+
 TEST_MAIN(TEST_ENTRY(shared_memory_plan_gives_the_same_results),
+          TEST_ENTRY(fused_relu_gives_the_same_results),
           TEST_ENTRY(results_do_not_depend_on_thread_count),
           TEST_ENTRY(backward_flags_select_what_is_computed),
           TEST_ENTRY(batchnorm_modes_and_running_statistics),

@@ -162,6 +162,15 @@ TEST(elementwise_kernels_match_plain_loops)
         wrong += acc[i] != y[i] + (a[i] > 0.0f ? b[i] : 0.0f);
     CHECK_EQ_INT(wrong, 0);
 
+    b[7] = -0.0f; /* where a > 0: the zeroed buffer turns it into +0 */
+    a[7] = 1.0f;
+    float *zeroed = calloc(N, sizeof(float));
+    at_relu_backward_kernel(a, b, zeroed, N);
+    at_relu_grad_kernel(a, b, y, N);
+    CHECK(memcmp(y, zeroed, sizeof(float) * N) == 0);
+    CHECK(!signbit(y[7]));
+    free(zeroed);
+
     a[5] = 0.25f;
     at_add_kernel(a, b, y, N);
     wrong = 0;
@@ -292,14 +301,22 @@ static void check_direct_case(const direct_case *t, at_rng *rng)
         at_conv_direct_pack(w, O, C, k, false, b, packed);
     for (size_t i = 0; i < ny; i++)
         y[i] = NAN; /* a plain forward must not read y */
-    at_conv_direct(&pg, O, xp, packed, bias, false, y);
+    at_conv_direct(&pg, O, xp, packed, bias, AT_CONV_SET, y);
     for (size_t i = 0; i < ny; i++)
         ry[i] += bias[i / ((size_t)OH * OW)];
     double e_fwd = max_error(y, ry, ny);
+    float *yr = malloc(sizeof(float) * ny);
+    at_conv_direct(&pg, O, xp, packed, bias, AT_CONV_SET_RELU, yr);
+    int relu_wrong = 0; /* the same sums, through ReLU's rule */
+    for (size_t i = 0; i < ny; i++)
+        relu_wrong += memcmp(&yr[i], y[i] < 0.0f ? &(float){0.0f} : &y[i], sizeof(float)) != 0;
+    if (relu_wrong)
+        TEST_FAIL_("direct conv %s: %d outputs with ReLU differ from relu(output)", label, relu_wrong);
+    free(yr);
     fill(y, ny, rng);
     for (size_t i = 0; i < ny; i++)
         ry[i] += (double)y[i] - bias[i / ((size_t)OH * OW)];
-    at_conv_direct(&pg, O, xp, packed, bias, true, y); /* y += conv, the bias ignored */
+    at_conv_direct(&pg, O, xp, packed, bias, AT_CONV_ADD, y); /* y += conv, the bias ignored */
     double e_acc = max_error(y, ry, ny);
     if (!(e_fwd <= tol && e_acc <= tol))
         TEST_FAIL_("direct conv %s: forward error %g, accumulating %g", label, e_fwd, e_acc);
@@ -317,7 +334,7 @@ static void check_direct_case(const direct_case *t, at_rng *rng)
             fill(dx, nx, rng);
             for (size_t i = 0; i < nx; i++)
                 rdx[i] += dx[i];
-            at_conv_direct(&tg, C, dyp, tpacked, NULL, true, dx);
+            at_conv_direct(&tg, C, dyp, tpacked, NULL, AT_CONV_ADD, dx);
             double e = max_error(dx, rdx, nx);
             if (!(e <= tol))
                 TEST_FAIL_("direct conv %s: input gradient error %g", label, e);

@@ -114,7 +114,11 @@ int at_attack_create(at_attack **out, const char *name, at_model *model, int max
     int c, h, w;
     at_model_input_shape(model, &c, &h, &w);
     a->image = (size_t)c * h * w;
-    int status = at_pass_create(&a->pass, model, max_batch, AT_PASS_NO_WEIGHT_GRADS, err);
+    /* a forward-only pass reuses its activation buffers layer after layer: less memory, and
+     * a working set that stays in cache */
+    int status = at_pass_create(&a->pass, model, max_batch,
+                                ops->gradient_free ? AT_PASS_FORWARD_ONLY : AT_PASS_NO_WEIGHT_GRADS,
+                                err);
     if (status) {
         at_free(a);
         return status;

@@ -435,6 +435,7 @@ const at_attack_ops at_attack_square = {
     .default_loss = AT_ATTACK_LOSS_CW,
     .min_classes = 2,
     .supports_l1 = false,
+    .gradient_free = true,
     .workspace = square_workspace,
     .run = square_run,
 };

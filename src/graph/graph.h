@@ -112,6 +112,10 @@ typedef struct at_layer_ctx {
     const float *dy;        /* gradient of the output */
     float *dx[2];           /* gradients of the inputs to accumulate into; NULL = not needed */
     bool weight_grads;      /* accumulate into dw */
+    /* Set when the ReLU that alone consumes this node is fused into it (at_layer_ops.fuses_relu):
+     * forward writes relu(output) to y, which is then the ReLU's output; backward gets the ReLU's
+     * output gradient as dy and its output here, and applies ReLU's backward itself. */
+    const float *relu_out;
 } at_layer_ctx;
 
 /* What a layer's backward reads besides its output gradient (the memory plan keeps these). */
@@ -120,6 +124,7 @@ enum { AT_READS_INPUT = 1, AT_READS_OUTPUT = 2, AT_READS_INPUT_FOR_WEIGHTS = 4 }
 typedef struct at_layer_ops {
     const char *name;
     unsigned backward_reads;
+    bool fuses_relu; /* can apply a ReLU that follows it (at_layer_ctx.relu_out) */
     /* bytes of per-pass cache and floats of per-worker scratch for batches of max_batch */
     size_t (*cache_bytes)(const at_node *node, const at_shape *in, int max_batch);
     size_t (*scratch_floats)(const at_node *node, const at_shape *in, int max_batch);
@@ -140,6 +145,7 @@ typedef struct at_memory_plan {
     size_t *out_offset, *grad_offset;
     bool *out_kept, *grad_kept; /* dedicated (readable after forward / backward) */
     int *last_consumer;          /* the highest node reading each node's output */
+    bool *fusable;               /* node runs the ReLU that follows it (its only consumer) */
     size_t total_floats;
 } at_memory_plan;
 

@@ -6,7 +6,11 @@
  * gradient is written by the consumers' backward and read by j's own, so it lives over [j, c(j)]
  * during backward. Buffers whose intervals do not overlap share a slot (greedy interval colouring,
  * slot size = the largest buffer placed in it). The input, the logits and, with AT_PASS_KEEP_ALL,
- * every node keep their own memory. */
+ * every node keep their own memory.
+ *
+ * A layer that can fuse a ReLU (conv2d) does so when the ReLU is the next node and the only
+ * consumer of its output, unless every output is kept (AT_PASS_KEEP_ALL, for inspection): its
+ * backward then reads the ReLU's output gradient, which must stay live one node longer. */
 #include "graph/graph.h"
 
 #include <stdint.h>
@@ -18,8 +22,8 @@ typedef struct slot {
 
 /* Places intervals [i, end[i]] of the given sizes (0 = dedicated, skipped) into slots; writes
  * each one's slot index. Returns the number of slots, or -1 when out of memory. */
-static int colour(const size_t *size, const int *end, const bool *dedicated, int n, int *slot_of,
-                  slot *slots)
+static int colour(const size_t *size, const int *start, const int *end, const bool *dedicated,
+                  int n, int *slot_of, slot *slots)
 {
     int n_slots = 0;
     for (int i = 0; i < n; i++) {
@@ -29,7 +33,7 @@ static int colour(const size_t *size, const int *end, const bool *dedicated, int
         /* best fit among free slots: the smallest one large enough, else the largest one */
         int best = -1;
         for (int s = 0; s < n_slots; s++) {
-            if (slots[s].busy_until >= i)
+            if (slots[s].busy_until >= start[i])
                 continue;
             bool fits = slots[s].size >= size[i];
             bool best_fits = best >= 0 && slots[best].size >= size[i];
@@ -56,6 +60,7 @@ void at_memory_plan_free(at_memory_plan *p)
     at_free(p->out_kept);
     at_free(p->grad_kept);
     at_free(p->last_consumer);
+    at_free(p->fusable);
 }
 
 /* Lays out dedicated buffers then slots; fills offsets. */
@@ -87,12 +92,15 @@ int at_memory_plan_build(at_memory_plan *p, const at_model *m, int max_batch, un
     p->out_kept = at_alloc((size_t)n * sizeof(bool));
     p->grad_kept = at_alloc((size_t)n * sizeof(bool));
     p->last_consumer = at_alloc((size_t)n * sizeof(int));
+    p->fusable = at_alloc((size_t)n * sizeof(bool));
     size_t *size = at_alloc((size_t)n * sizeof(size_t));
+    int *start = at_alloc((size_t)n * sizeof(int));
     int *slot_of = at_alloc((size_t)n * sizeof(int));
     slot *slots = at_alloc((size_t)n * sizeof(slot));
     if (!p->out_offset || !p->grad_offset || !p->out_kept || !p->grad_kept || !p->last_consumer ||
-        !size || !slot_of || !slots) {
+        !p->fusable || !size || !start || !slot_of || !slots) {
         at_free(size);
+        at_free(start);
         at_free(slot_of);
         at_free(slots);
         at_memory_plan_free(p);
@@ -101,6 +109,7 @@ int at_memory_plan_build(at_memory_plan *p, const at_model *m, int max_batch, un
     for (int j = 0; j < n; j++) {
         size[j] = at_round_floats(at_shape_numel(m->nodes[j].out) * (size_t)max_batch);
         p->last_consumer[j] = j;
+        start[j] = j;
         p->out_kept[j] = keep_all || j == 0 || j == last;
         p->grad_kept[j] = keep_all || j == 0 || j == last;
     }
@@ -117,10 +126,21 @@ int at_memory_plan_build(at_memory_plan *p, const at_model *m, int max_batch, un
                 p->out_kept[j] = true;
         }
     }
-    int n_slots = colour(size, p->last_consumer, p->out_kept, n, slot_of, slots);
+    for (int i = 0; i < n; i++) {
+        int consumers = 0;
+        for (int j = i + 1; j < n; j++)
+            for (int k = 0; k < m->nodes[j].n_inputs; k++)
+                consumers += m->nodes[j].inputs[k] == i;
+        p->fusable[i] = i > 0 && i + 1 < n && !keep_all && consumers == 1 &&
+                        at_layer_ops_of(m->nodes[i].kind)->fuses_relu &&
+                        m->nodes[i + 1].kind == AT_LAYER_relu && m->nodes[i + 1].inputs[0] == i;
+        if (p->fusable[i])
+            start[i + 1] = i; /* written by node i's forward, its gradient read by its backward */
+    }
+    int n_slots = colour(size, start, p->last_consumer, p->out_kept, n, slot_of, slots);
     size_t end = lay_out(size, p->out_kept, slot_of, slots, n_slots, n, p->out_offset, 0);
     if (grads) {
-        n_slots = colour(size, p->last_consumer, p->grad_kept, n, slot_of, slots);
+        n_slots = colour(size, start, p->last_consumer, p->grad_kept, n, slot_of, slots);
         end = lay_out(size, p->grad_kept, slot_of, slots, n_slots, n, p->grad_offset, end);
     } else {
         for (int j = 0; j < n; j++)
@@ -128,6 +148,7 @@ int at_memory_plan_build(at_memory_plan *p, const at_model *m, int max_batch, un
     }
     p->total_floats = end;
     at_free(size);
+    at_free(start);
     at_free(slot_of);
     at_free(slots);
     return AT_OK;

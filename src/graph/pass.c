@@ -15,6 +15,8 @@ struct at_pass {
     float **grad;       /* per node: gradient of that output (NULL when forward-only) */
     void **cache;       /* per node: the layer's cache */
     const float **perturbation; /* per node: added to the output, or NULL */
+    bool *fused;        /* per node: ran the ReLU after it in the last forward (plan.fusable, and
+                           no perturbation of its own output) */
     float *scratch;
     size_t scratch_floats;
     float *shared;
@@ -76,7 +78,7 @@ int at_pass_create(at_pass **out, at_model *m, int max_batch, unsigned flags, at
         }
     }
     size_t bytes = (plan.total_floats + scratch * (size_t)workers + shared) * sizeof(float) + cache_bytes;
-    size_t table_bytes = (size_t)nn * (3 * sizeof(void *) + sizeof(float *));
+    size_t table_bytes = (size_t)nn * (3 * sizeof(void *) + sizeof(float *) + sizeof(bool));
 
     at_pass *p = at_alloc(sizeof *p);
     void *tables = at_alloc(table_bytes);
@@ -96,6 +98,7 @@ int at_pass_create(at_pass **out, at_model *m, int max_batch, unsigned flags, at
     p->grad = p->out + nn;
     p->cache = (void **)(p->grad + nn);
     p->perturbation = (const float **)(p->cache + nn);
+    p->fused = (bool *)(p->perturbation + nn);
     p->slab = slab;
     p->plan = plan;
     at_rng_seed(&p->rng, 0);
@@ -187,7 +190,15 @@ int at_forward(at_pass *p, const float *x, int n, at_bn_mode mode)
         add_perturbation(p->out[0], p->perturbation[0], in_count);
     for (int i = 1; i < m->n_nodes; i++) {
         at_layer_ctx c = make_ctx(p, i);
+        /* a perturbation of the layer's own output needs that output: no fusion then */
+        p->fused[i] = p->plan.fusable[i] && !p->perturbation[i];
+        if (p->fused[i]) {
+            c.y = p->out[i + 1];
+            c.relu_out = p->out[i + 1];
+        }
         at_layer_ops_of(m->nodes[i].kind)->forward(&c);
+        if (p->fused[i])
+            i++; /* the ReLU's output is written: on to its perturbation, if any */
         if (p->perturbation[i])
             add_perturbation(p->out[i], p->perturbation[i], at_shape_numel(m->nodes[i].out) * (size_t)n);
     }
@@ -232,6 +243,8 @@ int at_backward_run(at_pass *p, unsigned what)
     at_model *m = p->model;
     for (int i = m->n_nodes - 1; i >= 1; i--) {
         const at_node *node = &m->nodes[i];
+        if (p->fused[i - 1])
+            continue; /* a fused ReLU: its layer applies its backward */
         /* a shared gradient buffer becomes this input's when its last consumer comes up */
         for (int k = 0; k < node->n_inputs; k++) {
             int j = node->inputs[k];
@@ -242,6 +255,10 @@ int at_backward_run(at_pass *p, unsigned what)
             continue;
         at_layer_ctx c = make_ctx(p, i);
         c.dy = p->grad[i];
+        if (p->fused[i]) {
+            c.dy = p->grad[i + 1];
+            c.relu_out = p->out[i + 1];
+        }
         for (int k = 0; k < node->n_inputs; k++)
             c.dx[k] = needs_grad(m, node->inputs[k], what) ? p->grad[node->inputs[k]] : NULL;
         c.weight_grads = (what & AT_GRAD_WEIGHTS) && node->n_params > 0;

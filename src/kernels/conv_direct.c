@@ -1,8 +1,8 @@
 /* conv_direct.c: a direct convolution kernel (no column matrix), for processors with AVX-512.
  *
  * im2col copies every input value k*k times before the matrix product reads it again; on the
- * small images of the reference workloads that copy costs about as much as a third of the
- * product. Here the product reads the input where it lies: for a block of 32 output channels and
+ * small images of the reference workloads that copy (and col2im, its adjoint) took about half as
+ * long as the product itself. Here the product reads the input where it lies: for a block of 32 output channels and
  * a run of T <= 12 neighbouring output pixels of one row, 2*T vector accumulators (16 channels
  * each) are kept in registers, and for every tap (c, ky, kx) of the window one input value per
  * pixel is broadcast and multiplied into them with the tap's 32 weights, which are packed so they
@@ -17,7 +17,12 @@
  *
  * The input gradient of a stride-1 convolution is itself such a convolution: of the output
  * gradient, padded by k - 1 - p, with the weights flipped in space and the two channel axes
- * swapped (at_conv_direct_pack's `transposed`). */
+ * swapped (at_conv_direct_pack's `transposed`). The weight gradient of a 3x3 convolution has its
+ * own loop: the nine taps x 32 channels of one input channel in 18 accumulators, one pixel at a
+ * time, from the output gradient transposed to [pixel, channel].
+ *
+ * Blocks are written out through a 16 x 16 transpose in registers (the accumulators hold channels
+ * in their lanes, the output planes want pixels). */
 #include "kernels/kernels.h"
 
 #include <string.h>
@@ -163,27 +168,31 @@ static inline __attribute__((always_inline)) TARGET void transpose16(__m512 r[16
 }
 
 /* Writes a register block, out[j, 0..31] for T pixels, to the channel planes of y (stride
- * `pixels`): y = bias + out, or y += out. */
-static TARGET void store_block(const float *out, int T, const float *bias, bool accumulate,
+ * `pixels`) as `output` says. */
+static TARGET void store_block(const float *out, int T, const float *bias, at_conv_output output,
                                float *dst, size_t pixels)
 {
     const __mmask16 lanes = (__mmask16)((1u << T) - 1);
+    const __m512 zero = _mm512_setzero_ps();
     for (int half = 0; half < 2; half++) {
         __m512 r[16];
         for (int j = 0; j < 16; j++)
-            r[j] = j < T ? _mm512_loadu_ps(out + j * BLOCK + half * 16) : _mm512_setzero_ps();
+            r[j] = j < T ? _mm512_loadu_ps(out + j * BLOCK + half * 16) : zero;
         transpose16(r);
         for (int c = 0; c < 16; c++) {
             float *d = dst + (size_t)(half * 16 + c) * pixels;
-            __m512 base = accumulate ? _mm512_maskz_loadu_ps(lanes, d)
-                                     : _mm512_set1_ps(bias ? bias[half * 16 + c] : 0.0f);
-            _mm512_mask_storeu_ps(d, lanes, _mm512_add_ps(base, r[c]));
+            __m512 base = output == AT_CONV_ADD ? _mm512_maskz_loadu_ps(lanes, d)
+                                                : _mm512_set1_ps(bias ? bias[half * 16 + c] : 0.0f);
+            __m512 v = _mm512_add_ps(base, r[c]);
+            if (output == AT_CONV_SET_RELU)
+                v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), zero);
+            _mm512_mask_storeu_ps(d, lanes, v);
         }
     }
 }
 
 void at_conv_direct(const at_conv_geom *g, int out_channels, const float *x, const float *packed,
-                    const float *bias, bool accumulate, float *y)
+                    const float *bias, at_conv_output output, float *y)
 {
     const int k = g->kernel, kk = k * k, s = g->stride, oh = g->out_height, ow = g->out_width;
     const size_t plane = (size_t)g->height * g->width, pixels = (size_t)oh * ow;
@@ -202,7 +211,7 @@ void at_conv_direct(const at_conv_geom *g, int out_channels, const float *x, con
                 const int T = ow - ox < run ? ow - ox : run;
                 const float *in = x + (size_t)oy * s * g->width + (size_t)ox * s;
                 blocks[s - 1][T - 1](in, g->channels, plane, window, kk, weights, out);
-                store_block(out, T, bias ? bias + b * BLOCK : NULL, accumulate,
+                store_block(out, T, bias ? bias + b * BLOCK : NULL, output,
                             yb + (size_t)oy * ow + ox, pixels);
             }
         }
@@ -286,9 +295,9 @@ static TARGET void transpose_avx512(int rows, int cols, const float *a, float *t
 
 #else
 void at_conv_direct(const at_conv_geom *g, int out_channels, const float *x, const float *packed,
-                    const float *bias, bool accumulate, float *y)
+                    const float *bias, at_conv_output output, float *y)
 {
-    (void)g, (void)out_channels, (void)x, (void)packed, (void)bias, (void)accumulate, (void)y;
+    (void)g, (void)out_channels, (void)x, (void)packed, (void)bias, (void)output, (void)y;
 }
 
 void at_conv_direct_weight_grad(const at_conv_geom *g, int out_channels, const float *x,

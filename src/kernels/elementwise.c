@@ -18,6 +18,14 @@ void at_relu_backward_kernel(const float *restrict y, const float *restrict dy,
 }
 
 AT_MULTIVERSION
+void at_relu_grad_kernel(const float *restrict y, const float *restrict dy, float *restrict dx,
+                         size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dx[i] = 0.0f + (y[i] > 0.0f ? dy[i] : 0.0f); /* bit for bit the above on a zeroed dx */
+}
+
+AT_MULTIVERSION
 void at_add_kernel(const float *restrict a, const float *restrict b, float *restrict y, size_t n)
 {
     for (size_t i = 0; i < n; i++)

@@ -23,6 +23,7 @@
 /* Element-wise kernels on n floats. */
 void at_relu_forward_kernel(const float *x, float *y, size_t n);
 void at_relu_backward_kernel(const float *y, const float *dy, float *dx, size_t n); /* dx += */
+void at_relu_grad_kernel(const float *y, const float *dy, float *dx, size_t n); /* dx = 0 + */
 void at_add_kernel(const float *a, const float *b, float *y, size_t n);              /* y = a + b */
 void at_accumulate_kernel(const float *dy, float *dx, size_t n);                      /* dx += dy */
 /* y = x * scale + shift */
@@ -51,9 +52,12 @@ void at_im2col(const at_conv_geom *g, const float *x, float *col);
 /* The adjoint: x[c, iy, ix] += col[...] for every column entry that came from (iy, ix). */
 void at_col2im(const at_conv_geom *g, const float *col, float *x);
 
-/* Direct convolution (conv_direct.c), without a column matrix: y[o, oy, ox] = bias[o] +
- * sum over (c, ky, kx) of w[o, c, ky, kx] * x[c, oy*s + ky, ox*s + kx] (or y += the sum when
- * `accumulate`, bias ignored) over an input already padded (g->padding must be 0). Supported
+/* How the direct convolution writes its sums S: y = bias + S, y += S (bias ignored), or
+ * y = relu(bias + S) with ReLU's rule (v < 0 ? 0 : v: a NaN passes through). */
+typedef enum { AT_CONV_SET, AT_CONV_ADD, AT_CONV_SET_RELU } at_conv_output;
+
+/* Direct convolution (conv_direct.c), without a column matrix: S[o, oy, ox] = sum over
+ * (c, ky, kx) of w[o, c, ky, kx] * x[c, oy*s + ky, ox*s + kx], written as `output` says, over an input already padded (g->padding must be 0). Supported
  * when the processor has AVX-512, out_channels is a multiple of 32, the stride is 1 or 2 and
  * the kernel at most 7; callers fall back to im2col otherwise. Each output is summed over its
  * taps in order with fused multiply-adds, whatever the split between threads. */
@@ -66,7 +70,7 @@ bool at_conv_direct_supported(const at_conv_geom *g, int out_channels);
 void at_conv_direct_pack(const float *w, int out_channels, int channels, int kernel,
                          bool transposed, int block, float *packed);
 void at_conv_direct(const at_conv_geom *g, int out_channels, const float *x, const float *packed,
-                    const float *bias, bool accumulate, float *y);
+                    const float *bias, at_conv_output output, float *y);
 /* The weight (and bias) gradient of a 3x3 convolution over one padded image, added into `grad`
  * in the packed layout of at_conv_direct_pack and into bias_grad[out_channels] (when not NULL):
  * dyt is the output gradient transposed, [pixels, out_channels]. Each gradient is a sum over the

@@ -107,7 +107,7 @@ static size_t partial_floats(const at_node *node, at_shape in)
 }
 
 /* per worker: one image's columns, or its padded input or padded output gradient */
-static size_t conv_scratch(const at_node *node, const at_shape *in, int max_batch)
+static size_t work_floats(const at_node *node, const at_shape *in)
 {
     if (is_pointwise(node))
         return 0;
@@ -125,6 +125,26 @@ static size_t conv_scratch(const at_node *node, const at_shape *in, int max_batc
         floats = padded_dy > floats ? padded_dy : floats;
     }
     return floats;
+}
+
+/* per worker: the above, then one image's output gradient through a fused ReLU */
+static size_t conv_scratch(const at_node *node, const at_shape *in, int max_batch)
+{
+    return at_round_floats(work_floats(node, in)) + at_shape_numel(node->out);
+}
+
+/* Image i's output gradient; through the fused ReLU's backward when there is one (the values
+ * relu.c's backward writes into a zeroed gradient). */
+static const float *image_dy(const at_layer_ctx *c, int i)
+{
+    const size_t count = at_shape_numel(c->node->out);
+    const float *dyi = c->dy + (size_t)i * count;
+    if (!c->relu_out)
+        return dyi;
+    float *masked = c->scratch + (size_t)at_thread_id() * c->scratch_floats +
+                    at_round_floats(work_floats(c->node, c->in_shape));
+    at_relu_grad_kernel(c->relu_out + (size_t)i * count, dyi, masked, count);
+    return masked;
 }
 
 /* shared: the weights packed for the direct kernel, or the partial weight gradients of every
@@ -184,7 +204,8 @@ static void conv_forward(const at_layer_ctx *c)
                 at_pad_planes(g.channels, g.height, g.width, pad, xi, padded);
                 xi = padded;
             }
-            at_conv_direct(&pg, oc, xi, c->shared, bias, false, c->y + (size_t)i * out_size);
+            at_conv_direct(&pg, oc, xi, c->shared, bias,
+                           c->relu_out ? AT_CONV_SET_RELU : AT_CONV_SET, c->y + (size_t)i * out_size);
         }
         return;
     }
@@ -202,6 +223,9 @@ static void conv_forward(const at_layer_ctx *c)
             for (int o = 0; o < oc; o++)
                 for (int j = 0; j < pixels; j++)
                     yi[(size_t)o * pixels + j] += bias[o];
+        if (c->relu_out) /* ReLU's rule: a NaN passes through */
+            for (size_t j = 0; j < out_size; j++)
+                yi[j] = yi[j] < 0.0f ? 0.0f : yi[j];
     }
 }
 
@@ -212,7 +236,7 @@ static void conv_backward_input(const at_layer_ctx *c)
     const int oc = node->p.conv.out_channels;
     const int ckk = g.channels * g.kernel * g.kernel;
     const int pixels = g.out_height * g.out_width;
-    const size_t in_size = at_shape_numel(c->in_shape[0]), out_size = at_shape_numel(node->out);
+    const size_t in_size = at_shape_numel(c->in_shape[0]);
     const bool pointwise = is_pointwise(node);
     if (direct_backward(node, c->in_shape[0])) {
         const at_conv_geom tg = transposed_geometry(node, c->in_shape[0]);
@@ -220,13 +244,13 @@ static void conv_backward_input(const at_layer_ctx *c)
         pack_weights(c, true);
 #pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
         for (int i = 0; i < c->n; i++) {
-            const float *dyi = c->dy + (size_t)i * out_size;
+            const float *dyi = image_dy(c, i);
             if (q) {
                 float *padded = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
                 at_pad_planes(oc, g.out_height, g.out_width, q, dyi, padded);
                 dyi = padded;
             }
-            at_conv_direct(&tg, g.channels, dyi, c->shared, NULL, true,
+            at_conv_direct(&tg, g.channels, dyi, c->shared, NULL, AT_CONV_ADD,
                            c->dx[0] + (size_t)i * in_size);
         }
         return;
@@ -234,7 +258,7 @@ static void conv_backward_input(const at_layer_ctx *c)
 #pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
     for (int i = 0; i < c->n; i++) {
         float *dcol = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
-        const float *dyi = c->dy + (size_t)i * out_size;
+        const float *dyi = image_dy(c, i);
         float *dxi = c->dx[0] + (size_t)i * in_size;
         if (pointwise) {
             at_gemm(true, false, ckk, pixels, oc, 1.0f, c->w, ckk, dyi, pixels, 1.0f, dxi, pixels);
@@ -254,7 +278,7 @@ static void conv_backward_weights_direct(const at_layer_ctx *c)
     const int oc = node->p.conv.out_channels, pad = g.padding;
     const int ckk = g.channels * g.kernel * g.kernel;
     const int pixels = g.out_height * g.out_width;
-    const size_t in_size = at_shape_numel(c->in_shape[0]), out_size = at_shape_numel(node->out);
+    const size_t in_size = at_shape_numel(c->in_shape[0]);
     const bool bias = node->p.conv.bias;
     const size_t wcount = (size_t)oc * ckk, count = wcount + (bias ? (size_t)oc : 0);
     const size_t stride = partial_floats(node, c->in_shape[0]);
@@ -276,7 +300,7 @@ static void conv_backward_weights_direct(const at_layer_ctx *c)
                     at_pad_planes(g.channels, g.height, g.width, pad, xi, padded);
                     xi = padded;
                 }
-                at_transpose(oc, pixels, c->dy + (size_t)i * out_size, dyt);
+                at_transpose(oc, pixels, image_dy(c, i), dyt);
                 at_conv_direct_weight_grad(&pg, oc, xi, dyt, partial, bias ? partial + wcount : NULL);
             }
         }
@@ -298,7 +322,7 @@ static void conv_backward_weights(const at_layer_ctx *c)
     const int oc = node->p.conv.out_channels;
     const int ckk = g.channels * g.kernel * g.kernel;
     const int pixels = g.out_height * g.out_width;
-    const size_t in_size = at_shape_numel(c->in_shape[0]), out_size = at_shape_numel(node->out);
+    const size_t in_size = at_shape_numel(c->in_shape[0]);
     const bool pointwise = is_pointwise(node), bias = node->p.conv.bias;
     const size_t wcount = (size_t)oc * ckk, count = wcount + (bias ? (size_t)oc : 0);
     const size_t stride = partial_floats(node, c->in_shape[0]);
@@ -315,7 +339,7 @@ static void conv_backward_weights(const at_layer_ctx *c)
                 memset(partial, 0, count * sizeof(float));
             for (int i = first; i < last; i++) {
                 const float *xi = c->x[0] + (size_t)i * in_size;
-                const float *dyi = c->dy + (size_t)i * out_size;
+                const float *dyi = image_dy(c, i);
                 if (!pointwise) {
                     at_im2col(&g, xi, col);
                     xi = col;
@@ -355,6 +379,7 @@ static void conv_backward(const at_layer_ctx *c)
 const at_layer_ops at_layer_conv2d = {
     .name = "conv2d",
     .backward_reads = AT_READS_INPUT_FOR_WEIGHTS,
+    .fuses_relu = true,
     .scratch_floats = conv_scratch,
     .shared_floats = conv_shared,
     .forward = conv_forward,
