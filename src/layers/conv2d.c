@@ -306,6 +306,7 @@ static void conv_backward_weights_direct(const at_layer_ctx *c)
         }
 #pragma omp for schedule(static)
         for (size_t j = 0; j < count; j++) {
+            /* weight j = (o, c, ky, kx) sits at [o / 32][c, ky, kx][o % 32] (at_conv_direct_pack) */
             size_t o = j / ckk, packed = j < wcount ? ((o / 32) * ckk + j % ckk) * 32 + o % 32 : j;
             float s = c->dw[j];
             for (int u = 0; u < units; u++)
