@@ -33,6 +33,7 @@ ap.add_argument("--eps", type=float, default=0.1)
 ap.add_argument("--lr", type=float, default=0.05)
 ap.add_argument("--replays", type=int, default=4)
 ap.add_argument("--seed", type=int, default=0)
+ap.add_argument("--awp-warmup", type=int, default=0, help="pgd-at-awp: first epoch (0-based) with AWP")
 ap.add_argument("--json")
 a = ap.parse_args()
 torch.set_num_threads(2)
@@ -151,7 +152,8 @@ for epoch in range(passes):
             if m in ("pgd-at", "pgd-at-awp"):
                 model.train()
                 xa = pgd(model, xb, yb, 10, EPS / 4)
-                if m == "pgd-at-awp":  # Wu et al.: proxy ascent, per-layer relative perturbation
+                awp_now = m == "pgd-at-awp" and epoch >= a.awp_warmup
+                if awp_now:  # Wu et al.: proxy ascent, per-layer relative perturbation
                     proxy.load_state_dict(model.state_dict())
                     proxy.train()
                     popt = torch.optim.SGD(proxy.parameters(), lr=0.01)
@@ -210,7 +212,7 @@ for epoch in range(passes):
             else:
                 loss.backward()
             opt.step()
-            if m == "pgd-at-awp":
+            if m == "pgd-at-awp" and awp_now:
                 with torch.no_grad():
                     for n_, p in model.named_parameters():
                         if n_ in diffs:
