@@ -114,8 +114,8 @@ int at_attack_create(at_attack **out, const char *name, at_model *model, int max
     int c, h, w;
     at_model_input_shape(model, &c, &h, &w);
     a->image = (size_t)c * h * w;
-    /* a forward-only pass reuses its activation buffers layer after layer: less memory, and
-     * a working set that stays in cache */
+    /* a gradient-free attack gets a forward-only pass: its activation buffers are reused layer
+     * after layer, which takes less memory (no measurable change in speed) */
     int status = at_pass_create(&a->pass, model, max_batch,
                                 ops->gradient_free ? AT_PASS_FORWARD_ONLY : AT_PASS_NO_WEIGHT_GRADS,
                                 err);
