@@ -106,24 +106,79 @@ static void sort_pairs(sort_pair *v, size_t n)
  * or, when no point of the box reaches the hyperplane, return the corner of the box that lowers
  * w.z the most. First w and c are negated when c < 0, so c >= 0 and w.z has to go down by c;
  * coordinate j then moves towards 0 when w_j > 0 and towards 1 when w_j < 0. The authors search
- * the sorted breakpoints by bisection over a batch; one example at a time a linear scan over the
- * sorted breakpoints finds the same segment. */
+ * the sorted breakpoints by bisection over a batch; one example at a time, a selection (Linf,
+ * L2) or a scan over the sorted ratios (L1) finds the same segment. */
+
+/* Linf and L2 both come down to one equation: find lambda >= 0 with
+ *   F(lambda) = sum_j a_j min(lambda, b_j) = c,   a_j >= 0,
+ * F increasing and piecewise linear with its breakpoints at the b_j. On the segment holding the
+ * solution, F(lambda) = S lambda + R, S the sum of a_j over the b_j above the solution and R the
+ * sum of a_j b_j over the others. Sorting the b_j finds that segment in O(n log n); a quickselect
+ * over the breakpoints finds it in O(n) expected time (the same reduction as the linear-time
+ * projections onto the simplex, Duchi et al., ICML 2008): take a pivot breakpoint p, evaluate
+ * F(p) from the terms still undecided plus the sums of those decided; F(p) > c puts the
+ * solution below p, so every term with b_j >= p is capped (goes to S), otherwise every term with
+ * b_j <= p is below the solution (goes to R); the rest is searched again. The terms are
+ * reordered in place. Returns (c - R) / S, or the largest breakpoint when every term ended in R
+ * (F reaches c exactly at its last breakpoint). */
+typedef struct capped_term {
+    double key, weight; /* b_j, a_j */
+} capped_term;
+_Static_assert(sizeof(capped_term) == sizeof(sort_pair), "both share the sorting scratch");
+
+static double solve_capped_sum(capped_term *v, size_t n, double c)
+{
+    double capped_weight = 0.0, below_sum = 0.0, last_below = 0.0; /* S, R */
+    while (n > 0) {
+        /* median of three keys as the pivot */
+        double a = v[0].key, b = v[n / 2].key, z = v[n - 1].key;
+        double p = a < b ? (b < z ? b : (a < z ? z : a)) : (a < z ? a : (b < z ? z : b));
+        /* three-way partition: [0, lt) below p, [lt, i) equal, (gt, n) above */
+        size_t lt = 0, i = 0, gt = n;
+        double sum_ab_below = 0.0, sum_ab_equal = 0.0, sum_a_equal = 0.0, sum_a_above = 0.0;
+        while (i < gt) {
+            capped_term t = v[i];
+            if (t.key < p) {
+                sum_ab_below += t.weight * t.key;
+                v[i++] = v[lt];
+                v[lt++] = t;
+            } else if (t.key > p) {
+                sum_a_above += t.weight;
+                v[i] = v[--gt];
+                v[gt] = t;
+            } else {
+                sum_ab_equal += t.weight * t.key;
+                sum_a_equal += t.weight;
+                i++;
+            }
+        }
+        double f = (capped_weight + sum_a_equal + sum_a_above) * p + below_sum + sum_ab_below;
+        if (f > c) { /* the solution lies below p */
+            capped_weight += sum_a_equal + sum_a_above;
+            n = lt;
+        } else {
+            below_sum += sum_ab_below + sum_ab_equal;
+            last_below = p;
+            v += gt;
+            n -= gt;
+        }
+    }
+    return capped_weight > 0.0 ? (c - below_sum) / capped_weight : last_below;
+}
 
 /* Linf: moving every coordinate by up to lambda lowers w.z by D(lambda) = sum_j |w_j| min(lambda,
- * p_j), p_j the room from t_j to its face; D is increasing and piecewise linear with breakpoints
- * at the p_j. Sorted by p descending, D(p_(q)) = S_q p_(q) + R_q with S_q the sum of |w| over the
- * first q+1 and R_q the sum of |w| p over the rest. Find the last q with D(p_(q)) > c and solve
- * S_q lambda + R_q = c on that segment; if even the smallest p exceeds lambda = c / sum |w|, no
- * coordinate meets the box. */
+ * p_j), p_j the room from t_j to its face: the capped sum above with a_j = |w_j|, b_j = p_j. If
+ * even the smallest p exceeds lambda = c / sum |w|, no coordinate meets the box. */
 static void project_linf(const float *t, const float *w, double c, size_t n, float *d,
-                         sort_pair *sorted)
+                         sort_pair *scratch)
 {
+    capped_term *terms = (capped_term *)scratch;
     const double sign = c >= 0.0 ? 1.0 : -1.0;
     c = fabs(c);
     double reach = 0.0, w_sum = 0.0, room_min = INFINITY;
     for (size_t j = 0; j < n; j++) {
         double wj = sign * w[j], room = wj < 0.0 ? 1.0 - t[j] : t[j];
-        sorted[j] = (sort_pair){room, (int32_t)j};
+        terms[j] = (capped_term){room, fabs(wj)};
         reach += fabs(wj) * room;
         w_sum += fabs(wj);
         room_min = room < room_min ? room : room_min;
@@ -131,23 +186,8 @@ static void project_linf(const float *t, const float *w, double c, size_t n, flo
     }
     if (!(reach > c))
         return; /* out of reach: the corner */
-    double lambda;
-    if (w_sum * room_min > c) {
-        lambda = c / w_sum; /* no coordinate is clipped by the box */
-    } else {
-        sort_pairs(sorted, n);
-        double s = 0.0, rest = reach, s_at = 0.0, rest_at = 0.0;
-        for (size_t q = n; q-- > 0;) { /* by room, largest first */
-            double aw = fabs((double)w[sorted[q].index]), p = sorted[q].key;
-            s += aw;
-            rest -= aw * p;
-            if (!(s * p + rest > c))
-                break;
-            s_at = s;
-            rest_at = rest;
-        }
-        lambda = s_at > 0.0 ? (c - rest_at) / s_at : 0.0;
-    }
+    double lambda = w_sum * room_min > c ? c / w_sum /* no coordinate is clipped by the box */
+                                         : solve_capped_sum(terms, n, c);
     lambda = lambda > 0.0 ? lambda : 0.0;
     for (size_t j = 0; j < n; j++) {
         double wj = sign * w[j];
@@ -160,13 +200,12 @@ static void project_linf(const float *t, const float *w, double c, size_t n, flo
 
 /* L2: the KKT conditions give d_j = clip(-lambda w_j) to the box, lambda >= 0. Coordinate j
  * reaches its face at lambda = r_j, so w.d = -G(lambda) with G(lambda) = sum_j w_j^2 min(lambda,
- * r_j), increasing and piecewise linear. If G(r_min) > c no face is met: d = -c w / ||w||^2. If
- * G(inf) < c the hyperplane is out of reach. Otherwise walk the sorted r: between r_(k) and
- * r_(k+1) G grows with slope W_k = sum of w^2 over the coordinates not yet at their face; find
- * the last k with G(r_(k)) < c and solve G(r_(k)) + (lambda - r_(k)) W_k = c. */
+ * r_j): the capped sum above with a_j = w_j^2, b_j = r_j. If G(r_min) > c no face is met: d =
+ * -c w / ||w||^2. If G(inf) < c the hyperplane is out of reach. */
 static void project_l2(const float *t, const float *w, double c, size_t n, float *d,
-                       sort_pair *sorted)
+                       sort_pair *scratch)
 {
+    capped_term *terms = (capped_term *)scratch;
     const double sign = c >= 0.0 ? 1.0 : -1.0;
     c = fabs(c);
     double w2_sum = 0.0, reach = 0.0, r_min = INFINITY;
@@ -179,7 +218,7 @@ static void project_l2(const float *t, const float *w, double c, size_t n, float
             continue;
         }
         double r = fmin(face / -wj, 1e12);
-        sorted[count++] = (sort_pair){r, (int32_t)j};
+        terms[count++] = (capped_term){r, wj * wj};
         r_min = r < r_min ? r : r_min;
         reach += wj * wj * r;
         d[j] = (float)face; /* at the face */
@@ -192,21 +231,7 @@ static void project_l2(const float *t, const float *w, double c, size_t n, float
     } else {
         if (c > reach)
             return; /* out of reach: every coordinate at its face */
-        sort_pairs(sorted, count);
-        double r0 = sorted[0].key, w0 = w[sorted[0].index];
-        double g = w2_sum * r0, slope = w2_sum - w0 * w0;
-        double g_at = g, r_at = r0, slope_at = slope;
-        for (size_t k = 0; k + 1 < count; k++) {
-            double wn = w[sorted[k + 1].index];
-            g += (sorted[k + 1].key - sorted[k].key) * slope;
-            if (!(g < c))
-                break;
-            slope -= wn * wn;
-            g_at = g;
-            r_at = sorted[k + 1].key;
-            slope_at = slope;
-        }
-        lambda = slope_at > 0.0 ? r_at + (c - g_at) / slope_at : r_at;
+        lambda = solve_capped_sum(terms, count, c);
     }
     for (size_t j = 0; j < n; j++) {
         double wj = sign * w[j], face = wj > 0.0 ? -(double)t[j] : 1.0 - t[j];
