@@ -2,7 +2,7 @@
  * product against the double-precision triple loop, im2col against its defining formula and
  * col2im as its adjoint, and the multi-versioned element-wise loops and 2x2 max pooling against
  * plain loops written from their comments (bit for bit: they do no reassociated sums), and the
- * direct convolution against its defining sums. */
+ * direct and Winograd convolutions against their defining sums. */
 #include "test.h"
 
 #include "advtrain.h"
@@ -237,21 +237,134 @@ TEST(maxpool_matches_plain_loop)
     }
 }
 
-/* The direct convolution (forward, accumulating forward, input gradient through the transposed
- * packing, weight and bias gradients) against the defining sums in double precision, on shapes
- * whose rows split into runs of every kind (1 to 12 pixels), with stride 2, padding and 5x5. */
+/* The direct and Winograd convolutions (forward, accumulating forward, input gradient through
+ * the transposed packing; the direct kernel's weight and bias gradients) against the defining
+ * sums in double precision, on shapes whose rows split into runs of every kind (1 to 12 pixels or
+ * tiles), with stride 2, padding and 5x5. */
 typedef struct direct_case {
     int channels, height, width, kernel, stride, padding, out_channels;
 } direct_case;
 
-static double max_error(const float *a, const double *ref, size_t n)
+/* The two kernels behind one signature. */
+typedef struct conv_kernel {
+    const char *name;
+    bool (*supported)(const at_conv_geom *g, int out_channels);
+    size_t packed_per_weight; /* floats of packed weights per weight of a 3x3 kernel: 9 or 16 */
+    void (*pack)(const float *w, int out_channels, int channels, int kernel, bool transposed,
+                 int block, float *packed);
+    void (*run)(const at_conv_geom *g, int out_channels, const float *x, const float *packed,
+                const float *bias, at_conv_output output, float *y);
+} conv_kernel;
+
+static void winograd_pack(const float *w, int out_channels, int channels, int kernel,
+                          bool transposed, int block, float *packed)
+{
+    at_conv_winograd_pack(w, out_channels, channels, transposed, block, packed);
+}
+
+static void winograd_run(const at_conv_geom *g, int out_channels, const float *x,
+                         const float *packed, const float *bias, at_conv_output output, float *y)
+{
+    float *work = malloc(sizeof(float) * at_conv_winograd_work_floats(g));
+    at_conv_winograd(g, out_channels, x, packed, bias, output, y, work);
+    free(work);
+}
+
+static const conv_kernel kernels[2] = {
+    {"direct", at_conv_direct_supported, 9, at_conv_direct_pack, at_conv_direct},
+    {"winograd", at_conv_winograd_supported, 16, winograd_pack, winograd_run},
+};
+
+/* The largest error relative to the size of the sum: |a - ref| / (sum of |terms|), which float
+ * rounding keeps to a few units of 6e-8 times the square root of the number of terms. */
+static double max_error(const float *a, const double *ref, const double *size, size_t n)
 {
     double worst = 0.0;
     for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - ref[i]);
+        double d = fabs((double)a[i] - ref[i]) / (size[i] + 1e-30);
         worst = d > worst || d != d ? d : worst;
     }
     return worst;
+}
+
+/* The defining sums of one case and the sums of their terms' magnitudes: forward without bias,
+ * input gradient, weight and bias gradient. */
+typedef struct conv_sums {
+    double *y, *dx, *dw, *y_size, *dx_size, *dw_size;
+} conv_sums;
+
+/* Forward (plain, through ReLU, accumulating) and, for stride 1, the input gradient of one case
+ * through one kernel, against the defining sums. Returns the forward error, or -1 when the
+ * kernel does not take the case. */
+static double check_kernel(const conv_kernel *kern, const direct_case *t, const char *label,
+                           const float *x, const float *w, const float *bias, const float *dy,
+                           const conv_sums *r, double tol, at_rng *rng)
+{
+    const int C = t->channels, H = t->height, W = t->width, k = t->kernel, s = t->stride;
+    const int p = t->padding, O = t->out_channels;
+    const int OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
+    const size_t nx = (size_t)C * H * W, ny = (size_t)O * OH * OW, pixels = (size_t)OH * OW;
+    const size_t npacked = (size_t)O * C * (k == 3 ? kern->packed_per_weight : (size_t)k * k);
+    const at_conv_geom pg = {C, H + 2 * p, W + 2 * p, k, s, 0, OH, OW};
+    if (!kern->supported(&pg, O))
+        return -1.0;
+    float *xp = malloc(sizeof(float) * (size_t)C * pg.height * pg.width);
+    float *packed = malloc(sizeof(float) * npacked), *y = malloc(sizeof(float) * ny);
+    float *yr = malloc(sizeof(float) * ny);
+    double *want = malloc(sizeof(double) * (ny > nx ? ny : nx));
+    double *size = malloc(sizeof(double) * (ny > nx ? ny : nx));
+    at_pad_planes(C, H, W, p, x, xp);
+    for (int b = 0; b < O / 32; b++)
+        kern->pack(w, O, C, k, false, b, packed);
+    for (size_t i = 0; i < ny; i++)
+        y[i] = NAN; /* a plain forward must not read y */
+    kern->run(&pg, O, xp, packed, bias, AT_CONV_SET, y);
+    for (size_t i = 0; i < ny; i++) {
+        want[i] = r->y[i] + bias[i / pixels];
+        size[i] = r->y_size[i] + fabs(bias[i / pixels]);
+    }
+    double e_fwd = max_error(y, want, size, ny);
+    kern->run(&pg, O, xp, packed, bias, AT_CONV_SET_RELU, yr);
+    int relu_wrong = 0; /* the same sums, through ReLU's rule */
+    for (size_t i = 0; i < ny; i++)
+        relu_wrong += memcmp(&yr[i], y[i] < 0.0f ? &(float){0.0f} : &y[i], sizeof(float)) != 0;
+    if (relu_wrong)
+        TEST_FAIL_("%s conv %s: %d outputs with ReLU differ from relu(output)", kern->name, label,
+                   relu_wrong);
+    fill(y, ny, rng);
+    for (size_t i = 0; i < ny; i++) {
+        want[i] = r->y[i] + y[i];
+        size[i] = r->y_size[i] + fabs(y[i]);
+    }
+    kern->run(&pg, O, xp, packed, bias, AT_CONV_ADD, y); /* y += conv, the bias ignored */
+    double e_acc = max_error(y, want, size, ny);
+    if (!(e_fwd <= tol && e_acc <= tol))
+        TEST_FAIL_("%s conv %s: forward error %g, accumulating %g", kern->name, label, e_fwd, e_acc);
+
+    if (s == 1 && p < k) { /* the input gradient as the transposed convolution */
+        const int q = k - 1 - p;
+        const at_conv_geom tg = {O, OH + 2 * q, OW + 2 * q, k, 1, 0, H, W};
+        if (kern->supported(&tg, C)) {
+            float *dyp = malloc(sizeof(float) * (size_t)O * tg.height * tg.width);
+            float *dx = malloc(sizeof(float) * nx);
+            at_pad_planes(O, OH, OW, q, dy, dyp);
+            for (int b = 0; b < C / 32; b++)
+                kern->pack(w, O, C, k, true, b, packed);
+            fill(dx, nx, rng);
+            for (size_t i = 0; i < nx; i++) {
+                want[i] = r->dx[i] + dx[i];
+                size[i] = r->dx_size[i] + fabs(dx[i]);
+            }
+            kern->run(&tg, C, dyp, packed, NULL, AT_CONV_ADD, dx);
+            double e = max_error(dx, want, size, nx);
+            if (!(e <= tol))
+                TEST_FAIL_("%s conv %s: input gradient error %g", kern->name, label, e);
+            free(dyp);
+            free(dx);
+        }
+    }
+    free(xp), free(packed), free(y), free(yr), free(want), free(size);
+    return e_fwd;
 }
 
 static void check_direct_case(const direct_case *t, at_rng *rng)
@@ -261,15 +374,14 @@ static void check_direct_case(const direct_case *t, at_rng *rng)
     const int OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
     const size_t nx = (size_t)C * H * W, ny = (size_t)O * OH * OW, nw = (size_t)O * C * kk;
     const at_conv_geom pg = {C, H + 2 * p, W + 2 * p, k, s, 0, OH, OW};
-    const double tol = 1e-5 * (1 + C * kk + O * kk + OH * OW);
+    const double tol = 2e-6;
     float *x = malloc(sizeof(float) * nx), *w = malloc(sizeof(float) * nw);
     float *bias = malloc(sizeof(float) * O), *dy = malloc(sizeof(float) * ny);
     float *xp = malloc(sizeof(float) * (size_t)C * pg.height * pg.width);
-    float *packed = malloc(sizeof(float) * nw), *y = malloc(sizeof(float) * ny);
-    float *dx = malloc(sizeof(float) * nx), *gw = malloc(sizeof(float) * (nw + O));
-    float *dyt = malloc(sizeof(float) * ny);
-    double *ry = calloc(ny, sizeof(double)), *rdx = calloc(nx, sizeof(double));
-    double *rgw = calloc(nw + O, sizeof(double));
+    float *gw = malloc(sizeof(float) * (nw + O)), *dyt = malloc(sizeof(float) * ny);
+    conv_sums r = {calloc(ny, sizeof(double)), calloc(nx, sizeof(double)),
+                   calloc(nw + O, sizeof(double)), calloc(ny, sizeof(double)),
+                   calloc(nx, sizeof(double)), calloc(nw + O, sizeof(double))};
     fill(x, nx, rng);
     fill(w, nw, rng);
     fill(bias, O, rng);
@@ -287,93 +399,60 @@ static void check_direct_case(const direct_case *t, at_rng *rng)
                                 continue;
                             size_t xi = ((size_t)c * H + iy) * W + ix;
                             size_t wi = (((size_t)o * C + c) * k + ky) * k + kx;
-                            ry[yi] += (double)w[wi] * x[xi];
-                            rdx[xi] += (double)w[wi] * dy[yi];
-                            rgw[wi] += (double)dy[yi] * x[xi];
+                            r.y[yi] += (double)w[wi] * x[xi];
+                            r.dx[xi] += (double)w[wi] * dy[yi];
+                            r.dw[wi] += (double)dy[yi] * x[xi];
+                            r.y_size[yi] += fabs((double)w[wi] * x[xi]);
+                            r.dx_size[xi] += fabs((double)w[wi] * dy[yi]);
+                            r.dw_size[wi] += fabs((double)dy[yi] * x[xi]);
                         }
-                rgw[nw + o] += dy[yi];
+                r.dw[nw + o] += dy[yi];
+                r.dw_size[nw + o] += fabs(dy[yi]);
             }
     char label[96];
     snprintf(label, sizeof label, "C%d %dx%d k%d s%d p%d O%d", C, H, W, k, s, p, O);
+    double e_direct = check_kernel(&kernels[0], t, label, x, w, bias, dy, &r, tol, rng);
+    double e_winograd = check_kernel(&kernels[1], t, label, x, w, bias, dy, &r, tol, rng);
+    CHECK(e_direct >= 0.0); /* every case is one the direct kernel takes */
 
-    at_pad_planes(C, H, W, p, x, xp);
-    for (int b = 0; b < O / 32; b++)
-        at_conv_direct_pack(w, O, C, k, false, b, packed);
-    for (size_t i = 0; i < ny; i++)
-        y[i] = NAN; /* a plain forward must not read y */
-    at_conv_direct(&pg, O, xp, packed, bias, AT_CONV_SET, y);
-    for (size_t i = 0; i < ny; i++)
-        ry[i] += bias[i / ((size_t)OH * OW)];
-    double e_fwd = max_error(y, ry, ny);
-    float *yr = malloc(sizeof(float) * ny);
-    at_conv_direct(&pg, O, xp, packed, bias, AT_CONV_SET_RELU, yr);
-    int relu_wrong = 0; /* the same sums, through ReLU's rule */
-    for (size_t i = 0; i < ny; i++)
-        relu_wrong += memcmp(&yr[i], y[i] < 0.0f ? &(float){0.0f} : &y[i], sizeof(float)) != 0;
-    if (relu_wrong)
-        TEST_FAIL_("direct conv %s: %d outputs with ReLU differ from relu(output)", label, relu_wrong);
-    free(yr);
-    fill(y, ny, rng);
-    for (size_t i = 0; i < ny; i++)
-        ry[i] += (double)y[i] - bias[i / ((size_t)OH * OW)];
-    at_conv_direct(&pg, O, xp, packed, bias, AT_CONV_ADD, y); /* y += conv, the bias ignored */
-    double e_acc = max_error(y, ry, ny);
-    if (!(e_fwd <= tol && e_acc <= tol))
-        TEST_FAIL_("direct conv %s: forward error %g, accumulating %g", label, e_fwd, e_acc);
-
-    if (s == 1 && p < k) { /* the input gradient as the transposed convolution */
-        const int q = k - 1 - p;
-        const at_conv_geom tg = {O, OH + 2 * q, OW + 2 * q, k, 1, 0, H, W};
-        float *dyp = malloc(sizeof(float) * (size_t)O * tg.height * tg.width);
-        float *tpacked = malloc(sizeof(float) * nw);
-        at_pad_planes(O, OH, OW, q, dy, dyp);
-        REQUIRE(at_conv_direct_supported(&tg, C) == (C % 32 == 0));
-        if (C % 32 == 0) {
-            for (int b = 0; b < C / 32; b++)
-                at_conv_direct_pack(w, O, C, k, true, b, tpacked);
-            fill(dx, nx, rng);
-            for (size_t i = 0; i < nx; i++)
-                rdx[i] += dx[i];
-            at_conv_direct(&tg, C, dyp, tpacked, NULL, AT_CONV_ADD, dx);
-            double e = max_error(dx, rdx, nx);
-            if (!(e <= tol))
-                TEST_FAIL_("direct conv %s: input gradient error %g", label, e);
-        }
-        free(dyp);
-        free(tpacked);
-    }
-    if (k == 3) { /* weight and bias gradients, added to what the buffers hold */
+    if (k == 3) { /* the direct kernel's weight and bias gradients, added to what the buffers hold */
         float *start = malloc(sizeof(float) * (nw + O));
         fill(start, nw + O, rng);
         for (int b = 0; b < O / 32; b++)
             at_conv_direct_pack(start, O, C, k, false, b, gw);
         memcpy(gw + nw, start + nw, sizeof(float) * O);
+        at_pad_planes(C, H, W, p, x, xp);
         at_transpose(O, OH * OW, dy, dyt);
         at_conv_direct_weight_grad(&pg, O, xp, dyt, gw, gw + nw);
-        double *rpacked = malloc(sizeof(double) * (nw + O));
-        for (int o = 0; o < O; o++)
-            for (int j = 0; j < C * kk; j++) /* the packed layout: [o / 32][c, ky, kx][o % 32] */
-                rpacked[((size_t)(o / 32) * C * kk + j) * 32 + o % 32] =
-                    rgw[(size_t)o * C * kk + j] + start[(size_t)o * C * kk + j];
-        for (int o = 0; o < O; o++)
-            rpacked[nw + o] = rgw[nw + o] + start[nw + o];
-        double e = max_error(gw, rpacked, nw + O);
+        double *rpacked = malloc(sizeof(double) * (nw + O)), *size = malloc(sizeof(double) * (nw + O));
+        for (size_t j = 0; j < nw + O; j++) {
+            /* the packed layout: [o / 32][c, ky, kx][o % 32], then the bias */
+            size_t o = j / ((size_t)C * kk), at = j < nw ? ((o / 32) * C * kk + j % (C * kk)) * 32 + o % 32 : j;
+            rpacked[at] = r.dw[j] + start[j];
+            size[at] = r.dw_size[j] + fabs(start[j]);
+        }
+        double e = max_error(gw, rpacked, size, nw + O);
         if (!(e <= tol))
             TEST_FAIL_("direct conv %s: weight gradient error %g", label, e);
         free(start);
         free(rpacked);
+        free(size);
     }
-    printf("  direct conv %-26s forward error %.1e\n", label, e_fwd);
-    free(x), free(w), free(bias), free(dy), free(xp), free(packed), free(y), free(dx), free(gw);
-    free(dyt), free(ry), free(rdx), free(rgw);
+    if (e_winograd >= 0.0)
+        printf("  conv %-26s forward error: direct %.1e, winograd %.1e\n", label, e_direct,
+               e_winograd);
+    else
+        printf("  conv %-26s forward error: direct %.1e\n", label, e_direct);
+    free(x), free(w), free(bias), free(dy), free(xp), free(gw), free(dyt);
+    free(r.y), free(r.dx), free(r.dw), free(r.y_size), free(r.dx_size), free(r.dw_size);
 }
 
-TEST(direct_convolution_matches_its_definition)
+TEST(direct_and_winograd_convolutions_match_their_definition)
 {
     static const direct_case cases[] = {
         {1, 28, 28, 3, 1, 0, 32},  /* rows of 26: runs 9 + 9 + 8 */
-        {32, 26, 26, 3, 1, 0, 32}, /* 24: 12 + 12 */
-        {32, 12, 12, 3, 1, 0, 64}, /* 10 */
+        {32, 26, 26, 3, 1, 0, 32}, /* 24: 12 + 12; Winograd: 144 tiles in runs of 12 */
+        {32, 12, 12, 3, 1, 0, 64}, /* 10; Winograd: 25 tiles, 9 + 8 + 8, two blocks */
         {4, 6, 17, 3, 1, 1, 32},   /* 17: 9 + 8, padded */
         {3, 9, 13, 3, 2, 1, 64},   /* stride 2: 7 */
         {2, 7, 30, 5, 1, 2, 32},   /* 5x5: 10 + 10 + 10 */
@@ -381,17 +460,29 @@ TEST(direct_convolution_matches_its_definition)
         {64, 5, 5, 3, 1, 1, 32},   /* input gradient to 64 channels */
         {2, 5, 5, 1, 2, 0, 32},    /* 1x1 stride 2 */
         {3, 4, 1, 3, 1, 1, 32},    /* one-pixel rows */
+        {16, 6, 36, 3, 1, 1, 32},  /* Winograd: 18 tiles a row (two vectors), 54 tiles */
+        {64, 4, 4, 3, 1, 1, 64},   /* Winograd: 4 tiles, input gradient to 64 channels */
+        {32, 2, 2, 3, 1, 1, 32},   /* Winograd: a single tile */
     };
     at_conv_geom probe = {1, 3, 3, 3, 1, 0, 1, 1};
     if (!at_conv_direct_supported(&probe, 32)) {
-        printf("  NOT TESTED HERE: this processor has no AVX-512, so the direct convolution never "
-               "runs; the im2col path (tested above) is the one in use\n");
+        printf("  NOT TESTED HERE: this processor has no AVX-512, so neither the direct nor the "
+               "Winograd convolution ever runs; the im2col path (tested above) is the one in use\n");
         return;
     }
     at_rng rng;
     at_rng_seed(&rng, 5);
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        check_direct_case(&cases[i], &rng);
+    int winograd_cases = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const direct_case *t = &cases[i];
+        const int oh = (t->height + 2 * t->padding - t->kernel) / t->stride + 1;
+        const int ow = (t->width + 2 * t->padding - t->kernel) / t->stride + 1;
+        const at_conv_geom pg = {t->channels, t->height + 2 * t->padding, t->width + 2 * t->padding,
+                                 t->kernel, t->stride, 0, oh, ow};
+        winograd_cases += at_conv_winograd_supported(&pg, t->out_channels);
+        check_direct_case(t, &rng);
+    }
+    CHECK_EQ_INT(winograd_cases, 5);
 }
 
 TEST(transpose_matches_plain_loop)
@@ -419,4 +510,4 @@ TEST(transpose_matches_plain_loop)
 
 TEST_MAIN(TEST_ENTRY(gemm_matches_reference), TEST_ENTRY(transpose_matches_plain_loop), TEST_ENTRY(im2col_matches_its_definition),
           TEST_ENTRY(col2im_is_the_adjoint_of_im2col), TEST_ENTRY(elementwise_kernels_match_plain_loops),
-          TEST_ENTRY(maxpool_matches_plain_loop), TEST_ENTRY(direct_convolution_matches_its_definition))
+          TEST_ENTRY(maxpool_matches_plain_loop), TEST_ENTRY(direct_and_winograd_convolutions_match_their_definition))

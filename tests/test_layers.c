@@ -42,7 +42,8 @@ static int conv_k1s1(at_model *m, int x) { return at_add_conv2d(m, x, "conv", 5,
 static int conv_k1s2(at_model *m, int x) { return at_add_conv2d(m, x, "conv", 4, 1, 2, 0, false); }
 static int conv_k5s1p2(at_model *m, int x) { return at_add_conv2d(m, x, "conv", 2, 5, 1, 2, true); }
 static int conv_k2s3p1(at_model *m, int x) { return at_add_conv2d(m, x, "conv", 3, 2, 3, 1, true); }
-/* multiples of 32 channels: the direct kernels where the processor has them */
+/* multiples of 32 channels: the direct kernels where the processor has them (Winograd for the
+ * forward and input gradient of the 3x3 stride-1 one when its output size is even) */
 static int conv_direct_k3s1p1(at_model *m, int x) { return at_add_conv2d(m, x, "conv", 32, 3, 1, 1, true); }
 static int conv_direct_k3s2p1(at_model *m, int x) { return at_add_conv2d(m, x, "conv", 64, 3, 2, 1, false); }
 
@@ -55,6 +56,7 @@ TEST(conv2d_gradients)
     check_layer("conv k5 s1 p2", 2, 5, 6, conv_k5s1p2, AT_BN_TRAIN);
     check_layer("conv k2 s3 p1", 2, 8, 7, conv_k2s3p1, AT_BN_TRAIN);
     check_layer("conv 32->32 k3 s1 p1 bias", 32, 5, 6, conv_direct_k3s1p1, AT_BN_TRAIN);
+    check_layer("conv 32->32 k3 s1 p1 bias, even size", 32, 6, 4, conv_direct_k3s1p1, AT_BN_TRAIN);
     check_layer("conv 3->64 k3 s2 p1", 3, 7, 7, conv_direct_k3s2p1, AT_BN_TRAIN);
 }
 

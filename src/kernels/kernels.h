@@ -77,6 +77,19 @@ void at_conv_direct(const at_conv_geom *g, int out_channels, const float *x, con
  * pixels in order. Supported as at_conv_direct_supported says, for kernel 3. */
 void at_conv_direct_weight_grad(const at_conv_geom *g, int out_channels, const float *x,
                                 const float *dyt, float *grad, float *bias_grad);
+/* Winograd F(2x2, 3x3) convolution (conv_winograd.c), the same sums as at_conv_direct with 4
+ * multiplications per output and input channel instead of 9. Supported when at_conv_direct is,
+ * for kernel 3, stride 1, even output height and width and input channels a multiple of 16. The
+ * weights are packed as G g G^T (16 floats per output and input channel, out_channels * channels
+ * * 16 in all), one block of 32 outputs per call; `transposed` as for at_conv_direct_pack. Each
+ * call needs at_conv_winograd_work_floats(g) floats of scratch `work`. Each output is computed
+ * in the same order whatever the split between threads. */
+bool at_conv_winograd_supported(const at_conv_geom *g, int out_channels);
+size_t at_conv_winograd_work_floats(const at_conv_geom *g);
+void at_conv_winograd_pack(const float *w, int out_channels, int channels, bool transposed,
+                           int block, float *packed);
+void at_conv_winograd(const at_conv_geom *g, int out_channels, const float *x, const float *packed,
+                      const float *bias, at_conv_output output, float *y, float *work);
 /* t[j, i] = a[i, j] for a row-major [rows, cols] matrix. */
 void at_transpose(int rows, int cols, const float *a, float *t);
 /* padded[c] = the plane x[c] of height x width with `pad` zeros on every side. */

@@ -13,9 +13,12 @@
  * the forward convolves the padded input directly; the input gradient of a stride-1 convolution
  * is the convolution of the output gradient padded by k - 1 - p with the flipped,
  * channel-transposed weights; the weight gradient of a 3x3 convolution is summed pixel by pixel
- * from the input and the transposed output gradient (same units, same order of addition). The
- * two paths round differently, so results are reproducible for a given processor, whatever the
- * thread count, but not between processors with and without AVX-512.
+ * from the input and the transposed output gradient (same units, same order of addition). A 3x3
+ * stride-1 convolution with a multiple of 16 input channels and an even output size runs its forward
+ * and input gradient through Winograd's F(2x2, 3x3) (kernels/conv_winograd.c) instead, 4
+ * multiplications per output where the direct kernel does 9. The paths round differently, so
+ * results are reproducible for a given processor, whatever the thread count, but not between
+ * processors with and without AVX-512.
  */
 #include "graph/graph.h"
 #include "kernels/kernels.h"
@@ -87,6 +90,12 @@ static bool direct_forward(const at_node *node, at_shape in)
     return !is_pointwise(node) && at_conv_direct_supported(&g, node->p.conv.out_channels);
 }
 
+static bool winograd_forward(const at_node *node, at_shape in)
+{
+    at_conv_geom g = padded_geometry(node, in);
+    return at_conv_winograd_supported(&g, node->p.conv.out_channels);
+}
+
 static bool direct_weight_grad(const at_node *node, at_shape in)
 {
     return node->p.conv.kernel == 3 && direct_forward(node, in);
@@ -100,13 +109,22 @@ static bool direct_backward(const at_node *node, at_shape in)
     return at_conv_direct_supported(&g, in.c);
 }
 
+static bool winograd_backward(const at_node *node, at_shape in)
+{
+    if (node->p.conv.stride != 1 || node->p.conv.padding >= node->p.conv.kernel)
+        return false;
+    at_conv_geom g = transposed_geometry(node, in);
+    return at_conv_winograd_supported(&g, in.c);
+}
+
 static size_t partial_floats(const at_node *node, at_shape in)
 {
     size_t ckk = (size_t)in.c * node->p.conv.kernel * node->p.conv.kernel;
     return at_round_floats((size_t)node->p.conv.out_channels * (ckk + 1));
 }
 
-/* per worker: one image's columns, or its padded input or padded output gradient */
+/* per worker: one image's columns, or its padded input or padded output gradient (followed by
+ * the Winograd kernel's scratch when it runs) */
 static size_t work_floats(const at_node *node, const at_shape *in)
 {
     if (is_pointwise(node))
@@ -116,6 +134,10 @@ static size_t work_floats(const at_node *node, const at_shape *in)
     at_conv_geom f = padded_geometry(node, in[0]);
     size_t padded_in = (size_t)f.channels * f.height * f.width;
     floats = padded_in > floats ? padded_in : floats;
+    if (winograd_forward(node, in[0])) {
+        size_t winograd = padded_in + at_conv_winograd_work_floats(&f);
+        floats = winograd > floats ? winograd : floats;
+    }
     size_t weight_path = (node->p.conv.padding ? padded_in : 0) +
                          (size_t)node->p.conv.out_channels * node->out.h * node->out.w;
     floats = weight_path > floats ? weight_path : floats;
@@ -123,6 +145,10 @@ static size_t work_floats(const at_node *node, const at_shape *in)
         at_conv_geom b = transposed_geometry(node, in[0]);
         size_t padded_dy = (size_t)b.channels * b.height * b.width;
         floats = padded_dy > floats ? padded_dy : floats;
+        if (winograd_backward(node, in[0])) {
+            size_t winograd = padded_dy + at_conv_winograd_work_floats(&b);
+            floats = winograd > floats ? winograd : floats;
+        }
     }
     return floats;
 }
@@ -147,12 +173,13 @@ static const float *image_dy(const at_layer_ctx *c, int i)
     return masked;
 }
 
-/* shared: the weights packed for the direct kernel, or the partial weight gradients of every
- * unit of the batch (never needed at the same time) */
+/* shared: the weights packed for the direct or Winograd kernel, or the partial weight gradients
+ * of every unit of the batch (never needed at the same time) */
 static size_t conv_shared(const at_node *node, const at_shape *in, int max_batch, bool weight_grads)
 {
-    size_t packed = (size_t)node->p.conv.out_channels * in[0].c * node->p.conv.kernel *
-                    node->p.conv.kernel;
+    const bool winograd = winograd_forward(node, in[0]) || winograd_backward(node, in[0]);
+    size_t packed = (size_t)node->p.conv.out_channels * in[0].c *
+                    (winograd ? 16 : node->p.conv.kernel * node->p.conv.kernel);
     size_t partial = partial_floats(node, in[0]);
     size_t partials = weight_grads ? (size_t)at_reduce_units(max_batch, partial) * partial : 0;
     return packed > partials ? packed : partials;
@@ -172,14 +199,19 @@ static void conv_init(const at_node *node, const at_shape *in, float *w, float *
             w[count + o] = (float)((2.0 * at_rng_uniform(rng) - 1.0) * bound);
 }
 
-/* The weights in the direct kernel's layout, into the shared workspace. */
-static void pack_weights(const at_layer_ctx *c, bool transposed)
+/* The weights in the direct or Winograd kernel's layout, into the shared workspace. */
+static void pack_weights(const at_layer_ctx *c, bool transposed, bool winograd)
 {
     const int oc = c->node->p.conv.out_channels, channels = c->in_shape[0].c;
     const int blocks = (transposed ? channels : oc) / 32;
 #pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
-    for (int b = 0; b < blocks; b++)
-        at_conv_direct_pack(c->w, oc, channels, c->node->p.conv.kernel, transposed, b, c->shared);
+    for (int b = 0; b < blocks; b++) {
+        if (winograd)
+            at_conv_winograd_pack(c->w, oc, channels, transposed, b, c->shared);
+        else
+            at_conv_direct_pack(c->w, oc, channels, c->node->p.conv.kernel, transposed, b,
+                                c->shared);
+    }
 }
 
 static void conv_forward(const at_layer_ctx *c)
@@ -195,17 +227,23 @@ static void conv_forward(const at_layer_ctx *c)
     if (direct_forward(node, c->in_shape[0])) {
         const at_conv_geom pg = padded_geometry(node, c->in_shape[0]);
         const int pad = g.padding;
-        pack_weights(c, false);
+        const bool winograd = winograd_forward(node, c->in_shape[0]);
+        const size_t padded_floats = (size_t)pg.channels * pg.height * pg.width;
+        const at_conv_output output = c->relu_out ? AT_CONV_SET_RELU : AT_CONV_SET;
+        pack_weights(c, false, winograd);
 #pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
         for (int i = 0; i < c->n; i++) {
+            float *scratch = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
             const float *xi = c->x[0] + (size_t)i * in_size;
+            float *yi = c->y + (size_t)i * out_size;
             if (pad) {
-                float *padded = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
-                at_pad_planes(g.channels, g.height, g.width, pad, xi, padded);
-                xi = padded;
+                at_pad_planes(g.channels, g.height, g.width, pad, xi, scratch);
+                xi = scratch;
             }
-            at_conv_direct(&pg, oc, xi, c->shared, bias,
-                           c->relu_out ? AT_CONV_SET_RELU : AT_CONV_SET, c->y + (size_t)i * out_size);
+            if (winograd)
+                at_conv_winograd(&pg, oc, xi, c->shared, bias, output, yi, scratch + padded_floats);
+            else
+                at_conv_direct(&pg, oc, xi, c->shared, bias, output, yi);
         }
         return;
     }
@@ -241,17 +279,23 @@ static void conv_backward_input(const at_layer_ctx *c)
     if (direct_backward(node, c->in_shape[0])) {
         const at_conv_geom tg = transposed_geometry(node, c->in_shape[0]);
         const int q = g.kernel - 1 - g.padding;
-        pack_weights(c, true);
+        const bool winograd = winograd_backward(node, c->in_shape[0]);
+        const size_t padded_floats = (size_t)tg.channels * tg.height * tg.width;
+        pack_weights(c, true, winograd);
 #pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
         for (int i = 0; i < c->n; i++) {
+            float *scratch = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
             const float *dyi = image_dy(c, i);
+            float *dxi = c->dx[0] + (size_t)i * in_size;
             if (q) {
-                float *padded = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
-                at_pad_planes(oc, g.out_height, g.out_width, q, dyi, padded);
-                dyi = padded;
+                at_pad_planes(oc, g.out_height, g.out_width, q, dyi, scratch);
+                dyi = scratch;
             }
-            at_conv_direct(&tg, g.channels, dyi, c->shared, NULL, AT_CONV_ADD,
-                           c->dx[0] + (size_t)i * in_size);
+            if (winograd)
+                at_conv_winograd(&tg, g.channels, dyi, c->shared, NULL, AT_CONV_ADD, dxi,
+                                 scratch + padded_floats);
+            else
+                at_conv_direct(&tg, g.channels, dyi, c->shared, NULL, AT_CONV_ADD, dxi);
         }
         return;
     }
