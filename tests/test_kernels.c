@@ -238,7 +238,7 @@ TEST(maxpool_matches_plain_loop)
 }
 
 /* The direct and Winograd convolutions (forward, accumulating forward, input gradient through
- * the transposed packing; the direct kernel's weight and bias gradients) against the defining
+ * the transposed packing, weight and bias gradients) against the defining
  * sums in double precision, on shapes whose rows split into runs of every kind (1 to 12 pixels or
  * tiles), with stride 2, padding and 5x5. */
 typedef struct direct_case {
@@ -437,6 +437,42 @@ static void check_direct_case(const direct_case *t, at_rng *rng)
         free(start);
         free(rpacked);
         free(size);
+    }
+    if (e_winograd >= 0.0) { /* Winograd's weight and bias gradients, the image added twice */
+        float *m = calloc((size_t)16 * O * C, sizeof(float)), *bias_grad = malloc(sizeof(float) * O);
+        float *got = malloc(sizeof(float) * (nw + O));
+        float *work = malloc(sizeof(float) * at_conv_winograd_weight_grad_work_floats(&pg, O));
+        double *want = malloc(sizeof(double) * (nw + O)), *size = malloc(sizeof(double) * (nw + O));
+        fill(bias_grad, O, rng);
+        for (int o = 0; o < O; o++) {
+            want[nw + o] = 2.0 * r.dw[nw + o] + bias_grad[o];
+            size[nw + o] = 2.0 * r.dw_size[nw + o] + fabs(bias_grad[o]);
+        }
+        at_pad_planes(C, H, W, p, x, xp);
+        at_transpose(O, OH * OW, dy, dyt);
+        for (int twice = 0; twice < 2; twice++)
+            at_conv_winograd_weight_grad(&pg, O, xp, dyt, m, bias_grad, work);
+        for (int o = 0; o < O; o++)
+            for (int c = 0; c < C; c++) {
+                float sums[16];
+                for (int xi = 0; xi < 16; xi++) /* the packed layout: [xi][o / 32][c][o % 32] */
+                    sums[xi] = m[(((size_t)xi * (O / 32) + o / 32) * C + c) * 32 + o % 32];
+                at_conv_winograd_weight_from_grad(sums, got + ((size_t)o * C + c) * 9);
+            }
+        /* the nine taps of a channel pair come out of one transform of its 16 sums, so their
+         * rounding scales with all nine: a corner tap of a small image, one term, carries the
+         * rounding of the whole pair */
+        for (size_t j = 0; j < nw; j++) {
+            want[j] = 2.0 * r.dw[j];
+            size[j] = 0.0;
+            for (size_t t9 = j - j % 9; t9 < j - j % 9 + 9; t9++)
+                size[j] += 2.0 * r.dw_size[t9];
+        }
+        memcpy(got + nw, bias_grad, sizeof(float) * O);
+        double e = max_error(got, want, size, nw + O);
+        if (!(e <= tol))
+            TEST_FAIL_("winograd conv %s: weight gradient error %g", label, e);
+        free(m), free(bias_grad), free(got), free(work), free(want), free(size);
     }
     if (e_winograd >= 0.0)
         printf("  conv %-26s forward error: direct %.1e, winograd %.1e\n", label, e_direct,

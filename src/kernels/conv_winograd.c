@@ -47,6 +47,14 @@ size_t at_conv_winograd_work_floats(const at_conv_geom *g)
            + (size_t)g->out_height * g->out_width * BLOCK; /* one block's output, pixel-major */
 }
 
+size_t at_conv_winograd_weight_grad_work_floats(const at_conv_geom *g, int out_channels)
+{
+    const size_t tiles = (size_t)(g->out_height / 2) * (g->out_width / 2);
+    return (size_t)g->channels * g->height * g->width /* the input, [pixel, channel] */
+           + 16 * (size_t)g->channels * tiles         /* transformed input */
+           + 16 * (size_t)out_channels * tiles;       /* transformed output gradient */
+}
+
 void at_conv_winograd_pack(const float *w, int out_channels, int channels, bool transposed,
                            int block, float *packed)
 {
@@ -74,21 +82,37 @@ void at_conv_winograd_pack(const float *w, int out_channels, int channels, bool 
     }
 }
 
+void at_conv_winograd_weight_from_grad(const float m[16], float w[9])
+{
+    static const double A[3][4] = {{1, 1, 1, 0}, {0, 1, -1, 0}, {0, 1, 1, 1}};
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++) {
+            double sum = 0.0; /* (A^T m A)[a, b] */
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++)
+                    sum += A[a][i] * m[i * 4 + j] * A[b][j];
+            w[a * 3 + b] = (float)sum;
+        }
+}
+
 #if HAVE_DIRECT
-/* The register block of the products: out[j, 0..31] = sum over c of u[c, 0..31] v[j, c] for the
- * j < T tiles of a run (v: [tile, channel], rows `stride` floats apart). */
+/* The register block of the products: out[j, 0..31] (+)= sum over r < depth of u[r, 0..31]
+ * v[j * j_stride + r * r_stride] for j < T. The forward sums over the input channels for T tiles
+ * (v: [tile, channel]); the weight gradient sums over the tiles for T input channels and adds to
+ * what out holds. */
 static inline __attribute__((always_inline)) TARGET void
-product(const int T, const float *v, size_t stride, int channels, const float *u, float *out)
+product(const int T, const float *v, size_t j_stride, size_t r_stride, int depth, const float *u,
+        bool accumulate, float *out)
 {
     __m512 lo[MAX_RUN], hi[MAX_RUN];
     for (int j = 0; j < T; j++) {
-        lo[j] = _mm512_setzero_ps();
-        hi[j] = _mm512_setzero_ps();
+        lo[j] = accumulate ? _mm512_loadu_ps(out + j * BLOCK) : _mm512_setzero_ps();
+        hi[j] = accumulate ? _mm512_loadu_ps(out + j * BLOCK + 16) : _mm512_setzero_ps();
     }
-    for (int c = 0; c < channels; c++, v++, u += BLOCK) {
+    for (int r = 0; r < depth; r++, v += r_stride, u += BLOCK) {
         const __m512 u0 = _mm512_loadu_ps(u), u1 = _mm512_loadu_ps(u + 16);
         for (int j = 0; j < T; j++) {
-            const __m512 b = _mm512_set1_ps(v[j * stride]);
+            const __m512 b = _mm512_set1_ps(v[j * j_stride]);
             lo[j] = _mm512_fmadd_ps(u0, b, lo[j]);
             hi[j] = _mm512_fmadd_ps(u1, b, hi[j]);
         }
@@ -99,20 +123,30 @@ product(const int T, const float *v, size_t stride, int channels, const float *u
     }
 }
 
-typedef void (*product_fn)(const float *, size_t, int, const float *, float *);
+/* forward: v [tile, channel], `stride` floats a tile; gradient: v [tile, channel], `stride`
+ * floats a tile, summed over the tiles */
+typedef void (*product_fn)(const float *v, size_t stride, int depth, const float *u, float *out);
 
-#define PRODUCT_FN(T)                                                                             \
-    static TARGET void product_##T(const float *v, size_t stride, int channels, const float *u,   \
+#define PRODUCT_FNS(T)                                                                            \
+    static TARGET void forward_##T(const float *v, size_t stride, int depth, const float *u,      \
                                    float *out)                                                    \
     {                                                                                             \
-        product(T, v, stride, channels, u, out);                                                  \
+        product(T, v, stride, 1, depth, u, false, out);                                           \
+    }                                                                                             \
+    static TARGET void gradient_##T(const float *v, size_t stride, int depth, const float *u,     \
+                                    float *out)                                                   \
+    {                                                                                             \
+        product(T, v, 1, stride, depth, u, true, out);                                            \
     }
-PRODUCT_FN(1) PRODUCT_FN(2) PRODUCT_FN(3) PRODUCT_FN(4) PRODUCT_FN(5) PRODUCT_FN(6)
-PRODUCT_FN(7) PRODUCT_FN(8) PRODUCT_FN(9) PRODUCT_FN(10) PRODUCT_FN(11) PRODUCT_FN(12)
+PRODUCT_FNS(1) PRODUCT_FNS(2) PRODUCT_FNS(3) PRODUCT_FNS(4) PRODUCT_FNS(5) PRODUCT_FNS(6)
+PRODUCT_FNS(7) PRODUCT_FNS(8) PRODUCT_FNS(9) PRODUCT_FNS(10) PRODUCT_FNS(11) PRODUCT_FNS(12)
 
-static const product_fn products[MAX_RUN] = {product_1, product_2, product_3,  product_4,
-                                             product_5, product_6, product_7,  product_8,
-                                             product_9, product_10, product_11, product_12};
+static const product_fn forward_products[MAX_RUN] = {
+    forward_1, forward_2, forward_3, forward_4,  forward_5,  forward_6,
+    forward_7, forward_8, forward_9, forward_10, forward_11, forward_12};
+static const product_fn gradient_products[MAX_RUN] = {
+    gradient_1, gradient_2, gradient_3, gradient_4,  gradient_5,  gradient_6,
+    gradient_7, gradient_8, gradient_9, gradient_10, gradient_11, gradient_12};
 
 /* v[xi, tile, c] = (B^T d B)[xi] for every tile and channel, 16 channels per vector, from the
  * input transposed to [pixel, channel] (xt). */
@@ -189,10 +223,10 @@ void at_conv_winograd(const at_conv_geom *g, int out_channels, const float *x, c
         for (int j0 = 0; j0 < tiles; j0 += run) {
             const int T = tiles - j0 < run ? tiles - j0 : run;
             for (int xi = 0; xi < 16; xi++)
-                products[T - 1](v + xi * xi_stride + (size_t)j0 * g->channels,
-                                (size_t)g->channels, g->channels,
-                                packed + ((size_t)xi * blocks + b) * g->channels * BLOCK,
-                                m + (size_t)xi * T * BLOCK);
+                forward_products[T - 1](v + xi * xi_stride + (size_t)j0 * g->channels,
+                                        (size_t)g->channels, g->channels,
+                                        packed + ((size_t)xi * blocks + b) * g->channels * BLOCK,
+                                        m + (size_t)xi * T * BLOCK);
             output_transform(m, T, j0, tw, ow, out);
         }
         float *yb = y + (size_t)b * BLOCK * pixels;
@@ -203,10 +237,77 @@ void at_conv_winograd(const at_conv_geom *g, int out_channels, const float *x, c
         }
     }
 }
+/* dw[xi, block, tile, 0..31] = (G' e G'^T)[xi] for the 2x2 output gradient e of every tile
+ * (16 channels per vector, from the output gradient transposed to [pixel, channel]), and the
+ * bias gradient: bias_grad += the sum of e over the tile, tile by tile. */
+static TARGET void gradient_transform(const at_conv_geom *g, int out_channels, const float *dyt,
+                                      float *dw, float *bias_grad)
+{
+    const int tw = g->out_width / 2, ow = g->out_width, blocks = out_channels / BLOCK;
+    const int tiles = g->out_height / 2 * tw;
+    const __m512 half = _mm512_set1_ps(0.5f), zero = _mm512_setzero_ps();
+    for (int tile = 0; tile < tiles; tile++) {
+        const float *e0 = dyt + ((size_t)2 * (tile / tw) * ow + 2 * (tile % tw)) * out_channels;
+        const float *e1 = e0 + (size_t)ow * out_channels;
+        for (int k0 = 0; k0 < out_channels; k0 += 16) {
+            const __m512 e[2][2] = {{_mm512_loadu_ps(e0 + k0), _mm512_loadu_ps(e0 + out_channels + k0)},
+                                    {_mm512_loadu_ps(e1 + k0), _mm512_loadu_ps(e1 + out_channels + k0)}};
+            if (bias_grad) {
+                const __m512 sum = _mm512_add_ps(_mm512_add_ps(e[0][0], e[0][1]),
+                                                 _mm512_add_ps(e[1][0], e[1][1]));
+                _mm512_storeu_ps(bias_grad + k0, _mm512_add_ps(_mm512_loadu_ps(bias_grad + k0), sum));
+            }
+            __m512 r[4][2]; /* G' e */
+            for (int q = 0; q < 2; q++) {
+                r[0][q] = e[0][q];
+                r[1][q] = _mm512_mul_ps(half, _mm512_add_ps(e[0][q], e[1][q]));
+                r[2][q] = _mm512_mul_ps(half, _mm512_sub_ps(e[0][q], e[1][q]));
+                r[3][q] = _mm512_sub_ps(zero, e[1][q]);
+            }
+            float *dst = dw + ((size_t)(k0 / BLOCK) * tiles + tile) * BLOCK + k0 % BLOCK;
+            const size_t xi_stride = (size_t)blocks * tiles * BLOCK;
+            for (int i = 0; i < 4; i++) { /* (G' e) G'^T */
+                float *row = dst + (size_t)i * 4 * xi_stride;
+                _mm512_storeu_ps(row, r[i][0]);
+                _mm512_storeu_ps(row + xi_stride, _mm512_mul_ps(half, _mm512_add_ps(r[i][0], r[i][1])));
+                _mm512_storeu_ps(row + 2 * xi_stride, _mm512_mul_ps(half, _mm512_sub_ps(r[i][0], r[i][1])));
+                _mm512_storeu_ps(row + 3 * xi_stride, _mm512_sub_ps(zero, r[i][1]));
+            }
+        }
+    }
+}
+
+void at_conv_winograd_weight_grad(const at_conv_geom *g, int out_channels, const float *x,
+                                  const float *dyt, float *grad, float *bias_grad, float *work)
+{
+    const int C = g->channels, tiles = g->out_height / 2 * (g->out_width / 2);
+    const int blocks = out_channels / BLOCK;
+    const size_t xi_stride = (size_t)C * tiles;
+    float *xt = work, *v = xt + (size_t)C * g->height * g->width, *dw = v + 16 * xi_stride;
+    at_transpose(C, g->height * g->width, x, xt);
+    input_transform(g, xt, v);
+    gradient_transform(g, out_channels, dyt, dw, bias_grad);
+    /* runs of input channels of nearly equal length: 32 -> 11 + 11 + 10 */
+    const int runs = (C + MAX_RUN - 1) / MAX_RUN, run = (C + runs - 1) / runs;
+    for (int xi = 0; xi < 16; xi++)
+        for (int b = 0; b < blocks; b++)
+            for (int c0 = 0; c0 < C; c0 += run) {
+                const int T = C - c0 < run ? C - c0 : run;
+                gradient_products[T - 1](v + xi * xi_stride + c0, (size_t)C, tiles,
+                                         dw + ((size_t)xi * blocks + b) * tiles * BLOCK,
+                                         grad + (((size_t)xi * blocks + b) * C + c0) * BLOCK);
+            }
+}
 #else
 void at_conv_winograd(const at_conv_geom *g, int out_channels, const float *x, const float *packed,
                       const float *bias, at_conv_output output, float *y, float *work)
 {
     (void)g, (void)out_channels, (void)x, (void)packed, (void)bias, (void)output, (void)y, (void)work;
+}
+
+void at_conv_winograd_weight_grad(const at_conv_geom *g, int out_channels, const float *x,
+                                  const float *dyt, float *grad, float *bias_grad, float *work)
+{
+    (void)g, (void)out_channels, (void)x, (void)dyt, (void)grad, (void)bias_grad, (void)work;
 }
 #endif

@@ -90,6 +90,18 @@ void at_conv_winograd_pack(const float *w, int out_channels, int channels, bool 
                            int block, float *packed);
 void at_conv_winograd(const at_conv_geom *g, int out_channels, const float *x, const float *packed,
                       const float *bias, at_conv_output output, float *y, float *work);
+/* The weight gradient of one image by F(3x3, 2x2), the same algorithm with the roles of the
+ * output gradient and the kernel swapped: adds, for every input and output channel, the 16
+ * products summed over the tiles into `grad` (the packed layout of at_conv_winograd_pack, not
+ * transposed) and the sum of dy into bias_grad[out_channels] (when not NULL). dyt is the output
+ * gradient transposed, [pixels, out_channels]; `work` holds
+ * at_conv_winograd_weight_grad_work_floats(g, out_channels) floats. Once the sums are complete,
+ * at_conv_winograd_weight_from_grad turns the 16 sums of an (output, input) channel pair into its
+ * 3x3 weight gradient. Supported as at_conv_winograd_supported says. */
+size_t at_conv_winograd_weight_grad_work_floats(const at_conv_geom *g, int out_channels);
+void at_conv_winograd_weight_grad(const at_conv_geom *g, int out_channels, const float *x,
+                                  const float *dyt, float *grad, float *bias_grad, float *work);
+void at_conv_winograd_weight_from_grad(const float m[16], float w[9]);
 /* t[j, i] = a[i, j] for a row-major [rows, cols] matrix. */
 void at_transpose(int rows, int cols, const float *a, float *t);
 /* padded[c] = the plane x[c] of height x width with `pad` zeros on every side. */

@@ -117,10 +117,17 @@ static bool winograd_backward(const at_node *node, at_shape in)
     return at_conv_winograd_supported(&g, in.c);
 }
 
+/* One unit's partial weight and bias gradient: per (output, input) channel pair the k*k taps,
+ * or Winograd's 16 sums (turned into the 3x3 taps once the units are added up). */
+static size_t gradient_floats(const at_node *node, at_shape in)
+{
+    const int taps = winograd_forward(node, in) ? 16 : node->p.conv.kernel * node->p.conv.kernel;
+    return (size_t)node->p.conv.out_channels * in.c * taps;
+}
+
 static size_t partial_floats(const at_node *node, at_shape in)
 {
-    size_t ckk = (size_t)in.c * node->p.conv.kernel * node->p.conv.kernel;
-    return at_round_floats((size_t)node->p.conv.out_channels * (ckk + 1));
+    return at_round_floats(gradient_floats(node, in) + (size_t)node->p.conv.out_channels);
 }
 
 /* per worker: one image's columns, or its padded input or padded output gradient (followed by
@@ -140,6 +147,8 @@ static size_t work_floats(const at_node *node, const at_shape *in)
     }
     size_t weight_path = (node->p.conv.padding ? padded_in : 0) +
                          (size_t)node->p.conv.out_channels * node->out.h * node->out.w;
+    if (winograd_forward(node, in[0]))
+        weight_path += at_conv_winograd_weight_grad_work_floats(&f, node->p.conv.out_channels);
     floats = weight_path > floats ? weight_path : floats;
     if (node->p.conv.padding < node->p.conv.kernel) {
         at_conv_geom b = transposed_geometry(node, in[0]);
@@ -313,8 +322,8 @@ static void conv_backward_input(const at_layer_ctx *c)
     }
 }
 
-/* The weight gradient through the direct kernel: each unit's partial sum is kept in the packed
- * layout (vector stores), and unpacked while the units are added up. */
+/* The weight gradient through the direct or Winograd kernel: each unit's partial sum is kept in
+ * the packed layout (vector stores), and unpacked while the units are added up. */
 static void conv_backward_weights_direct(const at_layer_ctx *c)
 {
     const at_node *node = c->node;
@@ -325,6 +334,8 @@ static void conv_backward_weights_direct(const at_layer_ctx *c)
     const size_t in_size = at_shape_numel(c->in_shape[0]);
     const bool bias = node->p.conv.bias;
     const size_t wcount = (size_t)oc * ckk, count = wcount + (bias ? (size_t)oc : 0);
+    const bool winograd = winograd_forward(node, c->in_shape[0]);
+    const size_t grad_count = gradient_floats(node, c->in_shape[0]); /* the bias follows */
     const size_t stride = partial_floats(node, c->in_shape[0]);
     const size_t padded_floats = pad ? (size_t)pg.channels * pg.height * pg.width : 0;
     const int units = at_reduce_units(c->n, stride);
@@ -334,10 +345,11 @@ static void conv_backward_weights_direct(const at_layer_ctx *c)
 #pragma omp for schedule(static)
         for (int u = 0; u < units; u++) {
             float *padded = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
-            float *dyt = padded + padded_floats;
+            float *dyt = padded + padded_floats, *work = dyt + (size_t)oc * pixels;
             float *partial = c->shared + (size_t)u * stride;
+            float *bias_partial = bias ? partial + grad_count : NULL;
             int first = u * per_unit, last = first + per_unit < c->n ? first + per_unit : c->n;
-            memset(partial, 0, count * sizeof(float));
+            memset(partial, 0, (grad_count + (bias ? (size_t)oc : 0)) * sizeof(float));
             for (int i = first; i < last; i++) {
                 const float *xi = c->x[0] + (size_t)i * in_size;
                 if (pad) {
@@ -345,13 +357,41 @@ static void conv_backward_weights_direct(const at_layer_ctx *c)
                     xi = padded;
                 }
                 at_transpose(oc, pixels, image_dy(c, i), dyt);
-                at_conv_direct_weight_grad(&pg, oc, xi, dyt, partial, bias ? partial + wcount : NULL);
+                if (winograd)
+                    at_conv_winograd_weight_grad(&pg, oc, xi, dyt, partial, bias_partial, work);
+                else
+                    at_conv_direct_weight_grad(&pg, oc, xi, dyt, partial, bias_partial);
+            }
+        }
+        if (winograd) {
+            /* the units' sums added into the first unit's, then channel pair (o, c): its 16
+             * sums at [xi][o / 32][c][o % 32] (at_conv_winograd_pack) turned into 3x3 taps */
+#pragma omp for schedule(static)
+            for (size_t j = 0; j < grad_count; j++) {
+                float s = c->shared[j];
+                for (int u = 1; u < units; u++)
+                    s += c->shared[(size_t)u * stride + j];
+                c->shared[j] = s;
+            }
+            const size_t xi_stride = (size_t)oc * g.channels;
+#pragma omp for schedule(static)
+            for (size_t pair = 0; pair < (size_t)oc * g.channels; pair++) {
+                const size_t o = pair / g.channels, ch = pair % g.channels;
+                const size_t at = ((o / 32) * g.channels + ch) * 32 + o % 32;
+                float sums[16], taps[9];
+                for (int xi = 0; xi < 16; xi++)
+                    sums[xi] = c->shared[xi * xi_stride + at];
+                at_conv_winograd_weight_from_grad(sums, taps);
+                for (int t = 0; t < 9; t++)
+                    c->dw[pair * 9 + t] += taps[t];
             }
         }
 #pragma omp for schedule(static)
-        for (size_t j = 0; j < count; j++) {
-            /* weight j = (o, c, ky, kx) sits at [o / 32][c, ky, kx][o % 32] (at_conv_direct_pack) */
-            size_t o = j / ckk, packed = j < wcount ? ((o / 32) * ckk + j % ckk) * 32 + o % 32 : j;
+        for (size_t j = winograd ? wcount : 0; j < count; j++) {
+            /* weight j = (o, c, ky, kx) sits at [o / 32][c, ky, kx][o % 32] (at_conv_direct_pack);
+             * the bias after all weights */
+            size_t o = j / ckk;
+            size_t packed = j < wcount ? ((o / 32) * ckk + j % ckk) * 32 + o % 32 : grad_count + (j - wcount);
             float s = c->dw[j];
             for (int u = 0; u < units; u++)
                 s += c->shared[(size_t)u * stride + packed];
