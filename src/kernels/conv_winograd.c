@@ -1,6 +1,6 @@
 /* conv_winograd.c: 3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin and
  * Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016, eq. 7-9), for processors
- * with AVX-512.
+ * with AVX-512: forward, input gradient and weight gradient.
  *
  * The output is cut into 2x2 tiles; tile (ty, tx) reads the 4x4 input patch d at (2ty, 2tx) and
  *   Y = A^T [ sum over input channels c of (G g_c G^T) . (B^T d_c B) ] A     (. element-wise)
@@ -9,16 +9,28 @@
  *   A^T = [1 1 1 0; 0 1 -1 -1].
  * Per output pixel and channel pair that is 16 / 4 = 4 multiplications instead of 9. The sum over
  * c is, for each of the 16 positions xi of the 4x4 transform, a matrix product [tiles x C] .
- * [C x OC], which runs on the direct convolution's register block (avx512_blocks.h) as a 1x1
- * "convolution" whose pixels are the tiles: 32 output channels x up to 12 tiles in registers.
+ * [C x OC], computed by a register block like the direct kernel's (avx512_blocks.h): 32 output
+ * channels x up to 12 tiles in registers.
  *
- * Per image: the input transform of every channel (tiles in the vector lanes, the 4x4 patches of
- * 16 neighbouring tiles deinterleaved from two rows' loads), then for each block of 32 output
- * channels and each run of tiles the 16 products, the output transform (channels in the lanes),
- * and the block store through the 16 x 16 transpose, with the bias, ReLU or accumulation the
- * direct kernel offers. Every output is computed in a fixed order whatever the split between
- * threads. It rounds differently from the direct sums (the transforms add a few roundings; the
- * tests bound the error against the defining sums in double precision). */
+ * Per image: the input is transposed to [pixel, channel] and transformed 16 channels per vector
+ * into v[xi, tile, channel]; then for each block of 32 output channels and each run of tiles the
+ * 16 products, the output transform (channels in the lanes) and the block store through the
+ * 16 x 16 transpose, with the bias, ReLU or accumulation the direct kernel offers.
+ *
+ * The weight gradient dW[a, b] = sum over pixels of dy[p] x[p + (a, b)] is the same algorithm
+ * with the output gradient in the kernel's place, F(3x3, 2x2): per tile the 2x2 output gradient e
+ * and the same input patch, and
+ *   dW = A'^T [ sum over tiles of (G' e G'^T) . (B^T d B) ] A',
+ *   G' = [1 0; 1/2 1/2; 1/2 -1/2; 0 -1],  A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1]
+ * (the 1-d form: y_a = e_0 d_a + e_1 d_(a+1) for a < 3 from 4 products, with B^T's last row
+ * d_1 - d_3 as in the forward, hence G''s -1). The 16 sums of each channel pair run over all
+ * tiles of all images of a unit of the batch; A'^T . A' is applied once, after the units are
+ * added.
+ *
+ * Every output is computed in a fixed order whatever the split between threads. It rounds
+ * differently from the direct sums (the transforms add a few roundings, and the nine taps of a
+ * weight gradient come out of one transform of 16 sums; the tests bound the error against the
+ * defining sums in double precision). */
 #include "kernels/avx512_blocks.h"
 
 #include <string.h>

@@ -14,11 +14,11 @@
  * is the convolution of the output gradient padded by k - 1 - p with the flipped,
  * channel-transposed weights; the weight gradient of a 3x3 convolution is summed pixel by pixel
  * from the input and the transposed output gradient (same units, same order of addition). A 3x3
- * stride-1 convolution with a multiple of 16 input channels and an even output size runs its forward
- * and input gradient through Winograd's F(2x2, 3x3) (kernels/conv_winograd.c) instead, 4
- * multiplications per output where the direct kernel does 9. The paths round differently, so
- * results are reproducible for a given processor, whatever the thread count, but not between
- * processors with and without AVX-512.
+ * stride-1 convolution with a multiple of 16 input channels and an even output size runs all
+ * three through Winograd's minimal filtering instead (kernels/conv_winograd.c), 4 multiplications
+ * per output where the direct kernel does 9. The paths round differently, so results are
+ * reproducible for a given processor, whatever the thread count, but not between processors with
+ * and without AVX-512.
  */
 #include "graph/graph.h"
 #include "kernels/kernels.h"
