@@ -1,5 +1,5 @@
-/* avx512_blocks.h: the register block and the block store shared by the direct (conv_direct.c)
- * and Winograd (conv_winograd.c) convolutions. Private to src/kernels: static inline functions
+/* avx512_blocks.h: the block sizes and the block store shared by the direct (conv_direct.c) and
+ * Winograd (conv_winograd.c) convolutions. Private to src/kernels: static inline functions
  * compiled for AVX-512 (callers check the processor first). */
 #ifndef AT_AVX512_BLOCKS_H
 #define AT_AVX512_BLOCKS_H
@@ -18,34 +18,6 @@
 #endif
 
 #if HAVE_DIRECT
-/* One register block: out[j, 0..31] = sum over taps of weights[tap, 0..31] * in[j*S + offset[tap]]
- * for j < T. The taps are walked as channel c (planes apart), then the k*k window offsets. */
-static inline __attribute__((always_inline)) TARGET void
-run_block(const int T, const int S, const float *in, int channels, size_t plane, const int *window,
-          int kk, const float *weights, float *out)
-{
-    __m512 lo[MAX_RUN], hi[MAX_RUN];
-    for (int j = 0; j < T; j++) {
-        lo[j] = _mm512_setzero_ps();
-        hi[j] = _mm512_setzero_ps();
-    }
-    for (int c = 0; c < channels; c++, in += plane) {
-        for (int t = 0; t < kk; t++, weights += BLOCK) {
-            const float *p = in + window[t];
-            const __m512 w0 = _mm512_loadu_ps(weights), w1 = _mm512_loadu_ps(weights + 16);
-            for (int j = 0; j < T; j++) {
-                const __m512 v = _mm512_set1_ps(p[j * S]);
-                lo[j] = _mm512_fmadd_ps(w0, v, lo[j]);
-                hi[j] = _mm512_fmadd_ps(w1, v, hi[j]);
-            }
-        }
-    }
-    for (int j = 0; j < T; j++) {
-        _mm512_storeu_ps(out + j * BLOCK, lo[j]);
-        _mm512_storeu_ps(out + j * BLOCK + 16, hi[j]);
-    }
-}
-
 /* In-register transpose of the 16 x 16 matrix whose rows are r[0..15]: unpacking pairs of rows
  * leaves 4 x 4 transposed blocks in every 128-bit lane, which two rounds of lane shuffles put in
  * place. */

@@ -22,8 +22,8 @@
  * time, from the output gradient transposed to [pixel, channel].
  *
  * Blocks are written out through a 16 x 16 transpose in registers (the accumulators hold channels
- * in their lanes, the output planes want pixels). The register block and the store live in
- * avx512_blocks.h, which the Winograd convolution shares. */
+ * in their lanes, the output planes want pixels). The store lives in avx512_blocks.h, which the
+ * Winograd convolution shares. */
 #include "kernels/avx512_blocks.h"
 
 #include <string.h>
@@ -76,6 +76,34 @@ void at_pad_planes(int planes, int height, int width, int pad, const float *x, f
 }
 
 #if HAVE_DIRECT
+/* One register block: out[j, 0..31] = sum over taps of weights[tap, 0..31] * in[j*S + offset[tap]]
+ * for j < T. The taps are walked as channel c (planes apart), then the k*k window offsets. */
+static inline __attribute__((always_inline)) TARGET void
+run_block(const int T, const int S, const float *in, int channels, size_t plane, const int *window,
+          int kk, const float *weights, float *out)
+{
+    __m512 lo[MAX_RUN], hi[MAX_RUN];
+    for (int j = 0; j < T; j++) {
+        lo[j] = _mm512_setzero_ps();
+        hi[j] = _mm512_setzero_ps();
+    }
+    for (int c = 0; c < channels; c++, in += plane) {
+        for (int t = 0; t < kk; t++, weights += BLOCK) {
+            const float *p = in + window[t];
+            const __m512 w0 = _mm512_loadu_ps(weights), w1 = _mm512_loadu_ps(weights + 16);
+            for (int j = 0; j < T; j++) {
+                const __m512 v = _mm512_set1_ps(p[j * S]);
+                lo[j] = _mm512_fmadd_ps(w0, v, lo[j]);
+                hi[j] = _mm512_fmadd_ps(w1, v, hi[j]);
+            }
+        }
+    }
+    for (int j = 0; j < T; j++) {
+        _mm512_storeu_ps(out + j * BLOCK, lo[j]);
+        _mm512_storeu_ps(out + j * BLOCK + 16, hi[j]);
+    }
+}
+
 typedef void (*block_fn)(const float *, int, size_t, const int *, int, const float *, float *);
 
 #define BLOCK_FN(T, S)                                                                            \

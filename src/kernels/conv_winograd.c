@@ -9,7 +9,7 @@
  *   A^T = [1 1 1 0; 0 1 -1 -1].
  * Per output pixel and channel pair that is 16 / 4 = 4 multiplications instead of 9. The sum over
  * c is, for each of the 16 positions xi of the 4x4 transform, a matrix product [tiles x C] .
- * [C x OC], computed by a register block like the direct kernel's (avx512_blocks.h): 32 output
+ * [C x OC], computed by a register block like the direct kernel's (conv_direct.c): 32 output
  * channels x up to 12 tiles in registers.
  *
  * Per image: the input is transposed to [pixel, channel] and transformed 16 channels per vector
@@ -32,8 +32,6 @@
  * weight gradient come out of one transform of 16 sums; the tests bound the error against the
  * defining sums in double precision). */
 #include "kernels/avx512_blocks.h"
-
-#include <string.h>
 
 bool at_conv_winograd_supported(const at_conv_geom *g, int out_channels)
 {
