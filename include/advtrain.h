@@ -554,9 +554,41 @@ int at_checkpoint_load(const char *path, at_model *model, at_sgd *sgd, at_safete
 /* ------------------------------------------------------------------------------------------------
  * Training
  */
+/* A training method's own options are declared in its file, one table per method: name, type,
+ * range, the paper's value as preset, and one line of help. The command line, configuration
+ * files, reports and the "not used by this method" error all come from these tables; options
+ * every method shares (eps, norm, attack steps and step size, attack BN mode, schedules) are
+ * fields of at_train_config. */
+typedef enum at_option_type {
+    AT_OPTION_FLOAT = 0,
+    AT_OPTION_INT = 1,
+    AT_OPTION_FLAG = 2,   /* "true" or "false"; preset false unless stated */
+    AT_OPTION_CHOICE = 3  /* one of `choices` ("input|manifold") */
+} at_option_type;
+
+typedef struct at_option_info {
+    const char *name;     /* "beta": --beta on the command line */
+    at_option_type type;
+    double min, max;      /* numbers: the accepted range */
+    const char *choices;  /* AT_OPTION_CHOICE: "a|b|c" */
+    const char *preset;   /* the paper's value as text ("6", "input"); NULL when it is derived
+                             from other settings (the help line says how) */
+    const char *help;     /* one line */
+} at_option_info;
+
+/* The options of a method by index (0, 1, ...); NULL past the end or for an unknown method. */
+const at_option_info *at_method_option(const char *method, int index);
+
+/* A method option set by name, its value as text ("beta" = "3", "awp" = "true"). */
+typedef struct at_option_value {
+    const char *name;
+    const char *value;
+} at_option_value;
+
+#define AT_MAX_METHOD_OPTIONS 16
+
 typedef struct at_train_config {
-    const char *method;       /* see at_method_info: "standard", "pgd-at", "trades", "mart",
-                                 "fgsm-rs", "free-at" */
+    const char *method;       /* see at_method_info: "standard", "pgd-at", "trades", ... */
     int epochs;
     int batch_size;
     at_lr_schedule lr;
@@ -574,21 +606,21 @@ typedef struct at_train_config {
     float attack_step_size;   /* absolute step of the training attack */
     bool attack_bn_given;     /* attack_bn_mode overrides the method's choice */
     at_bn_mode attack_bn_mode;/* BN mode of the attack passes (Rice: train; TRADES: eval) */
-    bool beta_given;          /* beta overrides the method's default */
-    float beta;               /* TRADES, MART: weight of the KL term (6); 0 removes it */
-    int replays;              /* Free-AT: times each minibatch is replayed, m (8) */
-    bool awp;                 /* adversarial weight perturbation (Wu et al.) on top of pgd-at or
-                                 trades */
-    bool awp_gamma_given;
-    float awp_gamma;          /* AWP's relative size (pgd-at 0.01, trades 0.005); 0 is a no-op */
-    int awp_warmup;           /* epochs before AWP starts; 0 = method default */
     float ema;                /* > 0: evaluate an exponential moving average of the weights with
                                  decay min(ema, (1 + t) / (10 + t)) (Rebuffi et al.) */
     float eps_warmup;         /* > 0: eps grows linearly from 0 to eps over these epochs */
     bool no_robust_validation;/* adversarial methods validate PGD-10 robust accuracy each epoch;
                                  this turns it off (and with it early stopping) */
-    bool no_overfit_check;    /* fgsm-rs checks for catastrophic overfitting each epoch */
+
+    /* The method's own options (see at_method_option), read by at_trainer_create: a name the
+     * method does not declare is an error; an option not given takes its preset. */
+    int n_method_options;
+    at_option_value method_options[AT_MAX_METHOD_OPTIONS];
 } at_train_config;
+
+/* Sets (or replaces) a method option of `config`; the strings must live until at_trainer_create.
+ * AT_ERR_ARG when AT_MAX_METHOD_OPTIONS are already set. */
+int at_train_config_set(at_train_config *config, const char *name, const char *value);
 
 /* The training methods the trainer knows, for listings. */
 bool at_method_info(int index, const char **name, const char **description);
@@ -631,6 +663,10 @@ at_sgd *at_trainer_sgd(at_trainer *t);
 at_model *at_trainer_eval_model(at_trainer *t);
 /* The configuration with the method's defaults filled in. */
 const at_train_config *at_trainer_config(const at_trainer *t);
+/* The method's option `index` as the run uses it (its preset where none was given), as text:
+ * "6", "true", "manifold". False past the end. */
+bool at_trainer_method_option(const at_trainer *t, int index, const at_option_info **info,
+                              char *text, size_t cap);
 /* The run stopped early (catastrophic overfitting): no further epochs. */
 bool at_trainer_stopped(const at_trainer *t);
 int at_trainer_epoch(const at_trainer *t);  /* passes over the data completed */

@@ -85,14 +85,13 @@ TEST(trades_with_beta_zero_is_clean_training)
 {
     at_dataset d = make_data(N, 1);
     at_train_config standard = base_config("standard"), trades = base_config("trades");
-    trades.beta_given = true;
-    trades.beta = 0.0f;
+    at_train_config_set(&trades, "beta", "0");
     size_t n1, n2;
     float *a = train_params(&standard, &d, &n1), *b = train_params(&trades, &d, &n2);
     REQUIRE(a && b);
     CHECK(memcmp(a, b, n1 * sizeof(float)) == 0);
     /* and beta = 6 is not */
-    trades.beta = 6.0f;
+    at_train_config_set(&trades, "beta", "6");
     float *c = train_params(&trades, &d, &n2);
     CHECK(c && memcmp(a, c, n1 * sizeof(float)) != 0);
     free(a);
@@ -107,18 +106,18 @@ TEST(awp_with_gamma_zero_equals_its_base_method)
     const char *bases[2] = {"pgd-at", "trades"};
     for (int i = 0; i < 2; i++) {
         at_train_config plain = base_config(bases[i]), awp = base_config(bases[i]);
-        awp.awp = true;
-        awp.awp_gamma_given = true;
-        awp.awp_gamma = 0.0f;
-        awp.awp_warmup = 0;
+        at_train_config_set(&awp, "awp", "true");
+        at_train_config_set(&awp, "awp-gamma", "0");
+        at_train_config_set(&awp, "awp-warmup", "0");
         size_t n;
         float *a = train_params(&plain, &d, &n), *b = train_params(&awp, &d, &n);
         REQUIRE(a && b);
         if (memcmp(a, b, n * sizeof(float)) != 0)
             TEST_FAIL_("%s: AWP with gamma 0 changed the weights", bases[i]);
         /* a real perturbation changes them (TRADES-AWP starts at epoch 10 by default) */
-        awp.awp_gamma_given = false;
-        awp.awp_warmup = i == 1 ? 1 : 0;
+        awp = base_config(bases[i]);
+        at_train_config_set(&awp, "awp", "true");
+        at_train_config_set(&awp, "awp-warmup", i == 1 ? "1" : "0");
         float *c = train_params(&awp, &d, &n);
         CHECK(c && memcmp(a, c, n * sizeof(float)) != 0);
         free(a);
@@ -135,7 +134,7 @@ TEST(free_at_with_one_replay_is_fgsm_training_with_a_persistent_delta)
     at_dataset d = make_data(n, 3);
     at_train_config cfg = base_config("free-at");
     cfg.epochs = epochs;
-    cfg.replays = 1;
+    at_train_config_set(&cfg, "replays", "1");
     cfg.no_robust_validation = false;
     size_t count;
     float *trained = train_params(&cfg, &d, &count);
@@ -187,7 +186,7 @@ TEST(free_at_replays_and_divides_the_epochs)
     at_error err;
     at_train_config cfg = base_config("free-at");
     cfg.epochs = 8;
-    cfg.replays = 4;
+    at_train_config_set(&cfg, "replays", "4");
     CHECK_OK(at_trainer_create(&t, m, &d, &val, &cfg, &err), &err);
     REQUIRE(t);
     CHECK_EQ_INT(at_trainer_epochs(t), 2);
@@ -316,23 +315,24 @@ TEST(no_method_accepts_an_option_it_does_not_use)
     at_error err;
     at_trainer *t = NULL;
     typedef struct { const char *method; const char *what; at_train_config c; } bad_case;
-    bad_case cases[8];
+    bad_case cases[12];
     int n = 0;
     cases[n] = (bad_case){"standard", "eps", base_config("standard")};
     cases[n++].c.eps = 0.1f;
     cases[n] = (bad_case){"pgd-at", "beta", base_config("pgd-at")};
-    cases[n].c.beta_given = true;
-    cases[n++].c.beta = 3;
+    at_train_config_set(&cases[n++].c, "beta", "3");
     cases[n] = (bad_case){"trades", "replays", base_config("trades")};
-    cases[n++].c.replays = 2;
+    at_train_config_set(&cases[n++].c, "replays", "2");
     cases[n] = (bad_case){"free-at", "attack steps", base_config("free-at")};
     cases[n++].c.attack_steps = 5;
-    cases[n] = (bad_case){"mart", "AWP", base_config("mart")};
-    cases[n++].c.awp = true;
+    cases[n] = (bad_case){"mart", "awp", base_config("mart")};
+    at_train_config_set(&cases[n++].c, "awp", "true");
     cases[n] = (bad_case){"fgsm-rs", "attack steps", base_config("fgsm-rs")};
     cases[n++].c.attack_steps = 3;
     cases[n] = (bad_case){"standard", "attack BN mode", base_config("standard")};
     cases[n++].c.attack_bn_given = true;
+    cases[n] = (bad_case){"pgd-at", "no-overfit-check", base_config("pgd-at")};
+    at_train_config_set(&cases[n++].c, "no-overfit-check", "true");
     for (int i = 0; i < n; i++) {
         int status = at_trainer_create(&t, m, &d, &val, &cases[i].c, &err);
         if (status != AT_ERR_ARG || !strstr(err.message, cases[i].what))

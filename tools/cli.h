@@ -52,6 +52,8 @@ typedef struct cli_command {
  * given both there and on the command line. */
 int cli_parse(const cli_command *cmd, int argc, char **argv, bool *seen);
 void cli_help(const cli_command *cmd, FILE *out);
+/* The lines of --help for a list of options. */
+void cli_help_options(const cli_option *options, int n, FILE *out);
 /* Writes the options given (seen[]) and those named in `also`, minus those in `skip` (both
  * NULL-terminated lists), with their current values, as a file --config reads back. */
 int cli_write_config(const cli_command *cmd, const char *path, const bool *seen,

@@ -31,8 +31,14 @@ static void list_methods(void)
 {
     const char *name, *description;
     printf("methods:\n");
-    for (int i = 0; at_method_info(i, &name, &description); i++)
+    for (int i = 0; at_method_info(i, &name, &description); i++) {
         printf("  %-18s %s\n", name, description);
+        const at_option_info *o;
+        for (int k = 0; (o = at_method_option(name, k)); k++)
+            printf(k ? ", --%s" : "  %-18s options: --%s", k ? o->name : "", o->name);
+        if (at_method_option(name, 0))
+            printf(" (advtrain train --method %s --help)\n", name);
+    }
 }
 
 int cmd_list(int argc, char **argv)

@@ -18,16 +18,11 @@ typedef struct train_opts {
     bool nesterov, hflip, resume, quiet, test_each_epoch;
     /* adversarial training */
     const char *norm, *attack_bn;
-    double eps, step_size, beta, awp_gamma, ema, eps_warmup;
-    int steps, replays, awp_warmup, final_n;
-    bool awp, no_early_stop, no_overfit_check, no_final_pgd;
+    double eps, step_size, ema, eps_warmup;
+    int steps, final_n;
+    bool no_early_stop, no_final_pgd;
     const char *final_suite, *config;
 } train_opts;
-
-/* options whose zero value is meaningful, so "given" is tracked apart */
-static struct {
-    bool beta, awp_gamma;
-} opts_given;
 
 static train_opts opts = {
     .data = "fashion-mnist", .model = "smallcnn", .method = "standard", .schedule = "cosine",
@@ -35,7 +30,9 @@ static train_opts opts = {
     .weight_decay = 5e-4, .gamma = 0.1, .peak = 0.5, .val_size = -1, .final_n = 1000,
 };
 
-static const cli_option options[] = {
+/* The options every method shares; each method's own come from the library's tables
+ * (method_options.c) and are appended at start-up. */
+static const cli_option common_options[] = {
     {"data", CLI_STRING, &opts.data, 0, 0, NULL, "NAME", "data set (see 'advtrain list datasets'); default fashion-mnist"},
     {"data-dir", CLI_STRING, &opts.data_dir, 0, 0, NULL, "DIR", "read the data set from DIR instead of its default directory"},
     {"model", CLI_STRING, &opts.model, 0, 0, NULL, "ARCH", "architecture (see 'advtrain list models'); default smallcnn"},
@@ -60,15 +57,9 @@ static const cli_option options[] = {
     {"steps", CLI_INT, &opts.steps, 1, 10000, NULL, "N", "pgd-at/trades/mart: attack steps; default 10"},
     {"step-size", CLI_FLOAT, &opts.step_size, 1e-9, 1e6, NULL, "A", "attack step; default eps/4 (fgsm-rs: 1.25 eps)"},
     {"attack-bn-mode", CLI_CHOICE, &opts.attack_bn, 0, 0, "train|eval|batch-stats", NULL, "BN mode of training attacks; default train (pgd-at, fgsm-rs) or eval (trades, mart)"},
-    {"beta", CLI_FLOAT, &opts.beta, 0, 1e6, NULL, "B", "trades/mart: weight of the KL term; default 6"},
-    {"replays", CLI_INT, &opts.replays, 1, 64, NULL, "M", "free-at: replays per minibatch; default 8 (epochs must be a multiple)"},
-    {"awp", CLI_FLAG, &opts.awp, 0, 0, NULL, NULL, "pgd-at/trades: adversarial weight perturbation (gamma 0.01 / 0.005)"},
-    {"awp-gamma", CLI_FLOAT, &opts.awp_gamma, 0, 1, NULL, "G", "AWP: relative size of the weight perturbation (with --awp)"},
-    {"awp-warmup", CLI_INT, &opts.awp_warmup, 1, 100000, NULL, "E", "AWP: first epoch with weight perturbation (with --awp); default 0 (trades: 10)"},
     {"ema", CLI_FLOAT, &opts.ema, 1e-9, 0.999999, NULL, "TAU", "evaluate a weight average with decay min(TAU, (1+t)/(10+t))"},
     {"eps-warmup", CLI_FLOAT, &opts.eps_warmup, 1e-9, 100000, NULL, "E", "grow eps linearly from 0 over E epochs"},
     {"no-early-stop", CLI_FLAG, &opts.no_early_stop, 0, 0, NULL, NULL, "adversarial methods: no robust validation and no best checkpoint"},
-    {"no-overfit-check", CLI_FLAG, &opts.no_overfit_check, 0, 0, NULL, NULL, "fgsm-rs: no catastrophic-overfitting check"},
     {"final-suite", CLI_CHOICE, &opts.final_suite, 0, 0, "quick|standard", NULL, "after training, also run this attack suite on the test set"},
     {"final-n", CLI_INT, &opts.final_n, 1, 100000000, NULL, "N", "points of the final suite; default 1000"},
     {"no-final-pgd", CLI_FLAG, &opts.no_final_pgd, 0, 0, NULL, NULL, "adversarial methods: skip PGD-20 on the whole test set after training"},
@@ -88,15 +79,127 @@ static const cli_option options[] = {
     {"config", CLI_STRING, &opts.config, 0, 0, NULL, "FILE", "read options from FILE (name = value per line); every run saves its own as run.cfg"},
 };
 
-static const cli_command command = {
+#define N_COMMON (int)(sizeof common_options / sizeof common_options[0])
+#define MAX_METHOD_OPTIONS 64
+
+/* One method option of the command line: the union of the methods' tables by name. */
+typedef struct method_option {
+    const at_option_info *info; /* as the first method declaring it has it */
+    char methods[128];          /* "trades, mart" */
+    char presets[160];          /* "6" or "0.01 (pgd-at), 0.005 (trades)" */
+    char help[512];
+    bool presets_differ;
+    double number;
+    int integer;
+    bool flag;
+    const char *text;
+} method_option;
+
+static method_option method_opts[MAX_METHOD_OPTIONS];
+static int n_method_opts;
+static cli_option options[N_COMMON + MAX_METHOD_OPTIONS];
+
+static cli_command command = {
     "train",
     "Train a model and save its checkpoints. Example:\n"
     "  advtrain train --data fashion-mnist --model smallcnn --epochs 5 --out runs/clean",
-    "advtrain train --out DIR [options]", options, sizeof options / sizeof options[0]};
+    "advtrain train --out DIR [options]", options, N_COMMON};
+
+static void append(char *buf, size_t cap, const char *fmt, const char *a, const char *b)
+{
+    size_t len = strlen(buf);
+    if (len < cap)
+        snprintf(buf + len, cap - len, fmt, a, b);
+}
+
+/* Gathers the options of every method, or of `only` (a method name; NULL for all), into the
+ * option table after the common ones. */
+static void add_method_options(const char *only)
+{
+    const char *name;
+    n_method_opts = 0;
+    for (int m = 0; at_method_info(m, &name, NULL); m++) {
+        if (only && strcmp(only, name))
+            continue;
+        const at_option_info *o;
+        for (int i = 0; (o = at_method_option(name, i)); i++) {
+            method_option *mo = NULL;
+            for (int k = 0; k < n_method_opts && !mo; k++)
+                if (!strcmp(method_opts[k].info->name, o->name))
+                    mo = &method_opts[k];
+            if (!mo) {
+                if (n_method_opts == MAX_METHOD_OPTIONS)
+                    continue;
+                mo = &method_opts[n_method_opts++];
+                memset(mo, 0, sizeof *mo);
+                mo->info = o;
+            }
+            append(mo->methods, sizeof mo->methods, mo->methods[0] ? ", %s%s" : "%s%s", name, "");
+            const char *preset = o->preset ? o->preset : "derived, see below";
+            append(mo->presets, sizeof mo->presets, mo->presets[0] ? "; %s (%s)" : "%s (%s)", preset,
+                   name);
+            if (!o->preset || !mo->info->preset || strcmp(o->preset, mo->info->preset))
+                mo->presets_differ = true;
+        }
+    }
+    for (int k = 0; k < n_method_opts; k++) {
+        method_option *mo = &method_opts[k];
+        const at_option_info *o = mo->info;
+        char prefix[140] = "", preset[200] = "";
+        if (!only)
+            snprintf(prefix, sizeof prefix, "%s: ", mo->methods);
+        if (o->type != AT_OPTION_FLAG && (mo->presets_differ || !o->preset))
+            snprintf(preset, sizeof preset, "; preset %s", mo->presets);
+        else if (o->type != AT_OPTION_FLAG)
+            snprintf(preset, sizeof preset, "; preset %s", o->preset);
+        snprintf(mo->help, sizeof mo->help, "%s%s%s", prefix, o->help, preset);
+        cli_option *c = &options[N_COMMON + k];
+        *c = (cli_option){o->name, CLI_FLOAT, &mo->number, o->min, o->max, NULL, "X", mo->help};
+        if (o->type == AT_OPTION_INT)
+            *c = (cli_option){o->name, CLI_INT, &mo->integer, o->min, o->max, NULL, "N", mo->help};
+        else if (o->type == AT_OPTION_FLAG)
+            *c = (cli_option){o->name, CLI_FLAG, &mo->flag, 0, 0, NULL, NULL, mo->help};
+        else if (o->type == AT_OPTION_CHOICE)
+            *c = (cli_option){o->name, CLI_CHOICE, &mo->text, 0, 0, o->choices, NULL, mo->help};
+    }
+    memcpy(options, common_options, sizeof common_options);
+    command.n_options = N_COMMON + n_method_opts;
+}
+
+/* The value of method option k as the library reads it. */
+static void method_option_text(const method_option *mo, char *text, size_t cap)
+{
+    switch (mo->info->type) {
+    case AT_OPTION_INT: snprintf(text, cap, "%d", mo->integer); break;
+    case AT_OPTION_FLAG: snprintf(text, cap, "%s", mo->flag ? "true" : "false"); break;
+    case AT_OPTION_CHOICE: snprintf(text, cap, "%s", mo->text); break;
+    default: snprintf(text, cap, "%.17g", mo->number); break;
+    }
+}
+
+/* `advtrain train [--method NAME] --help`: the shared options, then the method's own (or every
+ * method's) with their presets. */
+static void print_help(const char *method)
+{
+    printf("usage: %s\n\n%s\n\noptions:\n", command.usage, command.summary);
+    cli_help_options(options, N_COMMON, stdout);
+    const char *description = NULL, *name;
+    for (int m = 0; method && at_method_info(m, &name, &description); m++)
+        if (!strcmp(name, method))
+            break;
+    if (method && n_method_opts == 0)
+        printf("\nmethod %s has no options of its own\n", method);
+    else if (method)
+        printf("\noptions of method %s (%s):\n", method, description ? description : "?");
+    else
+        printf("\nmethod options ('advtrain train --method NAME --help' shows one method's):\n");
+    cli_help_options(options + N_COMMON, n_method_opts, stdout);
+    printf("\n  %-32s %s\n", "--help", "show this help");
+}
 
 /* The run's configuration: saved in every checkpoint and compared on --resume. Paths and
  * presentation options are left out: they may change between sessions of one run. */
-static json_t *config_json(void)
+static json_t *config_json(const bool *seen)
 {
     json_t *c = json_object();
     json_object_set_new(c, "data", json_string(opts.data));
@@ -128,42 +231,45 @@ static json_t *config_json(void)
     json_object_set_new(c, "steps", json_integer(opts.steps));
     json_object_set_new(c, "step_size", json_real(opts.step_size));
     json_object_set_new(c, "attack_bn_mode", opts.attack_bn ? json_string(opts.attack_bn) : json_null());
-    json_object_set_new(c, "beta", opts_given.beta ? json_real(opts.beta) : json_null());
-    json_object_set_new(c, "replays", json_integer(opts.replays));
-    json_object_set_new(c, "awp", json_boolean(opts.awp));
-    json_object_set_new(c, "awp_gamma", opts_given.awp_gamma ? json_real(opts.awp_gamma) : json_null());
-    json_object_set_new(c, "awp_warmup", json_integer(opts.awp_warmup));
     json_object_set_new(c, "ema", json_real(opts.ema));
     json_object_set_new(c, "eps_warmup", json_real(opts.eps_warmup));
     json_object_set_new(c, "early_stop", json_boolean(!opts.no_early_stop));
-    json_object_set_new(c, "overfit_check", json_boolean(!opts.no_overfit_check));
+    json_t *given = json_object();
+    for (int k = 0; k < n_method_opts; k++)
+        if (seen[N_COMMON + k]) {
+            char text[64];
+            method_option_text(&method_opts[k], text, sizeof text);
+            json_object_set_new(given, method_opts[k].info->name, json_string(text));
+        }
+    json_object_set_new(c, "method_options", given);
     return c;
 }
 
 /* The method's settings as the run used them, its presets filled in (the "config" record keeps
  * the options as given, null where a preset applies). */
-static json_t *method_settings(const at_train_config *c)
+static json_t *method_settings(const at_trainer *t)
 {
+    const at_train_config *c = at_trainer_config(t);
     json_t *j = json_object();
+    const at_option_info *info;
+    char text[64];
+    for (int i = 0; at_trainer_method_option(t, i, &info, text, sizeof text); i++) {
+        json_t *v = info->type == AT_OPTION_FLAG     ? json_boolean(!strcmp(text, "true"))
+                    : info->type == AT_OPTION_CHOICE ? json_string(text)
+                    : info->type == AT_OPTION_INT    ? json_integer(atol(text))
+                                                     : json_real(atof(text));
+        json_object_set_new(j, info->name, v);
+    }
     if (c->eps == 0.0f)
         return j;
     json_object_set_new(j, "eps", json_real(c->eps));
     json_object_set_new(j, "attack_steps", json_integer(c->attack_steps));
     json_object_set_new(j, "attack_step_size", json_real(c->attack_step_size));
     json_object_set_new(j, "attack_bn_mode", json_string(at_bn_mode_name(c->attack_bn_mode)));
-    if (!strcmp(c->method, "trades") || !strcmp(c->method, "mart"))
-        json_object_set_new(j, "beta", json_real(c->beta));
-    if (!strcmp(c->method, "free-at"))
-        json_object_set_new(j, "replays", json_integer(c->replays));
-    json_object_set_new(j, "awp", json_boolean(c->awp));
-    if (c->awp) {
-        json_object_set_new(j, "awp_gamma", json_real(c->awp_gamma));
-        json_object_set_new(j, "awp_warmup", json_integer(c->awp_warmup));
-    }
     return j;
 }
 
-static at_train_config train_config(void)
+static at_train_config train_config(const bool *seen, char (*texts)[64])
 {
     at_train_config cfg = {0};
     cfg.method = opts.method;
@@ -193,17 +299,14 @@ static at_train_config train_config(void)
     cfg.attack_bn_mode = !opts.attack_bn || !strcmp(opts.attack_bn, "eval") ? AT_BN_EVAL
                          : !strcmp(opts.attack_bn, "train")                 ? AT_BN_TRAIN
                                                                             : AT_BN_BATCH_STATS;
-    cfg.beta_given = opts_given.beta;
-    cfg.beta = (float)opts.beta;
-    cfg.replays = opts.replays;
-    cfg.awp = opts.awp;
-    cfg.awp_gamma_given = opts_given.awp_gamma;
-    cfg.awp_gamma = (float)opts.awp_gamma;
-    cfg.awp_warmup = opts.awp_warmup;
     cfg.ema = (float)opts.ema;
     cfg.eps_warmup = (float)opts.eps_warmup;
     cfg.no_robust_validation = opts.no_early_stop;
-    cfg.no_overfit_check = opts.no_overfit_check;
+    for (int k = 0; k < n_method_opts; k++)
+        if (seen[N_COMMON + k]) {
+            method_option_text(&method_opts[k], texts[k], 64);
+            at_train_config_set(&cfg, method_opts[k].info->name, texts[k]);
+        }
     return cfg;
 }
 
@@ -519,17 +622,41 @@ done:
     return status;
 }
 
+/* The value of --method on the command line, before parsing (for --help). */
+static const char *method_in_argv(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--method") && i + 1 < argc)
+            return argv[i + 1];
+        if (!strncmp(argv[i], "--method=", 9))
+            return argv[i] + 9;
+    }
+    return NULL;
+}
+
 int cmd_train(int argc, char **argv)
 {
-    bool seen[sizeof options / sizeof options[0]];
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            const char *method = method_in_argv(argc, argv);
+            const char *name;
+            bool known = false;
+            for (int m = 0; method && at_method_info(m, &name, NULL); m++)
+                known |= !strcmp(name, method);
+            if (method && !known)
+                return cli_error("train", EXIT_USAGE, "unknown method '%s' (see 'advtrain list methods')", method);
+            add_method_options(method);
+            print_help(method);
+            return 0;
+        }
+    add_method_options(NULL);
+    bool seen[N_COMMON + MAX_METHOD_OPTIONS];
     int status = cli_parse(&command, argc, argv, seen);
     if (status)
         return status < 0 ? 0 : status;
     if (!opts.out)
         return cli_error("train", EXIT_USAGE, "--out DIR is required\nusage: %s", command.usage);
     const bool adversarial = adversarial_method(opts.method);
-    opts_given.beta = cli_given(&command, seen, "beta");
-    opts_given.awp_gamma = cli_given(&command, seen, "awp-gamma");
     /* presets of the papers: Wong et al. train fgsm-rs with a cyclic learning rate; every
      * adversarial method validates on 1,000 held-out images (Rice et al.) */
     if (!strcmp(opts.method, "fgsm-rs") && !cli_given(&command, seen, "lr-schedule"))
@@ -554,7 +681,8 @@ int cmd_train(int argc, char **argv)
     status = make_model(&train, &s.model);
     if (status)
         goto done;
-    at_train_config cfg = train_config();
+    char method_texts[MAX_METHOD_OPTIONS][64];
+    at_train_config cfg = train_config(seen, method_texts);
     if (at_trainer_create(&s.trainer, s.model, &train, &val, &cfg, &s.err)) {
         status = cli_error("train", EXIT_USAGE, "%s", s.err.message);
         goto done;
@@ -579,7 +707,7 @@ int cmd_train(int argc, char **argv)
     snprintf(s.checkpoint, sizeof s.checkpoint, "%s/last.safetensors", opts.out);
     snprintf(s.best_path, sizeof s.best_path, "%s/best.safetensors", opts.out);
     snprintf(s.ema_path, sizeof s.ema_path, "%s/last_ema.safetensors", opts.out);
-    config = config_json();
+    config = config_json(seen);
     s.config_text = json_dumps(config, JSON_COMPACT | JSON_SORT_KEYS);
     s.model_spec = at_model_spec(s.model);
     s.test = have_test ? &test : NULL;
@@ -643,7 +771,7 @@ int cmd_train(int argc, char **argv)
         if (passes != opts.epochs)
             fprintf(stderr, "%s replays each minibatch %d times: %d passes over the data, as many "
                             "optimiser steps as %d epochs\n", opts.method,
-                    at_trainer_config(s.trainer)->replays, passes, opts.epochs);
+                    opts.epochs / passes, passes, opts.epochs);
     }
 
     double start = cli_now();
@@ -670,7 +798,7 @@ int cmd_train(int argc, char **argv)
     report = json_pack("{s:s, s:s, s:o, s:s, s:o, s:f}", "command", "train", "advtrain_version",
                        AT_VERSION_STRING " " ADVTRAIN_REVISION, "config", json_incref(config), "model_spec", s.model_spec,
                        "epochs", json_incref(s.epochs), "train_seconds", train_seconds);
-    json_object_set_new(report, "method_settings", method_settings(at_trainer_config(s.trainer)));
+    json_object_set_new(report, "method_settings", method_settings(s.trainer));
     json_object_set_new(report, "checkpoint", json_string(s.checkpoint));
     char hash[65];
     at_dataset_sha256(&train, hash);

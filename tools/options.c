@@ -290,11 +290,10 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, bool *seen_out)
     return 0;
 }
 
-void cli_help(const cli_command *cmd, FILE *out)
+void cli_help_options(const cli_option *options, int n, FILE *out)
 {
-    fprintf(out, "usage: %s\n\n%s\n\noptions:\n", cmd->usage, cmd->summary);
-    for (int k = 0; k < cmd->n_options; k++) {
-        const cli_option *o = &cmd->options[k];
+    for (int k = 0; k < n; k++) {
+        const cli_option *o = &options[k];
         char left[64];
         if (o->kind == CLI_FLAG)
             snprintf(left, sizeof left, "--%s", o->name);
@@ -307,6 +306,12 @@ void cli_help(const cli_command *cmd, FILE *out)
             fprintf(out, " [%s]", format_range(range, sizeof range, o));
         fputc('\n', out);
     }
+}
+
+void cli_help(const cli_command *cmd, FILE *out)
+{
+    fprintf(out, "usage: %s\n\n%s\n\noptions:\n", cmd->usage, cmd->summary);
+    cli_help_options(cmd->options, cmd->n_options, out);
     fprintf(out, "  %-32s %s\n", "--help", "show this help");
 }
 

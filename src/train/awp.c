@@ -108,3 +108,18 @@ void at_awp_restore(at_awp *a, at_model *model)
         w[i] -= a->v[i];
     a->applied = false;
 }
+
+int at_awp_setup(at_method_ctx *c, int first, float proxy_lr, at_error *err)
+{
+    const bool on = c->opt[first] != 0.0;
+    if (!on && (c->opt_given[first + 1] || c->opt_given[first + 2]))
+        return at_fail(err, AT_ERR_ARG, "awp-gamma and awp-warmup need --awp");
+    if (!on)
+        return AT_OK;
+    return at_awp_create(&c->awp, c->model, c->batch, (float)c->opt[first + 1], proxy_lr, err);
+}
+
+bool at_awp_now(const at_method_ctx *c, int first)
+{
+    return c->awp && c->epoch >= (int)c->opt[first + 2];
+}

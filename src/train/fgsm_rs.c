@@ -8,6 +8,18 @@
 
 #include "attack/attack.h"
 
+enum { NO_OVERFIT_CHECK };
+static const at_option_info fgsm_rs_options[] = {
+    [NO_OVERFIT_CHECK] = {"no-overfit-check", AT_OPTION_FLAG, 0, 1, NULL, "false",
+                          "no catastrophic-overfitting check (and roll-back) after each epoch"},
+};
+
+static int fgsm_rs_setup(at_method_ctx *c, at_error *err)
+{
+    c->overfit_check = c->opt[NO_OVERFIT_CHECK] == 0.0;
+    return AT_OK;
+}
+
 static void fgsm_rs_defaults(at_train_config *c)
 {
     if (c->attack_step_size == 0.0f)
@@ -42,6 +54,9 @@ const at_method at_method_fgsm_rs = {
                    "catastrophic-overfitting detection",
     .uses = AT_USES_EPS | AT_USES_STEP_SIZE | AT_USES_ATTACK_BN,
     .needs = AT_NEEDS_PGD,
+    .options = fgsm_rs_options,
+    .n_options = AT_OPTION_LEN(fgsm_rs_options),
     .defaults = fgsm_rs_defaults,
+    .setup = fgsm_rs_setup,
     .step = fgsm_rs_step,
 };

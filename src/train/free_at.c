@@ -9,11 +9,21 @@
 
 #include "attack/attack.h"
 
+enum { REPLAYS };
+static const at_option_info free_at_options[] = {
+    [REPLAYS] = {"replays", AT_OPTION_INT, 1, 64, NULL, "8",
+                 "times each minibatch is replayed, m (epochs must be a multiple)"},
+};
 
-static void free_at_defaults(at_train_config *c)
+static int free_at_setup(at_method_ctx *c, at_error *err)
 {
-    if (c->replays == 0)
-        c->replays = 8;
+    const int m = (int)c->opt[REPLAYS], epochs = c->config->epochs;
+    if (epochs % m != 0)
+        return at_fail(err, AT_ERR_ARG,
+                       "free-at replays each minibatch %d times and runs epochs / %d passes: "
+                       "epochs (%d) must be a multiple of %d", m, m, epochs, m);
+    c->replays = m;
+    return AT_OK;
 }
 
 static int free_at_step(at_method_ctx *c, const float *x, const int32_t *y, int n, double *loss,
@@ -58,7 +68,9 @@ const at_method at_method_free_at = {
     .name = "free-at",
     .description = "free adversarial training: m replays per minibatch, persistent perturbation, "
                    "one backward (Shafahi et al., 2019)",
-    .uses = AT_USES_EPS | AT_USES_REPLAYS,
-    .defaults = free_at_defaults,
+    .uses = AT_USES_EPS,
+    .options = free_at_options,
+    .n_options = AT_OPTION_LEN(free_at_options),
+    .setup = free_at_setup,
     .step = free_at_step,
 };

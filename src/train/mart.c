@@ -11,10 +11,13 @@
 
 #include <math.h>
 
+enum { BETA };
+static const at_option_info mart_options[] = {
+    [BETA] = {"beta", AT_OPTION_FLOAT, 0, 1e6, NULL, "6", "weight of the misclassification-aware KL term"},
+};
+
 static void mart_defaults(at_train_config *c)
 {
-    if (!c->beta_given)
-        c->beta = 6.0f;
     if (c->attack_steps == 0)
         c->attack_steps = 10;
     if (c->attack_step_size == 0.0f)
@@ -73,7 +76,7 @@ static int mart_step(at_method_ctx *c, const float *x, const int32_t *y, int n, 
     double total = 0.0;
     for (int i = 0; i < n; i++)
         total += at_mart_example(c->probs + (size_t)i * k, c->target + (size_t)i * k, k, y[i],
-                              c->config->beta, c->dlogits2 + (size_t)i * k,
+                              c->opt[BETA], c->dlogits2 + (size_t)i * k,
                               c->dlogits + (size_t)i * k);
     for (size_t j = 0; j < (size_t)n * k; j++) {
         c->dlogits[j] /= (float)n;
@@ -88,8 +91,10 @@ static int mart_step(at_method_ctx *c, const float *x, const int32_t *y, int n, 
 const at_method at_method_mart = {
     .name = "mart",
     .description = "MART: boosted CE + misclassification-weighted KL (Wang et al., 2020)",
-    .uses = AT_USES_EPS | AT_USES_ATTACK_STEPS | AT_USES_STEP_SIZE | AT_USES_ATTACK_BN | AT_USES_BETA,
+    .uses = AT_USES_EPS | AT_USES_ATTACK_STEPS | AT_USES_STEP_SIZE | AT_USES_ATTACK_BN,
     .needs = AT_NEEDS_CLEAN_PASS | AT_NEEDS_ATTACK_PASS,
+    .options = mart_options,
+    .n_options = AT_OPTION_LEN(mart_options),
     .defaults = mart_defaults,
     .step = mart_step,
 };

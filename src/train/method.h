@@ -8,15 +8,13 @@
 #include "advtrain.h"
 #include "core/util.h"
 
-/* The options a method reads; setting one the method does not read is an error. */
+/* The shared options (fields of at_train_config) a method reads; setting one it does not read
+ * is an error. A method's own options are its `options` table. */
 enum {
     AT_USES_EPS = 1,          /* norm, eps, eps_warmup */
     AT_USES_ATTACK_STEPS = 2,
     AT_USES_STEP_SIZE = 4,
-    AT_USES_ATTACK_BN = 8,
-    AT_USES_BETA = 16,
-    AT_USES_REPLAYS = 32,
-    AT_USES_AWP = 64
+    AT_USES_ATTACK_BN = 8
 };
 
 typedef struct at_awp at_awp;
@@ -29,6 +27,11 @@ typedef struct at_method_ctx {
     at_pass *attack_pass;     /* input-gradient pass for the training attack */
     at_attack *attack;        /* a library attack for the training attack (pgd-at, fgsm-rs) */
     const at_train_config *config; /* with the method's defaults filled in */
+    const double *opt;        /* the method's options in the order of its table: numbers as
+                                 they are, flags 0/1, choices the index of the choice */
+    const bool *opt_given;    /* which of them were given (the rest are presets) */
+    int replays;              /* set by setup: times each minibatch is replayed (1) */
+    bool overfit_check;       /* set by setup: check for catastrophic overfitting every epoch */
     at_rng *rng;              /* this epoch's stream for the method's randomness */
     float eps;                /* the training eps now (after warm-up) */
     int epoch;                /* 0-based */
@@ -54,9 +57,13 @@ typedef struct at_method {
     const char *name;
     const char *description;
     unsigned uses, needs;
-    bool awp_proxy_base_lr;   /* AWP's proxy steps with the base learning rate (else 0.01) */
-    /* fills the paper's defaults into the fields left at 0 */
+    const at_option_info *options; /* its own options (see at_method_option) */
+    int n_options;
+    /* fills the paper's defaults into the shared fields left at 0 */
     void (*defaults)(at_train_config *c);
+    /* optional: after the options are resolved and the passes made (checks that span options,
+     * replays, AWP's proxy) */
+    int (*setup)(at_method_ctx *ctx, at_error *err);
     /* Accumulates the weight gradients of one batch into the (zeroed) model gradients and
      * reports the batch's mean training loss and number of correct predictions. */
     int (*step)(at_method_ctx *ctx, const float *x, const int32_t *y, int n, double *loss,
@@ -66,6 +73,15 @@ typedef struct at_method {
 } at_method;
 
 const at_method *at_method_find(const char *name);
+
+/* Options of the table (the method's own) as resolved values: the text given in the config, or
+ * the preset; a name the table does not hold is "method M does not use NAME". */
+int at_method_resolve_options(const at_method *m, const at_train_config *c, double *values,
+                              bool *given, at_error *err);
+/* A resolved value as text ("6", "true", "manifold"). */
+void at_option_format(const at_option_info *o, double value, char *text, size_t cap);
+
+#define AT_OPTION_LEN(table) ((int)(sizeof(table) / sizeof((table)[0])))
 
 /* The training attack of TRADES and MART: from x + 0.001 N(0, 1), `steps` signed (Linf) or
  * normalised (L2) steps ascending either the cross-entropy to y (MART) or KL(target || p(x'))
@@ -86,6 +102,20 @@ void at_softmax_rows(const float *logits, int n, int k, float *probs);
  * takes one ascent step on the method's loss; each weight tensor of >= 2 dimensions then moves
  * by gamma * ||w_l|| along the proxy's change (normalised), the training step runs at the
  * perturbed weights, and the perturbation is removed after the optimiser step. */
+/* AWP's options in the table of a method that offers it, with that method's presets. */
+#define AT_AWP_OPTIONS(gamma, warmup)                                                          \
+    {"awp", AT_OPTION_FLAG, 0, 1, NULL, "false",                                               \
+     "adversarial weight perturbation (Wu et al., 2020)"},                                    \
+    {"awp-gamma", AT_OPTION_FLOAT, 0, 1, NULL, gamma,                                          \
+     "AWP: size of the weight perturbation relative to each layer's norm (with --awp)"},       \
+    {"awp-warmup", AT_OPTION_INT, 0, 100000, NULL, warmup,                                     \
+     "AWP: first epoch with weight perturbation (with --awp)"}
+/* With the AWP options at index `first` of the method's table: checks they are used together
+ * and creates ctx->awp when AWP is on; the proxy steps at proxy_lr. */
+int at_awp_setup(at_method_ctx *ctx, int first, float proxy_lr, at_error *err);
+/* AWP is on at this epoch (ctx->awp exists and its warm-up has passed). */
+bool at_awp_now(const at_method_ctx *ctx, int first);
+
 int at_awp_create(at_awp **out, at_model *model, int batch, float gamma, float proxy_lr,
                   at_error *err);
 void at_awp_free(at_awp *awp);

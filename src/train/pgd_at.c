@@ -9,6 +9,9 @@
 
 #include "attack/attack.h"
 
+enum { AWP };
+static const at_option_info pgd_at_options[] = {AT_AWP_OPTIONS("0.01", "0")};
+
 static void pgd_at_defaults(at_train_config *c)
 {
     if (c->attack_steps == 0)
@@ -17,9 +20,9 @@ static void pgd_at_defaults(at_train_config *c)
         c->attack_step_size = c->eps / 4;
     if (!c->attack_bn_given)
         c->attack_bn_mode = AT_BN_TRAIN;
-    if (c->awp && !c->awp_gamma_given)
-        c->awp_gamma = 0.01f;
 }
+
+static int pgd_at_setup(at_method_ctx *c, at_error *err) { return at_awp_setup(c, AWP, 0.01f, err); }
 
 /* The attack follows the current eps (warm-up) with a step in proportion. */
 static int attack(at_method_ctx *c, const float *x, const int32_t *y, int n)
@@ -53,7 +56,7 @@ static int pgd_at_step(at_method_ctx *c, const float *x, const int32_t *y, int n
     int status = attack(c, x, y, n);
     if (status)
         return status;
-    if (c->awp && c->epoch >= c->config->awp_warmup) {
+    if (at_awp_now(c, AWP)) {
         if ((status = at_awp_begin(c->awp, c->model)))
             return status;
         if ((status = ce_step(at_awp_pass(c->awp, 0), c, y, n, NULL, NULL)))
@@ -72,9 +75,12 @@ static void pgd_at_after_step(at_method_ctx *c)
 const at_method at_method_pgd_at = {
     .name = "pgd-at",
     .description = "PGD adversarial training (Madry et al., 2018; Rice et al. recipe), optional AWP",
-    .uses = AT_USES_EPS | AT_USES_ATTACK_STEPS | AT_USES_STEP_SIZE | AT_USES_ATTACK_BN | AT_USES_AWP,
+    .uses = AT_USES_EPS | AT_USES_ATTACK_STEPS | AT_USES_STEP_SIZE | AT_USES_ATTACK_BN,
     .needs = AT_NEEDS_PGD,
+    .options = pgd_at_options,
+    .n_options = AT_OPTION_LEN(pgd_at_options),
     .defaults = pgd_at_defaults,
+    .setup = pgd_at_setup,
     .step = pgd_at_step,
     .after_step = pgd_at_after_step,
 };

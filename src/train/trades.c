@@ -9,20 +9,26 @@
 
 #include <string.h>
 
+enum { BETA, AWP };
+static const at_option_info trades_options[] = {
+    [BETA] = {"beta", AT_OPTION_FLOAT, 0, 1e6, NULL, "6", "weight of the KL term"},
+    AT_AWP_OPTIONS("0.005", "10"),
+};
+
 static void trades_defaults(at_train_config *c)
 {
-    if (!c->beta_given)
-        c->beta = 6.0f;
     if (c->attack_steps == 0)
         c->attack_steps = 10;
     if (c->attack_step_size == 0.0f)
         c->attack_step_size = c->eps / 4;
     if (!c->attack_bn_given)
         c->attack_bn_mode = AT_BN_EVAL;
-    if (c->awp && !c->awp_gamma_given)
-        c->awp_gamma = 0.005f;
-    if (c->awp && c->awp_warmup == 0)
-        c->awp_warmup = 10;
+}
+
+/* TRADES-AWP's proxy steps with the main learning rate */
+static int trades_setup(at_method_ctx *c, at_error *err)
+{
+    return at_awp_setup(c, AWP, c->config->lr.base, err);
 }
 
 /* Loss and gradients on one pair of passes (the model's, or the AWP proxy's). */
@@ -40,11 +46,11 @@ static int trades_loss(at_method_ctx *c, at_pass *clean, at_pass *adv, const flo
     double ce = at_loss_cross_entropy(zc, n, k, &(at_ce_target){.labels = y}, NULL, c->dlogits);
     double kl = at_loss_kl(zc, za, n, k, NULL, NULL, c->probs, c->dlogits2);
     for (size_t j = 0; j < (size_t)n * k; j++) {
-        c->dlogits[j] += c->config->beta * c->probs[j];
-        c->dlogits2[j] *= c->config->beta;
+        c->dlogits[j] += (float)c->opt[BETA] * c->probs[j];
+        c->dlogits2[j] *= (float)c->opt[BETA];
     }
     if (loss)
-        *loss = ce + c->config->beta * kl;
+        *loss = ce + (float)c->opt[BETA] * kl;
     if (correct)
         *correct = at_count_correct(za, n, k, y, NULL);
     status = at_backward(clean, c->dlogits, AT_GRAD_WEIGHTS);
@@ -61,7 +67,7 @@ static int trades_step(at_method_ctx *c, const float *x, const int32_t *y, int n
     at_softmax_rows(at_pass_logits(c->attack_pass), n, c->num_classes, c->target);
     if ((status = at_train_attack(c, x, y, c->target, n, c->x_adv)))
         return status;
-    if (c->awp && c->epoch >= c->config->awp_warmup) {
+    if (at_awp_now(c, AWP)) {
         if ((status = at_awp_begin(c->awp, c->model)) ||
             (status = trades_loss(c, at_awp_pass(c->awp, 0), at_awp_pass(c->awp, 1), x, y, n,
                                   NULL, NULL)))
@@ -80,11 +86,12 @@ static void trades_after_step(at_method_ctx *c)
 const at_method at_method_trades = {
     .name = "trades",
     .description = "TRADES: CE(x) + beta KL(f(x) || f(x')) (Zhang et al., 2019), optional AWP",
-    .uses = AT_USES_EPS | AT_USES_ATTACK_STEPS | AT_USES_STEP_SIZE | AT_USES_ATTACK_BN |
-            AT_USES_BETA | AT_USES_AWP,
+    .uses = AT_USES_EPS | AT_USES_ATTACK_STEPS | AT_USES_STEP_SIZE | AT_USES_ATTACK_BN,
     .needs = AT_NEEDS_CLEAN_PASS | AT_NEEDS_ATTACK_PASS,
-    .awp_proxy_base_lr = true,
+    .options = trades_options,
+    .n_options = AT_OPTION_LEN(trades_options),
     .defaults = trades_defaults,
+    .setup = trades_setup,
     .step = trades_step,
     .after_step = trades_after_step,
 };

@@ -24,6 +24,8 @@ struct at_trainer {
     at_sgd *sgd;
     float *snapshot_momentum;
     at_method_ctx ctx;
+    double opt[AT_MAX_METHOD_OPTIONS * 2];  /* the method's options, resolved */
+    bool opt_given[AT_MAX_METHOD_OPTIONS * 2];
     float *x;
     int32_t *y, *order;
     int epochs_done, passes;
@@ -41,25 +43,21 @@ static double now_seconds(void)
 
 static bool adversarial(const at_method *m) { return m->uses & AT_USES_EPS; }
 
-/* Every option set must be one the method reads. */
+/* Every shared option set must be one the method reads (its own options are checked against
+ * its table). */
 static int check_uses(const at_method *m, const at_train_config *c, at_error *err)
 {
     static const struct { unsigned bit; const char *what; } options[] = {
         {AT_USES_EPS, "eps"}, {AT_USES_ATTACK_STEPS, "attack steps"},
         {AT_USES_STEP_SIZE, "attack step size"}, {AT_USES_ATTACK_BN, "attack BN mode"},
-        {AT_USES_BETA, "beta"}, {AT_USES_REPLAYS, "replays"}, {AT_USES_AWP, "AWP"},
     };
     const bool set[] = {c->eps != 0.0f || c->eps_warmup != 0.0f || c->norm != AT_NORM_LINF,
-                        c->attack_steps != 0, c->attack_step_size != 0.0f, c->attack_bn_given,
-                        c->beta_given, c->replays != 0,
-                        c->awp || c->awp_gamma_given || c->awp_warmup != 0};
+                        c->attack_steps != 0, c->attack_step_size != 0.0f, c->attack_bn_given};
     for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
         if (set[i] && !(m->uses & options[i].bit))
             return at_fail(err, AT_ERR_ARG, "method %s does not use %s", m->name, options[i].what);
     if (!adversarial(m) && (c->no_robust_validation))
         return at_fail(err, AT_ERR_ARG, "method %s has no robust validation to turn off", m->name);
-    if (c->no_overfit_check && strcmp(m->name, "fgsm-rs") != 0)
-        return at_fail(err, AT_ERR_ARG, "only fgsm-rs checks for catastrophic overfitting");
     return AT_OK;
 }
 
@@ -84,19 +82,6 @@ static int check_config(const at_method *m, const at_train_config *c, at_error *
             return at_fail(err, AT_ERR_ARG, "eps warm-up %g must be within the %d epochs",
                            c->eps_warmup, c->epochs);
     }
-    if (c->replays < 0 || c->replays > 64)
-        return at_fail(err, AT_ERR_ARG, "replays %d out of range 1..64", c->replays);
-    if (c->replays > 1 && c->epochs % c->replays != 0)
-        return at_fail(err, AT_ERR_ARG,
-                       "free-at replays each minibatch %d times and runs epochs / %d passes: "
-                       "epochs (%d) must be a multiple of %d", c->replays, c->replays, c->epochs,
-                       c->replays);
-    if (!(c->awp_gamma >= 0.0f && c->awp_gamma <= 1.0f) || c->awp_warmup < 0)
-        return at_fail(err, AT_ERR_ARG, "AWP gamma must be in [0, 1] and its warm-up >= 0");
-    if ((c->awp_gamma_given || c->awp_warmup) && !c->awp)
-        return at_fail(err, AT_ERR_ARG, "AWP gamma and warm-up need AWP turned on");
-    if (c->beta_given && !(c->beta >= 0.0f && isfinite(c->beta)))
-        return at_fail(err, AT_ERR_ARG, "beta %g must be >= 0", c->beta);
     return AT_OK;
 }
 
@@ -131,6 +116,9 @@ static int make_ctx(at_trainer *t, int batch, at_error *err)
     c->batch = batch;
     c->image = (size_t)ch * h * w;
     c->eps = cfg->eps;
+    c->opt = t->opt;
+    c->opt_given = t->opt_given;
+    c->replays = 1;
     const size_t images = (size_t)batch * c->image, logits = (size_t)batch * c->num_classes;
     c->x_adv = at_alloc(images * sizeof(float));
     c->dir = at_alloc(images * sizeof(float));
@@ -156,9 +144,8 @@ static int make_ctx(at_trainer *t, int batch, at_error *err)
                                .loss = AT_ATTACK_LOSS_CE};
         status = at_attack_create(&c->attack, "pgd", t->model, batch, &o, err);
     }
-    if (!status && cfg->awp)
-        status = at_awp_create(&c->awp, t->model, batch, cfg->awp_gamma,
-                               m->awp_proxy_base_lr ? cfg->lr.base : 0.01f, err);
+    if (!status && m->setup)
+        status = m->setup(c, err);
     return status;
 }
 
@@ -177,10 +164,16 @@ int at_trainer_create(at_trainer **out, at_model *model, const at_dataset *train
     cfg.method = method->name;
     if (method->defaults)
         method->defaults(&cfg);
-    if (cfg.replays == 0)
-        cfg.replays = 1;
     if ((status = check_config(method, &cfg, err)))
         return status;
+    double opt[AT_MAX_METHOD_OPTIONS * 2];
+    bool opt_given[AT_MAX_METHOD_OPTIONS * 2];
+    if (method->n_options > AT_MAX_METHOD_OPTIONS * 2)
+        return at_fail(err, AT_ERR_ARG, "method %s declares too many options", method->name);
+    if ((status = at_method_resolve_options(method, &cfg, opt, opt_given, err)))
+        return status;
+    /* the option texts belong to the caller: the copy keeps only the resolved values */
+    cfg.n_method_options = 0;
     int c, h, w;
     at_model_input_shape(model, &c, &h, &w);
     if (train->n < 1)
@@ -200,7 +193,8 @@ int at_trainer_create(at_trainer **out, at_model *model, const at_dataset *train
     t->val = val;
     t->config = cfg;
     t->method = method;
-    t->passes = cfg.epochs / cfg.replays;
+    memcpy(t->opt, opt, sizeof opt);
+    memcpy(t->opt_given, opt_given, sizeof opt_given);
     t->iters_per_epoch = (train->n + cfg.batch_size - 1) / cfg.batch_size;
     t->best_score = -1.0;
     t->previous_pgd = t->previous_fgsm = -1.0;
@@ -215,14 +209,16 @@ int at_trainer_create(at_trainer **out, at_model *model, const at_dataset *train
     status = at_sgd_create(&t->sgd, model, &cfg.sgd, err);
     if (!status)
         status = make_ctx(t, batch, err);
+    t->passes = cfg.epochs / t->ctx.replays;
+    const bool overfit_check = t->ctx.overfit_check;
     char *spec = NULL;
-    if (!status && (cfg.ema > 0.0f || (!strcmp(method->name, "fgsm-rs") && !cfg.no_overfit_check))) {
+    if (!status && (cfg.ema > 0.0f || overfit_check)) {
         spec = at_model_spec(model);
         status = spec ? AT_OK : AT_ERR_NOMEM;
     }
     if (!status && cfg.ema > 0.0f && !(status = at_model_create_from_spec(&t->ema, spec, err)))
         status = at_model_copy_weights(t->ema, model, err);
-    if (!status && spec && !strcmp(method->name, "fgsm-rs") && !cfg.no_overfit_check) {
+    if (!status && spec && overfit_check) {
         size_t n;
         at_sgd_momentum(t->sgd, &n);
         status = at_model_create_from_spec(&t->snapshot, spec, err);
@@ -257,6 +253,18 @@ at_sgd *at_trainer_sgd(at_trainer *t) { return t->sgd; }
 int at_trainer_epoch(const at_trainer *t) { return t->epochs_done; }
 int at_trainer_epochs(const at_trainer *t) { return t->passes; }
 const at_train_config *at_trainer_config(const at_trainer *t) { return &t->config; }
+
+bool at_trainer_method_option(const at_trainer *t, int index, const at_option_info **info,
+                              char *text, size_t cap)
+{
+    if (index < 0 || index >= t->method->n_options)
+        return false;
+    if (info)
+        *info = &t->method->options[index];
+    if (text)
+        at_option_format(&t->method->options[index], t->opt[index], text, cap);
+    return true;
+}
 at_model *at_trainer_eval_model(at_trainer *t) { return t->ema ? t->ema : t->model; }
 bool at_trainer_stopped(const at_trainer *t) { return t->stopped; }
 
@@ -272,7 +280,7 @@ int at_trainer_set_progress(at_trainer *t, const at_trainer_progress *p, at_erro
         return at_fail(err, AT_ERR_ARG, "cannot resume at epoch %d of a %d-epoch run", p->epochs_done,
                        t->passes);
     t->epochs_done = p->epochs_done;
-    t->step = (long)p->epochs_done * t->iters_per_epoch * t->config.replays;
+    t->step = (long)p->epochs_done * t->iters_per_epoch * t->ctx.replays;
     t->best_score = p->best_score;
     t->previous_pgd = p->check_pgd;
     t->previous_fgsm = p->check_fgsm;
@@ -418,7 +426,7 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
         at_dataset_batch(ds, t->order + first, n, t->x, t->y, augmenting ? &cfg->augment : NULL,
                          &augment);
         double last_loss = 0.0;
-        for (int r = 0; r < cfg->replays; r++) {
+        for (int r = 0; r < t->ctx.replays; r++) {
             /* the schedule counts optimiser steps: an epoch of it is iters_per_epoch of them */
             lr = at_lr_at(&cfg->lr, t->step, t->iters_per_epoch, cfg->epochs);
             t->ctx.eps = eps_at(cfg, (double)t->step / t->iters_per_epoch);
