@@ -101,6 +101,10 @@ double at_rng_uniform(at_rng *rng);            /* [0, 1) with 53 random bits */
 uint32_t at_rng_below(at_rng *rng, uint32_t n); /* uniform on 0..n-1, unbiased */
 double at_rng_normal(at_rng *rng);             /* standard normal (Box-Muller) */
 void at_rng_shuffle(at_rng *rng, int32_t *items, size_t n); /* Fisher-Yates */
+/* Gamma(shape, 1) by Marsaglia and Tsang's method (shape > 0), and Beta(a, b) as the ratio
+ * G_a / (G_a + G_b) of two of them. */
+double at_rng_gamma(at_rng *rng, double shape);
+double at_rng_beta(at_rng *rng, double a, double b);
 
 /* ------------------------------------------------------------------------------------------------
  * Models
@@ -587,6 +591,30 @@ typedef struct at_option_value {
 
 #define AT_MAX_METHOD_OPTIONS 16
 
+/* Where out-of-distribution rows come from (Lee et al., "Removing Undesirable Feature
+ * Contributions Using Out-of-Distribution Data", ICLR 2021): procedural images, or a data set
+ * whose labels are ignored. */
+typedef enum at_ood_source {
+    AT_OOD_NONE = 0,
+    AT_OOD_GAUSSIAN = 1,  /* per image: N(mu, sigma^2) pixels, mu ~ U(0,1), sigma ~ U(0, 0.5) */
+    AT_OOD_SHUFFLE = 2,   /* a training image cut into 4x4 patches, shuffled */
+    AT_OOD_TEXTURES = 3,  /* sums of random oriented sinusoidal gratings */
+    AT_OOD_DATA = 4       /* images of at_train_config.ood_data */
+} at_ood_source;
+
+/* How the training budget moves (Kinfu and Vidal, "Analysis and Extensions of Adversarial
+ * Training for Video Classification", 2022); the attack's step always follows eps in
+ * proportion. */
+typedef enum at_eps_schedule {
+    AT_EPS_FIXED = 0,      /* eps (after the linear warm-up, if any) */
+    AT_EPS_CURRICULUM = 1, /* a staircase: stage s of eps_stages trains at eps (s + 1) / stages */
+    AT_EPS_ADAPTIVE = 2,   /* per example: starts at eps, - eps_rate eps when the attack breaks
+                              it, + eps_rate eps when it does not, within [eps_min, eps] */
+    AT_EPS_STOCHASTIC = 3  /* per batch: uniform on [eps_min, eps] */
+} at_eps_schedule;
+const char *at_eps_schedule_name(at_eps_schedule s); /* "fixed", "curriculum", ... */
+const char *at_ood_source_name(at_ood_source s);     /* "none", "gaussian", ... */
+
 typedef struct at_train_config {
     const char *method;       /* see at_method_info: "standard", "pgd-at", "trades", ... */
     int epochs;
@@ -611,6 +639,28 @@ typedef struct at_train_config {
     float eps_warmup;         /* > 0: eps grows linearly from 0 to eps over these epochs */
     bool no_robust_validation;/* adversarial methods validate PGD-10 robust accuracy each epoch;
                                  this turns it off (and with it early stopping) */
+    float eval_eps;           /* budget of the robust validation; 0 = eps */
+    at_eps_schedule eps_schedule;
+    int eps_stages;           /* curriculum: stages over the run (0 = 4) */
+    float eps_min;            /* adaptive and stochastic: the lowest budget (0) */
+    float eps_rate;           /* adaptive: change per visit, as a fraction of eps (0 = 0.1) */
+
+    /* What a batch holds (every method that takes soft targets accepts these). An epoch is
+     * ceil(N / batch_size) optimiser steps whatever the batch holds, N the training images. */
+    int repeat;               /* K > 1: each image K times per batch, augmented independently
+                                 (batch repetition, Rebuffi et al. 2021); batch_size % K == 0 */
+    bool cutmix;              /* CutMix (Yun et al. 2019) on every batch (each of the K
+                                 repetition groups): one box, one pairing, label weights by
+                                 area */
+    float cutmix_alpha;       /* the box keeps a share lambda ~ Beta(alpha, alpha) of each
+                                 image: 1 in the paper; 0 fixes lambda = 1, an empty box */
+    const at_dataset *extra;  /* extra (e.g. generated) images mixed into every batch */
+    float extra_ratio;        /* share of each batch from `extra` (0.7 in Gowal et al. 2021) */
+    float extra_smoothing;    /* label smoothing of extra rows (0.1 there) */
+    at_ood_source ood;        /* out-of-distribution rows appended to every batch (OAT) */
+    const at_dataset *ood_data;/* with AT_OOD_DATA: its images (labels ignored) */
+    float ood_weight;         /* their weight in the loss relative to an in-distribution row */
+    int ood_batch;            /* OOD rows per batch (0 = batch_size, the paper's halves) */
 
     /* The method's own options (see at_method_option), read by at_trainer_create: a name the
      * method does not declare is an error; an option not given takes its preset. */

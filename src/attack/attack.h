@@ -42,6 +42,11 @@ struct at_attack {
     uint8_t *correct;          /* [max_batch]: prediction == label at the last evaluation */
     float *scratch;            /* [image]: for the L1 projection */
     at_rng *rngs;              /* [max_batch]: example i's random stream during a run */
+    /* Set by a caller for the runs that follow (the trainer), NULL otherwise: example i's
+     * budget (PGD and FGSM; steps scale with eps_each[i] / o.eps), and the target
+     * distributions [n, classes] the cross-entropy is taken against instead of one-hot y. */
+    const float *eps_each;
+    const float *soft_targets;
     at_attack_stats stats;
 };
 
@@ -49,6 +54,11 @@ struct at_attack {
  * gradient is its own). target is used by the targeted losses. */
 void at_attack_loss_eval(at_attack_loss kind, bool targeted, const float *logits, int n, int k,
                          const int32_t *y, const int32_t *target, float *loss, float *dlogits);
+
+/* Per-example cross-entropy to soft targets, -sum_j t_j log softmax(z)_j, and its gradient
+ * p - t (classes with t_j = 0 add nothing, so a one-hot row gives exactly the hard-label CE). */
+void at_attack_loss_soft_ce(const float *logits, int n, int k, const float *targets, float *loss,
+                            float *dlogits);
 
 /* Forward of x_eval (in the attack's BN mode), per-example loss into a->loss, logits into
  * a->logits, prediction == y into a->correct, and with want_grad the input gradient into a->grad
@@ -68,17 +78,18 @@ int32_t at_attack_ranked_class(const float *z, int k, int rank);
 /* Adds a->loss[0..n) to the statistics of step `step`. */
 void at_attack_record_loss(at_attack *a, int step, int n);
 
-/* x_adv = clamp(x + proj(x_adv - x), 0, 1), projecting onto the eps-ball of the norm; scratch
- * (image floats) is used by the L1 projection. */
-void at_attack_project(at_norm norm, float eps, const float *x, float *x_adv, int n, size_t image,
-                       float *scratch);
+/* x_adv = clamp(x + proj(x_adv - x), 0, 1), projecting onto the eps-ball of the norm (example i's
+ * radius eps_each[i], or eps for all when eps_each is NULL); scratch (image floats) is used by
+ * the L1 projection. */
+void at_attack_project(at_norm norm, float eps, const float *eps_each, const float *x,
+                       float *x_adv, int n, size_t image, float *scratch);
 /* The ascent direction for a gradient: sign (Linf), g / ||g||_2 (L2), or a sparse L1 step. A
  * zero gradient gives a zero direction, never NaN. */
 void at_attack_direction(at_norm norm, const float *grad, float *dir, int n, size_t image);
 /* A random start inside the eps-ball, example i drawing from rngs[i]: uniform in the box (Linf),
  * uniform radius along a random direction (L2, L1), then clamped to [0,1]. */
-void at_attack_random_start(at_norm norm, float eps, const float *x, float *x_adv, int n,
-                            size_t image, at_rng *rngs, float *scratch);
+void at_attack_random_start(at_norm norm, float eps, const float *eps_each, const float *x,
+                            float *x_adv, int n, size_t image, at_rng *rngs, float *scratch);
 /* ||v||_p of one example (in double). */
 double at_norm_of(at_norm norm, const float *v, size_t image);
 

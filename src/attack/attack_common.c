@@ -43,8 +43,14 @@ int at_attack_evaluate(at_attack *a, const float *x, const float *x_eval, const 
             return status;
         const float *logits = at_pass_logits(a->pass);
         memcpy(a->logits, logits, (size_t)n * k * sizeof(float));
-        at_attack_loss_eval(loss, targeted, logits, n, k, y, target, a->loss,
-                            want_grad ? a->dlogits : NULL);
+        if (a->soft_targets && !targeted &&
+            (loss == AT_ATTACK_LOSS_CE || (loss == AT_ATTACK_LOSS_DEFAULT &&
+                                           a->ops->default_loss == AT_ATTACK_LOSS_CE)))
+            at_attack_loss_soft_ce(logits, n, k, a->soft_targets, a->loss,
+                                   want_grad ? a->dlogits : NULL);
+        else
+            at_attack_loss_eval(loss, targeted, logits, n, k, y, target, a->loss,
+                                want_grad ? a->dlogits : NULL);
         if (!want_grad) {
             a->stats.forward_evals += n;
             break;
@@ -155,10 +161,11 @@ static void project_l1(float *v, size_t image, float eps, float *sorted)
     }
 }
 
-void at_attack_project(at_norm norm, float eps, const float *x, float *x_adv, int n, size_t image,
-                       float *scratch)
+void at_attack_project(at_norm norm, float eps_all, const float *eps_each, const float *x,
+                       float *x_adv, int n, size_t image, float *scratch)
 {
     for (int i = 0; i < n; i++) {
+        const float eps = eps_each ? eps_each[i] : eps_all;
         const float *xi = x + (size_t)i * image;
         float *ai = x_adv + (size_t)i * image;
         if (norm == AT_NORM_LINF) {
@@ -245,10 +252,11 @@ void at_attack_direction(at_norm norm, const float *grad, float *dir, int n, siz
     }
 }
 
-void at_attack_random_start(at_norm norm, float eps, const float *x, float *x_adv, int n,
-                            size_t image, at_rng *rngs, float *scratch)
+void at_attack_random_start(at_norm norm, float eps_all, const float *eps_each, const float *x,
+                            float *x_adv, int n, size_t image, at_rng *rngs, float *scratch)
 {
     for (int i = 0; i < n; i++) {
+        const float eps = eps_each ? eps_each[i] : eps_all;
         at_rng *rng = &rngs[i];
         const float *xi = x + (size_t)i * image;
         float *ai = x_adv + (size_t)i * image;
@@ -269,5 +277,5 @@ void at_attack_random_start(at_norm norm, float eps, const float *x, float *x_ad
                 ai[j] = xi[j] + ai[j] * scale;
         }
     }
-    at_attack_project(norm, eps, x, x_adv, n, image, scratch);
+    at_attack_project(norm, eps_all, eps_each, x, x_adv, n, image, scratch);
 }

@@ -112,3 +112,25 @@ void at_attack_loss_eval(at_attack_loss kind, bool targeted, const float *logits
         }
     }
 }
+
+void at_attack_loss_soft_ce(const float *logits, int n, int k, const float *targets, float *loss,
+                            float *dlogits)
+{
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * k, *t = targets + (size_t)i * k;
+        double max = z[0], sum = 0.0;
+        for (int j = 1; j < k; j++)
+            max = z[j] > max ? z[j] : max;
+        for (int j = 0; j < k; j++)
+            sum += exp(z[j] - max);
+        double l = 0.0;
+        for (int j = 0; j < k; j++)
+            if (t[j] != 0.0f)
+                l -= t[j] * (z[j] - max - log(sum));
+        loss[i] = (float)l;
+        for (int j = 0; dlogits && j < k; j++) {
+            double p = exp(z[j] - max) / sum;
+            dlogits[(size_t)i * k + j] = (float)(p - t[j]);
+        }
+    }
+}

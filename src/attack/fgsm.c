@@ -17,10 +17,12 @@ static int fgsm_run(at_attack *a, const float *x, const int32_t *y, const int32_
         return status;
     at_attack_record_loss(a, 0, n);
     at_attack_direction(o->norm, a->grad, dir, n, a->image);
-    const size_t count = (size_t)n * a->image;
-    for (size_t j = 0; j < count; j++)
-        x_adv[j] = x[j] + o->eps * dir[j];
-    at_attack_project(o->norm, o->eps, x, x_adv, n, a->image, a->scratch);
+    for (int i = 0; i < n; i++) {
+        const float eps = a->eps_each ? a->eps_each[i] : o->eps;
+        for (size_t j = (size_t)i * a->image; j < (size_t)(i + 1) * a->image; j++)
+            x_adv[j] = x[j] + eps * dir[j];
+    }
+    at_attack_project(o->norm, o->eps, a->eps_each, x, x_adv, n, a->image, a->scratch);
     status = at_attack_evaluate(a, x, x_adv, y, target, n, o->loss, o->targeted, false);
     if (status)
         return status;

@@ -32,7 +32,8 @@ static int pgd_run(at_attack *a, const float *x, const int32_t *y, const int32_t
         if (o->no_random_start)
             memcpy(cur, x, count * sizeof(float));
         else
-            at_attack_random_start(o->norm, o->eps, x, cur, n, image, a->rngs, a->scratch);
+            at_attack_random_start(o->norm, o->eps, a->eps_each, x, cur, n, image, a->rngs,
+                                   a->scratch);
         for (int t = 0; t < o->steps; t++) {
             int status = at_attack_evaluate(a, x, cur, y, target, n, o->loss, o->targeted, true);
             if (status)
@@ -44,10 +45,11 @@ static int pgd_run(at_attack *a, const float *x, const int32_t *y, const int32_t
                     continue;
                 float *ci = cur + (size_t)i * image;
                 const float *di = dir + (size_t)i * image;
+                const float step = a->eps_each ? o->step_size * (a->eps_each[i] / o->eps) : o->step_size;
                 for (size_t j = 0; j < image; j++)
-                    ci[j] += o->step_size * di[j];
+                    ci[j] += step * di[j];
             }
-            at_attack_project(o->norm, o->eps, x, cur, n, image, a->scratch);
+            at_attack_project(o->norm, o->eps, a->eps_each, x, cur, n, image, a->scratch);
         }
         int status = at_attack_evaluate(a, x, cur, y, target, n, o->loss, o->targeted, false);
         if (status)

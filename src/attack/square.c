@@ -163,7 +163,7 @@ static void l2_point(const float *x, float *v, float eps, size_t image, float *s
     float scale = (float)(eps / (sqrt(sq) + 1e-12));
     for (size_t j = 0; j < image; j++)
         v[j] = clamp01(x[j] + v[j] * scale);
-    at_attack_project(AT_NORM_L2, eps, x, v, 1, image, scratch);
+    at_attack_project(AT_NORM_L2, eps, NULL, x, v, 1, image, scratch);
 }
 
 static void init_linf(const at_attack *a, const float *x, float *out, int h, int w, at_rng *rng)

@@ -80,3 +80,30 @@ void at_rng_shuffle(at_rng *rng, int32_t *items, size_t n)
         items[j] = t;
     }
 }
+
+double at_rng_gamma(at_rng *rng, double shape)
+{
+    /* shape < 1: G(a) = G(a + 1) U^(1/a) */
+    if (shape < 1.0) {
+        double u = at_rng_uniform(rng);
+        return at_rng_gamma(rng, shape + 1.0) * pow(u > 0.0 ? u : 0x1.0p-53, 1.0 / shape);
+    }
+    const double d = shape - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
+    for (;;) {
+        double x, v;
+        do {
+            x = at_rng_normal(rng);
+            v = 1.0 + c * x;
+        } while (v <= 0.0);
+        v = v * v * v;
+        double u = at_rng_uniform(rng);
+        if (u < 1.0 - 0.0331 * x * x * x * x || log(u) < 0.5 * x * x + d * (1.0 - v + log(v)))
+            return d * v;
+    }
+}
+
+double at_rng_beta(at_rng *rng, double a, double b)
+{
+    double x = at_rng_gamma(rng, a), y = at_rng_gamma(rng, b);
+    return x + y > 0.0 ? x / (x + y) : 0.5;
+}

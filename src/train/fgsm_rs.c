@@ -29,22 +29,14 @@ static void fgsm_rs_defaults(at_train_config *c)
         c->attack_bn_mode = AT_BN_TRAIN;
 }
 
-static int fgsm_rs_step(at_method_ctx *c, const float *x, const int32_t *y, int n, double *loss,
-                        int *correct)
+static int fgsm_rs_step(at_method_ctx *c, const at_batch *b, double *loss)
 {
-    c->attack->o.eps = c->eps;
-    c->attack->o.step_size = c->config->attack_step_size * (c->eps / c->config->eps);
-    for (int i = 0; i < n; i++)
-        c->seeds[i] = at_rng_next(c->rng);
-    int status = at_attack_run(c->attack, x, y, NULL, n, c->seeds, c->x_adv, NULL);
+    int status = at_method_attack(c, b, c->x_adv);
+    if (!status)
+        status = at_forward(c->train, c->x_adv, b->n, AT_BN_TRAIN);
     if (status)
         return status;
-    if ((status = at_forward(c->train, c->x_adv, n, AT_BN_TRAIN)))
-        return status;
-    const float *logits = at_pass_logits(c->train);
-    *loss = at_loss_cross_entropy(logits, n, c->num_classes, &(at_ce_target){.labels = y}, NULL,
-                                  c->dlogits);
-    *correct = at_count_correct(logits, n, c->num_classes, y, NULL);
+    *loss = at_method_ce(c, b, at_pass_logits(c->train), c->dlogits);
     return at_backward(c->train, c->dlogits, AT_GRAD_WEIGHTS);
 }
 

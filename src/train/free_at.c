@@ -26,9 +26,10 @@ static int free_at_setup(at_method_ctx *c, at_error *err)
     return AT_OK;
 }
 
-static int free_at_step(at_method_ctx *c, const float *x, const int32_t *y, int n, double *loss,
-                        int *correct)
+static int free_at_step(at_method_ctx *c, const at_batch *b, double *loss)
 {
+    const float *x = b->x;
+    const int n = b->n;
     const size_t count = (size_t)n * c->image;
     /* x + delta projected to [0,1]; delta itself stays in the eps-ball */
     for (size_t j = 0; j < count; j++) {
@@ -38,25 +39,23 @@ static int free_at_step(at_method_ctx *c, const float *x, const int32_t *y, int 
     int status = at_forward(c->train, c->x_adv, n, AT_BN_TRAIN);
     if (status)
         return status;
-    const float *logits = at_pass_logits(c->train);
-    *loss = at_loss_cross_entropy(logits, n, c->num_classes, &(at_ce_target){.labels = y}, NULL,
-                                  c->dlogits);
-    *correct = at_count_correct(logits, n, c->num_classes, y, NULL);
+    *loss = at_method_ce(c, b, at_pass_logits(c->train), c->dlogits);
     if ((status = at_backward(c->train, c->dlogits, AT_GRAD_WEIGHTS | AT_GRAD_INPUT)))
         return status;
     at_attack_direction(c->config->norm, at_pass_input_grad(c->train), c->dir, n, c->image);
     /* delta moves by eps along the direction and back onto the eps-ball around 0 */
     for (int i = 0; i < n; i++) {
+        const float eps = b->eps ? b->eps[i] : c->eps;
         float *d = c->delta + (size_t)i * c->image;
         const float *dir = c->dir + (size_t)i * c->image;
         for (size_t j = 0; j < c->image; j++)
-            d[j] += c->eps * dir[j];
+            d[j] += eps * dir[j];
         if (c->config->norm == AT_NORM_LINF) {
             for (size_t j = 0; j < c->image; j++)
-                d[j] = d[j] < -c->eps ? -c->eps : (d[j] > c->eps ? c->eps : d[j]);
+                d[j] = d[j] < -eps ? -eps : (d[j] > eps ? eps : d[j]);
         } else {
             double l2 = at_norm_of(AT_NORM_L2, d, c->image);
-            float scale = l2 > c->eps ? (float)(c->eps / l2) : 1.0f;
+            float scale = l2 > eps ? (float)(eps / l2) : 1.0f;
             for (size_t j = 0; j < c->image; j++)
                 d[j] *= scale;
         }

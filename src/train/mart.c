@@ -59,13 +59,13 @@ double at_mart_example(const float *q, const float *p, int k, int y, double beta
     return -log((double)q[y]) - log(denom) + beta * w * kl;
 }
 
-static int mart_step(at_method_ctx *c, const float *x, const int32_t *y, int n, double *loss,
-                     int *correct)
+static int mart_step(at_method_ctx *c, const at_batch *b, double *loss)
 {
-    const int k = c->num_classes;
-    int status = at_train_attack(c, x, y, NULL, n, c->x_adv);
+    const int k = c->num_classes, n = b->n;
+    const int32_t *y = b->y;
+    int status = at_train_attack(c, b, NULL, c->x_adv);
     if (!status)
-        status = at_forward(c->clean, x, n, AT_BN_TRAIN);
+        status = at_forward(c->clean, b->x, n, AT_BN_TRAIN);
     if (!status)
         status = at_forward(c->train, c->x_adv, n, AT_BN_TRAIN);
     if (status)
@@ -74,16 +74,18 @@ static int mart_step(at_method_ctx *c, const float *x, const int32_t *y, int n, 
     at_softmax_rows(za, n, k, c->probs);
     at_softmax_rows(zc, n, k, c->target);
     double total = 0.0;
-    for (int i = 0; i < n; i++)
-        total += at_mart_example(c->probs + (size_t)i * k, c->target + (size_t)i * k, k, y[i],
-                              c->opt[BETA], c->dlogits2 + (size_t)i * k,
-                              c->dlogits + (size_t)i * k);
-    for (size_t j = 0; j < (size_t)n * k; j++) {
-        c->dlogits[j] /= (float)n;
-        c->dlogits2[j] /= (float)n;
+    for (int i = 0; i < n; i++) {
+        const float w = b->weight ? b->weight[i] : 1.0f;
+        total += w * at_mart_example(c->probs + (size_t)i * k, c->target + (size_t)i * k, k, y[i],
+                                     c->opt[BETA], c->dlogits2 + (size_t)i * k,
+                                     c->dlogits + (size_t)i * k);
+        for (int j = 0; j < k; j++) {
+            c->dlogits[(size_t)i * k + j] = c->dlogits[(size_t)i * k + j] * w / (float)n;
+            c->dlogits2[(size_t)i * k + j] = c->dlogits2[(size_t)i * k + j] * w / (float)n;
+        }
     }
     *loss = total / n;
-    *correct = at_count_correct(za, n, k, y, NULL);
+    at_count_correct(za, n, k, y, c->correct);
     status = at_backward(c->clean, c->dlogits, AT_GRAD_WEIGHTS);
     return status ? status : at_backward(c->train, c->dlogits2, AT_GRAD_WEIGHTS);
 }
@@ -93,6 +95,7 @@ const at_method at_method_mart = {
     .description = "MART: boosted CE + misclassification-weighted KL (Wang et al., 2020)",
     .uses = AT_USES_EPS | AT_USES_ATTACK_STEPS | AT_USES_STEP_SIZE | AT_USES_ATTACK_BN,
     .needs = AT_NEEDS_CLEAN_PASS | AT_NEEDS_ATTACK_PASS,
+    .hard_labels_only = true,
     .options = mart_options,
     .n_options = AT_OPTION_LEN(mart_options),
     .defaults = mart_defaults,

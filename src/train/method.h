@@ -19,6 +19,19 @@ enum {
 
 typedef struct at_awp at_awp;
 
+/* One training batch as the trainer composed it (batch.c): real examples, possibly mixed
+ * (CutMix), extra data, out-of-distribution rows; targets, weights and budgets per example. */
+typedef struct at_batch {
+    const float *x;           /* [n, image] */
+    const int32_t *y;         /* [n] labels (of a soft row: its largest share) */
+    const float *soft;        /* [n, classes] target distributions, or NULL: one-hot y */
+    const float *weight;      /* [n] loss weights, or NULL: all 1. A loss is the batch mean
+                                 (1/n) sum_i w_i l_i, so the weights carry its normalisation */
+    const float *eps;         /* [n] per-example budgets, or NULL: ctx->eps for every example */
+    int n;
+    int scored;               /* rows 0..scored-1 count in the training accuracy */
+} at_batch;
+
 typedef struct at_method_ctx {
     at_model *model;
     at_sgd *sgd;
@@ -43,6 +56,7 @@ typedef struct at_method_ctx {
     float *dir;               /* [batch, image]: ascent directions */
     float *scratch;           /* [image]: projections */
     uint64_t *seeds;          /* [batch] */
+    uint8_t *correct;         /* [batch]: filled by step */
     at_awp *awp;              /* AWP state, or NULL */
 } at_method_ctx;
 
@@ -64,10 +78,11 @@ typedef struct at_method {
     /* optional: after the options are resolved and the passes made (checks that span options,
      * replays, AWP's proxy) */
     int (*setup)(at_method_ctx *ctx, at_error *err);
-    /* Accumulates the weight gradients of one batch into the (zeroed) model gradients and
-     * reports the batch's mean training loss and number of correct predictions. */
-    int (*step)(at_method_ctx *ctx, const float *x, const int32_t *y, int n, double *loss,
-                int *correct);
+    bool hard_labels_only;    /* the loss needs one label per example: no soft targets */
+    /* Accumulates the weight gradients of one batch into the (zeroed) model gradients, reports
+     * the batch's mean training loss, and marks in ctx->correct which examples the model got
+     * right (adversarial ones, for adversarial methods). */
+    int (*step)(at_method_ctx *ctx, const at_batch *b, double *loss);
     /* optional: runs after the optimiser step (AWP restores the weights) */
     void (*after_step)(at_method_ctx *ctx);
 } at_method;
@@ -85,15 +100,29 @@ void at_option_format(const at_option_info *o, double value, char *text, size_t 
 
 /* The training attack of TRADES and MART: from x + 0.001 N(0, 1), `steps` signed (Linf) or
  * normalised (L2) steps ascending either the cross-entropy to y (MART) or KL(target || p(x'))
- * against the fixed distributions `target` (TRADES), each projected to the eps-ball and [0,1].
- * Batch norm in config->attack_bn_mode. */
-int at_train_attack(at_method_ctx *c, const float *x, const int32_t *y, const float *target, int n,
-                    float *x_adv);
+ * against the fixed distributions `target` (TRADES), each projected to the eps-ball (b->eps) and
+ * [0,1]. Batch norm in config->attack_bn_mode. */
+int at_train_attack(at_method_ctx *c, const at_batch *b, const float *target, float *x_adv);
+
+/* The library PGD attack of ctx->attack (pgd-at, fgsm-rs) on the batch: its budgets, its soft
+ * targets, the current eps (warm-up) with the step in proportion; per-example seeds from
+ * ctx->rng. */
+int at_method_attack(at_method_ctx *c, const at_batch *b, float *x_adv);
+
+/* Cross-entropy of logits to the batch's targets (soft or hard, weighted), gradient in dlogits,
+ * correct predictions in ctx->correct; returns the loss. */
+double at_method_ce(at_method_ctx *c, const at_batch *b, const float *logits, float *dlogits);
 
 /* MART's loss for one example (q, p: softmax of the adversarial and clean logits) and its
  * gradients w.r.t. both logit vectors, unscaled by the batch size (mart.c). */
 double at_mart_example(const float *q, const float *p, int k, int y, double beta, float *da,
                        float *dc);
+
+/* Checks the eps schedule options; fills the curriculum's stages and the adaptive rate. */
+int at_eps_schedule_check(const at_train_config *c, at_error *err);
+/* The budget of optimiser step `step` (warm-up, curriculum stage, or a stochastic draw from
+ * rng); adaptive budgets are per example (batch.c), around eps. */
+float at_eps_now(const at_train_config *c, long step, long iters_per_epoch, at_rng *rng);
 
 /* Softmax of each row. */
 void at_softmax_rows(const float *logits, int n, int k, float *probs);

@@ -24,46 +24,30 @@ static void pgd_at_defaults(at_train_config *c)
 
 static int pgd_at_setup(at_method_ctx *c, at_error *err) { return at_awp_setup(c, AWP, 0.01f, err); }
 
-/* The attack follows the current eps (warm-up) with a step in proportion. */
-static int attack(at_method_ctx *c, const float *x, const int32_t *y, int n)
+/* Cross-entropy of the adversarial batch (on the model, or on AWP's proxy). */
+static int ce_step(at_pass *pass, at_method_ctx *c, const at_batch *b, double *loss)
 {
-    c->attack->o.eps = c->eps;
-    c->attack->o.step_size = c->config->attack_step_size * (c->eps / c->config->eps);
-    for (int i = 0; i < n; i++)
-        c->seeds[i] = at_rng_next(c->rng);
-    return at_attack_run(c->attack, x, y, NULL, n, c->seeds, c->x_adv, NULL);
-}
-
-static int ce_step(at_pass *pass, at_method_ctx *c, const int32_t *y, int n, double *loss,
-                   int *correct)
-{
-    int status = at_forward(pass, c->x_adv, n, AT_BN_TRAIN);
+    int status = at_forward(pass, c->x_adv, b->n, AT_BN_TRAIN);
     if (status)
         return status;
-    const float *logits = at_pass_logits(pass);
-    double l = at_loss_cross_entropy(logits, n, c->num_classes, &(at_ce_target){.labels = y}, NULL,
-                                     c->dlogits);
-    if (loss)
-        *loss = l;
-    if (correct)
-        *correct = at_count_correct(logits, n, c->num_classes, y, NULL);
+    *loss = at_method_ce(c, b, at_pass_logits(pass), c->dlogits);
     return at_backward(pass, c->dlogits, AT_GRAD_WEIGHTS);
 }
 
-static int pgd_at_step(at_method_ctx *c, const float *x, const int32_t *y, int n, double *loss,
-                       int *correct)
+static int pgd_at_step(at_method_ctx *c, const at_batch *b, double *loss)
 {
-    int status = attack(c, x, y, n);
+    int status = at_method_attack(c, b, c->x_adv);
     if (status)
         return status;
     if (at_awp_now(c, AWP)) {
+        double proxy_loss;
         if ((status = at_awp_begin(c->awp, c->model)))
             return status;
-        if ((status = ce_step(at_awp_pass(c->awp, 0), c, y, n, NULL, NULL)))
+        if ((status = ce_step(at_awp_pass(c->awp, 0), c, b, &proxy_loss)))
             return status;
         at_awp_perturb(c->awp, c->model);
     }
-    return ce_step(c->train, c, y, n, loss, correct);
+    return ce_step(c->train, c, b, loss);
 }
 
 static void pgd_at_after_step(at_method_ctx *c)

@@ -2,16 +2,12 @@
  * batch, batch norm in train mode. */
 #include "train/method.h"
 
-static int standard_step(at_method_ctx *c, const float *x, const int32_t *y, int n, double *loss,
-                         int *correct)
+static int standard_step(at_method_ctx *c, const at_batch *b, double *loss)
 {
-    int status = at_forward(c->train, x, n, AT_BN_TRAIN);
+    int status = at_forward(c->train, b->x, b->n, AT_BN_TRAIN);
     if (status)
         return status;
-    const float *logits = at_pass_logits(c->train);
-    *loss = at_loss_cross_entropy(logits, n, c->num_classes, &(at_ce_target){.labels = y}, NULL,
-                                  c->dlogits);
-    *correct = at_count_correct(logits, n, c->num_classes, y, NULL);
+    *loss = at_method_ce(c, b, at_pass_logits(c->train), c->dlogits);
     return at_backward(c->train, c->dlogits, AT_GRAD_WEIGHTS);
 }
 

@@ -32,49 +32,50 @@ static int trades_setup(at_method_ctx *c, at_error *err)
 }
 
 /* Loss and gradients on one pair of passes (the model's, or the AWP proxy's). */
-static int trades_loss(at_method_ctx *c, at_pass *clean, at_pass *adv, const float *x,
-                       const int32_t *y, int n, double *loss, int *correct)
+/* Loss and gradients on one pair of passes (the model's, or the AWP proxy's). The batch's
+ * targets (soft with CutMix or OOD rows) and weights enter both terms. */
+static int trades_loss(at_method_ctx *c, at_pass *clean, at_pass *adv, const at_batch *b,
+                       double *loss)
 {
-    const int k = c->num_classes;
-    int status = at_forward(clean, x, n, AT_BN_TRAIN);
+    const int n = b->n, k = c->num_classes;
+    const float beta = (float)c->opt[BETA];
+    int status = at_forward(clean, b->x, n, AT_BN_TRAIN);
     if (!status)
         status = at_forward(adv, c->x_adv, n, AT_BN_TRAIN);
     if (status)
         return status;
     const float *zc = at_pass_logits(clean), *za = at_pass_logits(adv);
     /* clean: dCE + beta dKL/dp; adversarial: beta dKL/dq (both batch means) */
-    double ce = at_loss_cross_entropy(zc, n, k, &(at_ce_target){.labels = y}, NULL, c->dlogits);
-    double kl = at_loss_kl(zc, za, n, k, NULL, NULL, c->probs, c->dlogits2);
+    double ce = at_method_ce(c, b, zc, c->dlogits);
+    double kl = at_loss_kl(zc, za, n, k, b->weight, NULL, c->probs, c->dlogits2);
     for (size_t j = 0; j < (size_t)n * k; j++) {
-        c->dlogits[j] += (float)c->opt[BETA] * c->probs[j];
-        c->dlogits2[j] *= (float)c->opt[BETA];
+        c->dlogits[j] += beta * c->probs[j];
+        c->dlogits2[j] *= beta;
     }
-    if (loss)
-        *loss = ce + (float)c->opt[BETA] * kl;
-    if (correct)
-        *correct = at_count_correct(za, n, k, y, NULL);
+    *loss = ce + beta * kl;
+    at_count_correct(za, n, k, b->y, c->correct);
     status = at_backward(clean, c->dlogits, AT_GRAD_WEIGHTS);
     return status ? status : at_backward(adv, c->dlogits2, AT_GRAD_WEIGHTS);
 }
 
-static int trades_step(at_method_ctx *c, const float *x, const int32_t *y, int n, double *loss,
-                       int *correct)
+static int trades_step(at_method_ctx *c, const at_batch *b, double *loss)
 {
     /* the attack's fixed target: the clean distribution in the attack's BN mode */
-    int status = at_forward(c->attack_pass, x, n, c->config->attack_bn_mode);
+    int status = at_forward(c->attack_pass, b->x, b->n, c->config->attack_bn_mode);
     if (status)
         return status;
-    at_softmax_rows(at_pass_logits(c->attack_pass), n, c->num_classes, c->target);
-    if ((status = at_train_attack(c, x, y, c->target, n, c->x_adv)))
+    at_softmax_rows(at_pass_logits(c->attack_pass), b->n, c->num_classes, c->target);
+    if ((status = at_train_attack(c, b, c->target, c->x_adv)))
         return status;
     if (at_awp_now(c, AWP)) {
+        double proxy_loss;
         if ((status = at_awp_begin(c->awp, c->model)) ||
-            (status = trades_loss(c, at_awp_pass(c->awp, 0), at_awp_pass(c->awp, 1), x, y, n,
-                                  NULL, NULL)))
+            (status = trades_loss(c, at_awp_pass(c->awp, 0), at_awp_pass(c->awp, 1), b,
+                                  &proxy_loss)))
             return status;
         at_awp_perturb(c->awp, c->model);
     }
-    return trades_loss(c, c->clean, c->train, x, y, n, loss, correct);
+    return trades_loss(c, c->clean, c->train, b, loss);
 }
 
 static void trades_after_step(at_method_ctx *c)

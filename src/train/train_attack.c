@@ -25,12 +25,12 @@ void at_softmax_rows(const float *logits, int n, int k, float *probs)
     }
 }
 
-int at_train_attack(at_method_ctx *c, const float *x, const int32_t *y, const float *target, int n,
-                    float *x_adv)
+int at_train_attack(at_method_ctx *c, const at_batch *b, const float *target, float *x_adv)
 {
     const at_train_config *cfg = c->config;
+    const int n = b->n, k = c->num_classes;
+    const float *x = b->x;
     const size_t count = (size_t)n * c->image;
-    const int k = c->num_classes;
     for (size_t j = 0; j < count; j++) {
         float v = x[j] + 0.001f * (float)at_rng_normal(c->rng);
         x_adv[j] = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
@@ -44,16 +44,54 @@ int at_train_attack(at_method_ctx *c, const float *x, const int32_t *y, const fl
         /* d/dz' of CE(z', y) is p' - onehot(y); of KL(t || p') it is p' - t */
         for (int i = 0; i < n; i++)
             for (int j = 0; j < k; j++) {
-                float t = target ? target[(size_t)i * k + j] : (j == y[i] ? 1.0f : 0.0f);
+                float t = target ? target[(size_t)i * k + j] : (j == b->y[i] ? 1.0f : 0.0f);
                 c->dlogits2[(size_t)i * k + j] = c->probs[(size_t)i * k + j] - t;
             }
         status = at_backward(c->attack_pass, c->dlogits2, AT_GRAD_INPUT);
         if (status)
             return status;
         at_attack_direction(cfg->norm, at_pass_input_grad(c->attack_pass), dir, n, c->image);
-        for (size_t j = 0; j < count; j++)
-            x_adv[j] += cfg->attack_step_size * dir[j];
-        at_attack_project(cfg->norm, c->eps, x, x_adv, n, c->image, c->scratch);
+        for (int i = 0; i < n; i++) {
+            /* the step follows the example's budget: alpha proportional to eps */
+            const float step = b->eps ? cfg->attack_step_size * (b->eps[i] / cfg->eps)
+                                      : cfg->attack_step_size * (c->eps / cfg->eps);
+            float *xi = x_adv + (size_t)i * c->image;
+            const float *di = dir + (size_t)i * c->image;
+            for (size_t j = 0; j < c->image; j++)
+                xi[j] += step * di[j];
+        }
+        at_attack_project(cfg->norm, c->eps, b->eps, x, x_adv, n, c->image, c->scratch);
     }
     return AT_OK;
+}
+
+int at_method_attack(at_method_ctx *c, const at_batch *b, float *x_adv)
+{
+    at_attack *a = c->attack;
+    a->o.eps = c->eps;
+    a->o.step_size = c->config->attack_step_size * (c->eps / c->config->eps);
+    /* per-example budgets are absolute: the attack scales each step by eps_i / o.eps, so o.eps
+     * is the training eps itself here */
+    if (b->eps) {
+        a->o.eps = c->config->eps;
+        a->o.step_size = c->config->attack_step_size;
+    }
+    a->eps_each = b->eps;
+    a->soft_targets = b->soft;
+    for (int i = 0; i < b->n; i++)
+        c->seeds[i] = at_rng_next(c->rng);
+    int status = at_attack_run(a, b->x, b->y, NULL, b->n, c->seeds, x_adv, NULL);
+    a->eps_each = NULL;
+    a->soft_targets = NULL;
+    return status;
+}
+
+double at_method_ce(at_method_ctx *c, const at_batch *b, const float *logits, float *dlogits)
+{
+    const int k = c->num_classes;
+    at_ce_target t = {.labels = b->soft ? NULL : b->y, .soft_targets = b->soft,
+                      .weights = b->weight};
+    double loss = at_loss_cross_entropy(logits, b->n, k, &t, NULL, dlogits);
+    at_count_correct(logits, b->n, k, b->y, c->correct);
+    return loss;
 }

@@ -4,7 +4,7 @@
  * rate, update the weight average; then validate (clean, and PGD-10 for adversarial methods) and,
  * for fgsm-rs, check for catastrophic overfitting. Buffers are allocated when the trainer is
  * created; an epoch allocates nothing but its validation attack. */
-#include "train/method.h"
+#include "train/batch.h"
 
 #include "attack/attack.h"
 
@@ -13,8 +13,8 @@
 #include <string.h>
 #include <time.h>
 
-/* Purposes of the per-epoch random streams (see at_rng_stream). */
-enum { STREAM_SHUFFLE = 1, STREAM_AUGMENT = 2, STREAM_METHOD = 3, STREAM_VALIDATE = 4 };
+/* Purposes of the per-epoch random streams (see at_rng_stream; batch.c has the data's). */
+enum { STREAM_METHOD = 3, STREAM_EPS = 8 };
 
 struct at_trainer {
     at_model *model, *ema, *snapshot;
@@ -24,10 +24,9 @@ struct at_trainer {
     at_sgd *sgd;
     float *snapshot_momentum;
     at_method_ctx ctx;
+    at_batch_maker *batches;
     double opt[AT_MAX_METHOD_OPTIONS * 2];  /* the method's options, resolved */
     bool opt_given[AT_MAX_METHOD_OPTIONS * 2];
-    float *x;
-    int32_t *y, *order;
     int epochs_done, passes;
     long iters_per_epoch, step;     /* optimiser steps per epoch of the schedule, steps so far */
     double best_score, previous_pgd, previous_fgsm;
@@ -76,12 +75,20 @@ static int check_config(const at_method *m, const at_train_config *c, at_error *
     if (adversarial(m)) {
         if (!(c->eps > 0.0f && isfinite(c->eps)))
             return at_fail(err, AT_ERR_ARG, "method %s needs eps > 0", m->name);
+        int status = at_eps_schedule_check(c, err);
+        if (status)
+            return status;
         if (c->norm == AT_NORM_L1)
             return at_fail(err, AT_ERR_ARG, "training methods support the linf and l2 norms");
         if (!(c->eps_warmup >= 0.0f && c->eps_warmup <= c->epochs))
             return at_fail(err, AT_ERR_ARG, "eps warm-up %g must be within the %d epochs",
                            c->eps_warmup, c->epochs);
     }
+    if (!adversarial(m) && (c->eps_schedule != AT_EPS_FIXED || c->eval_eps != 0.0f))
+        return at_fail(err, AT_ERR_ARG, "method %s has no eps to schedule", m->name);
+    if (m->hard_labels_only && (c->cutmix || c->ood != AT_OOD_NONE || c->extra_smoothing > 0.0f))
+        return at_fail(err, AT_ERR_ARG, "method %s needs one label per example: no CutMix, OOD "
+                       "rows or label smoothing", m->name);
     return AT_OK;
 }
 
@@ -101,6 +108,7 @@ static void free_ctx(at_method_ctx *c)
     at_free(c->dir);
     at_free(c->scratch);
     at_free(c->seeds);
+    at_free(c->correct);
 }
 
 static int make_ctx(at_trainer *t, int batch, at_error *err)
@@ -129,8 +137,9 @@ static int make_ctx(at_trainer *t, int batch, at_error *err)
     c->target = at_alloc(logits * sizeof(float));
     c->scratch = at_alloc(c->image * sizeof(float));
     c->seeds = at_alloc((size_t)batch * sizeof(uint64_t));
+    c->correct = at_alloc((size_t)batch);
     if (!c->x_adv || !c->dir || !c->delta || !c->dlogits || !c->dlogits2 || !c->probs ||
-        !c->target || !c->scratch || !c->seeds)
+        !c->target || !c->scratch || !c->seeds || !c->correct)
         return at_fail(err, AT_ERR_NOMEM, "out of memory for training buffers");
     const at_method *m = t->method;
     int status = at_pass_create(&c->train, t->model, batch, 0, err);
@@ -174,6 +183,10 @@ int at_trainer_create(at_trainer **out, at_model *model, const at_dataset *train
         return status;
     /* the option texts belong to the caller: the copy keeps only the resolved values */
     cfg.n_method_options = 0;
+    if (cfg.eps_schedule == AT_EPS_CURRICULUM && cfg.eps_stages == 0)
+        cfg.eps_stages = cfg.epochs < 4 ? cfg.epochs : 4;
+    if (cfg.eps_schedule == AT_EPS_ADAPTIVE && cfg.eps_rate == 0.0f)
+        cfg.eps_rate = 0.1f;
     int c, h, w;
     at_model_input_shape(model, &c, &h, &w);
     if (train->n < 1)
@@ -195,20 +208,17 @@ int at_trainer_create(at_trainer **out, at_model *model, const at_dataset *train
     t->method = method;
     memcpy(t->opt, opt, sizeof opt);
     memcpy(t->opt_given, opt_given, sizeof opt_given);
-    t->iters_per_epoch = (train->n + cfg.batch_size - 1) / cfg.batch_size;
     t->best_score = -1.0;
     t->previous_pgd = t->previous_fgsm = -1.0;
-    const int batch = cfg.batch_size < train->n ? cfg.batch_size : train->n;
-    t->x = at_alloc((size_t)batch * c * h * w * sizeof(float));
-    t->y = at_alloc((size_t)batch * sizeof(int32_t));
-    t->order = at_alloc((size_t)train->n * sizeof(int32_t));
-    if (!t->x || !t->y || !t->order) {
+    status = at_batch_maker_create(&t->batches, train, &t->config, at_model_num_classes(model), err);
+    if (status) {
         at_trainer_free(t);
-        return at_fail(err, AT_ERR_NOMEM, "out of memory for training buffers");
+        return status;
     }
+    t->iters_per_epoch = at_batch_steps(t->batches);
     status = at_sgd_create(&t->sgd, model, &cfg.sgd, err);
     if (!status)
-        status = make_ctx(t, batch, err);
+        status = make_ctx(t, at_batch_rows(t->batches), err);
     t->passes = cfg.epochs / t->ctx.replays;
     const bool overfit_check = t->ctx.overfit_check;
     char *spec = NULL;
@@ -239,13 +249,11 @@ void at_trainer_free(at_trainer *t)
     if (!t)
         return;
     free_ctx(&t->ctx);
+    at_batch_maker_free(t->batches);
     at_sgd_free(t->sgd);
     at_model_free(t->ema);
     at_model_free(t->snapshot);
     at_free(t->snapshot_momentum);
-    at_free(t->x);
-    at_free(t->y);
-    at_free(t->order);
     at_free(t);
 }
 
@@ -315,23 +323,15 @@ static void update_ema(at_trainer *t)
     }
 }
 
-/* eps after `progress` epochs (fractional): the curriculum ramp of Kinfu and Vidal (2022). */
-static float eps_at(const at_train_config *c, double progress)
-{
-    if (c->eps_warmup <= 0.0f || progress >= c->eps_warmup)
-        return c->eps;
-    return (float)(c->eps * progress / c->eps_warmup);
-}
-
 /* PGD-`steps` (step eps/4, random start, eval mode) accuracy of `model` on `ds`. */
 static int robust_accuracy(at_model *model, const at_dataset *ds, const at_train_config *c,
-                           int points, int steps, const char *attack, float step_size,
+                           float eps, int points, int steps, const char *attack, float step_size,
                            double *accuracy, at_error *err)
 {
     at_eval_plan plan = {.n_attacks = 1, .points = points, .batch_size = c->eval_batch_size,
                          .seed = c->seed ^ 0x76616c6964ull};
     plan.attacks[0] = attack;
-    plan.options[0] = (at_attack_options){.norm = c->norm, .eps = c->eps, .steps = steps,
+    plan.options[0] = (at_attack_options){.norm = c->norm, .eps = eps, .steps = steps,
                                           .step_size = step_size, .loss = AT_ATTACK_LOSS_CE};
     at_eval_result r;
     int status = at_eval_robust(model, ds, &plan, &r, NULL, NULL, err);
@@ -350,9 +350,11 @@ static int check_overfitting(at_trainer *t, at_epoch_stats *st, at_error *err)
     const at_train_config *c = &t->config;
     const int points = t->train->n < 512 ? t->train->n : 512;
     double pgd, fgsm;
-    int status = robust_accuracy(t->model, t->train, c, points, 10, "pgd", c->eps / 4, &pgd, err);
+    int status = robust_accuracy(t->model, t->train, c, c->eps, points, 10, "pgd", c->eps / 4, &pgd,
+                                 err);
     if (!status)
-        status = robust_accuracy(t->model, t->train, c, points, 1, "pgd", c->attack_step_size, &fgsm, err);
+        status = robust_accuracy(t->model, t->train, c, c->eps, points, 1, "pgd", c->attack_step_size,
+                                 &fgsm, err);
     if (status)
         return status;
     st->check_pgd_acc = pgd;
@@ -387,7 +389,8 @@ static int validate(at_trainer *t, at_epoch_stats *st, at_error *err)
     double score = st->val_acc;
     if (adversarial(t->method) && !t->config.no_robust_validation) {
         /* Rice et al.: PGD-10 robust accuracy on the held-out split chooses the checkpoint */
-        if ((status = robust_accuracy(m, t->val, &t->config, 0, 10, "pgd", t->config.eps / 4,
+        const float eps = t->config.eval_eps > 0.0f ? t->config.eval_eps : t->config.eps;
+        if ((status = robust_accuracy(m, t->val, &t->config, eps, 0, 10, "pgd", eps / 4,
                                       &st->val_robust_acc, err)))
             return status;
         score = st->val_robust_acc;
@@ -405,35 +408,29 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
     if (t->stopped || t->epochs_done >= t->passes)
         return at_fail(err, AT_ERR_STATE, "all %d epochs are done", t->passes);
     const int epoch = t->epochs_done; /* 0-based */
-    const at_dataset *ds = t->train;
-    at_rng shuffle, augment, method_rng;
-    at_rng_stream(&shuffle, cfg->seed, (uint64_t)epoch, STREAM_SHUFFLE);
-    at_rng_stream(&augment, cfg->seed, (uint64_t)epoch, STREAM_AUGMENT);
+    at_rng method_rng, eps_rng;
     at_rng_stream(&method_rng, cfg->seed, (uint64_t)epoch, STREAM_METHOD);
-    for (int i = 0; i < ds->n; i++)
-        t->order[i] = i;
-    at_rng_shuffle(&shuffle, t->order, (size_t)ds->n);
-    const bool augmenting = cfg->augment.crop_padding > 0 || cfg->augment.hflip;
+    at_rng_stream(&eps_rng, cfg->seed, (uint64_t)epoch, STREAM_EPS);
+    at_batch_begin_epoch(t->batches, epoch);
     t->ctx.rng = &method_rng;
     t->ctx.epoch = epoch;
 
     double loss_sum = 0.0, start = now_seconds();
-    long correct = 0, seen = 0;
+    long correct = 0, seen = 0, images = 0;
     float lr = 0.0f;
     for (long b = 0; b < t->iters_per_epoch; b++) {
-        int first = (int)(b * cfg->batch_size);
-        int n = ds->n - first < cfg->batch_size ? ds->n - first : cfg->batch_size;
-        at_dataset_batch(ds, t->order + first, n, t->x, t->y, augmenting ? &cfg->augment : NULL,
-                         &augment);
+        at_batch batch;
         double last_loss = 0.0;
         for (int r = 0; r < t->ctx.replays; r++) {
             /* the schedule counts optimiser steps: an epoch of it is iters_per_epoch of them */
             lr = at_lr_at(&cfg->lr, t->step, t->iters_per_epoch, cfg->epochs);
-            t->ctx.eps = eps_at(cfg, (double)t->step / t->iters_per_epoch);
+            if (adversarial(t->method))
+                t->ctx.eps = at_eps_now(cfg, t->step, t->iters_per_epoch, &eps_rng);
+            if (r == 0)
+                at_batch_make(t->batches, b, t->ctx.eps, &batch);
             double loss = 0.0;
-            int batch_correct = 0;
             at_model_zero_grad(t->model);
-            int status = t->method->step(&t->ctx, t->x, t->y, n, &loss, &batch_correct);
+            int status = t->method->step(&t->ctx, &batch, &loss);
             if (status)
                 return at_fail(err, status, "method %s failed at epoch %d batch %ld: %s",
                                t->method->name, epoch + 1, b + 1, at_status_string(status));
@@ -450,13 +447,16 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
             if (t->ema)
                 update_ema(t);
             t->step++;
-            loss_sum += loss * n;
-            correct += batch_correct;
-            seen += n;
+            loss_sum += loss * batch.scored;
+            for (int i = 0; i < batch.scored; i++)
+                correct += t->ctx.correct[i];
+            seen += batch.scored;
             last_loss = loss;
         }
+        at_batch_update_budgets(t->batches, t->ctx.correct);
+        images += batch.scored;
         if (cb && cb->on_batch)
-            cb->on_batch(cb->user, epoch + 1, (long)first + n, ds->n, last_loss);
+            cb->on_batch(cb->user, epoch + 1, images, at_batch_epoch_images(t->batches), last_loss);
     }
     double seconds = now_seconds() - start;
     memset(stats, 0, sizeof *stats);
@@ -467,7 +467,7 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
     stats->lr_last = lr;
     stats->eps = t->ctx.eps;
     stats->seconds = seconds;
-    stats->images_per_second = seconds > 0 ? ds->n / seconds : 0.0;
+    stats->images_per_second = seconds > 0 ? images / seconds : 0.0;
     stats->check_pgd_acc = stats->check_fgsm_acc = -1.0;
     int status = AT_OK;
     if (t->snapshot)
