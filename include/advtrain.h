@@ -266,6 +266,19 @@ const float *at_pass_input_grad(const at_pass *pass); /* dL/dx [n, c, h, w] */
  * The pass reads `delta` at each forward; the caller keeps it alive. */
 float *at_pass_activation(at_pass *pass, int node);
 int at_pass_set_perturbation(at_pass *pass, int node, const float *delta);
+/* A hook at a node: `forward` may rewrite the node's output [n, per_example] after its layer ran
+ * (the layer's own backward still sees what it produced), and `backward` may rewrite the
+ * gradient of that output before it flows into the layer; together they make an operation
+ * between two layers without rewriting the model (manifold mixup mixes the rows of a hidden
+ * node). A hidden node needs a pass created with AT_PASS_KEEP_ALL (AT_ERR_STATE otherwise); the
+ * input node (0) works in any pass, its backward hook seeing the input gradient. NULL or a hook
+ * without functions clears the node's. */
+typedef struct at_node_hook {
+    void (*forward)(void *user, float *out, int n, size_t per_example);
+    void (*backward)(void *user, float *grad, int n, size_t per_example);
+    void *user;
+} at_node_hook;
+int at_pass_set_hook(at_pass *pass, int node, const at_node_hook *hook);
 /* Seeds the pass's random stream, which stochastic layers (gaussian-noise) draw from. */
 void at_pass_set_seed(at_pass *pass, uint64_t seed);
 

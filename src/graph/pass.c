@@ -17,6 +17,9 @@ struct at_pass {
     const float **perturbation; /* per node: added to the output, or NULL */
     bool *fused;        /* per node: ran the ReLU after it in the last forward (plan.fusable, and
                            no perturbation of its own output) */
+    at_node_hook *hooks;/* per node: a hook, or {NULL} */
+    float **saved;      /* per node: the output its layer produced, kept while a forward hook
+                           rewrites it (allocated when a hook is first set there) */
     float *scratch;
     size_t scratch_floats;
     float *shared;
@@ -83,10 +86,14 @@ int at_pass_create(at_pass **out, at_model *m, int max_batch, unsigned flags, at
     at_pass *p = at_alloc(sizeof *p);
     void *tables = at_alloc(table_bytes);
     void *slab = at_alloc(bytes);
-    if (!p || !tables || (bytes && !slab)) {
+    at_node_hook *hooks = at_alloc((size_t)nn * sizeof *hooks);
+    float **saved = at_alloc((size_t)nn * sizeof *saved);
+    if (!p || !tables || (bytes && !slab) || !hooks || !saved) {
         at_free(p);
         at_free(tables);
         at_free(slab);
+        at_free(hooks);
+        at_free(saved);
         at_memory_plan_free(&plan);
         return at_fail(err, AT_ERR_NOMEM, "out of memory planning a pass (%zu MiB)", bytes >> 20);
     }
@@ -100,6 +107,8 @@ int at_pass_create(at_pass **out, at_model *m, int max_batch, unsigned flags, at
     p->perturbation = (const float **)(p->cache + nn);
     p->fused = (bool *)(p->perturbation + nn);
     p->slab = slab;
+    p->hooks = hooks;
+    p->saved = saved;
     p->plan = plan;
     at_rng_seed(&p->rng, 0);
 
@@ -134,6 +143,10 @@ void at_pass_free(at_pass *p)
         return;
     at_free(p->slab);
     at_free(p->out);
+    for (int i = 0; i < p->model->n_nodes; i++)
+        at_free(p->saved[i]);
+    at_free(p->saved);
+    at_free(p->hooks);
     at_memory_plan_free(&p->plan);
     at_free(p);
 }
@@ -175,6 +188,18 @@ static void add_perturbation(float *y, const float *delta, size_t count)
         y[j] += delta[j];
 }
 
+/* A forward hook rewrites node i's output after its layer (and perturbation) ran; the layer's
+ * backward must still see what it produced, so that is kept aside. */
+static void run_forward_hook(at_pass *p, int i)
+{
+    const at_node_hook *h = &p->hooks[i];
+    if (!h->forward)
+        return;
+    const size_t per = at_shape_numel(p->model->nodes[i].out);
+    memcpy(p->saved[i], p->out[i], per * (size_t)p->n * sizeof(float));
+    h->forward(h->user, p->out[i], p->n, per);
+}
+
 int at_forward(at_pass *p, const float *x, int n, at_bn_mode mode)
 {
     if (n < 1 || n > p->max_batch)
@@ -188,6 +213,7 @@ int at_forward(at_pass *p, const float *x, int n, at_bn_mode mode)
     memcpy(p->out[0], x, in_count * sizeof(float));
     if (p->perturbation[0])
         add_perturbation(p->out[0], p->perturbation[0], in_count);
+    run_forward_hook(p, 0);
     for (int i = 1; i < m->n_nodes; i++) {
         at_layer_ctx c = make_ctx(p, i);
         /* a perturbation of the layer's own output needs that output: no fusion then */
@@ -201,6 +227,7 @@ int at_forward(at_pass *p, const float *x, int n, at_bn_mode mode)
             i++; /* the ReLU's output is written: on to its perturbation, if any */
         if (p->perturbation[i])
             add_perturbation(p->out[i], p->perturbation[i], at_shape_numel(m->nodes[i].out) * (size_t)n);
+        run_forward_hook(p, i);
     }
     return AT_OK;
 }
@@ -253,6 +280,12 @@ int at_backward_run(at_pass *p, unsigned what)
         }
         if (!needs_grad(m, i, what))
             continue;
+        const at_node_hook *h = &p->hooks[i];
+        const size_t per = at_shape_numel(node->out);
+        if (h->backward)
+            h->backward(h->user, p->grad[i], p->n, per);
+        if (h->forward)
+            memcpy(p->out[i], p->saved[i], per * (size_t)p->n * sizeof(float));
         at_layer_ctx c = make_ctx(p, i);
         c.dy = p->grad[i];
         if (p->fused[i]) {
@@ -264,6 +297,8 @@ int at_backward_run(at_pass *p, unsigned what)
         c.weight_grads = (what & AT_GRAD_WEIGHTS) && node->n_params > 0;
         at_layer_ops_of(node->kind)->backward(&c);
     }
+    if (p->hooks[0].backward && (what & AT_GRAD_INPUT))
+        p->hooks[0].backward(p->hooks[0].user, p->grad[0], p->n, at_shape_numel(m->nodes[0].out));
     return AT_OK;
 }
 
@@ -296,3 +331,24 @@ int at_pass_set_perturbation(at_pass *p, int node, const float *delta)
 }
 
 void at_pass_set_seed(at_pass *p, uint64_t seed) { at_rng_seed(&p->rng, seed); }
+
+int at_pass_set_hook(at_pass *p, int node, const at_node_hook *hook)
+{
+    const at_model *m = p->model;
+    if (node < 0 || node >= m->n_nodes - 1)
+        return AT_ERR_ARG;
+    if (!hook || (!hook->forward && !hook->backward)) {
+        memset(&p->hooks[node], 0, sizeof p->hooks[node]);
+        return AT_OK;
+    }
+    /* a hidden node's output and gradient must be its own for the whole pass */
+    if (node > 0 && !(p->flags & AT_PASS_KEEP_ALL))
+        return AT_ERR_STATE;
+    if (hook->forward && !p->saved[node]) {
+        size_t count = at_shape_numel(m->nodes[node].out) * (size_t)p->max_batch;
+        if (!(p->saved[node] = at_alloc(count * sizeof(float))))
+            return AT_ERR_NOMEM;
+    }
+    p->hooks[node] = *hook;
+    return AT_OK;
+}

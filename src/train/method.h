@@ -40,8 +40,9 @@ typedef struct at_method_ctx {
     at_pass *attack_pass;     /* input-gradient pass for the training attack */
     at_attack *attack;        /* a library attack for the training attack (pgd-at, fgsm-rs) */
     const at_train_config *config; /* with the method's defaults filled in */
-    const double *opt;        /* the method's options in the order of its table: numbers as
-                                 they are, flags 0/1, choices the index of the choice */
+    double *opt;              /* the method's options in the order of its table: numbers as
+                                 they are, flags 0/1, choices the index of the choice (setup
+                                 may fill a derived preset) */
     const bool *opt_given;    /* which of them were given (the rest are presets) */
     int replays;              /* set by setup: times each minibatch is replayed (1) */
     bool overfit_check;       /* set by setup: check for catastrophic overfitting every epoch */
@@ -58,6 +59,8 @@ typedef struct at_method_ctx {
     uint64_t *seeds;          /* [batch] */
     uint8_t *correct;         /* [batch]: filled by step */
     at_awp *awp;              /* AWP state, or NULL */
+    void *state;              /* a method's own state, made by its setup */
+    void (*free_state)(void *state);
 } at_method_ctx;
 
 /* What a method needs the trainer to set up. */

@@ -94,6 +94,8 @@ static int check_config(const at_method *m, const at_train_config *c, at_error *
 
 static void free_ctx(at_method_ctx *c)
 {
+    if (c->free_state)
+        c->free_state(c->state);
     at_pass_free(c->train);
     at_pass_free(c->clean);
     at_pass_free(c->attack_pass);
