@@ -7,6 +7,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct train_opts {
     const char *data, *data_dir, *model, *method, *out, *json, *schedule;
@@ -21,6 +22,15 @@ typedef struct train_opts {
     double eps, step_size, ema, eps_warmup;
     int steps, final_n;
     bool no_early_stop, no_final_pgd;
+    /* budget schedules */
+    const char *eps_schedule;
+    double eval_eps, eps_min, eps_rate;
+    int eps_stages;
+    /* what a batch holds */
+    int repeat, ood_batch;
+    bool cutmix;
+    double cutmix_alpha, ood_weight;
+    const char *ood;
     const char *final_suite, *config;
 } train_opts;
 
@@ -28,6 +38,7 @@ static train_opts opts = {
     .data = "fashion-mnist", .model = "smallcnn", .method = "standard", .schedule = "cosine",
     .epochs = 5, .batch_size = 128, .eval_batch_size = 500, .lr = 0.05, .momentum = 0.9,
     .weight_decay = 5e-4, .gamma = 0.1, .peak = 0.5, .val_size = -1, .final_n = 1000,
+    .eps_schedule = "fixed", .cutmix_alpha = 1.0,
 };
 
 /* The options every method shares; each method's own come from the library's tables
@@ -59,6 +70,17 @@ static const cli_option common_options[] = {
     {"attack-bn-mode", CLI_CHOICE, &opts.attack_bn, 0, 0, "train|eval|batch-stats", NULL, "BN mode of training attacks; default train (pgd-at, fgsm-rs) or eval (trades, mart)"},
     {"ema", CLI_FLOAT, &opts.ema, 1e-9, 0.999999, NULL, "TAU", "evaluate a weight average with decay min(TAU, (1+t)/(10+t))"},
     {"eps-warmup", CLI_FLOAT, &opts.eps_warmup, 1e-9, 100000, NULL, "E", "grow eps linearly from 0 over E epochs"},
+    {"eval-eps", CLI_FLOAT, &opts.eval_eps, 1e-9, 1e6, NULL, "EPS", "adversarial methods: budget of validation and final evaluation; default --eps (train at a smaller eps than you test, Kinfu and Vidal)"},
+    {"eps-schedule", CLI_CHOICE, &opts.eps_schedule, 0, 0, "fixed|curriculum|adaptive|stochastic", NULL, "training budget: fixed; curriculum (a staircase to eps); adaptive (per example: -/+ rate eps when broken/robust); stochastic (per batch, uniform on [eps-min, eps]); the attack step follows eps"},
+    {"eps-stages", CLI_INT, &opts.eps_stages, 1, 100000, NULL, "S", "curriculum: stages over the run, stage s at eps (s+1)/S; default 4 (at most the epochs)"},
+    {"eps-min", CLI_FLOAT, &opts.eps_min, 0, 1e6, NULL, "EPS", "adaptive, stochastic: the lowest budget; default 0"},
+    {"eps-rate", CLI_FLOAT, &opts.eps_rate, 1e-9, 1, NULL, "R", "adaptive: change of an example's budget per visit, as a fraction of eps; default 0.1"},
+    {"repeat", CLI_INT, &opts.repeat, 1, 64, NULL, "K", "each image K times per batch, augmented independently (batch repetition); default 1"},
+    {"cutmix", CLI_FLAG, &opts.cutmix, 0, 0, NULL, NULL, "CutMix on every batch (per repetition group): one box, one pairing, soft labels by area"},
+    {"cutmix-alpha", CLI_FLOAT, &opts.cutmix_alpha, 0, 100, NULL, "A", "with --cutmix: box share lambda ~ Beta(A, A); default 1; 0: empty boxes"},
+    {"ood", CLI_STRING, &opts.ood, 0, 0, NULL, "SRC", "append out-of-distribution rows with uniform targets (OAT): gaussian, shuffle, textures, or a data set directory or file (labels ignored)"},
+    {"ood-weight", CLI_FLOAT, &opts.ood_weight, 0, 1e6, NULL, "G", "with --ood: loss weight of an OOD row; default 5 (trades: 1, as OAT-TRADES)"},
+    {"ood-batch", CLI_INT, &opts.ood_batch, 1, 65536, NULL, "N", "with --ood: OOD rows per batch; default the batch size"},
     {"no-early-stop", CLI_FLAG, &opts.no_early_stop, 0, 0, NULL, NULL, "adversarial methods: no robust validation and no best checkpoint"},
     {"final-suite", CLI_CHOICE, &opts.final_suite, 0, 0, "quick|standard", NULL, "after training, also run this attack suite on the test set"},
     {"final-n", CLI_INT, &opts.final_n, 1, 100000000, NULL, "N", "points of the final suite; default 1000"},
@@ -234,6 +256,17 @@ static json_t *config_json(const bool *seen)
     json_object_set_new(c, "ema", json_real(opts.ema));
     json_object_set_new(c, "eps_warmup", json_real(opts.eps_warmup));
     json_object_set_new(c, "early_stop", json_boolean(!opts.no_early_stop));
+    json_object_set_new(c, "eval_eps", json_real(opts.eval_eps));
+    json_object_set_new(c, "eps_schedule", json_string(opts.eps_schedule));
+    json_object_set_new(c, "eps_stages", json_integer(opts.eps_stages));
+    json_object_set_new(c, "eps_min", json_real(opts.eps_min));
+    json_object_set_new(c, "eps_rate", json_real(opts.eps_rate));
+    json_object_set_new(c, "repeat", json_integer(opts.repeat));
+    json_object_set_new(c, "cutmix", json_boolean(opts.cutmix));
+    json_object_set_new(c, "cutmix_alpha", json_real(opts.cutmix ? opts.cutmix_alpha : 0.0));
+    json_object_set_new(c, "ood", opts.ood ? json_string(opts.ood) : json_null());
+    json_object_set_new(c, "ood_weight", json_real(opts.ood_weight));
+    json_object_set_new(c, "ood_batch", json_integer(opts.ood_batch));
     json_t *given = json_object();
     for (int k = 0; k < n_method_opts; k++)
         if (seen[N_COMMON + k]) {
@@ -244,6 +277,9 @@ static json_t *config_json(const bool *seen)
     json_object_set_new(c, "method_options", given);
     return c;
 }
+
+/* The budget a run is judged at: --eval-eps, else the training eps. */
+static float eval_eps(const at_train_config *c) { return c->eval_eps > 0.0f ? c->eval_eps : c->eps; }
 
 /* The method's settings as the run used them, its presets filled in (the "config" record keeps
  * the options as given, null where a preset applies). */
@@ -266,7 +302,26 @@ static json_t *method_settings(const at_trainer *t)
     json_object_set_new(j, "attack_steps", json_integer(c->attack_steps));
     json_object_set_new(j, "attack_step_size", json_real(c->attack_step_size));
     json_object_set_new(j, "attack_bn_mode", json_string(at_bn_mode_name(c->attack_bn_mode)));
+    json_object_set_new(j, "eval_eps", json_real(eval_eps(c)));
+    json_object_set_new(j, "eps_schedule", json_string(at_eps_schedule_name(c->eps_schedule)));
+    if (c->eps_schedule == AT_EPS_CURRICULUM)
+        json_object_set_new(j, "eps_stages", json_integer(c->eps_stages));
+    if (c->eps_schedule == AT_EPS_ADAPTIVE || c->eps_schedule == AT_EPS_STOCHASTIC)
+        json_object_set_new(j, "eps_min", json_real(c->eps_min));
+    if (c->eps_schedule == AT_EPS_ADAPTIVE)
+        json_object_set_new(j, "eps_rate", json_real(c->eps_rate));
     return j;
+}
+
+/* --ood: a procedural source by name, else a data set (AT_OOD_DATA). */
+static at_ood_source ood_source(const char *name)
+{
+    if (!name)
+        return AT_OOD_NONE;
+    for (int s = AT_OOD_GAUSSIAN; s <= AT_OOD_TEXTURES; s++)
+        if (!strcmp(name, at_ood_source_name((at_ood_source)s)))
+            return (at_ood_source)s;
+    return AT_OOD_DATA;
 }
 
 static at_train_config train_config(const bool *seen, char (*texts)[64])
@@ -302,12 +357,62 @@ static at_train_config train_config(const bool *seen, char (*texts)[64])
     cfg.ema = (float)opts.ema;
     cfg.eps_warmup = (float)opts.eps_warmup;
     cfg.no_robust_validation = opts.no_early_stop;
+    cfg.eval_eps = (float)opts.eval_eps;
+    cfg.eps_schedule = !strcmp(opts.eps_schedule, "curriculum") ? AT_EPS_CURRICULUM
+                       : !strcmp(opts.eps_schedule, "adaptive")  ? AT_EPS_ADAPTIVE
+                       : !strcmp(opts.eps_schedule, "stochastic") ? AT_EPS_STOCHASTIC
+                                                                  : AT_EPS_FIXED;
+    cfg.eps_stages = opts.eps_stages;
+    cfg.eps_min = (float)opts.eps_min;
+    cfg.eps_rate = (float)opts.eps_rate;
+    cfg.repeat = opts.repeat;
+    cfg.cutmix = opts.cutmix;
+    cfg.cutmix_alpha = opts.cutmix ? (float)opts.cutmix_alpha : 0.0f;
+    cfg.ood = ood_source(opts.ood);
+    cfg.ood_weight = (float)opts.ood_weight;
+    cfg.ood_batch = opts.ood_batch;
     for (int k = 0; k < n_method_opts; k++)
         if (seen[N_COMMON + k]) {
             method_option_text(&method_opts[k], texts[k], 64);
             at_train_config_set(&cfg, method_opts[k].info->name, texts[k]);
         }
     return cfg;
+}
+
+/* Options that mean something only beside another: given alone, they are an error rather than
+ * silently unused. */
+static int check_companions(const bool *seen)
+{
+    static const struct { const char *option, *needs; } pairs[] = {
+        {"cutmix-alpha", "cutmix"}, {"ood-weight", "ood"}, {"ood-batch", "ood"},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
+        if (cli_given(&command, seen, pairs[i].option) && !cli_given(&command, seen, pairs[i].needs))
+            return cli_error("train", EXIT_USAGE, "--%s needs --%s", pairs[i].option, pairs[i].needs);
+    return 0;
+}
+
+/* The images of a data set directory in any format advtrain reads, or of a data file, for
+ * --ood (labels ignored). */
+static int load_images(const char *path, const at_dataset *like, at_dataset *out)
+{
+    at_error err;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return cli_error("train", EXIT_USAGE, "--ood %s: not gaussian, shuffle or textures, and no "
+                         "such file or directory", path);
+    if (S_ISDIR(st.st_mode)) {
+        /* every known set's layout (MNIST's covers Fashion-MNIST and any IDX pair) */
+        const char *name;
+        for (int i = 0; at_dataset_info(i, &name, NULL, NULL); i++)
+            if (at_dataset_open(out, name, path, "train", &err) == AT_OK)
+                return 0;
+        return cli_error("train", EXIT_WORK_FAILED, "--ood %s: no data set advtrain reads is in "
+                         "this directory (IDX or CIFAR binary files)", path);
+    }
+    if (at_dataset_load_file(out, path, like->c, like->h, like->w, like->num_classes, &err))
+        return cli_error("train", EXIT_WORK_FAILED, "--ood: %s", err.message);
+    return 0;
 }
 
 typedef struct run_state {
@@ -548,7 +653,7 @@ static int run_attacks(run_state *s, at_model *model, const at_dataset *test, co
 {
     at_eval_plan plan;
     at_eval_result r;
-    int status = cli_attack_plan("train", args, at_trainer_config(s->trainer)->eps, &plan);
+    int status = cli_attack_plan("train", args, eval_eps(at_trainer_config(s->trainer)), &plan);
     if (status)
         return status;
     plan.points = points;
@@ -599,18 +704,19 @@ static int final_evaluation(run_state *s, const at_dataset *test, json_t *report
     json_object_set_new(clean, "loss", json_real(loss));
     json_object_set_new(final, "clean", clean);
     const char *norm = cfg->norm == AT_NORM_L2 ? "l2" : "linf";
-    if (cfg->eps > 0 && !opts.no_final_pgd) {
+    const float eps = eval_eps(cfg);
+    if (eps > 0 && !opts.no_final_pgd) {
         cli_attack_args pgd = {.attack = "pgd", .norm = norm, .steps = 20,
-                               .step_size = cfg->eps / 10, .seed = opts.seed};
+                               .step_size = eps / 10, .seed = opts.seed};
         char what[64];
-        snprintf(what, sizeof what, "PGD-20 (%s eps %g)", norm, cfg->eps);
+        snprintf(what, sizeof what, "PGD-20 (%s eps %g)", norm, eps);
         if ((status = run_attacks(s, model, test, what, &pgd, 0, final, "pgd20")))
             goto done;
     }
     if (opts.final_suite) {
         cli_attack_args suite = {.suite = opts.final_suite, .norm = norm, .seed = opts.seed};
         char what[64];
-        snprintf(what, sizeof what, "%s suite (%s eps %g)", opts.final_suite, norm, cfg->eps);
+        snprintf(what, sizeof what, "%s suite (%s eps %g)", opts.final_suite, norm, eps);
         if ((status = run_attacks(s, model, test, what, &suite, opts.final_n, final, "suite")))
             goto done;
     }
@@ -661,6 +767,10 @@ int cmd_train(int argc, char **argv)
      * adversarial method validates on 1,000 held-out images (Rice et al.) */
     if (!strcmp(opts.method, "fgsm-rs") && !cli_given(&command, seen, "lr-schedule"))
         opts.schedule = "cyclic";
+    if ((status = check_companions(seen)))
+        return status;
+    if (opts.ood && !cli_given(&command, seen, "ood-weight"))
+        opts.ood_weight = !strcmp(opts.method, "trades") ? 1.0 : 5.0; /* OAT-TRADES: no weight */
     if (opts.final_suite && !adversarial)
         return cli_error("train", EXIT_USAGE, "--final-suite needs an adversarial method (it attacks at --eps)");
     if (opts.threads)
@@ -670,7 +780,7 @@ int cmd_train(int argc, char **argv)
     if (opts.milestones.count > 8)
         return cli_error("train", EXIT_USAGE, "--milestones takes at most 8 epochs");
 
-    at_dataset train = {0}, val = {0}, test = {0};
+    at_dataset train = {0}, val = {0}, test = {0}, ood = {0};
     bool have_test = false;
     run_state s = {0};
     s.last_train_acc = -1.0;
@@ -679,10 +789,13 @@ int cmd_train(int argc, char **argv)
     if (status)
         return status;
     status = make_model(&train, &s.model);
+    if (!status && ood_source(opts.ood) == AT_OOD_DATA)
+        status = load_images(opts.ood, &train, &ood);
     if (status)
         goto done;
     char method_texts[MAX_METHOD_OPTIONS][64];
     at_train_config cfg = train_config(seen, method_texts);
+    cfg.ood_data = ood.images ? &ood : NULL;
     if (at_trainer_create(&s.trainer, s.model, &train, &val, &cfg, &s.err)) {
         status = cli_error("train", EXIT_USAGE, "%s", s.err.message);
         goto done;
@@ -849,5 +962,6 @@ done:
     at_dataset_free(&train);
     at_dataset_free(&val);
     at_dataset_free(&test);
+    at_dataset_free(&ood);
     return status;
 }

@@ -114,7 +114,7 @@ int at_batch_maker_create(at_batch_maker **out, const at_dataset *train,
     m->classes = classes;
     m->image = (size_t)train->c * train->h * train->w;
     m->groups = c->repeat > 1 ? c->repeat : 1;
-    m->plain = m->groups == 1 && !c->extra;
+    m->plain = m->groups == 1 && !(c->extra && c->extra_ratio > 0.0f);
     m->batch = m->plain && c->batch_size > train->n ? train->n : c->batch_size;
     if (c->extra) {
         /* E = round(R B) extra rows, at least one real image per group */

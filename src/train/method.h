@@ -47,6 +47,8 @@ typedef struct at_method_ctx {
     int replays;              /* set by setup: times each minibatch is replayed (1) */
     bool overfit_check;       /* set by setup: check for catastrophic overfitting every epoch */
     at_rng *rng;              /* this epoch's stream for the method's randomness */
+    at_rng *rng_unscored;     /* and for rows past b->scored (OOD rows), so that adding them
+                                 changes no draw of the others */
     float eps;                /* the training eps now (after warm-up) */
     int epoch;                /* 0-based */
     int num_classes, batch;

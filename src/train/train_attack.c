@@ -30,9 +30,9 @@ int at_train_attack(at_method_ctx *c, const at_batch *b, const float *target, fl
     const at_train_config *cfg = c->config;
     const int n = b->n, k = c->num_classes;
     const float *x = b->x;
-    const size_t count = (size_t)n * c->image;
+    const size_t count = (size_t)n * c->image, scored = (size_t)b->scored * c->image;
     for (size_t j = 0; j < count; j++) {
-        float v = x[j] + 0.001f * (float)at_rng_normal(c->rng);
+        float v = x[j] + 0.001f * (float)at_rng_normal(j < scored ? c->rng : c->rng_unscored);
         x_adv[j] = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
     }
     float *dir = c->dir;
@@ -79,7 +79,7 @@ int at_method_attack(at_method_ctx *c, const at_batch *b, float *x_adv)
     a->eps_each = b->eps;
     a->soft_targets = b->soft;
     for (int i = 0; i < b->n; i++)
-        c->seeds[i] = at_rng_next(c->rng);
+        c->seeds[i] = at_rng_next(i < b->scored ? c->rng : c->rng_unscored);
     int status = at_attack_run(a, b->x, b->y, NULL, b->n, c->seeds, x_adv, NULL);
     a->eps_each = NULL;
     a->soft_targets = NULL;

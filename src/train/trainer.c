@@ -14,7 +14,7 @@
 #include <time.h>
 
 /* Purposes of the per-epoch random streams (see at_rng_stream; batch.c has the data's). */
-enum { STREAM_METHOD = 3, STREAM_EPS = 8 };
+enum { STREAM_METHOD = 3, STREAM_EPS = 8, STREAM_UNSCORED = 9 };
 
 struct at_trainer {
     at_model *model, *ema, *snapshot;
@@ -410,11 +410,13 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
     if (t->stopped || t->epochs_done >= t->passes)
         return at_fail(err, AT_ERR_STATE, "all %d epochs are done", t->passes);
     const int epoch = t->epochs_done; /* 0-based */
-    at_rng method_rng, eps_rng;
+    at_rng method_rng, unscored_rng, eps_rng;
     at_rng_stream(&method_rng, cfg->seed, (uint64_t)epoch, STREAM_METHOD);
+    at_rng_stream(&unscored_rng, cfg->seed, (uint64_t)epoch, STREAM_UNSCORED);
     at_rng_stream(&eps_rng, cfg->seed, (uint64_t)epoch, STREAM_EPS);
     at_batch_begin_epoch(t->batches, epoch);
     t->ctx.rng = &method_rng;
+    t->ctx.rng_unscored = &unscored_rng;
     t->ctx.epoch = epoch;
 
     double loss_sum = 0.0, start = now_seconds();
