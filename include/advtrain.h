@@ -420,6 +420,20 @@ int at_dataset_load_idx(at_dataset *out, const char *images_path, const char *la
 int at_dataset_load_cifar(at_dataset *out, const char *const *paths, int n_paths,
                           int label_bytes, at_error *err);
 
+/* Extra training data from a file, e.g. generated images (Gowal et al., 2021):
+ *   .npz          a NumPy archive (stored or deflated) with `image` (or `images`), uint8
+ *                 [N, H, W, C], or [N, H, W] for one channel, and `label` (or `labels`), [N], any
+ *                 little-endian integer dtype;
+ *   .safetensors  `images` (or `image`) U8 [N, C, H, W] and `labels` (or `label`), [N], U8, I8,
+ *                 I16, I32 or I64.
+ * The images must be channels x height x width and every label in [0, num_classes). Errors:
+ * AT_ERR_ARG for an unknown extension, AT_ERR_SHAPE for a shape other than the one expected or
+ * image and label counts that differ, AT_ERR_FORMAT for a missing array, a wrong dtype, a label
+ * out of range, no images, or a damaged file, AT_ERR_IO when it cannot be opened. The name is the
+ * file's base name. */
+int at_dataset_load_file(at_dataset *out, const char *path, int channels, int height, int width,
+                         int num_classes, at_error *err);
+
 /* Known data sets by name: "mnist", "fashion-mnist", "cifar10", "cifar100"; split "train" or
  * "test". `dir` NULL means the default directory of that data set. */
 int at_dataset_open(at_dataset *out, const char *name, const char *dir, const char *split,
