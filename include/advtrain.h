@@ -460,6 +460,43 @@ void at_dataset_batch(const at_dataset *ds, const int32_t *idx, int n, float *x,
                       const at_augment *aug, at_rng *rng);
 
 /* ------------------------------------------------------------------------------------------------
+ * Generated data: a class-conditional generator of synthetic training images, the stand-in here
+ * for the generative models of Gowal et al., "Improving Robustness using Generated Data" (NeurIPS
+ * 2021), who report that even class-conditional Gaussian samples help adversarial training. The
+ * images are projected onto their top principal directions; each class gets a mixture of
+ * Gaussians with diagonal covariances there, fitted by EM from k-means++ starts.
+ */
+typedef struct at_gmm at_gmm;
+
+/* A zero field takes the default: 64 PCA dimensions (at most the number of pixels), 5 components
+ * per class, 50 EM iterations. A class with fewer examples than components gets one component
+ * per example. */
+typedef struct at_gmm_options {
+    int dims;
+    int components;
+    int iterations;
+} at_gmm_options;
+
+/* Fits the generator to ds's images and labels; the draws of the k-means++ starts come from rng.
+ * The result does not depend on the number of threads. */
+int at_gmm_fit(at_gmm **out, const at_dataset *ds, const at_gmm_options *options, at_rng *rng,
+               at_error *err);
+void at_gmm_free(at_gmm *g);
+const at_gmm_options *at_gmm_get_options(const at_gmm *g); /* defaults filled in */
+/* n samples: images uint8 [n, c, h, w] of ds's shape and the class each was drawn for. A class is
+ * drawn uniformly among the classes ds had examples of (not by their frequency), a component by
+ * its weight, z ~ N(mu, diag sigma^2); the image is mean + U z, clamped to [0,1] and rounded. */
+int at_gmm_sample(const at_gmm *g, int n, at_rng *rng, uint8_t *images, int32_t *labels,
+                  at_error *err);
+/* The mean log-likelihood per training example (in PCA coordinates) after 0, 1, ..., iterations
+ * EM steps: fills up to `cap` values and returns iterations + 1. EM never lowers it. */
+int at_gmm_log_likelihood(const at_gmm *g, double *values, int cap);
+/* Component `component` of class `label`: its weight in the class and its mean as an image
+ * (c * h * w floats, mean + U mu, not clamped). Either output may be NULL. */
+int at_gmm_component(const at_gmm *g, int label, int component, double *weight,
+                     float *mean_image, at_error *err);
+
+/* ------------------------------------------------------------------------------------------------
  * Robustness evaluation: clean accuracy, then a cascade of attacks, each run only on the points
  * every earlier attack failed to break, so a point counts as robust only if it survives all of
  * them (its worst case). Every point has its own seed, so results do not depend on batching.
