@@ -437,6 +437,20 @@ int at_dataset_load_idx(at_dataset *out, const char *images_path, const char *la
 int at_dataset_load_cifar(at_dataset *out, const char *const *paths, int n_paths,
                           int label_bytes, at_error *err);
 
+/* Extra training data from a file, e.g. generated images (Gowal et al., 2021):
+ *   .npz          a NumPy archive (stored or deflated) with `image` (or `images`), uint8
+ *                 [N, H, W, C], or [N, H, W] for one channel, and `label` (or `labels`), [N], any
+ *                 little-endian integer dtype;
+ *   .safetensors  `images` (or `image`) U8 [N, C, H, W] and `labels` (or `label`), [N], U8, I8,
+ *                 I16, I32 or I64.
+ * The images must be channels x height x width and every label in [0, num_classes). Errors:
+ * AT_ERR_ARG for an unknown extension, AT_ERR_SHAPE for a shape other than the one expected or
+ * image and label counts that differ, AT_ERR_FORMAT for a missing array, a wrong dtype, a label
+ * out of range, no images, or a damaged file, AT_ERR_IO when it cannot be opened. The name is the
+ * file's base name. */
+int at_dataset_load_file(at_dataset *out, const char *path, int channels, int height, int width,
+                         int num_classes, at_error *err);
+
 /* Known data sets by name: "mnist", "fashion-mnist", "cifar10", "cifar100"; split "train" or
  * "test". `dir` NULL means the default directory of that data set. */
 int at_dataset_open(at_dataset *out, const char *name, const char *dir, const char *split,
@@ -461,6 +475,43 @@ typedef struct at_augment {
  * rng drives the augmentation and may be NULL when aug is NULL. */
 void at_dataset_batch(const at_dataset *ds, const int32_t *idx, int n, float *x, int32_t *y,
                       const at_augment *aug, at_rng *rng);
+
+/* ------------------------------------------------------------------------------------------------
+ * Generated data: a class-conditional generator of synthetic training images, the stand-in here
+ * for the generative models of Gowal et al., "Improving Robustness using Generated Data" (NeurIPS
+ * 2021), who report that even class-conditional Gaussian samples help adversarial training. The
+ * images are projected onto their top principal directions; each class gets a mixture of
+ * Gaussians with diagonal covariances there, fitted by EM from k-means++ starts.
+ */
+typedef struct at_gmm at_gmm;
+
+/* A zero field takes the default: 64 PCA dimensions (at most the number of pixels), 5 components
+ * per class, 50 EM iterations. A class with fewer examples than components gets one component
+ * per example. */
+typedef struct at_gmm_options {
+    int dims;
+    int components;
+    int iterations;
+} at_gmm_options;
+
+/* Fits the generator to ds's images and labels; the draws of the k-means++ starts come from rng.
+ * The result does not depend on the number of threads. */
+int at_gmm_fit(at_gmm **out, const at_dataset *ds, const at_gmm_options *options, at_rng *rng,
+               at_error *err);
+void at_gmm_free(at_gmm *g);
+const at_gmm_options *at_gmm_get_options(const at_gmm *g); /* defaults filled in */
+/* n samples: images uint8 [n, c, h, w] of ds's shape and the class each was drawn for. A class is
+ * drawn uniformly among the classes ds had examples of (not by their frequency), a component by
+ * its weight, z ~ N(mu, diag sigma^2); the image is mean + U z, clamped to [0,1] and rounded. */
+int at_gmm_sample(const at_gmm *g, int n, at_rng *rng, uint8_t *images, int32_t *labels,
+                  at_error *err);
+/* The mean log-likelihood per training example (in PCA coordinates) after 0, 1, ..., iterations
+ * EM steps: fills up to `cap` values and returns iterations + 1. EM never lowers it. */
+int at_gmm_log_likelihood(const at_gmm *g, double *values, int cap);
+/* Component `component` of class `label`: its weight in the class and its mean as an image
+ * (c * h * w floats, mean + U mu, not clamped). Either output may be NULL. */
+int at_gmm_component(const at_gmm *g, int label, int component, double *weight,
+                     float *mean_image, at_error *err);
 
 /* ------------------------------------------------------------------------------------------------
  * Robustness evaluation: clean accuracy, then a cascade of attacks, each run only on the points

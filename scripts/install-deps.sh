@@ -10,6 +10,8 @@ packages=(
     libjansson-dev                     # JSON: safetensors headers, logs, reports
     nettle-dev                         # SHA-256 of checkpoints and data in reports; base64
     libpng-dev                         # PNG example grids written by the tool
+    libzip-dev                         # .npz files (zip archives of .npy arrays) of extra data
+    liblapacke-dev                     # eigenvectors of the covariance for the data generator's PCA
     dataset-fashion-mnist              # the real data set of the demo and tests
     python3-torch python3-numpy        # the PyTorch reference tier of the tests (optional at run time)
     chromium                           # the test that renders the HTML report headless

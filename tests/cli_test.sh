@@ -171,6 +171,65 @@ grep -q '"checkpoint_sha256"' "$TMP/imp.json" || fail "eval report has no checkp
 expect 1 "no tensor conv1.weight" -- "$BIN" import --model wrn-16-1 --input 1,28,28 --weights "$TMP/sd.safetensors" \
     --out "$TMP/bad.safetensors"
 
+# --- generated training data: safetensors and .npz, with and without a labeller
+G="generate --data-dir $DATA --train-size 600 --dims 8 --components 2 --iterations 5 --n 40 --quiet"
+expect 0 "wrote .*gen.safetensors: 40 images 1x28x28" -- "$BIN" $G --out "$TMP/gen.safetensors"
+# 8-byte header length, the JSON header, then 40 x 784 pixels and 40 int64 labels
+hlen=$(od -An -t u8 -N 8 "$TMP/gen.safetensors" | tr -d ' ')
+[ "$(wc -c <"$TMP/gen.safetensors")" -eq $((8 + hlen + 40 * 784 + 40 * 8)) ] || fail "generated file has the wrong size"
+for key in '"images":{"dtype":"U8","shape":\[40,1,28,28\]' '"labels":{"dtype":"I64","shape":\[40\]' \
+    '"sampler":"gmm"' '"data_sha256":"' '"dims":"8"'; do
+    head -c $((8 + hlen)) "$TMP/gen.safetensors" | grep -q "$key" || fail "generated file lacks $key"
+done
+expect 0 "wrote .*gen.npz" -- "$BIN" $G --out "$TMP/gen.npz"
+expect 0 "agreeing with the drawn class on" -- "$BIN" $G --out "$TMP/gen_l.safetensors" \
+    --labeller "$TMP/run/last.safetensors" --batch-size 16
+head -c 4096 "$TMP/gen_l.safetensors" | grep -q '"labeller_sha256":"' || fail "no labeller hash in the metadata"
+expect 0 "wrote" -- "$BIN" $G --out "$TMP/gen2.safetensors"
+cmp -s "$TMP/gen.safetensors" "$TMP/gen2.safetensors" || fail "the same seed gave another file"
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+    # numpy reads the archive, and it holds what the safetensors file holds
+    /usr/bin/python3 - "$TMP/gen.npz" "$TMP/gen.safetensors" <<'PY' || fail "numpy disagrees with the generated files"
+import json, struct, sys
+import numpy as np
+z = np.load(sys.argv[1])
+raw = open(sys.argv[2], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+head = json.loads(raw[8:8 + n])
+data = raw[8 + n:]
+def tensor(name, dtype):
+    a, b = head[name]["data_offsets"]
+    return np.frombuffer(data[a:b], dtype=dtype).reshape(head[name]["shape"])
+assert z["image"].shape == (40, 28, 28, 1) and z["image"].dtype == np.uint8
+assert z["label"].dtype == np.int64 and z["label"].shape == (40,)
+assert (z["image"].transpose(0, 3, 1, 2) == tensor("images", np.uint8)).all()
+assert (z["label"] == tensor("labels", np.int64)).all()
+assert json.loads(str(z["metadata"]))["sampler"] == "gmm"
+PY
+    # a state_dict without the model description cannot label: its architecture is unknown
+    /usr/bin/python3 - "$TMP/sd.safetensors" "$TMP/weights_only.safetensors" <<'PY'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+head = json.loads(raw[8:8 + n])
+del head["__metadata__"]
+text = json.dumps(head).encode()
+text += b" " * (-len(text) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+PY
+    expect 1 "holds weights only" -- "$BIN" $G --labeller "$TMP/weights_only.safetensors" --out "$TMP/bad.npz"
+fi
+expect 2 "unknown sampler 'ddpm'" -- "$BIN" $G --sampler ddpm --out "$TMP/bad.safetensors"
+expect 2 "must end in .safetensors or .npz" -- "$BIN" $G --out "$TMP/gen.png"
+expect 2 "--n N and --out FILE are required" -- "$BIN" generate --out "$TMP/bad.npz"
+expect 2 "--components out of range" -- "$BIN" generate --components 0 --n 4 --out "$TMP/bad.npz"
+expect 2 "--dims 1000: fashion-mnist images have only 784 pixels" -- "$BIN" generate --data-dir "$DATA" \
+    --train-size 100 --dims 1000 --n 4 --out "$TMP/bad.npz"
+expect 2 "give --labeller too" -- "$BIN" $G --batch-size 8 --out "$TMP/bad.npz"
+expect 1 "$TMP/nothing.safetensors" -- "$BIN" $G --labeller "$TMP/nothing.safetensors" --out "$TMP/bad.npz"
+expect 1 "$TMP/empty" -- "$BIN" generate --data-dir "$TMP/empty" --n 4 --out "$TMP/bad.npz"
+[ -e "$TMP/bad.npz" ] || [ -e "$TMP/bad.safetensors" ] && fail "a failed generate left a file"
+
 # --- an interrupted evaluation resumes to the same per-point results
 E="eval --checkpoint $TMP/run/last.safetensors --data-dir $DATA --n 40 --batch-size 10 --attack pgd --eps 0.05 --steps 3 --no-checks --quiet"
 expect 0 "after pgd" -- "$BIN" $E --points "$TMP/straight.csv"
