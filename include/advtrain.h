@@ -169,6 +169,10 @@ int at_add_normalize(at_model *m, int input, const float *mean, const float *std
  * y = round(x * (levels - 1)) / (levels - 1), whose gradient is zero almost everywhere. */
 int at_add_gaussian_noise(at_model *m, int input, float sigma);
 int at_add_quantize(at_model *m, int input, int levels);
+/* Channels [first_channel, first_channel + channels) of the input (a frame of a clip stored with
+ * its frames as channels), and y = factor * x (with a tree of at_add_add, an average). */
+int at_add_slice(at_model *m, int input, int first_channel, int channels);
+int at_add_scale(at_model *m, int input, float factor);
 int at_model_finish(at_model *m, uint64_t seed, at_error *err);
 
 /* The architecture name and options as a JSON object (arch, num_classes, input shape, mean/std),

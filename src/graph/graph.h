@@ -34,7 +34,9 @@ static inline size_t at_shape_numel(at_shape s) { return (size_t)s.c * (size_t)s
     X(add)               \
     X(normalize)         \
     X(gaussian_noise)    \
-    X(quantize)
+    X(quantize)          \
+    X(slice)             \
+    X(scale)
 
 typedef enum at_layer_kind {
 #define AT_LAYER_ENUM_(name) AT_LAYER_##name,
@@ -57,6 +59,8 @@ typedef struct at_node {
         struct { float mean[4], std[4]; } norm;
         struct { float sigma; } noise;
         struct { int levels; } quantize;
+        struct { int first; } slice; /* first channel taken; out.c of them */
+        struct { float factor; } scale;
     } p;
     size_t param_offset, n_params;   /* into the model's parameter slab */
     size_t buffer_offset, n_buffers; /* into the model's float buffer slab */
