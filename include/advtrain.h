@@ -173,6 +173,12 @@ int at_add_quantize(at_model *m, int input, int levels);
  * its frames as channels), and y = factor * x (with a tree of at_add_add, an average). */
 int at_add_slice(at_model *m, int input, int first_channel, int channels);
 int at_add_scale(at_model *m, int input, float factor);
+/* Applies the layer of the earlier node `source` to `input`, which must have the shape of that
+ * node's input: same kind, same configuration, the same parameters (weight sharing, e.g. one
+ * frame model on every frame of a clip). It declares no tensors, so the state_dict is that of
+ * the model without it, and the weight gradients of all the uses add up. A layer whose forward
+ * updates buffers (batch norm's running statistics) or that has two inputs cannot be shared. */
+int at_add_shared(at_model *m, int input, int source);
 int at_model_finish(at_model *m, uint64_t seed, at_error *err);
 
 /* The architecture name and options as a JSON object (arch, num_classes, input shape, mean/std),

@@ -92,8 +92,8 @@ void at_init_conv_normal(at_model *m, at_rng *rng, bool fan_out)
 {
     for (int i = 1; i < m->n_nodes; i++) {
         const at_node *node = &m->nodes[i];
-        if (node->kind != AT_LAYER_conv2d)
-            continue;
+        if (node->kind != AT_LAYER_conv2d || node->source)
+            continue; /* a shared convolution's weights are drawn once, at its source */
         int k = node->p.conv.kernel, oc = node->p.conv.out_channels;
         int ic = m->nodes[node->inputs[0]].out.c;
         double fan = fan_out ? (double)k * k * oc : (double)k * k * ic;
