@@ -430,8 +430,11 @@ int at_dataset_load_idx(at_dataset *out, const char *images_path, const char *la
 int at_dataset_load_cifar(at_dataset *out, const char *const *paths, int n_paths,
                           int label_bytes, at_error *err);
 
-/* Known data sets by name: "mnist", "fashion-mnist", "cifar10", "cifar100"; split "train" or
- * "test". `dir` NULL means the default directory of that data set. */
+/* Known data sets by name: "mnist", "fashion-mnist", "cifar10", "cifar100", and sets derived
+ * from them: "fashion-mnist-clips" (8-frame clips of Fashion-MNIST, at_dataset_make_clips with
+ * seed 0 for the train split and 1 for the test split), "fashion-mnist-clips-T" for T frames
+ * (1..64). Split "train" or "test". `dir` NULL means the default directory of that data set (of
+ * the set it is derived from). */
 int at_dataset_open(at_dataset *out, const char *name, const char *dir, const char *split,
                     at_error *err);
 bool at_dataset_info(int index, const char **name, const char **default_dir,
@@ -443,6 +446,16 @@ int at_dataset_slice(at_dataset *out, const at_dataset *src, int start, int coun
  * in their original order. */
 int at_dataset_split(at_dataset *train, at_dataset *val, const at_dataset *src, int val_count,
                      uint64_t seed, at_error *err);
+
+/* Video clips of a moving item (a stand-in for video data): for each image of src (C x H x W, H
+ * and W even and >= 4), its item, the image halved (each pixel the rounded mean of a 2x2 block),
+ * moves in an H x W frame of zeros from a random start at a random constant integer velocity
+ * (each component in -3..3, not both 0), bouncing off the edges. Clip i is `frames` (1..64)
+ * frames stored as one image of frames * C channels, frame t in channels t*C .. t*C + C - 1, with
+ * the label of image i. It depends only on (seed, i, image i), in integer arithmetic: the same
+ * bytes on every machine. The name is "<src name>-clips". */
+int at_dataset_make_clips(at_dataset *out, const at_dataset *src, int frames, uint64_t seed,
+                          at_error *err);
 
 /* Augmentation applied while filling a batch. */
 typedef struct at_augment {
