@@ -120,8 +120,9 @@ const char *at_bn_mode_name(at_bn_mode mode); /* "train", "batch-stats", "eval" 
 /* Options of at_model_create; a zero field takes the architecture's default. */
 typedef struct at_model_options {
     int num_classes;               /* default 10 */
-    int in_channels;               /* default: 1 for smallcnn, 3 otherwise */
-    int in_height, in_width;       /* default: 28x28 for smallcnn, 32x32 otherwise */
+    int in_channels;               /* default: 1 for smallcnn, 8 (frames) for smallcnn-clip, 3
+                                      otherwise */
+    int in_height, in_width;       /* default: 28x28 for smallcnn(-clip), 32x32 otherwise */
     int normalize;                 /* nonzero: first layer subtracts mean and divides by std */
     float mean[4], std[4];         /* per input channel, used when normalize is set */
     int input_levels;              /* > 1: quantise inputs to this many levels (a masking defence) */
@@ -129,10 +130,12 @@ typedef struct at_model_options {
     uint64_t seed;                 /* initialisation seed */
 } at_model_options;
 
-/* Builds a reference architecture by name: "smallcnn" (TRADES), "preact-resnet18" (Rice et al.),
- * "wrn-D-W" (WideResNet as in RobustBench, e.g. "wrn-34-10"), "linear" (multinomial logistic
- * regression on the flattened input), "mlp-H" (one hidden ReLU layer of H units).
- * Initialisation follows each reference definition. */
+/* Builds a reference architecture by name: "smallcnn" (TRADES, one input channel),
+ * "smallcnn-clip" (SmallCNN on each frame of a clip whose frames are the input channels, logits
+ * averaged; SmallCNN's state_dict), "preact-resnet18" (Rice et al.), "wrn-D-W" (WideResNet as in
+ * RobustBench, e.g. "wrn-34-10"), "linear" (multinomial logistic regression on the flattened
+ * input), "mlp-H" (one hidden ReLU layer of H units). Initialisation follows each reference
+ * definition. */
 int at_model_create(at_model **out, const char *arch, const at_model_options *options,
                     at_error *err);
 void at_model_free(at_model *model);

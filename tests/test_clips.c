@@ -1,6 +1,8 @@
-/* test_clips.c: video clips of a moving item (at_dataset_make_clips). Clips are checked for their
- * bytes (a golden hash pins them across machines) and for their properties: every frame holds the
- * halved item intact and inside, moving at a constant velocity that reflects at the edges. */
+/* test_clips.c: video clips of a moving item (at_dataset_make_clips) and the per-frame model
+ * smallcnn-clip. Clips are checked for their bytes (a golden hash pins them across machines) and
+ * for their properties: every frame holds the halved item intact and inside, moving at a constant
+ * velocity that reflects at the edges. The model on T equal frames gives SmallCNN's logits and
+ * 1/T of its input gradient on each frame, and shares SmallCNN's state_dict. */
 #define _XOPEN_SOURCE 700 /* mkdtemp */
 #include "test.h"
 
@@ -313,7 +315,229 @@ TEST(fashion_mnist_clips)
     at_dataset_free(&images);
 }
 
+/* ---- smallcnn-clip ------------------------------------------------------------------------ */
+
+static at_model *create(const char *arch, int channels, uint64_t seed)
+{
+    at_model *m = NULL;
+    at_error err;
+    CHECK_OK(at_model_create(&m, arch, &(at_model_options){.in_channels = channels, .seed = seed},
+                             &err),
+             &err);
+    return m;
+}
+
+TEST(clip_model_has_smallcnns_state_dict_and_initialisation)
+{
+    at_model *cnn = create("smallcnn", 0, 3), *clip = create("smallcnn-clip", 0, 3);
+    REQUIRE(cnn && clip);
+    int c, h, w;
+    at_model_input_shape(clip, &c, &h, &w);
+    CHECK(c == 8 && h == 28 && w == 28);
+    CHECK_EQ_INT(at_model_tensor_count(clip), at_model_tensor_count(cnn));
+    for (int t = 0; t < at_model_tensor_count(cnn); t++) {
+        at_tensor_info a = at_model_tensor(cnn, t), b = at_model_tensor(clip, t);
+        CHECK_STR_EQ(b.name, a.name);
+        CHECK(a.numel == b.numel && memcmp(a.shape, b.shape, sizeof a.shape) == 0);
+    }
+    size_t n_cnn, n_clip;
+    float *wa = at_model_params(cnn, &n_cnn), *wb = at_model_params(clip, &n_clip);
+    CHECK_EQ_INT(n_clip, 312202);
+    CHECK(n_cnn == n_clip && memcmp(wa, wb, n_cnn * sizeof(float)) == 0);
+    CHECK_CLOSE(at_model_forward_flops(clip), 8 * at_model_forward_flops(cnn), 0, 1e-12);
+
+    /* the description round-trips */
+    at_model *three = create("smallcnn-clip", 3, 1), *again = NULL;
+    REQUIRE(three);
+    char *spec = at_model_spec(three);
+    at_error err;
+    CHECK_OK(at_model_create_from_spec(&again, spec, &err), &err);
+    REQUIRE(again);
+    CHECK_STR_EQ(at_model_arch(again), "smallcnn-clip");
+    at_model_input_shape(again, &c, &h, &w);
+    CHECK(c == 3 && h == 28 && w == 28);
+    CHECK_EQ_INT(at_model_node_count(again), at_model_node_count(three));
+    free(spec);
+
+    /* SmallCNN takes one channel, as the reference; a clip's frames are not one image */
+    at_model *m = NULL;
+    CHECK_EQ_INT(at_model_create(&m, "smallcnn", &(at_model_options){.in_channels = 8}, &err),
+                 AT_ERR_SHAPE);
+    CHECK(strstr(err.message, "8x28x28") != NULL && strchr(err.message, '\n') == NULL);
+    CHECK(at_model_create(&m, "smallcnn-clip", &(at_model_options){.in_channels = 65}, &err) < 0);
+    at_model_free(cnn);
+    at_model_free(clip);
+    at_model_free(three);
+    at_model_free(again);
+}
+
+/* SmallCNN with weights everywhere (the reference's last layer starts at zero). */
+static at_model *trained_looking_smallcnn(void)
+{
+    at_model *m = create("smallcnn", 0, 5);
+    if (!m)
+        return NULL;
+    size_t np;
+    float *w = at_model_params(m, &np);
+    at_rng rng;
+    at_rng_seed(&rng, 8);
+    for (size_t i = 0; i < np; i++)
+        w[i] += (float)(0.02 * at_rng_normal(&rng));
+    return m;
+}
+
+enum { N = 5, PIXELS = 28 * 28, CLASSES = 10 };
+
+/* The clip model with cnn's weights on T copies of x: logits, and the input gradient and weight
+ * gradients for output gradient d, against cnn's on x. */
+static void check_equal_frames(at_model *cnn, int frames, const float *x, const float *d,
+                               bool exact)
+{
+    at_model *clip = create("smallcnn-clip", frames, 1);
+    REQUIRE(clip);
+    at_error err;
+    CHECK_OK(at_model_copy_weights(clip, cnn, &err), &err);
+    at_pass *pc = NULL, *pk = NULL;
+    CHECK_OK(at_pass_create(&pc, cnn, N, 0, &err), &err);
+    CHECK_OK(at_pass_create(&pk, clip, N, 0, &err), &err);
+    REQUIRE(pc && pk);
+    float *xs = malloc((size_t)N * frames * PIXELS * sizeof(float));
+    for (int i = 0; i < N; i++)
+        for (int t = 0; t < frames; t++)
+            memcpy(xs + ((size_t)i * frames + t) * PIXELS, x + (size_t)i * PIXELS,
+                   PIXELS * sizeof(float));
+    size_t np;
+    at_model_zero_grad(cnn);
+    at_model_zero_grad(clip);
+    CHECK_OK(at_forward(pc, x, N, AT_BN_EVAL), NULL);
+    CHECK_OK(at_forward(pk, xs, N, AT_BN_EVAL), NULL);
+    CHECK_OK(at_backward(pc, d, AT_GRAD_INPUT | AT_GRAD_WEIGHTS), NULL);
+    CHECK_OK(at_backward(pk, d, AT_GRAD_INPUT | AT_GRAD_WEIGHTS), NULL);
+    const float *la = at_pass_logits(pc), *lb = at_pass_logits(pk);
+    if (exact)
+        CHECK(memcmp(la, lb, N * CLASSES * sizeof(float)) == 0);
+    for (int j = 0; j < N * CLASSES; j++)
+        CHECK_CLOSE(lb[j], la[j], 1e-7, 1e-6);
+    /* each frame gets 1/T of the gradient; every frame's use adds to the weight gradients */
+    const float *ga = at_pass_input_grad(pc), *gb = at_pass_input_grad(pk);
+    double scale = 0.0, worst = 0.0;
+    for (int k = 0; k < N * PIXELS; k++)
+        scale = fabs(ga[k]) > scale ? fabs(ga[k]) : scale;
+    for (int i = 0; i < N; i++)
+        for (int t = 0; t < frames; t++)
+            for (int k = 0; k < PIXELS; k++) {
+                double want = ga[(size_t)i * PIXELS + k] / frames;
+                double got = gb[((size_t)i * frames + t) * PIXELS + k];
+                worst = fabs(got - want) > worst ? fabs(got - want) : worst;
+            }
+    CHECK(scale > 0.0);
+    CHECK(worst <= 1e-6 * scale / frames);
+    const double input_err = worst / scale * frames;
+    const float *wa = at_model_grads(cnn, &np), *wb = at_model_grads(clip, NULL);
+    scale = worst = 0.0;
+    for (size_t k = 0; k < np; k++) {
+        scale = fabs(wa[k]) > scale ? fabs(wa[k]) : scale;
+        worst = fabs(wb[k] - wa[k]) > worst ? fabs(wb[k] - wa[k]) : worst;
+    }
+    CHECK(scale > 0.0 && worst <= 1e-5 * scale);
+    printf("  T = %d: input gradient within %.1e, weight gradients within %.1e (relative)\n",
+           frames, input_err, worst / scale);
+    free(xs);
+    at_pass_free(pc);
+    at_pass_free(pk);
+    at_model_free(clip);
+}
+
+TEST(clip_model_on_equal_frames_is_smallcnn)
+{
+    at_model *cnn = trained_looking_smallcnn();
+    REQUIRE(cnn);
+    static float x[N * PIXELS], d[N * CLASSES];
+    at_rng rng;
+    at_rng_seed(&rng, 12);
+    for (int k = 0; k < N * PIXELS; k++)
+        x[k] = (float)at_rng_uniform(&rng);
+    for (int k = 0; k < N * CLASSES; k++)
+        d[k] = (float)at_rng_normal(&rng);
+    check_equal_frames(cnn, 8, x, d, true);
+    check_equal_frames(cnn, 3, x, d, false);
+    check_equal_frames(cnn, 1, x, d, true);
+    at_model_free(cnn);
+}
+
+/* Distinct frames: the logits are the mean of SmallCNN's on each frame, and frame t's input
+ * gradient is SmallCNN's at frame t for output gradient d / T. */
+TEST(clip_model_averages_distinct_frames)
+{
+    enum { T = 4 };
+    at_model *cnn = trained_looking_smallcnn(), *clip = create("smallcnn-clip", T, 1);
+    REQUIRE(cnn && clip);
+    at_error err;
+    CHECK_OK(at_model_copy_weights(clip, cnn, &err), &err);
+    at_pass *pc = NULL, *pk = NULL;
+    CHECK_OK(at_pass_create(&pc, cnn, N * T, 0, &err), &err);
+    CHECK_OK(at_pass_create(&pk, clip, N, 0, &err), &err);
+    REQUIRE(pc && pk);
+    /* the clips, and the same frames as a batch of N * T images (clip i's frame t at i * T + t) */
+    static float x[N * T * PIXELS], d[N * CLASSES], dt[N * T * CLASSES];
+    at_rng rng;
+    at_rng_seed(&rng, 13);
+    for (int k = 0; k < N * T * PIXELS; k++)
+        x[k] = (float)at_rng_uniform(&rng);
+    for (int k = 0; k < N * CLASSES; k++)
+        d[k] = (float)at_rng_normal(&rng);
+    for (int i = 0; i < N * T; i++)
+        for (int j = 0; j < CLASSES; j++)
+            dt[i * CLASSES + j] = d[(i / T) * CLASSES + j] / T;
+    CHECK_OK(at_forward(pc, x, N * T, AT_BN_EVAL), NULL);
+    CHECK_OK(at_forward(pk, x, N, AT_BN_EVAL), NULL);
+    CHECK_OK(at_backward(pc, dt, AT_GRAD_INPUT), NULL);
+    CHECK_OK(at_backward(pk, d, AT_GRAD_INPUT), NULL);
+    const float *frames = at_pass_logits(pc), *mean = at_pass_logits(pk);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < CLASSES; j++) {
+            double sum = 0.0;
+            for (int t = 0; t < T; t++)
+                sum += frames[(i * T + t) * CLASSES + j];
+            CHECK_CLOSE(mean[i * CLASSES + j], sum / T, 1e-6, 1e-6);
+        }
+    const float *ga = at_pass_input_grad(pc), *gb = at_pass_input_grad(pk);
+    double scale = 0.0;
+    for (int k = 0; k < N * T * PIXELS; k++)
+        scale = fabs(ga[k]) > scale ? fabs(ga[k]) : scale;
+    CHECK(scale > 0.0);
+    for (int k = 0; k < N * T * PIXELS; k++)
+        CHECK_CLOSE(gb[k], ga[k], 1e-6 * scale, 0);
+    at_pass_free(pc);
+    at_pass_free(pk);
+    at_model_free(cnn);
+    at_model_free(clip);
+}
+
+TEST(clip_model_loads_a_smallcnn_checkpoint)
+{
+    at_model *cnn = trained_looking_smallcnn(), *clip = create("smallcnn-clip", 4, 9);
+    REQUIRE(cnn && clip);
+    char dir[64] = "/tmp/advtrain-test-clips-XXXXXX", path[128];
+    REQUIRE(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/smallcnn.safetensors", dir);
+    at_error err;
+    CHECK_OK(at_checkpoint_save(path, cnn, NULL, NULL, 0, &err), &err);
+    CHECK_OK(at_checkpoint_load(path, clip, NULL, NULL, &err), &err);
+    size_t np;
+    float *wa = at_model_params(cnn, &np), *wb = at_model_params(clip, NULL);
+    CHECK(memcmp(wa, wb, np * sizeof(float)) == 0);
+    remove(path);
+    rmdir(dir);
+    at_model_free(cnn);
+    at_model_free(clip);
+}
+
 TEST_MAIN(TEST_ENTRY(clips_are_reproducible_and_pinned),
           TEST_ENTRY(clips_hold_the_item_moving_and_bouncing),
           TEST_ENTRY(clips_refuse_bad_arguments), TEST_ENTRY(clips_open_by_name),
-          TEST_ENTRY(fashion_mnist_clips))
+          TEST_ENTRY(fashion_mnist_clips),
+          TEST_ENTRY(clip_model_has_smallcnns_state_dict_and_initialisation),
+          TEST_ENTRY(clip_model_on_equal_frames_is_smallcnn),
+          TEST_ENTRY(clip_model_averages_distinct_frames),
+          TEST_ENTRY(clip_model_loads_a_smallcnn_checkpoint))

@@ -6,8 +6,8 @@
 
 /* The architectures, in the order `advtrain list` shows them. */
 static const at_arch *const arch_table[] = {
-    &at_arch_smallcnn, &at_arch_preact_resnet18, &at_arch_wide_resnet, &at_arch_linear,
-    &at_arch_mlp,
+    &at_arch_smallcnn, &at_arch_smallcnn_clip, &at_arch_preact_resnet18, &at_arch_wide_resnet,
+    &at_arch_linear, &at_arch_mlp,
 };
 #define N_ARCHS (int)(sizeof arch_table / sizeof arch_table[0])
 
