@@ -124,8 +124,9 @@ const char *at_bn_mode_name(at_bn_mode mode); /* "train", "batch-stats", "eval" 
 /* Options of at_model_create; a zero field takes the architecture's default. */
 typedef struct at_model_options {
     int num_classes;               /* default 10 */
-    int in_channels;               /* default: 1 for smallcnn, 3 otherwise */
-    int in_height, in_width;       /* default: 28x28 for smallcnn, 32x32 otherwise */
+    int in_channels;               /* default: 1 for smallcnn, 8 (frames) for smallcnn-clip, 3
+                                      otherwise */
+    int in_height, in_width;       /* default: 28x28 for smallcnn(-clip), 32x32 otherwise */
     int normalize;                 /* nonzero: first layer subtracts mean and divides by std */
     float mean[4], std[4];         /* per input channel, used when normalize is set */
     int input_levels;              /* > 1: quantise inputs to this many levels (a masking defence) */
@@ -133,10 +134,12 @@ typedef struct at_model_options {
     uint64_t seed;                 /* initialisation seed */
 } at_model_options;
 
-/* Builds a reference architecture by name: "smallcnn" (TRADES), "preact-resnet18" (Rice et al.),
- * "wrn-D-W" (WideResNet as in RobustBench, e.g. "wrn-34-10"), "linear" (multinomial logistic
- * regression on the flattened input), "mlp-H" (one hidden ReLU layer of H units).
- * Initialisation follows each reference definition. */
+/* Builds a reference architecture by name: "smallcnn" (TRADES, one input channel),
+ * "smallcnn-clip" (SmallCNN on each frame of a clip whose frames are the input channels, logits
+ * averaged; SmallCNN's state_dict), "preact-resnet18" (Rice et al.), "wrn-D-W" (WideResNet as in
+ * RobustBench, e.g. "wrn-34-10"), "linear" (multinomial logistic regression on the flattened
+ * input), "mlp-H" (one hidden ReLU layer of H units). Initialisation follows each reference
+ * definition. */
 int at_model_create(at_model **out, const char *arch, const at_model_options *options,
                     at_error *err);
 void at_model_free(at_model *model);
@@ -173,6 +176,16 @@ int at_add_normalize(at_model *m, int input, const float *mean, const float *std
  * y = round(x * (levels - 1)) / (levels - 1), whose gradient is zero almost everywhere. */
 int at_add_gaussian_noise(at_model *m, int input, float sigma);
 int at_add_quantize(at_model *m, int input, int levels);
+/* Channels [first_channel, first_channel + channels) of the input (a frame of a clip stored with
+ * its frames as channels), and y = factor * x (with a tree of at_add_add, an average). */
+int at_add_slice(at_model *m, int input, int first_channel, int channels);
+int at_add_scale(at_model *m, int input, float factor);
+/* Applies the layer of the earlier node `source` to `input`, which must have the shape of that
+ * node's input: same kind, same configuration, the same parameters (weight sharing, e.g. one
+ * frame model on every frame of a clip). It declares no tensors, so the state_dict is that of
+ * the model without it, and the weight gradients of all the uses add up. A layer whose forward
+ * updates buffers (batch norm's running statistics) or that has two inputs cannot be shared. */
+int at_add_shared(at_model *m, int input, int source);
 int at_model_finish(at_model *m, uint64_t seed, at_error *err);
 
 /* The architecture name and options as a JSON object (arch, num_classes, input shape, mean/std),
@@ -451,8 +464,11 @@ int at_dataset_load_cifar(at_dataset *out, const char *const *paths, int n_paths
 int at_dataset_load_file(at_dataset *out, const char *path, int channels, int height, int width,
                          int num_classes, at_error *err);
 
-/* Known data sets by name: "mnist", "fashion-mnist", "cifar10", "cifar100"; split "train" or
- * "test". `dir` NULL means the default directory of that data set. */
+/* Known data sets by name: "mnist", "fashion-mnist", "cifar10", "cifar100", and sets derived
+ * from them: "fashion-mnist-clips" (8-frame clips of Fashion-MNIST, at_dataset_make_clips with
+ * seed 0 for the train split and 1 for the test split), "fashion-mnist-clips-T" for T frames
+ * (1..64). Split "train" or "test". `dir` NULL means the default directory of that data set (of
+ * the set it is derived from). */
 int at_dataset_open(at_dataset *out, const char *name, const char *dir, const char *split,
                     at_error *err);
 bool at_dataset_info(int index, const char **name, const char **default_dir,
@@ -464,6 +480,16 @@ int at_dataset_slice(at_dataset *out, const at_dataset *src, int start, int coun
  * in their original order. */
 int at_dataset_split(at_dataset *train, at_dataset *val, const at_dataset *src, int val_count,
                      uint64_t seed, at_error *err);
+
+/* Video clips of a moving item (a stand-in for video data): for each image of src (C x H x W, H
+ * and W even and >= 4), its item, the image halved (each pixel the rounded mean of a 2x2 block),
+ * moves in an H x W frame of zeros from a random start at a random constant integer velocity
+ * (each component in -3..3, not both 0), bouncing off the edges. Clip i is `frames` (1..64)
+ * frames stored as one image of frames * C channels, frame t in channels t*C .. t*C + C - 1, with
+ * the label of image i. It depends only on (seed, i, image i), in integer arithmetic: the same
+ * bytes on every machine. The name is "<src name>-clips". */
+int at_dataset_make_clips(at_dataset *out, const at_dataset *src, int frames, uint64_t seed,
+                          at_error *err);
 
 /* Augmentation applied while filling a batch. */
 typedef struct at_augment {

@@ -230,6 +230,21 @@ expect 1 "$TMP/nothing.safetensors" -- "$BIN" $G --labeller "$TMP/nothing.safete
 expect 1 "$TMP/empty" -- "$BIN" generate --data-dir "$TMP/empty" --n 4 --out "$TMP/bad.npz"
 [ -e "$TMP/bad.npz" ] || [ -e "$TMP/bad.safetensors" ] && fail "a failed generate left a file"
 
+# --- video clips: a set derived from Fashion-MNIST and SmallCNN run on each frame
+expect 0 "fashion-mnist-clips" -- "$BIN" list datasets
+expect 0 "smallcnn-clip" -- "$BIN" list models
+expect 0 "fashion-mnist-clips-2/test" -- "$BIN" train --data fashion-mnist-clips-2 --model smallcnn-clip \
+    --data-dir "$DATA" --train-size 256 --epochs 1 --batch-size 64 --out "$TMP/clip" --quiet
+grep -q '"fashion-mnist-clips-2"' "$TMP/clip/report.json" || fail "the clip run's report does not name its data"
+expect 0 "after pgd" -- "$BIN" eval --checkpoint "$TMP/clip/last.safetensors" --data fashion-mnist-clips-2 \
+    --data-dir "$DATA" --n 64 --attack pgd --eps 0.1 --steps 3 --no-checks --quiet
+expect 1 "takes 2x28x28 inputs" -- "$BIN" eval --checkpoint "$TMP/clip/last.safetensors" --data-dir "$DATA" --n 64
+expect 2 "model 'smallcnn' cannot take 2x28x28 inputs: shape mismatch" -- "$BIN" train \
+    --data fashion-mnist-clips-2 --model smallcnn --data-dir "$DATA" --train-size 256 --out "$TMP/bad"
+[ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "smallcnn on clips: more than one line: $(head -c 300 "$TMP/out")"
+expect 1 "clips have 1..64 frames" -- "$BIN" train --data fashion-mnist-clips-65 --model smallcnn-clip \
+    --data-dir "$DATA" --out "$TMP/bad"
+
 # --- an interrupted evaluation resumes to the same per-point results
 E="eval --checkpoint $TMP/run/last.safetensors --data-dir $DATA --n 40 --batch-size 10 --attack pgd --eps 0.05 --steps 3 --no-checks --quiet"
 expect 0 "after pgd" -- "$BIN" $E --points "$TMP/straight.csv"

@@ -119,6 +119,38 @@ TEST(add_and_normalize_gradients)
     check_layer("normalize", 3, 4, 4, normalize, AT_BN_TRAIN);
 }
 
+static int slice_middle(at_model *m, int x) { return at_add_slice(m, x, 1, 2); }
+static int slice_all(at_model *m, int x) { return at_add_slice(m, x, 0, 3); }
+static int scale(at_model *m, int x) { return at_add_scale(m, x, -0.75f); }
+/* two overlapping slices of one input joined: channel 1 receives both gradients */
+static int two_slices(at_model *m, int x)
+{
+    return at_add_add(m, at_add_slice(m, x, 0, 2), at_add_scale(m, at_add_slice(m, x, 1, 2), 3.0f));
+}
+
+TEST(slice_and_scale_gradients)
+{
+    check_layer("slice 1..2 of 4", 4, 3, 3, slice_middle, AT_BN_TRAIN);
+    check_layer("slice of every channel", 3, 2, 4, slice_all, AT_BN_TRAIN);
+    check_layer("scale -0.75", 2, 3, 3, scale, AT_BN_TRAIN);
+    check_layer("overlapping slices", 3, 3, 2, two_slices, AT_BN_TRAIN);
+}
+
+TEST(slice_and_scale_refuse_bad_arguments)
+{
+    at_model *m = NULL;
+    at_error err;
+    CHECK_OK(at_model_begin(&m, 3, 4, 4, &err), &err);
+    REQUIRE(m);
+    CHECK_EQ_INT(at_add_slice(m, 0, 2, 2), AT_ERR_ARG); /* past the last channel */
+    CHECK_EQ_INT(at_add_slice(m, 0, -1, 1), AT_ERR_ARG);
+    CHECK_EQ_INT(at_add_slice(m, 0, 0, 0), AT_ERR_ARG);
+    CHECK_EQ_INT(at_add_scale(m, 0, INFINITY), AT_ERR_ARG);
+    CHECK_EQ_INT(at_model_finish(m, 1, &err), AT_ERR_ARG); /* the first error, recorded */
+    at_model_free(m);
+}
+
 TEST_MAIN(TEST_ENTRY(conv2d_gradients), TEST_ENTRY(batchnorm2d_gradients_every_mode),
           TEST_ENTRY(activation_and_pooling_gradients), TEST_ENTRY(linear_and_flatten_gradients),
-          TEST_ENTRY(add_and_normalize_gradients))
+          TEST_ENTRY(add_and_normalize_gradients), TEST_ENTRY(slice_and_scale_gradients),
+          TEST_ENTRY(slice_and_scale_refuse_bad_arguments))

@@ -16,7 +16,7 @@ static void list_datasets(void)
     const char *name, *dir, *description;
     printf("datasets:\n");
     for (int i = 0; at_dataset_info(i, &name, &dir, &description); i++)
-        printf("  %-18s %s (default directory %s)\n", name, description, dir);
+        printf("  %-20s %s (default directory %s)\n", name, description, dir);
 }
 
 static void list_attacks(void)

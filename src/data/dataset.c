@@ -1,4 +1,5 @@
-/* dataset.c: the known data sets by name, copies and splits of a dataset, and the conversion of
+/* dataset.c: the known data sets by name (files in a known format, or a set derived from such
+ * files, like the clips of Fashion-MNIST), copies and splits of a dataset, and the conversion of
  * examples into a float batch with the usual CIFAR augmentation (random crop after zero padding,
  * random horizontal flip).
  *
@@ -8,10 +9,19 @@
 #include "core/util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 typedef enum { FORMAT_IDX, FORMAT_CIFAR10, FORMAT_CIFAR100 } set_format;
+
+/* Makes a derived set from the examples of the set its files hold. `suffix` is what follows
+ * "<name>-" in the name asked for (a parameter, e.g. "4" in "fashion-mnist-clips-4"), or NULL. */
+typedef int (*derive_fn)(at_dataset *out, const at_dataset *base, const char *name,
+                         const char *suffix, bool train, at_error *err);
+
+static int derive_clips(at_dataset *out, const at_dataset *base, const char *name,
+                        const char *suffix, bool train, at_error *err);
 
 static const struct known_set {
     const char *name;
@@ -19,17 +29,23 @@ static const struct known_set {
     const char *description;
     set_format format;
     const char *subdir; /* where the official archive unpacks, tried after dir itself */
+    derive_fn derive;   /* a set made from the files of another: how; NULL for the files' own */
 } known_sets[] = {
     {"mnist", "/usr/share/datasets/mnist",
-     "handwritten digits, 1x28x28, 10 classes, 60000 train / 10000 test", FORMAT_IDX, NULL},
+     "handwritten digits, 1x28x28, 10 classes, 60000 train / 10000 test", FORMAT_IDX, NULL, NULL},
     {"fashion-mnist", "/usr/share/datasets/fashion-mnist",
-     "Zalando clothing photos, 1x28x28, 10 classes, 60000 train / 10000 test", FORMAT_IDX, NULL},
+     "Zalando clothing photos, 1x28x28, 10 classes, 60000 train / 10000 test", FORMAT_IDX, NULL,
+     NULL},
     {"cifar10", "/usr/share/datasets/cifar10",
      "tiny colour photos, 3x32x32, 10 classes, 50000 train / 10000 test", FORMAT_CIFAR10,
-     "cifar-10-batches-bin"},
+     "cifar-10-batches-bin", NULL},
     {"cifar100", "/usr/share/datasets/cifar100",
      "tiny colour photos, 3x32x32, 100 fine classes, 50000 train / 10000 test", FORMAT_CIFAR100,
-     "cifar-100-binary"},
+     "cifar-100-binary", NULL},
+    {"fashion-mnist-clips", "/usr/share/datasets/fashion-mnist",
+     "Fashion-MNIST items moving and bouncing, 8 frames of 28x28 (8x28x28), 10 classes, "
+     "60000 train / 10000 test; fashion-mnist-clips-T for T frames (1..64)",
+     FORMAT_IDX, NULL, derive_clips},
 };
 #define KNOWN_SETS ((int)(sizeof known_sets / sizeof known_sets[0]))
 
@@ -145,18 +161,59 @@ static int open_cifar(at_dataset *out, const struct known_set *set, const char *
     return at_dataset_load_cifar(out, list, count, ten ? 1 : 2, err);
 }
 
+/* 8 frames per clip, or T for "<name>-T"; the splits get different motions (seeds 0 and 1). */
+static int derive_clips(at_dataset *out, const at_dataset *base, const char *name,
+                        const char *suffix, bool train, at_error *err)
+{
+    int frames = 8;
+    if (suffix) {
+        char canonical[16];
+        char *end;
+        long t = strtol(suffix, &end, 10);
+        snprintf(canonical, sizeof canonical, "%ld", t);
+        if (*end || t < 1 || t > 64 || strcmp(canonical, suffix) != 0)
+            return at_fail(err, AT_ERR_ARG, "unknown data set '%s': clips have 1..64 frames", name);
+        frames = (int)t;
+    }
+    int status = at_dataset_make_clips(out, base, frames, train ? 0 : 1, err);
+    if (!status)
+        at_strlcpy(out->name, name, sizeof out->name);
+    return status;
+}
+
+/* The set `name` names: its own name, or for a derived set "<its name>-<suffix>". */
+static const struct known_set *find_set(const char *name, const char **suffix)
+{
+    *suffix = NULL;
+    for (int i = 0; i < KNOWN_SETS && name; i++) {
+        const struct known_set *set = &known_sets[i];
+        const size_t len = strlen(set->name);
+        if (strcmp(name, set->name) == 0)
+            return set;
+        if (set->derive && strncmp(name, set->name, len) == 0 && name[len] == '-' && name[len + 1]) {
+            *suffix = name + len + 1;
+            return set;
+        }
+    }
+    return NULL;
+}
+
 int at_dataset_open(at_dataset *out, const char *name, const char *dir, const char *split,
                     at_error *err)
 {
     memset(out, 0, sizeof *out);
-    const struct known_set *set = NULL;
-    for (int i = 0; i < KNOWN_SETS && name; i++)
-        if (strcmp(name, known_sets[i].name) == 0)
-            set = &known_sets[i];
-    if (!set)
-        return at_fail(err, AT_ERR_ARG,
-                       "unknown data set '%s' (known: mnist, fashion-mnist, cifar10, cifar100)",
-                       name ? name : "(null)");
+    const char *suffix;
+    const struct known_set *set = find_set(name, &suffix);
+    if (!set) {
+        char known[256] = "";
+        for (int i = 0; i < KNOWN_SETS; i++) {
+            size_t len = strlen(known);
+            snprintf(known + len, sizeof known - len, "%s%s%s", i ? ", " : "", known_sets[i].name,
+                     known_sets[i].derive ? "[-T]" : "");
+        }
+        return at_fail(err, AT_ERR_ARG, "unknown data set '%s' (known: %s)",
+                       name ? name : "(null)", known);
+    }
     if (!split || (strcmp(split, "train") != 0 && strcmp(split, "test") != 0))
         return at_fail(err, AT_ERR_ARG, "unknown split '%s' of %s (known: train, test)",
                        split ? split : "(null)", set->name);
@@ -167,12 +224,19 @@ int at_dataset_open(at_dataset *out, const char *name, const char *dir, const ch
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return at_fail(err, AT_ERR_NOTFOUND, "%s: no such directory for data set %s", dir,
                        set->name);
-    int status = set->format == FORMAT_IDX ? open_idx(out, set, dir, train, err)
-                                           : open_cifar(out, set, dir, train, err);
+    at_dataset files;
+    int status = set->format == FORMAT_IDX ? open_idx(&files, set, dir, train, err)
+                                           : open_cifar(&files, set, dir, train, err);
     if (status)
         return status;
-    at_strlcpy(out->name, set->name, sizeof out->name);
-    return AT_OK;
+    if (!set->derive) {
+        *out = files;
+        at_strlcpy(out->name, set->name, sizeof out->name);
+        return AT_OK;
+    }
+    status = set->derive(out, &files, name, suffix, train, err);
+    at_dataset_free(&files);
+    return status;
 }
 
 /* An empty dataset shaped like src with room for n examples (none allocated when n is 0). */

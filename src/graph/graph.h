@@ -7,6 +7,11 @@
  *
  * A layer kind is an entry in AT_LAYER_LIST plus one file (layers/<name>.c) that defines its
  * builder (at_add_<name>), its forward and backward, and how much per-pass memory it needs.
+ *
+ * A node can also apply the layer of an earlier node to another input (at_add_shared, shared.c):
+ * it is a copy of that node (kind, configuration, offsets of parameters and buffers) with its own
+ * input, so forward, backward and the memory plan treat it as any node of that kind, and since
+ * every backward adds into the weight gradients, the gradients of all its uses sum up.
  */
 #ifndef AT_GRAPH_H
 #define AT_GRAPH_H
@@ -34,7 +39,9 @@ static inline size_t at_shape_numel(at_shape s) { return (size_t)s.c * (size_t)s
     X(add)               \
     X(normalize)         \
     X(gaussian_noise)    \
-    X(quantize)
+    X(quantize)          \
+    X(slice)             \
+    X(scale)
 
 typedef enum at_layer_kind {
 #define AT_LAYER_ENUM_(name) AT_LAYER_##name,
@@ -57,11 +64,15 @@ typedef struct at_node {
         struct { float mean[4], std[4]; } norm;
         struct { float sigma; } noise;
         struct { int levels; } quantize;
+        struct { int first; } slice; /* first channel taken; out.c of them */
+        struct { float factor; } scale;
     } p;
     size_t param_offset, n_params;   /* into the model's parameter slab */
     size_t buffer_offset, n_buffers; /* into the model's float buffer slab */
     int counter;                     /* index into the model's int64 counters, or -1 */
     bool has_upstream_params;        /* this node or one it depends on has parameters */
+    int source; /* a node that applies the layer of an earlier one (at_add_shared): that node,
+                   whose kind, configuration, parameters and buffers it uses; 0 otherwise */
 } at_node;
 
 /* One entry of the state_dict: where a named tensor lives. */
@@ -125,6 +136,7 @@ typedef struct at_layer_ops {
     const char *name;
     unsigned backward_reads;
     bool fuses_relu; /* can apply a ReLU that follows it (at_layer_ctx.relu_out) */
+    bool updates_buffers; /* forward writes its buffers (running statistics): not shareable */
     /* bytes of per-pass cache and floats of per-worker scratch for batches of max_batch */
     size_t (*cache_bytes)(const at_node *node, const at_shape *in, int max_batch);
     size_t (*scratch_floats)(const at_node *node, const at_shape *in, int max_batch);

@@ -171,7 +171,7 @@ int at_model_finish(at_model *m, uint64_t seed, at_error *err)
     for (int i = 1; i < m->n_nodes; i++) {
         const at_node *node = &m->nodes[i];
         const at_layer_ops *ops = at_layer_ops_of(node->kind);
-        if (ops->init)
+        if (ops->init && !node->source) /* a shared node's parameters are its source's */
             ops->init(node, &m->nodes[node->inputs[0]].out, m->params + node->param_offset,
                       m->buffers + node->buffer_offset, &rng);
     }

@@ -153,6 +153,7 @@ static void bn_backward(const at_layer_ctx *c)
 const at_layer_ops at_layer_batchnorm2d = {
     .name = "batchnorm2d",
     .backward_reads = AT_READS_INPUT,
+    .updates_buffers = true,
     .cache_bytes = bn_cache,
     .forward = bn_forward,
     .backward = bn_backward,

@@ -6,8 +6,8 @@
 
 /* The architectures, in the order `advtrain list` shows them. */
 static const at_arch *const arch_table[] = {
-    &at_arch_smallcnn, &at_arch_preact_resnet18, &at_arch_wide_resnet, &at_arch_linear,
-    &at_arch_mlp,
+    &at_arch_smallcnn, &at_arch_smallcnn_clip, &at_arch_preact_resnet18, &at_arch_wide_resnet,
+    &at_arch_linear, &at_arch_mlp,
 };
 #define N_ARCHS (int)(sizeof arch_table / sizeof arch_table[0])
 
@@ -92,8 +92,8 @@ void at_init_conv_normal(at_model *m, at_rng *rng, bool fan_out)
 {
     for (int i = 1; i < m->n_nodes; i++) {
         const at_node *node = &m->nodes[i];
-        if (node->kind != AT_LAYER_conv2d)
-            continue;
+        if (node->kind != AT_LAYER_conv2d || node->source)
+            continue; /* a shared convolution's weights are drawn once, at its source */
         int k = node->p.conv.kernel, oc = node->p.conv.out_channels;
         int ic = m->nodes[node->inputs[0]].out.c;
         double fan = fan_out ? (double)k * k * oc : (double)k * k * ic;

@@ -16,8 +16,12 @@ typedef struct at_arch {
     void (*init)(at_model *m, at_rng *rng);
 } at_arch;
 
-extern const at_arch at_arch_smallcnn, at_arch_preact_resnet18, at_arch_wide_resnet,
-    at_arch_linear, at_arch_mlp;
+extern const at_arch at_arch_smallcnn, at_arch_smallcnn_clip, at_arch_preact_resnet18,
+    at_arch_wide_resnet, at_arch_linear, at_arch_mlp;
+
+/* SmallCNN's layers after node x (one channel) under the reference names, for smallcnn and for
+ * the frames of smallcnn-clip. Returns the logits node. */
+int at_smallcnn_build(at_model *m, int x, int num_classes);
 
 /* PreAct ResNet-18 with other stage widths (the reference is 64, 128, 256, 512): tests check
  * gradients on a narrow copy of the same graph. Returns the logits node. */

@@ -10,7 +10,7 @@
 
 static bool smallcnn_matches(const char *arch) { return strcmp(arch, "smallcnn") == 0; }
 
-static int smallcnn_build(at_model *m, int x, const char *arch, int num_classes)
+int at_smallcnn_build(at_model *m, int x, int num_classes)
 {
     x = at_add_conv2d(m, x, "feature_extractor.conv1", 32, 3, 1, 0, true);
     x = at_add_relu(m, x);
@@ -30,6 +30,15 @@ static int smallcnn_build(at_model *m, int x, const char *arch, int num_classes)
     return at_add_linear(m, x, "classifier.fc3", num_classes, true);
 }
 
+/* One channel, as the reference (num_channels = 1): a clip's frames stacked as channels would
+ * otherwise be taken for one image (smallcnn-clip runs it on each frame). */
+static int smallcnn_build(at_model *m, int x, const char *arch, int num_classes)
+{
+    if (at_graph_shape(m, x).c != 1)
+        return AT_ERR_SHAPE;
+    return at_smallcnn_build(m, x, num_classes);
+}
+
 /* As in the TRADES code: convolutions kaiming_normal_ (fan-in, gain sqrt 2) with zero bias, the
  * first two linear layers PyTorch's default, the last one all zeros. */
 static void smallcnn_init(at_model *m, at_rng *rng)
@@ -41,7 +50,7 @@ static void smallcnn_init(at_model *m, at_rng *rng)
 
 const at_arch at_arch_smallcnn = {
     .name = "smallcnn",
-    .description = "TRADES SmallCNN: 4 conv3x3 (32,32,64,64), 2 maxpools, fc 200-200 (28x28 inputs)",
+    .description = "TRADES SmallCNN: 4 conv3x3 (32,32,64,64), 2 maxpools, fc 200-200 (1x28x28 inputs)",
     .default_channels = 1,
     .default_size = 28,
     .matches = smallcnn_matches,

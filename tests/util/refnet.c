@@ -48,6 +48,8 @@ void refnet_forward(const refnet *r, const double *x, int n, at_bn_mode mode, do
         const at_shape is = m->nodes[node->inputs[0]].out, os = node->out;
         const double *in = out[node->inputs[0]];
         double *y = out[k];
+        /* a shared node (at_add_shared) reads its source's parameters: a finite difference of
+         * one of them sees every use */
         const double *w = r->params + node->param_offset;
         const size_t in_size = at_shape_numel(is), out_size = at_shape_numel(os);
         switch (node->kind) {
@@ -181,6 +183,17 @@ void refnet_forward(const refnet *r, const double *x, int n, at_bn_mode mode, do
                 y[j] = nearbyint(in[j] * steps) / steps;
             break;
         }
+        case AT_LAYER_slice: {
+            const size_t offset = (size_t)node->p.slice.first * is.h * is.w;
+            for (int i = 0; i < n; i++)
+                for (size_t j = 0; j < out_size; j++)
+                    y[i * out_size + j] = in[i * in_size + offset + j];
+            break;
+        }
+        case AT_LAYER_scale:
+            for (size_t j = 0; j < in_size * n; j++)
+                y[j] = (double)node->p.scale.factor * in[j];
+            break;
         case AT_LAYER_COUNT:
             break;
         }

@@ -1,0 +1,53 @@
+/* scale.c: y = factor * x, dx += factor * dy. With a tree of add nodes it averages logits (a
+ * factor 1/T); for T a power of two the average of T equal vectors is then exactly that vector. */
+#include "graph/graph.h"
+
+#include <math.h>
+
+#define BLOCK 16384
+
+int at_add_scale(at_model *m, int input, float factor)
+{
+    at_node *node = at_graph_append(m, AT_LAYER_scale, &input, 1, "");
+    if (!node)
+        return m->build_status;
+    if (!isfinite(factor))
+        return at_graph_error(m, AT_ERR_ARG);
+    node->p.scale.factor = factor;
+    node->out = at_graph_shape(m, input);
+    return at_graph_index(m, node);
+}
+
+static void scale_forward(const at_layer_ctx *c)
+{
+    const size_t count = at_shape_numel(c->in_shape[0]) * (size_t)c->n;
+    const long blocks = (long)((count + BLOCK - 1) / BLOCK);
+    const float factor = c->node->p.scale.factor;
+#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
+    for (long b = 0; b < blocks; b++) {
+        size_t first = (size_t)b * BLOCK, last = count - first < BLOCK ? count : first + BLOCK;
+        for (size_t j = first; j < last; j++)
+            c->y[j] = factor * c->x[0][j];
+    }
+}
+
+static void scale_backward(const at_layer_ctx *c)
+{
+    if (!c->dx[0])
+        return;
+    const size_t count = at_shape_numel(c->in_shape[0]) * (size_t)c->n;
+    const long blocks = (long)((count + BLOCK - 1) / BLOCK);
+    const float factor = c->node->p.scale.factor;
+#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
+    for (long b = 0; b < blocks; b++) {
+        size_t first = (size_t)b * BLOCK, last = count - first < BLOCK ? count : first + BLOCK;
+        for (size_t j = first; j < last; j++)
+            c->dx[0][j] += factor * c->dy[j];
+    }
+}
+
+const at_layer_ops at_layer_scale = {
+    .name = "scale",
+    .forward = scale_forward,
+    .backward = scale_backward,
+};
