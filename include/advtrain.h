@@ -638,6 +638,11 @@ typedef struct at_kv {
  * (as "optimizer.momentum.<name>") when sgd is not NULL, and the metadata. */
 int at_checkpoint_save(const char *path, const at_model *model, at_sgd *sgd, const at_kv *meta,
                        int n_meta, at_error *err);
+/* The same, with tensors of a training run's own state, each named "trainer.<what>" (see
+ * at_trainer_state); loading passes over them. */
+int at_checkpoint_save_with(const char *path, const at_model *model, at_sgd *sgd,
+                            const at_kv *meta, int n_meta, const at_st_tensor *extra, int n_extra,
+                            at_error *err);
 /* Loads into an existing model. Every model tensor must be present with the right shape and
  * dtype; any other tensor is an error unless it belongs to the optimiser. A weights-only file (a
  * PyTorch state_dict saved as safetensors) loads with sgd NULL. When `st_out` is not NULL the
@@ -752,6 +757,18 @@ typedef struct at_train_config {
     float ood_weight;         /* their weight in the loss relative to an in-distribution row */
     int ood_batch;            /* OOD rows per batch (0 = batch_size, the paper's halves) */
 
+    /* Adversarial coreset training (Dolatabadi, Erfani and Leckie, ECCV 2022): after
+     * coreset_warmup full epochs, and from epoch coreset_start on (the epochs between are
+     * skipped with the schedules' clock running: the paper's warm start), every coreset_period
+     * epochs a weighted subset of this fraction of the training set is chosen by CRAIG on the
+     * last-layer gradients at PGD points, and the epochs train on it, each loss weighted by its
+     * cluster size. Adversarial methods only. */
+    float coreset;            /* (0, 1]; 0 = off */
+    int coreset_period;       /* 0 = 20 */
+    int coreset_warmup;       /* -1 = round(coreset x start), the paper's T_w */
+    int coreset_start;        /* -1 = floor(epochs / 2), the paper's kappa E with kappa 1/2 */
+    bool coreset_bias_only;   /* distances on the bias part of the gradient alone */
+
     /* The method's own options (see at_method_option), read by at_trainer_create: a name the
      * method does not declare is an error; an option not given takes its preset. */
     int n_method_options;
@@ -782,6 +799,10 @@ typedef struct at_epoch_stats {
     double check_pgd_acc, check_fgsm_acc;
     bool overfitting_detected; /* catastrophic overfitting: the weights were rolled back to the
                                   previous epoch and training stops */
+    bool skipped;             /* a coreset warm-start epoch: no training, the clock ran */
+    int coreset_size;         /* > 0: a coreset of this many images was chosen before the epoch */
+    double selection_seconds; /* and the choice took this long */
+    long steps;               /* optimiser steps taken in the epoch */
 } at_epoch_stats;
 
 typedef struct at_train_callbacks {
@@ -818,10 +839,17 @@ typedef struct at_trainer_progress {
     int epochs_done;
     double best_score;            /* -1: none yet */
     double check_pgd, check_fgsm; /* -1: none yet */
+    long optimizer_steps;         /* -1: epochs_done full epochs' worth */
 } at_trainer_progress;
 at_trainer_progress at_trainer_get_progress(const at_trainer *t);
 /* After loading a checkpoint to resume (the current weights become fgsm-rs's roll-back point). */
 int at_trainer_set_progress(at_trainer *t, const at_trainer_progress *p, at_error *err);
+/* A run's own state besides the weights and the optimiser (adaptive budgets, the coreset) as
+ * tensors named "trainer.*" for at_checkpoint_save_with; returns how many (at most cap). The
+ * data stays valid until the next epoch. */
+int at_trainer_state(at_trainer *t, at_st_tensor *out, int cap);
+/* Restores that state from an opened checkpoint (at_checkpoint_load's st_out) to resume. */
+int at_trainer_restore_state(at_trainer *t, const at_safetensors *st, at_error *err);
 /* Runs one epoch; fills stats. */
 int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_stats *stats,
                          at_error *err);

@@ -332,6 +332,68 @@ TEST(ood_images_are_in_range_and_reproducible)
     bands_free(&d);
 }
 
+TEST(a_coreset_of_everything_is_full_training)
+{
+    at_dataset d = bands_data(N, 11);
+    const char *methods[] = {"pgd-at", "trades"};
+    for (int i = 0; i < 2; i++) {
+        at_train_config base = config(methods[i]), core = base;
+        base.epochs = core.epochs = 3;
+        core.coreset = 1.0f;
+        core.coreset_period = 1;
+        core.coreset_warmup = core.coreset_start = -1;
+        compare_runs(&base, &core, &d, true, "a coreset of fraction 1");
+        core.coreset = 0.5f;
+        compare_runs(&base, &core, &d, false, "a coreset of fraction 0.5");
+    }
+    bands_free(&d);
+}
+
+TEST(a_coreset_run_skips_its_warm_start_and_steps_through_the_subset)
+{
+    at_dataset d = bands_data(N, 12), val = {0};
+    at_model *m = bands_mlp(1);
+    at_train_config c = config("pgd-at");
+    c.epochs = 6;
+    c.coreset = 0.5f;
+    c.coreset_period = 2;
+    c.coreset_warmup = c.coreset_start = -1; /* start 3, warm-up round(0.5 x 3) = 2 */
+    at_trainer *t = NULL;
+    at_error err;
+    CHECK_OK(at_trainer_create(&t, m, &d, &val, &c, &err), &err);
+    REQUIRE(t);
+    const bool skipped[6] = {false, false, true, false, false, false};
+    const int chosen[6] = {0, 0, 0, 32, 0, 32};
+    const long steps[6] = {4, 4, 0, 2, 2, 2};
+    for (int e = 0; e < 6; e++) {
+        at_epoch_stats st;
+        CHECK_OK(at_trainer_run_epoch(t, NULL, &st, &err), &err);
+        CHECK_EQ_INT(st.skipped, skipped[e]);
+        CHECK_EQ_INT(st.coreset_size, chosen[e]);
+        CHECK_EQ_INT(st.steps, steps[e]);
+    }
+    /* the coreset is part of the run's state: its weights are cluster sizes summing to N */
+    at_st_tensor state[4];
+    int n = at_trainer_state(t, state, 4);
+    CHECK_EQ_INT(n, 2);
+    CHECK_STR_EQ(state[0].name, "trainer.coreset_indices");
+    CHECK_EQ_INT(state[0].shape[0], 32);
+    double total = 0.0;
+    for (int i = 0; i < 32; i++)
+        total += ((const float *)state[1].data)[i];
+    CHECK_CLOSE(total, N, 1e-9, 0);
+    at_trainer_free(t);
+    /* errors */
+    c.coreset = 1.5f;
+    CHECK_EQ_INT(at_trainer_create(&t, m, &d, &val, &c, &err), AT_ERR_ARG);
+    c = config("standard");
+    c.coreset = 0.5f;
+    CHECK_EQ_INT(at_trainer_create(&t, m, &d, &val, &c, &err), AT_ERR_ARG);
+    CHECK(strstr(err.message, "adversarial") != NULL);
+    at_model_free(m);
+    bands_free(&d);
+}
+
 TEST(options_that_do_not_apply_are_errors)
 {
     at_dataset d = bands_data(N, 10), val = {0};
@@ -368,4 +430,6 @@ TEST_MAIN(TEST_ENTRY(an_ood_weight_of_zero_is_the_base_method),
           TEST_ENTRY(extra_rows_carry_smoothed_labels_and_a_ratio_of_zero_is_no_extra_data),
           TEST_ENTRY(cutmix_pastes_the_partners_box_and_mixes_targets_by_area),
           TEST_ENTRY(ood_images_are_in_range_and_reproducible),
+          TEST_ENTRY(a_coreset_of_everything_is_full_training),
+          TEST_ENTRY(a_coreset_run_skips_its_warm_start_and_steps_through_the_subset),
           TEST_ENTRY(options_that_do_not_apply_are_errors))

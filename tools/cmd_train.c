@@ -27,10 +27,12 @@ typedef struct train_opts {
     double eval_eps, eps_min, eps_rate;
     int eps_stages;
     /* what a batch holds */
-    int repeat, ood_batch;
+    int repeat, ood_batch, coreset_period, coreset_warmup, coreset_start;
+    double coreset;
+    bool coreset_bias_only;
     bool cutmix;
-    double cutmix_alpha, ood_weight;
-    const char *ood;
+    double cutmix_alpha, ood_weight, extra_ratio, extra_smoothing;
+    const char *ood, *extra_data;
     const char *final_suite, *config;
 } train_opts;
 
@@ -38,7 +40,7 @@ static train_opts opts = {
     .data = "fashion-mnist", .model = "smallcnn", .method = "standard", .schedule = "cosine",
     .epochs = 5, .batch_size = 128, .eval_batch_size = 500, .lr = 0.05, .momentum = 0.9,
     .weight_decay = 5e-4, .gamma = 0.1, .peak = 0.5, .val_size = -1, .final_n = 1000,
-    .eps_schedule = "fixed", .cutmix_alpha = 1.0,
+    .eps_schedule = "fixed", .cutmix_alpha = 1.0, .coreset_warmup = -1, .coreset_start = -1, .extra_ratio = 0.7, .extra_smoothing = 0.1,
 };
 
 /* The options every method shares; each method's own come from the library's tables
@@ -78,9 +80,17 @@ static const cli_option common_options[] = {
     {"repeat", CLI_INT, &opts.repeat, 1, 64, NULL, "K", "each image K times per batch, augmented independently (batch repetition); default 1"},
     {"cutmix", CLI_FLAG, &opts.cutmix, 0, 0, NULL, NULL, "CutMix on every batch (per repetition group): one box, one pairing, soft labels by area"},
     {"cutmix-alpha", CLI_FLOAT, &opts.cutmix_alpha, 0, 100, NULL, "A", "with --cutmix: box share lambda ~ Beta(A, A); default 1; 0: empty boxes"},
+    {"extra-data", CLI_STRING, &opts.extra_data, 0, 0, NULL, "FILE", "mix images and labels from FILE (.safetensors: images U8 N,C,H,W and labels; .npz: image uint8 N,H,W[,C] and label) into every batch (Gowal et al.)"},
+    {"extra-ratio", CLI_FLOAT, &opts.extra_ratio, 0, 0.99, NULL, "R", "with --extra-data: share of each batch from it; default 0.7 (the paper's 30% real)"},
+    {"extra-smoothing", CLI_FLOAT, &opts.extra_smoothing, 0, 1, NULL, "S", "with --extra-data: label smoothing of its rows; default 0.1"},
     {"ood", CLI_STRING, &opts.ood, 0, 0, NULL, "SRC", "append out-of-distribution rows with uniform targets (OAT): gaussian, shuffle, textures, or a data set directory or file (labels ignored)"},
     {"ood-weight", CLI_FLOAT, &opts.ood_weight, 0, 1e6, NULL, "G", "with --ood: loss weight of an OOD row; default 5 (trades: 1, as OAT-TRADES)"},
     {"ood-batch", CLI_INT, &opts.ood_batch, 1, 65536, NULL, "N", "with --ood: OOD rows per batch; default the batch size"},
+    {"coreset", CLI_FLOAT, &opts.coreset, 1e-6, 1, NULL, "C", "adversarial methods: train on a weighted subset of this fraction of the data, chosen by CRAIG on last-layer gradients at PGD points (Dolatabadi et al.)"},
+    {"coreset-period", CLI_INT, &opts.coreset_period, 1, 100000, NULL, "R", "with --coreset: epochs between choices; default 20"},
+    {"coreset-warmup", CLI_INT, &opts.coreset_warmup, 0, 100000, NULL, "W", "with --coreset: full epochs first; default round(C x start)"},
+    {"coreset-start", CLI_INT, &opts.coreset_start, 0, 100000, NULL, "S", "with --coreset: epoch of the first choice; epochs W..S-1 are skipped, the schedules running on (the paper's warm start); default epochs / 2"},
+    {"coreset-bias-only", CLI_FLAG, &opts.coreset_bias_only, 0, 0, NULL, NULL, "with --coreset: distances on the bias gradient p - y alone"},
     {"no-early-stop", CLI_FLAG, &opts.no_early_stop, 0, 0, NULL, NULL, "adversarial methods: no robust validation and no best checkpoint"},
     {"final-suite", CLI_CHOICE, &opts.final_suite, 0, 0, "quick|standard", NULL, "after training, also run this attack suite on the test set"},
     {"final-n", CLI_INT, &opts.final_n, 1, 100000000, NULL, "N", "points of the final suite; default 1000"},
@@ -264,7 +274,15 @@ static json_t *config_json(const bool *seen)
     json_object_set_new(c, "repeat", json_integer(opts.repeat));
     json_object_set_new(c, "cutmix", json_boolean(opts.cutmix));
     json_object_set_new(c, "cutmix_alpha", json_real(opts.cutmix ? opts.cutmix_alpha : 0.0));
+    json_object_set_new(c, "extra_data", opts.extra_data ? json_string(opts.extra_data) : json_null());
+    json_object_set_new(c, "extra_ratio", json_real(opts.extra_data ? opts.extra_ratio : 0.0));
+    json_object_set_new(c, "extra_smoothing", json_real(opts.extra_data ? opts.extra_smoothing : 0.0));
     json_object_set_new(c, "ood", opts.ood ? json_string(opts.ood) : json_null());
+    json_object_set_new(c, "coreset", json_real(opts.coreset));
+    json_object_set_new(c, "coreset_period", json_integer(opts.coreset_period));
+    json_object_set_new(c, "coreset_warmup", json_integer(opts.coreset_warmup));
+    json_object_set_new(c, "coreset_start", json_integer(opts.coreset_start));
+    json_object_set_new(c, "coreset_bias_only", json_boolean(opts.coreset_bias_only));
     json_object_set_new(c, "ood_weight", json_real(opts.ood_weight));
     json_object_set_new(c, "ood_batch", json_integer(opts.ood_batch));
     json_t *given = json_object();
@@ -371,6 +389,11 @@ static at_train_config train_config(const bool *seen, char (*texts)[64])
     cfg.ood = ood_source(opts.ood);
     cfg.ood_weight = (float)opts.ood_weight;
     cfg.ood_batch = opts.ood_batch;
+    cfg.coreset = (float)opts.coreset;
+    cfg.coreset_period = opts.coreset_period;
+    cfg.coreset_warmup = opts.coreset ? opts.coreset_warmup : 0;
+    cfg.coreset_start = opts.coreset ? opts.coreset_start : 0;
+    cfg.coreset_bias_only = opts.coreset_bias_only;
     for (int k = 0; k < n_method_opts; k++)
         if (seen[N_COMMON + k]) {
             method_option_text(&method_opts[k], texts[k], 64);
@@ -385,6 +408,9 @@ static int check_companions(const bool *seen)
 {
     static const struct { const char *option, *needs; } pairs[] = {
         {"cutmix-alpha", "cutmix"}, {"ood-weight", "ood"}, {"ood-batch", "ood"},
+        {"extra-ratio", "extra-data"}, {"extra-smoothing", "extra-data"},
+        {"coreset-period", "coreset"}, {"coreset-warmup", "coreset"}, {"coreset-start", "coreset"},
+        {"coreset-bias-only", "coreset"},
     };
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
         if (cli_given(&command, seen, pairs[i].option) && !cli_given(&command, seen, pairs[i].needs))
@@ -449,8 +475,9 @@ static int save_checkpoints(run_state *s, int epoch, bool best)
     snprintf(epoch_text, sizeof epoch_text, "%d", epoch);
     at_trainer_progress p = at_trainer_get_progress(s->trainer);
     snprintf(progress_text, sizeof progress_text,
-             "{\"best_score\": %.17g, \"best_epoch\": %d, \"check_pgd\": %.17g, \"check_fgsm\": %.17g}",
-             p.best_score, s->best_epoch, p.check_pgd, p.check_fgsm);
+             "{\"best_score\": %.17g, \"best_epoch\": %d, \"check_pgd\": %.17g, "
+             "\"check_fgsm\": %.17g, \"optimizer_steps\": %ld}",
+             p.best_score, s->best_epoch, p.check_pgd, p.check_fgsm, p.optimizer_steps);
     at_kv meta[] = {
         {"format", "advtrain-checkpoint-1"}, {"advtrain_version", AT_VERSION_STRING},
         {"model", s->model_spec}, {"config", s->config_text}, {"epoch", epoch_text},
@@ -461,9 +488,11 @@ static int save_checkpoints(run_state *s, int epoch, bool best)
     int status = 0;
     if (eval_model != s->model)
         status = at_checkpoint_save(s->ema_path, eval_model, NULL, meta, n_meta, &s->err);
+    at_st_tensor state[4];
+    const int n_state = at_trainer_state(s->trainer, state, 4);
     if (!status)
-        status = at_checkpoint_save(s->checkpoint, s->model, at_trainer_sgd(s->trainer), meta,
-                                    n_meta, &s->err);
+        status = at_checkpoint_save_with(s->checkpoint, s->model, at_trainer_sgd(s->trainer), meta,
+                                         n_meta, state, n_state, &s->err);
     if (!status && best)
         status = at_checkpoint_save(s->best_path, eval_model, NULL, meta, n_meta, &s->err);
     return status;
@@ -486,12 +515,20 @@ static int on_epoch(void *user, const at_epoch_stats *st)
         json_object_set_new(rec, "val_robust_acc", json_real(st->val_robust_acc));
     if (at_trainer_config(s->trainer)->eps > 0)
         json_object_set_new(rec, "eps", json_real(st->eps));
+    json_object_set_new(rec, "steps", json_integer(st->steps));
+    if (st->skipped)
+        json_object_set_new(rec, "skipped", json_true());
+    if (st->coreset_size) {
+        json_object_set_new(rec, "coreset_size", json_integer(st->coreset_size));
+        json_object_set_new(rec, "selection_seconds", json_real(st->selection_seconds));
+    }
     if (st->check_pgd_acc >= 0) {
         json_object_set_new(rec, "check_pgd_acc", json_real(st->check_pgd_acc));
         json_object_set_new(rec, "check_fgsm_acc", json_real(st->check_fgsm_acc));
         json_object_set_new(rec, "catastrophic_overfitting", json_boolean(st->overfitting_detected));
     }
-    s->last_train_acc = st->train_acc;
+    if (!st->skipped)
+        s->last_train_acc = st->train_acc;
     if (st->best) {
         s->best_epoch = st->epoch;
         s->best_val_robust = st->val_robust_acc;
@@ -512,7 +549,12 @@ static int on_epoch(void *user, const at_epoch_stats *st)
     fflush(s->log);
     free(line);
     json_array_append_new(s->epochs, rec);
-    if (!opts.quiet) {
+    if (!opts.quiet && st->coreset_size)
+        fprintf(stderr, "coreset of %d images chosen in %.1f s\n", st->coreset_size,
+                st->selection_seconds);
+    if (!opts.quiet && st->skipped)
+        fprintf(stderr, "epoch %d/%d  skipped (coreset warm start)\n", st->epoch, st->epochs);
+    else if (!opts.quiet) {
         fprintf(stderr, "epoch %d/%d  loss %.4f  train acc %.2f%%", st->epoch, st->epochs,
                 st->train_loss, 100 * st->train_acc);
         if (st->val_acc >= 0)
@@ -780,7 +822,7 @@ int cmd_train(int argc, char **argv)
     if (opts.milestones.count > 8)
         return cli_error("train", EXIT_USAGE, "--milestones takes at most 8 epochs");
 
-    at_dataset train = {0}, val = {0}, test = {0}, ood = {0};
+    at_dataset train = {0}, val = {0}, test = {0}, ood = {0}, extra = {0};
     bool have_test = false;
     run_state s = {0};
     s.last_train_acc = -1.0;
@@ -791,11 +833,20 @@ int cmd_train(int argc, char **argv)
     status = make_model(&train, &s.model);
     if (!status && ood_source(opts.ood) == AT_OOD_DATA)
         status = load_images(opts.ood, &train, &ood);
+    if (!status && opts.extra_data &&
+        at_dataset_load_file(&extra, opts.extra_data, train.c, train.h, train.w, train.num_classes,
+                             &s.err))
+        status = cli_error("train", EXIT_WORK_FAILED, "--extra-data: %s", s.err.message);
     if (status)
         goto done;
     char method_texts[MAX_METHOD_OPTIONS][64];
     at_train_config cfg = train_config(seen, method_texts);
     cfg.ood_data = ood.images ? &ood : NULL;
+    if (extra.images) {
+        cfg.extra = &extra;
+        cfg.extra_ratio = (float)opts.extra_ratio;
+        cfg.extra_smoothing = (float)opts.extra_smoothing;
+    }
     if (at_trainer_create(&s.trainer, s.model, &train, &val, &cfg, &s.err)) {
         status = cli_error("train", EXIT_USAGE, "%s", s.err.message);
         goto done;
@@ -835,7 +886,7 @@ int cmd_train(int argc, char **argv)
         status = check_resume_config(at_st_meta(st, "config"), config);
         const char *epoch_text = at_st_meta(st, "epoch");
         int epoch = epoch_text ? atoi(epoch_text) : -1;
-        at_trainer_progress progress = {epoch, -1.0, -1.0, -1.0};
+        at_trainer_progress progress = {epoch, -1.0, -1.0, -1.0, -1};
         json_error_t jerr;
         json_t *saved = at_st_meta(st, "progress") ? json_loads(at_st_meta(st, "progress"), 0, &jerr) : NULL;
         if (saved) {
@@ -843,8 +894,14 @@ int cmd_train(int argc, char **argv)
             progress.check_pgd = json_number_value(json_object_get(saved, "check_pgd"));
             progress.check_fgsm = json_number_value(json_object_get(saved, "check_fgsm"));
             s.best_epoch = (int)json_integer_value(json_object_get(saved, "best_epoch"));
+            json_t *steps = json_object_get(saved, "optimizer_steps");
+            if (json_is_integer(steps))
+                progress.optimizer_steps = (long)json_integer_value(steps);
             json_decref(saved);
         }
+        if (!status && (at_trainer_set_progress(s.trainer, &progress, &s.err) ||
+                        at_trainer_restore_state(s.trainer, st, &s.err)))
+            status = cli_error("train", EXIT_WORK_FAILED, "--resume: %s: %s", s.checkpoint, s.err.message);
         at_st_free(st);
         if (status)
             goto done;
@@ -862,10 +919,6 @@ int cmd_train(int argc, char **argv)
                                    "like %s (interrupted while saving?)", s.ema_path, epoch, s.checkpoint);
                 goto done;
             }
-        }
-        if (at_trainer_set_progress(s.trainer, &progress, &s.err)) {
-            status = cli_error("train", EXIT_WORK_FAILED, "--resume: %s", s.err.message);
-            goto done;
         }
         if (!opts.quiet)
             fprintf(stderr, "resuming %s after epoch %d of %d\n", opts.out, epoch, opts.epochs);
@@ -920,6 +973,12 @@ int cmd_train(int argc, char **argv)
         at_dataset_sha256(&test, hash);
         json_object_set_new(report, "test_data_sha256", json_string(hash));
     }
+    if (extra.images && !at_file_sha256(opts.extra_data, hash, &s.err))
+        json_object_set_new(report, "extra_data_sha256", json_string(hash));
+    if (ood.images) {
+        at_dataset_sha256(&ood, hash);
+        json_object_set_new(report, "ood_data_sha256", json_string(hash));
+    }
     if (!at_file_sha256(s.checkpoint, hash, &s.err))
         json_object_set_new(report, "checkpoint_sha256", json_string(hash));
     if (!at_file_sha256(s.best_path, hash, &s.err))
@@ -963,5 +1022,6 @@ done:
     at_dataset_free(&val);
     at_dataset_free(&test);
     at_dataset_free(&ood);
+    at_dataset_free(&extra);
     return status;
 }

@@ -5,7 +5,9 @@
  *
  * Tensors are stored exactly as the state_dict holds them: parameters and running statistics as
  * F32, num_batches_tracked as a 0-dim I64. The momentum of each parameter is
- * "optimizer.momentum.<parameter name>" with the parameter's shape.
+ * "optimizer.momentum.<parameter name>" with the parameter's shape. A training run may add
+ * its own state under "trainer." (adaptive budgets, a coreset), which loading passes over: the
+ * trainer reads it back from the opened file.
  *
  * Loading is strict (every tensor present, right shape and dtype, finite, nothing unknown) and
  * validates the whole file before writing anything, so a failed load leaves the model and the
@@ -18,6 +20,7 @@
 #include <string.h>
 
 #define MOMENTUM_PREFIX "optimizer.momentum."
+#define TRAINER_PREFIX "trainer."
 #define CHECKPOINT_FORMAT "advtrain-checkpoint-1"
 
 /* Model tensor names are shorter than 128 bytes (graph.h); this leaves room for the prefix. */
@@ -62,8 +65,20 @@ static int momentum_of(at_sgd *sgd, size_t n_params, float **out, const char *pa
 int at_checkpoint_save(const char *path, const at_model *model, at_sgd *sgd, const at_kv *meta,
                        int n_meta, at_error *err)
 {
-    if (!path || !model || n_meta < 0 || (n_meta > 0 && !meta))
+    return at_checkpoint_save_with(path, model, sgd, meta, n_meta, NULL, 0, err);
+}
+
+int at_checkpoint_save_with(const char *path, const at_model *model, at_sgd *sgd,
+                            const at_kv *meta, int n_meta, const at_st_tensor *extra, int n_extra,
+                            at_error *err)
+{
+    if (!path || !model || n_meta < 0 || (n_meta > 0 && !meta) || n_extra < 0 ||
+        (n_extra > 0 && !extra))
         return at_fail(err, AT_ERR_ARG, "at_checkpoint_save: invalid argument");
+    for (int i = 0; i < n_extra; i++)
+        if (!extra[i].name || strncmp(extra[i].name, TRAINER_PREFIX, strlen(TRAINER_PREFIX)) != 0)
+            return at_fail(err, AT_ERR_ARG, "%s: extra tensor %s is not named trainer.*", path,
+                           extra[i].name ? extra[i].name : "(null)");
     /* at_model_params only reads; it takes a non-const model because it hands out a writable
      * pointer. Momentum offsets are parameter offsets inside this slab. */
     size_t n_params;
@@ -94,6 +109,9 @@ int at_checkpoint_save(const char *path, const at_model *model, at_sgd *sgd, con
             status = at_st_writer_add(w, name, "F32", t.ndim, t.shape, momentum + (t.data - params),
                                       tensor_bytes(&t), err);
     }
+    for (int i = 0; i < n_extra && status == AT_OK; i++)
+        status = at_st_writer_add(w, extra[i].name, extra[i].dtype, extra[i].ndim, extra[i].shape,
+                                  extra[i].data, extra[i].nbytes, err);
     bool has_format = false;
     for (int i = 0; i < n_meta && status == AT_OK; i++) {
         status = at_st_writer_meta(w, meta[i].key, meta[i].value, err);
@@ -190,6 +208,8 @@ static int check_no_strangers(const char *path, const at_safetensors *st, const 
                 return at_fail(err, AT_ERR_FORMAT, "%s: unexpected tensor %s", path, name);
             name += view_len;
         }
+        if (!strncmp(name, TRAINER_PREFIX, strlen(TRAINER_PREFIX)))
+            continue; /* a run's own state: the trainer reads it */
         bool is_momentum = strncmp(name, MOMENTUM_PREFIX, prefix_len) == 0;
         if (is_momentum)
             (*n_momentum)++;

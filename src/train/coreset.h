@@ -64,4 +64,24 @@ double at_coreset_gain(const float *row, const float *m, int n);
 int at_coreset_greedy(const float *d, int n, float d_max, int budget, int32_t *order,
                       int32_t *assign);
 
+/* The trainer's side (coreset_epochs.c). */
+
+/* What an epoch does under the warm start and the selection period. */
+typedef enum at_coreset_phase {
+    AT_CORESET_FULL,   /* train on the whole set (no coreset, or a warm-up epoch) */
+    AT_CORESET_SKIP,   /* the warm start's gap: no training, the clock runs */
+    AT_CORESET_SELECT, /* choose a coreset, then train on it */
+    AT_CORESET_TRAIN   /* train on the coreset chosen last */
+} at_coreset_phase;
+
+int at_coreset_check(const at_train_config *c, at_error *err);
+/* Fills the period, start and warm-up left to their presets. */
+void at_coreset_defaults(at_train_config *c);
+at_coreset_phase at_coreset_phase_of(const at_train_config *c, int epoch);
+/* PGD points for the whole training set with the model as it is, their softmax outputs and
+ * embeddings, and the selection: indices ascending into selected[] and their weights into
+ * weights[] (both with room for train->n), their number into *count. */
+int at_coreset_choose(at_model *model, const at_dataset *train, const at_train_config *c,
+                      int epoch, int32_t *selected, float *weights, int *count, at_error *err);
+
 #endif

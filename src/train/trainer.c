@@ -5,6 +5,7 @@
  * for fgsm-rs, check for catastrophic overfitting. Buffers are allocated when the trainer is
  * created; an epoch allocates nothing but its validation attack. */
 #include "train/batch.h"
+#include "train/coreset.h"
 
 #include "attack/attack.h"
 
@@ -76,6 +77,8 @@ static int check_config(const at_method *m, const at_train_config *c, at_error *
         if (!(c->eps > 0.0f && isfinite(c->eps)))
             return at_fail(err, AT_ERR_ARG, "method %s needs eps > 0", m->name);
         int status = at_eps_schedule_check(c, err);
+        if (!status)
+            status = at_coreset_check(c, err);
         if (status)
             return status;
         if (c->norm == AT_NORM_L1)
@@ -86,6 +89,9 @@ static int check_config(const at_method *m, const at_train_config *c, at_error *
     }
     if (!adversarial(m) && (c->eps_schedule != AT_EPS_FIXED || c->eval_eps != 0.0f))
         return at_fail(err, AT_ERR_ARG, "method %s has no eps to schedule", m->name);
+    if (!adversarial(m) && c->coreset != 0.0f)
+        return at_fail(err, AT_ERR_ARG, "coreset training needs an adversarial method (it "
+                       "chooses by the gradients at PGD points)");
     if (m->hard_labels_only && (c->cutmix || c->ood != AT_OOD_NONE || c->extra_smoothing > 0.0f))
         return at_fail(err, AT_ERR_ARG, "method %s needs one label per example: no CutMix, OOD "
                        "rows or label smoothing", m->name);
@@ -189,6 +195,7 @@ int at_trainer_create(at_trainer **out, at_model *model, const at_dataset *train
         cfg.eps_stages = cfg.epochs < 4 ? cfg.epochs : 4;
     if (cfg.eps_schedule == AT_EPS_ADAPTIVE && cfg.eps_rate == 0.0f)
         cfg.eps_rate = 0.1f;
+    at_coreset_defaults(&cfg);
     int c, h, w;
     at_model_input_shape(model, &c, &h, &w);
     if (train->n < 1)
@@ -280,7 +287,8 @@ bool at_trainer_stopped(const at_trainer *t) { return t->stopped; }
 
 at_trainer_progress at_trainer_get_progress(const at_trainer *t)
 {
-    at_trainer_progress p = {t->epochs_done, t->best_score, t->previous_pgd, t->previous_fgsm};
+    at_trainer_progress p = {t->epochs_done, t->best_score, t->previous_pgd, t->previous_fgsm,
+                             t->step};
     return p;
 }
 
@@ -290,7 +298,8 @@ int at_trainer_set_progress(at_trainer *t, const at_trainer_progress *p, at_erro
         return at_fail(err, AT_ERR_ARG, "cannot resume at epoch %d of a %d-epoch run", p->epochs_done,
                        t->passes);
     t->epochs_done = p->epochs_done;
-    t->step = (long)p->epochs_done * t->iters_per_epoch * t->ctx.replays;
+    t->step = p->optimizer_steps >= 0 ? p->optimizer_steps
+                                      : (long)p->epochs_done * t->iters_per_epoch * t->ctx.replays;
     t->best_score = p->best_score;
     t->previous_pgd = p->check_pgd;
     t->previous_fgsm = p->check_fgsm;
@@ -403,6 +412,91 @@ static int validate(at_trainer *t, at_epoch_stats *st, at_error *err)
     return AT_OK;
 }
 
+/* CRAIG's weighted subset for this epoch on, in the batches' pool. */
+static int choose_coreset(at_trainer *t, int epoch, int *size, at_error *err)
+{
+    const int n = t->train->n;
+    int32_t *selected = at_alloc((size_t)n * sizeof(int32_t));
+    float *weights = at_alloc((size_t)n * sizeof(float));
+    int status = !selected || !weights ? at_fail(err, AT_ERR_NOMEM, "out of memory for a coreset")
+                                       : AT_OK;
+    if (!status)
+        status = at_coreset_choose(t->model, t->train, &t->config, epoch, selected, weights, size,
+                                   err);
+    if (!status)
+        status = at_batch_set_pool(t->batches, selected, weights, *size, err);
+    at_free(selected);
+    at_free(weights);
+    return status;
+}
+
+int at_trainer_state(at_trainer *t, at_st_tensor *out, int cap)
+{
+    int n = 0, count;
+    float *budgets = at_batch_budgets(t->batches, &count);
+    if (budgets && n < cap)
+        out[n++] = (at_st_tensor){"trainer.eps_budgets", "F32", 1, {count}, budgets,
+                                  (size_t)count * sizeof(float)};
+    const int32_t *indices;
+    const float *weights;
+    count = at_batch_pool(t->batches, &indices, &weights);
+    if (count && n + 2 <= cap) {
+        out[n++] = (at_st_tensor){"trainer.coreset_indices", "I32", 1, {count}, indices,
+                                  (size_t)count * sizeof(int32_t)};
+        out[n++] = (at_st_tensor){"trainer.coreset_weights", "F32", 1, {count}, weights,
+                                  (size_t)count * sizeof(float)};
+    }
+    return n;
+}
+
+/* A saved 1-dim tensor of `dtype` and `count` values, or an error naming it. */
+static int saved_vector(const at_safetensors *st, const char *name, const char *dtype, int count,
+                        const at_st_tensor **out, at_error *err)
+{
+    const at_st_tensor *v = at_st_find(st, name);
+    *out = v;
+    if (!v)
+        return count < 0 ? AT_OK : at_fail(err, AT_ERR_NOTFOUND, "the checkpoint has no %s", name);
+    if (strcmp(v->dtype, dtype) || v->ndim != 1 || (count >= 0 && v->shape[0] != count))
+        return at_fail(err, AT_ERR_FORMAT, "the checkpoint's %s is not %s [%d]", name, dtype, count);
+    return AT_OK;
+}
+
+int at_trainer_restore_state(at_trainer *t, const at_safetensors *st, at_error *err)
+{
+    int count;
+    float *budgets = at_batch_budgets(t->batches, &count);
+    const at_st_tensor *v;
+    int status = budgets ? saved_vector(st, "trainer.eps_budgets", "F32", count, &v, err) : AT_OK;
+    if (status)
+        return status;
+    if (budgets)
+        memcpy(budgets, v->data, v->nbytes);
+    const at_st_tensor *indices, *weights;
+    if ((status = saved_vector(st, "trainer.coreset_indices", "I32", -1, &indices, err)))
+        return status;
+    const bool coreset_chosen = t->config.coreset > 0.0f && t->epochs_done > t->config.coreset_start;
+    if (!indices && coreset_chosen)
+        return at_fail(err, AT_ERR_NOTFOUND, "the checkpoint has no coreset, though epoch %d "
+                       "trained on one", t->epochs_done);
+    if (!indices)
+        return AT_OK;
+    count = (int)indices->shape[0];
+    if ((status = saved_vector(st, "trainer.coreset_weights", "F32", count, &weights, err)))
+        return status;
+    int32_t *idx = at_alloc((size_t)count * sizeof(int32_t));
+    float *w = at_alloc((size_t)count * sizeof(float));
+    status = !idx || !w ? at_fail(err, AT_ERR_NOMEM, "out of memory") : AT_OK;
+    if (!status) {
+        memcpy(idx, indices->data, indices->nbytes); /* the file's bytes need not be aligned */
+        memcpy(w, weights->data, weights->nbytes);
+        status = at_batch_set_pool(t->batches, idx, w, count, err);
+    }
+    at_free(idx);
+    at_free(w);
+    return status;
+}
+
 int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_stats *stats,
                          at_error *err)
 {
@@ -414,6 +508,15 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
     at_rng_stream(&method_rng, cfg->seed, (uint64_t)epoch, STREAM_METHOD);
     at_rng_stream(&unscored_rng, cfg->seed, (uint64_t)epoch, STREAM_UNSCORED);
     at_rng_stream(&eps_rng, cfg->seed, (uint64_t)epoch, STREAM_EPS);
+    memset(stats, 0, sizeof *stats);
+    const at_coreset_phase phase = at_coreset_phase_of(cfg, epoch);
+    if (phase == AT_CORESET_SELECT) {
+        double begin = now_seconds();
+        int status = choose_coreset(t, epoch, &stats->coreset_size, err);
+        if (status)
+            return status;
+        stats->selection_seconds = now_seconds() - begin;
+    }
     at_batch_begin_epoch(t->batches, epoch);
     t->ctx.rng = &method_rng;
     t->ctx.rng_unscored = &unscored_rng;
@@ -422,14 +525,18 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
     double loss_sum = 0.0, start = now_seconds();
     long correct = 0, seen = 0, images = 0;
     float lr = 0.0f;
-    for (long b = 0; b < t->iters_per_epoch; b++) {
+    /* a coreset epoch has fewer steps: the schedules' clock still covers one epoch */
+    const long steps = phase == AT_CORESET_SKIP ? 0 : at_batch_steps(t->batches);
+    const int m = t->ctx.replays;
+    for (long b = 0; b < steps; b++) {
         at_batch batch;
         double last_loss = 0.0;
-        for (int r = 0; r < t->ctx.replays; r++) {
-            /* the schedule counts optimiser steps: an epoch of it is iters_per_epoch of them */
-            lr = at_lr_at(&cfg->lr, t->step, t->iters_per_epoch, cfg->epochs);
+        for (int r = 0; r < m; r++) {
+            /* the schedules count steps of the full data: an epoch is iters_per_epoch x m */
+            const long clock = ((long)epoch * t->iters_per_epoch + b * t->iters_per_epoch / steps) * m + r;
+            lr = at_lr_at(&cfg->lr, clock, t->iters_per_epoch, cfg->epochs);
             if (adversarial(t->method))
-                t->ctx.eps = at_eps_now(cfg, t->step, t->iters_per_epoch, &eps_rng);
+                t->ctx.eps = at_eps_now(cfg, clock, t->iters_per_epoch, &eps_rng);
             if (r == 0)
                 at_batch_make(t->batches, b, t->ctx.eps, &batch);
             double loss = 0.0;
@@ -463,21 +570,24 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
             cb->on_batch(cb->user, epoch + 1, images, at_batch_epoch_images(t->batches), last_loss);
     }
     double seconds = now_seconds() - start;
-    memset(stats, 0, sizeof *stats);
     stats->epoch = epoch + 1;
     stats->epochs = t->passes;
-    stats->train_loss = loss_sum / seen;
-    stats->train_acc = (double)correct / seen;
+    stats->skipped = phase == AT_CORESET_SKIP;
+    stats->steps = steps * m;
+    stats->train_loss = seen ? loss_sum / seen : 0.0;
+    stats->train_acc = seen ? (double)correct / seen : 0.0;
     stats->lr_last = lr;
     stats->eps = t->ctx.eps;
     stats->seconds = seconds;
     stats->images_per_second = seconds > 0 ? images / seconds : 0.0;
     stats->check_pgd_acc = stats->check_fgsm_acc = -1.0;
     int status = AT_OK;
-    if (t->snapshot)
+    if (t->snapshot && !stats->skipped)
         status = check_overfitting(t, stats, err);
-    if (!status)
+    if (!status && !stats->skipped)
         status = validate(t, stats, err);
+    if (stats->skipped) /* the weights did not change: nothing to validate */
+        stats->val_loss = stats->val_acc = stats->val_robust_acc = -1.0;
     if (status)
         return status;
     t->epochs_done++;
