@@ -230,6 +230,40 @@ expect 1 "$TMP/nothing.safetensors" -- "$BIN" $G --labeller "$TMP/nothing.safete
 expect 1 "$TMP/empty" -- "$BIN" generate --data-dir "$TMP/empty" --n 4 --out "$TMP/bad.npz"
 [ -e "$TMP/bad.npz" ] || [ -e "$TMP/bad.safetensors" ] && fail "a failed generate left a file"
 
+# --- what a batch holds, budget schedules, coreset: a run of them all resumes bit for bit
+expect 0 "--mix input|manifold" -- "$BIN" train --method iat --help
+expect 0 "options: --mix" -- "$BIN" list methods
+M="train --data-dir $DATA --train-size 512 --val-size 64 --epochs 4 --batch-size 64 --method pgd-at --eps 0.1
+   --steps 2 --ood textures --cutmix --repeat 2 --eps-schedule adaptive --eps-min 0.05 --coreset 0.5
+   --coreset-period 1 --coreset-start 2 --coreset-warmup 1 --extra-data $TMP/gen.safetensors
+   --extra-ratio 0.25 --no-final-pgd"
+expect 0 "coreset of 224 images chosen" -- "$BIN" $M --out "$TMP/mix"
+grep -q '"skipped":true' "$TMP/mix/log.jsonl" || fail "the coreset warm start skipped no epoch"
+expect 0 "continue with --resume" -- "$BIN" $M --out "$TMP/mix2" --stop-after 3
+expect 0 "" -- "$BIN" $M --out "$TMP/mix2" --resume --quiet
+cmp -s "$TMP/mix/last.safetensors" "$TMP/mix2/last.safetensors" ||
+    fail "a resumed run with a coreset and adaptive budgets differs from the uninterrupted run"
+grep -q '"extra_data_sha256"' "$TMP/mix/report.json" || fail "the report does not hash the extra data"
+expect 0 "PGD-20" -- "$BIN" train --data-dir "$DATA" --train-size 256 --epochs 1 --method iat --mix manifold \
+    --eps 0.1 --steps 2 --ood "$DATA" --ood-batch 32 --eps-schedule curriculum --eval-eps 0.15 \
+    --out "$TMP/iat" --quiet
+grep -q '"eval_eps": 0.15' "$TMP/iat/report.json" || fail "the report does not give the evaluation eps"
+head -c 300 "$TMP/gen.safetensors" >"$TMP/cut.safetensors"
+expect 1 "cut.safetensors" -- "$BIN" train --data-dir "$DATA" --train-size 256 --method pgd-at --eps 0.1 \
+    --extra-data "$TMP/cut.safetensors" --out "$TMP/bad"
+[ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "a cut extra-data file: more than one line"
+[ -e "$TMP/bad/log.jsonl" ] && fail "training started on a cut extra-data file"
+expect 1 "gen.npz" -- "$BIN" train --data fashion-mnist-clips-2 --model smallcnn-clip --data-dir "$DATA" \
+    --train-size 64 --method pgd-at --eps 0.1 --extra-data "$TMP/gen.npz" --out "$TMP/bad"
+expect 2 "--cutmix-alpha needs --cutmix" -- "$BIN" train --data-dir "$DATA" --cutmix-alpha 2 --out "$TMP/bad"
+expect 2 "--extra-ratio needs --extra-data" -- "$BIN" train --data-dir "$DATA" --extra-ratio 0.5 --out "$TMP/bad"
+expect 2 "one label per example" -- "$BIN" train --data-dir "$DATA" --train-size 256 --method mart --eps 0.1 \
+    --cutmix --out "$TMP/bad"
+expect 2 "needs an adversarial method" -- "$BIN" train --data-dir "$DATA" --train-size 256 --coreset 0.5 \
+    --out "$TMP/bad"
+expect 2 "no such file or directory" -- "$BIN" train --data-dir "$DATA" --train-size 256 --method pgd-at \
+    --eps 0.1 --ood "$TMP/nowhere" --out "$TMP/bad"
+
 # --- video clips: a set derived from Fashion-MNIST and SmallCNN run on each frame
 expect 0 "fashion-mnist-clips" -- "$BIN" list datasets
 expect 0 "smallcnn-clip" -- "$BIN" list models
