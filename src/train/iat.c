@@ -49,15 +49,7 @@ typedef struct iat_state {
     iat_mix mix;
 } iat_state;
 
-static void iat_defaults(at_train_config *c)
-{
-    if (c->attack_steps == 0)
-        c->attack_steps = 7;
-    if (c->attack_step_size == 0.0f)
-        c->attack_step_size = c->eps / 4;
-    if (!c->attack_bn_given)
-        c->attack_bn_mode = AT_BN_TRAIN;
-}
+static void iat_defaults(at_train_config *c) { at_attack_presets(c, 7, AT_BN_TRAIN); }
 
 /* Rows mixed in place: out_i = lambda out_i + (1 - lambda) out_partner(i). */
 static void mix_rows(float *out, int n, size_t per, float lambda, const int32_t *partner,

@@ -16,15 +16,7 @@ static const at_option_info mart_options[] = {
     [BETA] = {"beta", AT_OPTION_FLOAT, 0, 1e6, NULL, "6", "weight of the misclassification-aware KL term"},
 };
 
-static void mart_defaults(at_train_config *c)
-{
-    if (c->attack_steps == 0)
-        c->attack_steps = 10;
-    if (c->attack_step_size == 0.0f)
-        c->attack_step_size = c->eps / 4;
-    if (!c->attack_bn_given)
-        c->attack_bn_mode = AT_BN_EVAL;
-}
+static void mart_defaults(at_train_config *c) { at_attack_presets(c, 10, AT_BN_EVAL); }
 
 /* Loss of one example and its gradients w.r.t. the adversarial logits (da) and the clean
  * logits (dc), unscaled by the batch size. q, p: the two softmaxes. */

@@ -109,6 +109,10 @@ void at_option_format(const at_option_info *o, double value, char *text, size_t 
  * [0,1]. Batch norm in config->attack_bn_mode. */
 int at_train_attack(at_method_ctx *c, const at_batch *b, const float *target, float *x_adv);
 
+/* The common presets of a training attack: `steps` steps of eps/4 (Madry et al.'s ratio, which
+ * Rice et al. and TRADES keep) and the method's batch-norm mode, for the fields left unset. */
+void at_attack_presets(at_train_config *c, int steps, at_bn_mode bn);
+
 /* The library PGD attack of ctx->attack (pgd-at, fgsm-rs) on the batch: its budgets, its soft
  * targets, the current eps (warm-up) with the step in proportion; per-example seeds from
  * ctx->rng. */

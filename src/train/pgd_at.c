@@ -12,15 +12,7 @@
 enum { AWP };
 static const at_option_info pgd_at_options[] = {AT_AWP_OPTIONS("0.01", "0")};
 
-static void pgd_at_defaults(at_train_config *c)
-{
-    if (c->attack_steps == 0)
-        c->attack_steps = 10;
-    if (c->attack_step_size == 0.0f)
-        c->attack_step_size = c->eps / 4;
-    if (!c->attack_bn_given)
-        c->attack_bn_mode = AT_BN_TRAIN;
-}
+static void pgd_at_defaults(at_train_config *c) { at_attack_presets(c, 10, AT_BN_TRAIN); }
 
 static int pgd_at_setup(at_method_ctx *c, at_error *err) { return at_awp_setup(c, AWP, 0.01f, err); }
 

@@ -15,15 +15,7 @@ static const at_option_info trades_options[] = {
     AT_AWP_OPTIONS("0.005", "10"),
 };
 
-static void trades_defaults(at_train_config *c)
-{
-    if (c->attack_steps == 0)
-        c->attack_steps = 10;
-    if (c->attack_step_size == 0.0f)
-        c->attack_step_size = c->eps / 4;
-    if (!c->attack_bn_given)
-        c->attack_bn_mode = AT_BN_EVAL;
-}
+static void trades_defaults(at_train_config *c) { at_attack_presets(c, 10, AT_BN_EVAL); }
 
 /* TRADES-AWP's proxy steps with the main learning rate */
 static int trades_setup(at_method_ctx *c, at_error *err)

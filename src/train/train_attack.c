@@ -65,6 +65,16 @@ int at_train_attack(at_method_ctx *c, const at_batch *b, const float *target, fl
     return AT_OK;
 }
 
+void at_attack_presets(at_train_config *c, int steps, at_bn_mode bn)
+{
+    if (c->attack_steps == 0)
+        c->attack_steps = steps;
+    if (c->attack_step_size == 0.0f)
+        c->attack_step_size = c->eps / 4;
+    if (!c->attack_bn_given)
+        c->attack_bn_mode = bn;
+}
+
 int at_method_attack(at_method_ctx *c, const at_batch *b, float *x_adv)
 {
     at_attack *a = c->attack;
