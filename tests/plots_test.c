@@ -220,6 +220,38 @@ static void check_png_fails(const char *dir, const char *path, const float *clea
     CHECK_EQ_INT(count_temp_files(dir), 0);
 }
 
+/* A clip (frames as channels, here 2 of 3x2): each cell is a grey strip of its frames with a
+ * 1-pixel white gap between them. */
+TEST(png_frames_strip)
+{
+    char dir[64], path[128];
+    REQUIRE(make_dir(dir, sizeof dir));
+    snprintf(path, sizeof path, "%s/strip.png", dir);
+    enum { F = 2, H = 3, W = 2 };
+    float clean[F * H * W], adv[F * H * W];
+    for (int k = 0; k < F * H * W; k++)
+        clean[k] = adv[k] = (float)k / (F * H * W);
+    at_error err = {0};
+    CHECK_OK(plot_png_grid(path, clean, adv, 1, F, H, W, 1, &err), &err);
+    int width = 0, height = 0, channels = -1;
+    png_byte *pixels = read_png(path, &width, &height, &channels);
+    REQUIRE(pixels);
+    CHECK_EQ_INT(channels, 1);
+    CHECK_EQ_INT(width, 3 * (F * W + 1) + 2 * 2);
+    CHECK_EQ_INT(height, H);
+    if (width == 3 * (F * W + 1) + 4 && height == H)
+        for (int cell = 0; cell < 2; cell++)
+            for (int f = 0; f < F; f++)
+                for (int r = 0; r < H; r++) {
+                    const png_byte *row = pixels + (size_t)r * width + cell * (F * W + 1 + 2);
+                    for (int x = 0; x < W; x++)
+                        CHECK_EQ_INT(row[f * (W + 1) + x], quantised(clean[(f * H + r) * W + x]));
+                    CHECK_EQ_INT(row[W], 255); /* between the frames */
+                }
+    free(pixels);
+    remove_dir(dir);
+}
+
 TEST(png_bad_arguments)
 {
     char dir[64], path[128], kept[128], blocked[128], missing[160];
@@ -227,7 +259,8 @@ TEST(png_bad_arguments)
     snprintf(path, sizeof path, "%s/bad.png", dir);
     float clean[12] = {0}, adv[12] = {0};
     check_png_fails(dir, path, clean, adv, 0, 1, 2, 2, 1);   /* no examples */
-    check_png_fails(dir, path, clean, adv, 1, 2, 2, 2, 1);   /* two channels */
+    check_png_fails(dir, path, clean, adv, 1, 0, 2, 2, 1);   /* no channels */
+    check_png_fails(dir, path, clean, adv, 1, 65, 2, 2, 1);  /* more frames than a strip takes */
     check_png_fails(dir, path, clean, adv, 1, 1, 0, 2, 1);   /* no rows */
     check_png_fails(dir, path, clean, adv, 1, 1, 2, -1, 1);  /* negative width */
     check_png_fails(dir, path, clean, adv, 1, 1, 2, 2, 0);   /* zoom 0 */
@@ -395,6 +428,7 @@ TEST(svg_bad_arguments)
     remove_dir(dir);
 }
 
-TEST_MAIN(TEST_ENTRY(png_grey_grid), TEST_ENTRY(png_rgb_grid), TEST_ENTRY(png_bad_arguments),
+TEST_MAIN(TEST_ENTRY(png_grey_grid), TEST_ENTRY(png_rgb_grid), TEST_ENTRY(png_frames_strip),
+          TEST_ENTRY(png_bad_arguments),
           TEST_ENTRY(svg_two_series_with_band_and_gap), TEST_ENTRY(svg_degenerate_ranges),
           TEST_ENTRY(svg_bad_arguments))

@@ -1,4 +1,6 @@
-/* plot_png.c: the example grid of plots.h as an 8-bit grey or RGB PNG, through libpng. The image
+/* plot_png.c: the example grid of plots.h as an 8-bit grey or RGB PNG, through libpng. An image
+ * of other than 1 or 3 channels (a video clip stores its frames as channels) is drawn as its
+ * channels side by side in grey, so each cell is a film strip. The image
  * is produced one output row at a time, so memory stays at one row however many examples the
  * grid holds; libpng's longjmp error path is confined to one function that owns no resources. */
 #include "plots.h"
@@ -16,6 +18,8 @@ enum {
     GAP = 2,          /* white pixels between cells, across and down */
     COLUMNS = 3,      /* clean, adversarial, perturbation */
     MAX_ZOOM = 32,
+    MAX_FRAMES = 64,
+    FRAME_GAP = 1,    /* white pixels between the frames of a strip */
     WHITE = 255
 };
 
@@ -27,6 +31,9 @@ enum {
 typedef struct grid {
     const float *clean, *adv;
     int n, c, h, w, zoom;
+    int pixel;           /* bytes per PNG pixel: 3 for RGB images, else 1 (grey) */
+    int frames;          /* images per cell: 1, or c grey frames side by side */
+    int cell_w;          /* a cell's width in pixels */
     int width, height;   /* of the whole picture, in pixels */
     float amplify;       /* perturbation scale: 0.5 / largest |adv - clean| */
 } grid;
@@ -55,24 +62,27 @@ static float cell_value(const grid *g, int cell, int i, int ch, int row, int col
     return 0.5f + (adv - clean) * g->amplify;
 }
 
-/* Fills output row y (width * c bytes). */
+/* Fills output row y (width * pixel bytes). */
 static void build_row(const grid *g, int y, png_byte *row)
 {
-    int cell_h = g->h * g->zoom, cell_w = g->w * g->zoom;
+    int cell_h = g->h * g->zoom;
     int i = y / (cell_h + GAP), within = y % (cell_h + GAP);
-    memset(row, WHITE, (size_t)g->width * g->c);
+    memset(row, WHITE, (size_t)g->width * g->pixel);
     if (within >= cell_h)
         return; /* a gap row between examples */
     int image_row = within / g->zoom;
-    for (int cell = 0; cell < COLUMNS; cell++) {
-        png_byte *out = row + (size_t)cell * (cell_w + GAP) * g->c;
-        for (int col = 0; col < g->w; col++)
-            for (int ch = 0; ch < g->c; ch++) {
-                png_byte v = quantise(cell_value(g, cell, i, ch, image_row, col));
-                for (int z = 0; z < g->zoom; z++)
-                    out[((size_t)col * g->zoom + z) * g->c + ch] = v;
-            }
-    }
+    for (int cell = 0; cell < COLUMNS; cell++)
+        for (int f = 0; f < g->frames; f++) {
+            png_byte *out = row + ((size_t)cell * (g->cell_w + GAP) +
+                                   (size_t)f * (g->w * g->zoom + FRAME_GAP)) * g->pixel;
+            for (int col = 0; col < g->w; col++)
+                for (int p = 0; p < g->pixel; p++) {
+                    /* a strip's frame f is channel f; an RGB pixel's byte p is channel p */
+                    png_byte v = quantise(cell_value(g, cell, i, f + p, image_row, col));
+                    for (int z = 0; z < g->zoom; z++)
+                        out[((size_t)col * g->zoom + z) * g->pixel + p] = v;
+                }
+        }
 }
 
 /* libpng's handles and the message of its last error. Owned by the caller of encode(), so
@@ -118,7 +128,7 @@ static int encode(png_writer *writer, FILE *file, const grid *g, png_byte *row)
     }
     png_init_io(writer->png, file);
     png_set_IHDR(writer->png, writer->info, (png_uint_32)g->width, (png_uint_32)g->height, 8,
-                 g->c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 g->pixel == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(writer->png, writer->info);
     for (int y = 0; y < g->height; y++) {
@@ -135,18 +145,22 @@ static int plan_grid(grid *g, const char *path, at_error *err)
 {
     if (!g->clean || !g->adv)
         return plot_error(err, AT_ERR_ARG, "%s: no images given", path);
-    if (g->n < 1 || (g->c != 1 && g->c != 3) || g->h < 1 || g->w < 1)
+    if (g->n < 1 || g->c < 1 || g->c > MAX_FRAMES || g->h < 1 || g->w < 1)
         return plot_error(err, AT_ERR_ARG,
-                         "%s: bad image shape n=%d c=%d h=%d w=%d (need n,h,w >= 1, c 1 or 3)",
-                         path, g->n, g->c, g->h, g->w);
+                         "%s: bad image shape n=%d c=%d h=%d w=%d (need n,h,w >= 1, c 1..%d)",
+                         path, g->n, g->c, g->h, g->w, MAX_FRAMES);
     if (g->zoom < 1 || g->zoom > MAX_ZOOM)
         return plot_error(err, AT_ERR_ARG, "%s: zoom %d is outside 1..%d", path, g->zoom,
                          MAX_ZOOM);
-    long long width = COLUMNS * ((long long)g->w * g->zoom) + (COLUMNS - 1) * GAP;
+    g->pixel = g->c == 3 ? 3 : 1;
+    g->frames = g->c == 3 ? 1 : g->c;
+    long long cell_w = g->frames * ((long long)g->w * g->zoom) + (g->frames - 1LL) * FRAME_GAP;
+    long long width = COLUMNS * cell_w + (COLUMNS - 1) * GAP;
     long long height = g->n * ((long long)g->h * g->zoom) + (g->n - 1LL) * GAP;
     if (width > MAX_SIDE || height > MAX_SIDE || width * height > MAX_PIXELS)
         return plot_error(err, AT_ERR_ARG, "%s: a %lld x %lld pixel grid is too large", path,
                          width, height);
+    g->cell_w = (int)cell_w;
     g->width = (int)width;
     g->height = (int)height;
     size_t count = (size_t)g->n * g->c * g->h * g->w;
@@ -174,7 +188,7 @@ int plot_png_grid(const char *path, const float *clean, const float *adv, int n,
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
         return plot_error(err, AT_ERR_ARG, "%s: path too long", path);
-    png_byte *row = malloc((size_t)g.width * g.c);
+    png_byte *row = malloc((size_t)g.width * g.pixel);
     if (!row)
         return plot_error(err, AT_ERR_NOMEM, "%s: out of memory", path);
     FILE *file = fopen(tmp, "wb");

@@ -10,7 +10,8 @@
 /* A grid of examples, one row each: the clean image, the adversarial image, and the
  * perturbation (adv - clean) mapped to [0,1] around 0.5 and amplified so the largest
  * |perturbation| in the grid reaches 0 or 1. Images are float CHW in [0,1] with 1 (grey) or 3
- * (RGB) channels; each pixel is drawn as a `zoom` x `zoom` block, with a 2-pixel white gap
+ * (RGB) channels, or up to 64 channels drawn side by side in grey (the frames of a clip); each
+ * pixel is drawn as a `zoom` x `zoom` block, with a 2-pixel white gap
  * between cells. Written with libpng, atomically (temp file + rename). */
 int plot_png_grid(const char *path, const float *clean, const float *adv, int n, int c, int h,
                   int w, int zoom, at_error *err);
