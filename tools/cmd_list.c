@@ -39,6 +39,16 @@ static void list_methods(void)
         if (at_method_option(name, 0))
             printf(" (advtrain train --method %s --help)\n", name);
     }
+    static const char *const common[][2] = {
+        {"--eps-schedule S, --eval-eps EPS", "budget schedules (Kinfu and Vidal, 2022)"},
+        {"--cutmix, --repeat K, --ema TAU", "CutMix, batch repetition, weight averaging (Rebuffi et al., 2021)"},
+        {"--extra-data FILE", "generated data in every batch (Gowal et al., 2021; advtrain generate)"},
+        {"--ood SOURCE", "out-of-distribution rows with uniform targets (OAT, Lee et al., 2021)"},
+        {"--coreset FRACTION", "train on a CRAIG coreset (Dolatabadi et al., 2022)"},
+    };
+    printf("  with any method where it applies (advtrain train --help):\n");
+    for (size_t i = 0; i < sizeof common / sizeof common[0]; i++)
+        printf("    %-34s %s\n", common[i][0], common[i][1]);
 }
 
 int cmd_list(int argc, char **argv)

@@ -1,5 +1,7 @@
 /* rng.c: xoshiro256** (Blackman and Vigna, "Scrambled linear pseudorandom number generators",
- * 2018) seeded with splitmix64; every random draw in the library goes through one of these. */
+ * 2018) seeded with splitmix64; every random draw in the library goes through one of these.
+ * Gamma variates by Marsaglia and Tsang ("A simple method for generating gamma variables", ACM
+ * TOMS 2000), Beta ones as their ratio (mixup's and CutMix's lambda). */
 #include "advtrain.h"
 
 #include <math.h>
