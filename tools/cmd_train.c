@@ -312,7 +312,11 @@ static json_t *method_settings(const at_trainer *t)
                     : info->type == AT_OPTION_CHOICE ? json_string(text)
                     : info->type == AT_OPTION_INT    ? json_integer(atol(text))
                                                      : json_real(atof(text));
-        json_object_set_new(j, info->name, v);
+        char key[64]; /* report keys are snake_case, like the shared settings beside them */
+        snprintf(key, sizeof key, "%s", info->name);
+        for (char *k = key; *k; k++)
+            *k = *k == '-' ? '_' : *k;
+        json_object_set_new(j, key, v);
     }
     if (c->eps == 0.0f)
         return j;
