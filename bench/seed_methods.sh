@@ -11,7 +11,7 @@ OUT=${1:-results/seed-methods}
 shift || true
 mkdir -p "$OUT"
 BIN=${ADVTRAIN:-./build/advtrain}
-COMMON="--eps 0.1 --seed 0 --final-suite standard --final-n 1000 --quiet"
+COMMON="--seed 0 --final-suite standard --final-n 1000 --quiet"
 run() { # NAME OPTIONS...
     name=$1
     shift
@@ -25,39 +25,41 @@ run() { # NAME OPTIONS...
 rows=" $* "
 sel() { [ "$rows" = "  " ] || [[ $rows == *" $1 "* ]]; } # the row was asked for (all by default)
 R5="--data fashion-mnist --model smallcnn --epochs 5 --train-size 20000"
+E="--eps 0.1"
 # the bases
-sel pgd-at && run pgd-at --method pgd-at $R5
-sel trades && run trades --method trades $R5
+sel pgd-at && run pgd-at --method pgd-at $E $R5
+sel trades && run trades --method trades $E $R5
 # seed 2: interpolated AT (input and manifold mixup) beside pgd-at
-sel iat && run iat --method iat --steps 10 $R5 # pgd-at's attack (the preset is PGD-7)
-sel iat-manifold && run iat-manifold --method iat --mix manifold --steps 10 $R5
+sel iat && run iat --method iat --steps 10 $E $R5 # pgd-at's attack (the preset is PGD-7)
+sel iat-manifold && run iat-manifold --method iat --mix manifold --steps 10 $E $R5
 # seed 8: OOD rows (textures) beside pgd-at and trades
-sel pgd-at-ood && run pgd-at-ood --method pgd-at --ood textures $R5
-sel trades-ood && run trades-ood --method trades --ood textures $R5
+sel pgd-at-ood && run pgd-at-ood --method pgd-at --ood textures $E $R5
+sel trades-ood && run trades-ood --method trades --ood textures $E $R5
 # seed 9: budget schedules beside a fixed eps
-sel pgd-at-curriculum && run pgd-at-curriculum --method pgd-at --eps-schedule curriculum $R5
-sel pgd-at-adaptive && run pgd-at-adaptive --method pgd-at --eps-schedule adaptive $R5
+sel pgd-at-curriculum && run pgd-at-curriculum --method pgd-at --eps-schedule curriculum $E $R5
+sel pgd-at-adaptive && run pgd-at-adaptive --method pgd-at --eps-schedule adaptive $E $R5
+sel pgd-at-train-0.08 && run pgd-at-train-0.08 --method pgd-at --eps 0.08 --eval-eps 0.1 $R5
 # seed 12: weight averaging, CutMix with 4 repetitions, beside trades
-sel trades-ema && run trades-ema --method trades --ema 0.995 $R5
-sel trades-cutmix-ema && run trades-cutmix-ema --method trades --cutmix --repeat 4 --ema 0.995 $R5
+sel trades-ema && run trades-ema --method trades --ema 0.995 $E $R5
+sel trades-cutmix-ema && run trades-cutmix-ema --method trades --cutmix --repeat 4 --ema 0.995 $E $R5
 # seed 13: generated data where real data is scarce (6,000 images): a GMM fitted to them,
 # pseudo-labelled by a standard SmallCNN trained on them, 70% of every batch
 R6="--data fashion-mnist --model smallcnn --epochs 15 --train-size 6000"
-sel trades-6k && run trades-6k --method trades $R6
+sel trades-6k && run trades-6k --method trades $E $R6
 if sel trades-6k-extra; then
     if [ ! -s "$OUT/gen-6k.safetensors" ]; then
         $BIN train --data fashion-mnist --train-size 6000 --epochs 5 --seed 0 --out "$OUT/labeller-6k" --quiet
         $BIN generate --sampler gmm --train-size 6000 --n 50000 --seed 0 \
             --labeller "$OUT/labeller-6k/last.safetensors" --out "$OUT/gen-6k.safetensors" >"$OUT/gen-6k.log"
     fi
-    run trades-6k-extra --method trades --extra-data "$OUT/gen-6k.safetensors" $R6
+    run trades-6k-extra --method trades --extra-data "$OUT/gen-6k.safetensors" $E $R6
 fi
 # seed 15: a coreset of half the data beside full pgd-at
-sel pgd-at-coreset && run pgd-at-coreset --method pgd-at --coreset 0.5 $R5
+sel pgd-at-coreset && run pgd-at-coreset --method pgd-at --coreset 0.5 $E $R5
 # seed 9 in its own setting: 4-frame clips, SmallCNN per frame, fixed / curriculum / adaptive,
 # and a smaller training eps than the test eps
 C="--data fashion-mnist-clips-4 --model smallcnn-clip --epochs 5 --train-size 5000"
-sel clips-fixed && run clips-fixed --method pgd-at $C
-sel clips-curriculum && run clips-curriculum --method pgd-at --eps-schedule curriculum $C
-sel clips-adaptive && run clips-adaptive --method pgd-at --eps-schedule adaptive $C
+sel clips-fixed && run clips-fixed --method pgd-at $E $C
+sel clips-curriculum && run clips-curriculum --method pgd-at --eps-schedule curriculum $E $C
+sel clips-adaptive && run clips-adaptive --method pgd-at --eps-schedule adaptive $E $C
 exit 0
