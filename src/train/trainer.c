@@ -1,9 +1,12 @@
-/* trainer.c: the training loop shared by every method. One epoch: shuffle (from the run seed and
- * the epoch number, so a resumed run sees the same order), fill each batch (with augmentation),
- * ask the method for gradients (Free-AT: m times per batch), step the optimiser at the scheduled
- * rate, update the weight average; then validate (clean, and PGD-10 for adversarial methods) and,
- * for fgsm-rs, check for catastrophic overfitting. Buffers are allocated when the trainer is
- * created; an epoch allocates nothing but its validation attack. */
+/* trainer.c: the training loop shared by every method. One epoch: choose a coreset if it is
+ * time (coreset_epochs.c), shuffle (from the run seed and the epoch number, so a resumed run sees
+ * the same order), compose each batch (batch.c: augmentation, repetition, CutMix, extra and OOD
+ * rows, budgets), ask the method for gradients (Free-AT: m times per batch), step the optimiser
+ * at the scheduled rate and budget (the schedules' clock counts full-data steps, so a coreset
+ * epoch or a skipped one keeps them in step), update the weight average; then validate (clean,
+ * and PGD-10 for adversarial methods) and, for fgsm-rs, check for catastrophic overfitting.
+ * Buffers are allocated when the trainer is created; an epoch allocates nothing but its
+ * validation attack and a coreset choice. */
 #include "train/batch.h"
 #include "train/coreset.h"
 
