@@ -314,6 +314,21 @@ float at_loss_cross_entropy(const float *logits, int n, int k, const at_ce_targe
 float at_loss_kl(const float *logits_p, const float *logits_q, int n, int k, const float *weights,
                  float *per_example, float *dlogits_p, float *dlogits_q);
 
+/* Losses on a hidden node's output (style and content terms), features [n, channels, positions]
+ * from at_pass_activation. Each averages its per-example loss over the batch; grad (may be NULL)
+ * gets weight * d loss / d features ADDED to it, so several losses can share a node: add into
+ * at_pass_grad(pass, node) between at_backward_begin and at_backward_run.
+ * at_gram_matrices: gram [n, channels, channels] = F F^T / positions per example.
+ * at_loss_gram: ||G(F) - target_gram||_F^2 per example (target_gram [n, channels, channels]).
+ * at_loss_feature_distance: ||F - target||^2 per example. */
+int at_gram_matrices(const float *features, int n, int channels, int positions, float *gram);
+int at_loss_gram(const float *features, const float *target_gram, int n, int channels,
+                 int positions, float weight, float *loss, float *per_example, float *grad,
+                 at_error *err);
+float at_loss_feature_distance(const float *features, const float *target, int n,
+                               size_t per_example_size, float weight, float *per_example,
+                               float *grad);
+
 /* Number of rows whose arg-max equals the label; `correct` (may be NULL) gets 0/1 per row. */
 int at_count_correct(const float *logits, int n, int k, const int32_t *labels, uint8_t *correct);
 
