@@ -192,6 +192,10 @@ at_shape at_graph_shape(const at_model *m, int node);
 int at_graph_declare(at_model *m, at_node *node, const char *suffix, bool is_param, at_dtype dtype,
                      int ndim, const int64_t *shape);
 int at_graph_index(const at_model *m, const at_node *node);
+/* Node k ends a block: a pooling or residual-add output that every later node reads through it
+ * (none reads an earlier node), so it summarises everything before it (manifold mixup's mixing
+ * points, SAT's feature depths). */
+bool at_graph_is_block_end(const at_model *m, int k);
 /* Records a build error (the first one wins) and returns it. */
 int at_graph_error(at_model *m, int status);
 

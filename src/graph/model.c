@@ -298,6 +298,18 @@ int at_model_copy_weights(at_model *dst, const at_model *src, at_error *err)
     return AT_OK;
 }
 
+bool at_graph_is_block_end(const at_model *m, int k)
+{
+    at_layer_kind kind = m->nodes[k].kind;
+    if (kind != AT_LAYER_maxpool2d && kind != AT_LAYER_avgpool2d && kind != AT_LAYER_add)
+        return false;
+    for (int j = k + 1; j < m->n_nodes; j++) /* no later node reads past it */
+        for (int q = 0; q < m->nodes[j].n_inputs; q++)
+            if (m->nodes[j].inputs[q] < k)
+                return false;
+    return true;
+}
+
 const char *at_bn_mode_name(at_bn_mode mode)
 {
     switch (mode) {

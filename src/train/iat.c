@@ -78,18 +78,6 @@ static void hook_backward(void *user, float *grad, int n, size_t per)
     mix_rows(grad, n, per, m->lambda, m->inverse, m->scratch);
 }
 
-static bool is_block_end(const at_model *m, int k)
-{
-    at_layer_kind kind = m->nodes[k].kind;
-    if (kind != AT_LAYER_maxpool2d && kind != AT_LAYER_avgpool2d && kind != AT_LAYER_add)
-        return false;
-    for (int j = k + 1; j < m->n_nodes; j++) /* no later node reads past it */
-        for (int q = 0; q < m->nodes[j].n_inputs; q++)
-            if (m->nodes[j].inputs[q] < k)
-                return false;
-    return true;
-}
-
 static void free_state(void *p)
 {
     iat_state *s = p;
@@ -121,7 +109,7 @@ static int iat_setup(at_method_ctx *c, at_error *err)
     size_t widest = c->image;
     s->eligible[s->n_eligible++] = 0;
     for (int k = 1; manifold && k < m->n_nodes - 1 && s->n_eligible <= (int)c->opt[BLOCKS]; k++)
-        if (is_block_end(m, k)) {
+        if (at_graph_is_block_end(m, k)) {
             s->eligible[s->n_eligible++] = k;
             size_t per = at_shape_numel(m->nodes[k].out);
             widest = per > widest ? per : widest;

@@ -37,8 +37,9 @@ static const at_option_info jsigr_options[] = {
                    "weight of the masked input-gradient penalty [reconstruction]"},
     [PROJECTIONS] = {"projections", AT_OPTION_INT, 1, 64, NULL, "1",
                      "random projections per batch for ||J||_F^2 (Hoffman et al.: 1)"},
-    [FD_STEP] = {"fd-step", AT_OPTION_FLOAT, 1e-6, 1, NULL, "0.01",
-                 "finite-difference step along the batch's unit direction (double backprop)"},
+    [FD_STEP] = {"fd-step", AT_OPTION_FLOAT, 1e-7, 1, NULL, "1e-4",
+                 "finite-difference step of double backprop, per example (root mean square); "
+                 "docs/RESULTS.md measures its error"},
     [MASK_FRACTION] = {"mask-fraction", AT_OPTION_FLOAT, 0, 1, NULL, "0.5",
                        "share of occlusion patches judged irrelevant and penalised (1: every "
                        "pixel, no saliency passes) [reconstruction]"},
@@ -201,7 +202,9 @@ static int penalty_gradient(at_method_ctx *c, const at_batch *b, const float *u,
     *value = penalty / n;
     if (norm2 == 0.0)
         return AT_OK;
-    const double norm = sqrt(norm2), h = c->opt[FD_STEP];
+    /* the batch moves by h sqrt(n) along its unit direction: h per example (root mean square),
+     * whatever the batch size */
+    const double norm = sqrt(norm2), h = c->opt[FD_STEP] * sqrt((double)n);
     for (size_t j = 0; j < (size_t)n * image; j++)
         c->x_adv[j] = b->x[j] + (float)(h / norm) * direction[j];
     int status = at_forward(c->clean, c->x_adv, n, AT_BN_BATCH_STATS);

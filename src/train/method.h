@@ -108,6 +108,10 @@ void at_option_format(const at_option_info *o, double value, char *text, size_t 
  * against the fixed distributions `target` (TRADES), each projected to the eps-ball (b->eps) and
  * [0,1]. Batch norm in config->attack_bn_mode. */
 int at_train_attack(at_method_ctx *c, const at_batch *b, const float *target, float *x_adv);
+/* One step of a training attack from the input gradient `grad`: x_adv moves by the step size (in
+ * proportion to each example's budget) along the sign (Linf) or the normalised gradient (L2),
+ * then is projected onto the eps-ball around b->x and onto [0,1]. */
+void at_train_attack_ascend(at_method_ctx *c, const at_batch *b, const float *grad, float *x_adv);
 
 /* The common presets of a training attack: `steps` steps of eps/4 (Madry et al.'s ratio, which
  * Rice et al. and TRADES keep) and the method's batch-norm mode, for the fields left unset. */

@@ -35,7 +35,6 @@ int at_train_attack(at_method_ctx *c, const at_batch *b, const float *target, fl
         float v = x[j] + 0.001f * (float)at_rng_normal(j < scored ? c->rng : c->rng_unscored);
         x_adv[j] = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
     }
-    float *dir = c->dir;
     for (int s = 0; s < cfg->attack_steps; s++) {
         int status = at_forward(c->attack_pass, x_adv, n, cfg->attack_bn_mode);
         if (status)
@@ -50,19 +49,25 @@ int at_train_attack(at_method_ctx *c, const at_batch *b, const float *target, fl
         status = at_backward(c->attack_pass, c->dlogits2, AT_GRAD_INPUT);
         if (status)
             return status;
-        at_attack_direction(cfg->norm, at_pass_input_grad(c->attack_pass), dir, n, c->image);
-        for (int i = 0; i < n; i++) {
-            /* the step follows the example's budget: alpha proportional to eps */
-            const float step = b->eps ? cfg->attack_step_size * (b->eps[i] / cfg->eps)
-                                      : cfg->attack_step_size * (c->eps / cfg->eps);
-            float *xi = x_adv + (size_t)i * c->image;
-            const float *di = dir + (size_t)i * c->image;
-            for (size_t j = 0; j < c->image; j++)
-                xi[j] += step * di[j];
-        }
-        at_attack_project(cfg->norm, c->eps, b->eps, x, x_adv, n, c->image, c->scratch);
+        at_train_attack_ascend(c, b, at_pass_input_grad(c->attack_pass), x_adv);
     }
     return AT_OK;
+}
+
+void at_train_attack_ascend(at_method_ctx *c, const at_batch *b, const float *grad, float *x_adv)
+{
+    const at_train_config *cfg = c->config;
+    at_attack_direction(cfg->norm, grad, c->dir, b->n, c->image);
+    for (int i = 0; i < b->n; i++) {
+        /* the step follows the example's budget: alpha proportional to eps */
+        const float step = b->eps ? cfg->attack_step_size * (b->eps[i] / cfg->eps)
+                                  : cfg->attack_step_size * (c->eps / cfg->eps);
+        float *xi = x_adv + (size_t)i * c->image;
+        const float *di = c->dir + (size_t)i * c->image;
+        for (size_t j = 0; j < c->image; j++)
+            xi[j] += step * di[j];
+    }
+    at_attack_project(cfg->norm, c->eps, b->eps, b->x, x_adv, b->n, c->image, c->scratch);
 }
 
 void at_attack_presets(at_train_config *c, int steps, at_bn_mode bn)

@@ -18,6 +18,12 @@ rounding-level values), and checks that every unit where the two states differ i
 |PyTorch's pre-activation| below 1e-5 of the layer's largest. Then `advtrain eval` on a PyTorch state_dict saved as safetensors must give
 the accuracy PyTorch computes on the same data.
 
+With --jsigr-dump (not part of the test suite yet): J-SIGR's weight gradient (finite-difference
+double backpropagation, in float32) against PyTorch's exact double backpropagation
+(create_graph=True, in float64) on the same SmallCNN weights, batch and random projections; the
+bar is 1e-2 relative error (L2 norm of the difference of the penalties' gradients over the L2
+norm of PyTorch's) at the preset step, and the error at other steps is printed.
+
 Exit status: 0 pass, 1 mismatch, 77 skipped (python3-torch is not installed; ctest shows the test
 as "Skipped", never as passed).
 """
@@ -273,6 +279,18 @@ def round_trip(advtrain, tmp):
                         f"{bad.stderr.strip()}")
 
 
+def fashion_test(data_dir, n):
+    """The first n Fashion-MNIST test images ([n, 1, 28, 28] in [0, 1]) and labels (int64)."""
+    import gzip
+    import numpy as np
+    with gzip.open(os.path.join(data_dir, "t10k-images-idx3-ubyte.gz")) as f:
+        images = np.frombuffer(f.read(), np.uint8, offset=16, count=n * 784).reshape(-1, 1, 28, 28)
+    with gzip.open(os.path.join(data_dir, "t10k-labels-idx1-ubyte.gz")) as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8, count=n)
+    return (torch.tensor(images.copy(), dtype=torch.float32) / 255,
+            torch.tensor(labels.copy(), dtype=torch.int64))
+
+
 def eval_cli(advtrain, tmp, data_dir):
     """advtrain eval on a weights-only PyTorch state_dict: same accuracy as PyTorch."""
     import gzip
@@ -324,11 +342,61 @@ def eval_cli(advtrain, tmp, data_dir):
         failures.append(f"advtrain eval counted {ours} correct, PyTorch {int(torch_correct.sum())}")
 
 
+JSIGR_TOL = 1e-2
+JSIGR_DEFAULT_STEP = "1e-4"  # jsigr's preset fd-step
+
+
+def compare_jsigr(dump, advtrain, tmp, data_dir):
+    """J-SIGR's penalty gradient at several finite-difference steps against double backprop, on
+    a SmallCNN trained for one epoch and the first 16 test images (a random network on noise has
+    input gradients too small to measure anything but rounding)."""
+    run = os.path.join(tmp, "jsigr-run")
+    subprocess.run([advtrain, "train", "--data", "fashion-mnist", "--data-dir", data_dir,
+                    "--model", "smallcnn", "--epochs", "1", "--train-size", "4000", "--seed", "0",
+                    "--quiet", "--no-final-pgd", "--out", run], check=True, stdout=subprocess.DEVNULL)
+    weights = os.path.join(run, "last.safetensors")
+    net = SmallCNN()
+    saved = safetensors_io.load(weights)
+    net.load_state_dict({k: v for k, v in saved.items() if k in net.state_dict()})
+    x, y = fashion_test(data_dir, 16)
+    inp = os.path.join(tmp, "jsigr-input.safetensors")
+    safetensors_io.save(inp, {"x": x, "y": y})
+    lj, ls = 0.01, 1.0
+    names = [name for name, _ in net.named_parameters()]
+    exact = None
+    print("  jsigr: relative error of the penalty gradient (finite differences vs double backprop)")
+    for step in ("1e-3", "3e-4", JSIGR_DEFAULT_STEP, "3e-5", "1e-5", "1e-6"):
+        out = os.path.join(tmp, "jsigr-out.safetensors")
+        subprocess.run([dump, "--weights", weights, "--input", inp, "--out", out, "--fd-step", step,
+                        "--jacobian-weight", str(lj), "--selective-weight", str(ls), "--seed", "7"],
+                       check=True)
+        ours = safetensors_io.load(out)
+        if exact is None:  # the projections are the same at every step (one seed)
+            net64 = SmallCNN().double()
+            net64.load_state_dict({k: v.double() for k, v in net.state_dict().items()})
+            params = [p for _, p in net64.named_parameters()]
+            x64 = x.double().requires_grad_(True)
+            z = net64(x64)
+            n, k = z.shape
+            g = torch.autograd.grad(F.cross_entropy(z, y, reduction="sum"), x64, create_graph=True)[0]
+            jv = torch.autograd.grad((z * ours["v"].double()).sum(), x64, create_graph=True)[0]
+            penalty = ls * g.pow(2).sum() / n + lj * k * jv.pow(2).sum() / n
+            exact = torch.autograd.grad(penalty, params, allow_unused=True)  # fc3.bias: unused
+            exact_flat = torch.cat([(e if e is not None else torch.zeros_like(p)).flatten()
+                                    for e, p in zip(exact, params)])
+        ours_flat = torch.cat([ours["penalty_grad." + name].double().flatten() for name in names])
+        err = ((ours_flat - exact_flat).norm() / exact_flat.norm()).item()
+        print(f"    fd-step {step:>5s}: {err:.2e}" + ("  (the preset)" if step == JSIGR_DEFAULT_STEP else ""))
+        if step == JSIGR_DEFAULT_STEP and not err < JSIGR_TOL:
+            failures.append(f"jsigr: relative error {err:.3g} at the default step {step}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dump", required=True)
     ap.add_argument("--advtrain", required=True)
     ap.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--jsigr-dump")
     a = ap.parse_args()
     torch.set_num_threads(2)
     gen = torch.Generator().manual_seed(1234)
@@ -350,6 +418,8 @@ def main():
             compare(a.dump, tmp, "smallcnn", small, x1, y1, mode, False)
             compare(a.dump, tmp, "preact-resnet18", preact, x2, y2, mode, True)
         compare_attacks(a.dump, tmp, small, x1, y1)
+        if a.jsigr_dump:
+            compare_jsigr(a.jsigr_dump, a.advtrain, tmp, a.data_dir)
         round_trip(a.advtrain, tmp)
         eval_cli(a.advtrain, tmp, a.data_dir)
     if failures:
