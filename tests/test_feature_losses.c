@@ -5,6 +5,7 @@
 #include "test.h"
 
 #include "advtrain.h"
+#include "util/train_fixtures.h"
 
 #include <stdlib.h>
 
@@ -106,23 +107,10 @@ TEST(feature_distance_gradient_matches_differences)
     }
 }
 
-/* --- injected at hidden nodes: conv 3x3 (2 ch) -> relu -> maxpool 2 -> flatten -> linear 3 --- */
+/* --- injected at hidden nodes of small_conv_model (relu: node 2, maxpool: node 3) --- */
 
 enum { B = 2, RELU_NODE = 2, POOL_NODE = 3 };
 
-static at_model *small_conv(void)
-{
-    at_model *m = NULL;
-    at_error err;
-    CHECK_OK(at_model_begin(&m, 1, 6, 6, &err), &err);
-    int x = at_add_conv2d(m, 0, "conv", 2, 3, 1, 1, true);
-    x = at_add_relu(m, x);
-    x = at_add_maxpool2d(m, x, 2, 2);
-    x = at_add_flatten(m, x);
-    at_add_linear(m, x, "fc", 3, true);
-    CHECK_OK(at_model_finish(m, 5, &err), &err);
-    return m;
-}
 
 typedef struct targets {
     float gram[B * 2 * 2];     /* at the relu: 2 channels */
@@ -152,7 +140,7 @@ static double hidden_loss(at_pass *p, const float *x, const targets *t, bool inj
 
 TEST(losses_injected_at_hidden_nodes_give_the_input_gradient)
 {
-    at_model *m = small_conv();
+    at_model *m = small_conv_model();
     REQUIRE(m);
     at_pass *p = NULL;
     at_error err;

@@ -39,21 +39,6 @@ static void bwd(void *user, float *grad, int n, size_t per)
     mix_rows(grad, n, per, m->lambda, m->inverse, m->scratch);
 }
 
-/* conv 3x3 (2 ch) -> relu -> maxpool 2 -> flatten -> linear 3, on 1x6x6 inputs */
-static at_model *small_conv(void)
-{
-    at_model *m = NULL;
-    at_error err;
-    CHECK_OK(at_model_begin(&m, 1, 6, 6, &err), &err);
-    int x = at_add_conv2d(m, 0, "conv", 2, 3, 1, 1, true);
-    x = at_add_relu(m, x);
-    x = at_add_maxpool2d(m, x, 2, 2);
-    x = at_add_flatten(m, x);
-    at_add_linear(m, x, "fc", 3, true);
-    CHECK_OK(at_model_finish(m, 5, &err), &err);
-    return m;
-}
-
 /* sum_ij r_ij z_ij at x, with the hook at `node` */
 static double linear_loss(at_pass *p, const float *x, int n, const float *r)
 {
@@ -90,7 +75,7 @@ static int fd_agrees(at_pass *p, const float *x, int n, const float *r, float *v
 TEST(a_mixing_hook_has_the_gradient_of_the_mixed_function)
 {
     enum { N = 4 };
-    at_model *m = small_conv();
+    at_model *m = small_conv_model();
     REQUIRE(m);
     at_pass *keep = NULL, *plain = NULL;
     at_error err;

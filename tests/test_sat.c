@@ -150,30 +150,6 @@ static at_model *two_block_cnn(void)
     return m;
 }
 
-static float *train_cnn(const at_train_config *cfg, const at_dataset *d, size_t *count)
-{
-    at_model *m = two_block_cnn();
-    at_dataset val = {0};
-    at_trainer *t = NULL;
-    at_error err;
-    float *out = NULL;
-    int status = at_trainer_create(&t, m, d, &val, cfg, &err);
-    while (!status && at_trainer_epoch(t) < at_trainer_epochs(t)) {
-        at_epoch_stats st;
-        status = at_trainer_run_epoch(t, NULL, &st, &err);
-    }
-    if (status) {
-        fprintf(stderr, "train_cnn: %s\n", err.message);
-    } else {
-        const float *p = at_model_params(m, count);
-        out = malloc(*count * sizeof(float));
-        memcpy(out, p, *count * sizeof(float));
-    }
-    at_trainer_free(t);
-    at_model_free(m);
-    return out;
-}
-
 TEST(style_and_content_terms_change_the_adversary_of_a_cnn)
 {
     at_dataset d = bands_data(32, 3);
@@ -185,8 +161,10 @@ TEST(style_and_content_terms_change_the_adversary_of_a_cnn)
     at_train_config_set(&styled, "style-weight", "1");
     at_train_config_set(&content, "content-weight", "1");
     size_t count;
-    float *a = train_cnn(&plain, &d, &count), *b = train_cnn(&styled, &d, &count),
-          *c = train_cnn(&content, &d, &count), *again = train_cnn(&styled, &d, &count);
+    float *a = train_model(two_block_cnn(), &plain, &d, &count);
+    float *b = train_model(two_block_cnn(), &styled, &d, &count);
+    float *c = train_model(two_block_cnn(), &content, &d, &count);
+    float *again = train_model(two_block_cnn(), &styled, &d, &count);
     REQUIRE(a && b && c && again);
     CHECK(memcmp(a, b, count * sizeof(float)) != 0);
     CHECK(memcmp(a, c, count * sizeof(float)) != 0);

@@ -54,9 +54,9 @@ at_train_config bands_config(const char *method)
     return c;
 }
 
-float *bands_train(const at_train_config *cfg, const at_dataset *train, size_t *count)
+float *train_model(at_model *m, const at_train_config *cfg, const at_dataset *train,
+                   size_t *count)
 {
-    at_model *m = bands_mlp(1);
     at_dataset val = {0};
     at_trainer *t = NULL;
     at_error err;
@@ -67,7 +67,7 @@ float *bands_train(const at_train_config *cfg, const at_dataset *train, size_t *
         status = at_trainer_run_epoch(t, NULL, &st, &err);
     }
     if (status) {
-        fprintf(stderr, "bands_train (%s): %s\n", cfg->method, m ? err.message : "no model");
+        fprintf(stderr, "train_model (%s): %s\n", cfg->method, m ? err.message : "no model");
     } else {
         const float *p = at_model_params(m, count);
         out = malloc(*count * sizeof(float));
@@ -78,3 +78,28 @@ float *bands_train(const at_train_config *cfg, const at_dataset *train, size_t *
     return out;
 }
 
+float *bands_train(const at_train_config *cfg, const at_dataset *train, size_t *count)
+{
+    return train_model(bands_mlp(1), cfg, train, count);
+}
+
+at_model *small_conv_model(void)
+{
+    at_model *m = NULL;
+    at_error err;
+    if (at_model_begin(&m, 1, 6, 6, &err)) {
+        fprintf(stderr, "small_conv_model: %s\n", err.message);
+        return NULL;
+    }
+    int x = at_add_conv2d(m, 0, "conv", 2, 3, 1, 1, true);
+    x = at_add_relu(m, x);
+    x = at_add_maxpool2d(m, x, 2, 2);
+    x = at_add_flatten(m, x);
+    at_add_linear(m, x, "fc", 3, true);
+    if (at_model_finish(m, 5, &err)) {
+        fprintf(stderr, "small_conv_model: %s\n", err.message);
+        at_model_free(m);
+        return NULL;
+    }
+    return m;
+}

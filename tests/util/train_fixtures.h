@@ -18,5 +18,11 @@ at_train_config bands_config(const char *method);
 /* Trains a fresh bands_mlp(1) with cfg; returns its parameters (malloc'd) and their count, or
  * NULL when the trainer refused the configuration (its message on stderr). */
 float *bands_train(const at_train_config *cfg, const at_dataset *train, size_t *count);
+/* The same run on a given model (freed here). */
+float *train_model(at_model *m, const at_train_config *cfg, const at_dataset *train,
+                   size_t *count);
+/* conv 3x3 (2 channels, seed 5) -> relu -> maxpool 2 -> flatten -> linear 3, on 1x6x6 inputs:
+ * nodes 1 conv, 2 relu, 3 maxpool, 4 flatten, 5 linear. */
+at_model *small_conv_model(void);
 
 #endif
