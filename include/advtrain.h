@@ -163,7 +163,17 @@ int at_model_begin(at_model **out, int channels, int height, int width, at_error
 int at_add_conv2d(at_model *m, int input, const char *name, int out_channels, int kernel,
                   int stride, int padding, bool bias);
 int at_add_batchnorm2d(at_model *m, int input, const char *name);
+/* With affine false, nn.BatchNorm2d(affine=False): y = (x - mean) / sqrt(var + eps) alone, no
+ * "<name>.weight" or "<name>.bias" (running_mean, running_var and num_batches_tracked as with
+ * affine, and the same batch-norm modes); with affine true, at_add_batchnorm2d. */
+int at_add_batchnorm2d_affine(at_model *m, int input, const char *name, bool affine);
 int at_add_relu(at_model *m, int input);
+/* nn.Tanh: y = tanh(x) (a generator's last layer). */
+int at_add_tanh(at_model *m, int input);
+/* nn.PReLU: y = x if x > 0, else a * x, with learnable slopes "<name>.weight" [num_parameters],
+ * initialised to 0.25: num_parameters 1 (one slope) or the input's channels (one per channel, dim
+ * 1 of NCHW or of [n, features]); AT_ERR_ARG otherwise. */
+int at_add_prelu(at_model *m, int input, const char *name, int num_parameters);
 int at_add_maxpool2d(at_model *m, int input, int kernel, int stride);
 int at_add_avgpool2d(at_model *m, int input, int kernel, int stride);
 int at_add_global_avgpool(at_model *m, int input);

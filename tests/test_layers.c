@@ -7,6 +7,9 @@
 
 #include "advtrain.h"
 
+#include <omp.h>
+#include <stdlib.h>
+
 typedef int (*add_layer_fn)(at_model *m, int x);
 
 static void check_layer(const char *label, int c, int h, int w, add_layer_fn add, at_bn_mode mode)
@@ -136,6 +139,148 @@ TEST(slice_and_scale_gradients)
     check_layer("overlapping slices", 3, 3, 2, two_slices, AT_BN_TRAIN);
 }
 
+static int tanh_layer(at_model *m, int x) { return at_add_tanh(m, x); }
+static int prelu_one_slope(at_model *m, int x) { return at_add_prelu(m, x, "act", 1); }
+static int prelu_per_channel(at_model *m, int x)
+{
+    int c;
+    at_model_node_shape(m, x, &c, NULL, NULL);
+    return at_add_prelu(m, x, "act", c);
+}
+/* [n, features]: one slope per feature */
+static int prelu_per_feature(at_model *m, int x)
+{
+    return prelu_per_channel(m, at_add_flatten(m, x));
+}
+/* one PReLU applied to two slices of the input (at_add_shared): its slope gradients add up */
+static int prelu_shared(at_model *m, int x)
+{
+    int a = at_add_prelu(m, at_add_slice(m, x, 0, 2), "act", 2);
+    return at_add_add(m, a, at_add_shared(m, at_add_slice(m, x, 2, 2), a));
+}
+
+TEST(tanh_and_prelu_gradients)
+{
+    check_layer("tanh", 2, 5, 5, tanh_layer, AT_BN_TRAIN);
+    check_layer("prelu, one slope", 3, 4, 5, prelu_one_slope, AT_BN_TRAIN);
+    check_layer("prelu, one slope per channel", 3, 4, 5, prelu_per_channel, AT_BN_TRAIN);
+    check_layer("prelu, one slope per feature", 2, 3, 3, prelu_per_feature, AT_BN_TRAIN);
+    check_layer("prelu, one slope, vector", 6, 1, 1, prelu_one_slope, AT_BN_TRAIN);
+    check_layer("prelu shared by two inputs", 4, 3, 3, prelu_shared, AT_BN_TRAIN);
+}
+
+static int bn_plain(at_model *m, int x) { return at_add_batchnorm2d_affine(m, x, "bn", false); }
+/* a perturbation generator's shape: conv, batch norm without affine parameters, PReLU, conv,
+ * tanh */
+static int generator(at_model *m, int x)
+{
+    x = at_add_conv2d(m, x, "conv1", 4, 3, 1, 1, false);
+    x = at_add_batchnorm2d_affine(m, x, "bn1", false);
+    x = at_add_prelu(m, x, "act1", 4);
+    x = at_add_conv2d(m, x, "conv2", 2, 3, 1, 1, true);
+    return at_add_tanh(m, x);
+}
+
+TEST(batchnorm2d_without_affine_gradients_every_mode)
+{
+    const at_bn_mode modes[3] = {AT_BN_TRAIN, AT_BN_BATCH_STATS, AT_BN_EVAL};
+    for (int i = 0; i < 3; i++) {
+        check_layer("batchnorm2d, no affine", 3, 4, 5, bn_plain, modes[i]);
+        check_layer("generator (bn, prelu, tanh)", 2, 5, 4, generator, modes[i]);
+    }
+    check_layer("batchnorm2d, no affine, 1x1 planes", 4, 1, 1, bn_plain, AT_BN_TRAIN);
+}
+
+/* A generator and critic of the new layers, trained in one graph: conv, batch norm without affine
+ * parameters, PReLU per channel, conv, tanh, PReLU with one slope, linear. Logits, input and
+ * weight gradients and running statistics must be the same bits for 1, 2 and 3 threads. */
+TEST(tanh_prelu_and_plain_batchnorm_do_not_depend_on_thread_count)
+{
+    enum { N = 8, C = 3, H = 32, W = 32, K = 10 };
+    const size_t in_count = (size_t)N * C * H * W;
+    float *x = malloc(in_count * sizeof(float)), dlogits[N * K];
+    REQUIRE(x);
+    at_rng rng;
+    at_rng_seed(&rng, 3);
+    for (size_t i = 0; i < in_count; i++)
+        x[i] = (float)(2.0 * at_rng_uniform(&rng) - 1.0);
+    for (int i = 0; i < N * K; i++)
+        dlogits[i] = (float)at_rng_normal(&rng);
+    static const char *const what[4] = {"logits", "input gradients", "weight gradients",
+                                        "running statistics"};
+    float *first[4] = {NULL, NULL, NULL, NULL};
+    size_t counts[4] = {(size_t)N * K, in_count, 0, 32};
+    const int saved = omp_get_max_threads();
+    for (int threads = 1; threads <= 3; threads++) {
+        omp_set_num_threads(threads);
+        at_model *m = NULL;
+        at_pass *p = NULL;
+        at_error err;
+        CHECK_OK(at_model_begin(&m, C, H, W, &err), &err);
+        REQUIRE(m);
+        int h = at_add_conv2d(m, 0, "g.conv1", 16, 3, 1, 1, false);
+        h = at_add_batchnorm2d_affine(m, h, "g.bn1", false);
+        h = at_add_prelu(m, h, "g.act1", 16);
+        h = at_add_tanh(m, at_add_conv2d(m, h, "g.conv2", 8, 3, 1, 1, true));
+        h = at_add_prelu(m, h, "c.act", 1);
+        at_add_linear(m, at_add_flatten(m, h), "c.fc", K, true);
+        CHECK_OK(at_model_finish(m, 5, &err), &err);
+        size_t np;
+        float *w = at_model_params(m, &np);
+        at_rng wrng; /* the same weights for every thread count; slopes of either sign */
+        at_rng_seed(&wrng, 4);
+        for (size_t i = 0; i < np; i++)
+            w[i] += (float)(0.3 * at_rng_normal(&wrng));
+        CHECK_OK(at_pass_create(&p, m, N, 0, &err), &err);
+        at_model_zero_grad(m);
+        at_forward(p, x, N, AT_BN_TRAIN);
+        CHECK_OK(at_backward(p, dlogits, AT_GRAD_INPUT | AT_GRAD_WEIGHTS), NULL);
+        at_tensor_info rm = at_model_tensor(m, at_model_find_tensor(m, "g.bn1.running_mean"));
+        at_tensor_info rv = at_model_tensor(m, at_model_find_tensor(m, "g.bn1.running_var"));
+        float running[32];
+        memcpy(running, rm.data, 16 * sizeof(float));
+        memcpy(running + 16, rv.data, 16 * sizeof(float));
+        const float *now[4] = {at_pass_logits(p), at_pass_input_grad(p), at_model_grads(m, NULL),
+                               running};
+        counts[2] = np;
+        for (int k = 0; k < 4; k++) {
+            if (threads == 1) {
+                first[k] = malloc(counts[k] * sizeof(float));
+                memcpy(first[k], now[k], counts[k] * sizeof(float));
+            } else if (memcmp(first[k], now[k], counts[k] * sizeof(float)) != 0) {
+                TEST_FAIL_("%d threads: %s differ from 1 thread's", threads, what[k]);
+            }
+        }
+        at_pass_free(p);
+        at_model_free(m);
+    }
+    omp_set_num_threads(saved);
+    for (int k = 0; k < 4; k++)
+        free(first[k]);
+    free(x);
+}
+
+TEST(prelu_refuses_bad_arguments)
+{
+    at_model *m = NULL;
+    at_error err;
+    CHECK_OK(at_model_begin(&m, 3, 4, 4, &err), &err);
+    REQUIRE(m);
+    CHECK_EQ_INT(at_add_prelu(m, 0, "act", 2), AT_ERR_ARG); /* neither 1 nor 3 channels */
+    CHECK_EQ_INT(at_add_prelu(m, 0, "act", 0), AT_ERR_ARG);
+    CHECK_EQ_INT(at_add_prelu(m, 0, "", 1), AT_ERR_ARG);    /* a layer with a weight needs a name */
+    CHECK_EQ_INT(at_model_finish(m, 1, &err), AT_ERR_ARG);
+    at_model_free(m);
+    /* running statistics: batch norm, affine or not, cannot be shared */
+    CHECK_OK(at_model_begin(&m, 4, 4, 4, &err), &err);
+    REQUIRE(m);
+    int a = at_add_slice(m, 0, 0, 2), b = at_add_slice(m, 0, 2, 2);
+    int bn = at_add_batchnorm2d_affine(m, a, "bn", false);
+    CHECK(bn > 0);
+    CHECK_EQ_INT(at_add_shared(m, b, bn), AT_ERR_ARG);
+    at_model_free(m);
+}
+
 TEST(slice_and_scale_refuse_bad_arguments)
 {
     at_model *m = NULL;
@@ -153,4 +298,7 @@ TEST(slice_and_scale_refuse_bad_arguments)
 TEST_MAIN(TEST_ENTRY(conv2d_gradients), TEST_ENTRY(batchnorm2d_gradients_every_mode),
           TEST_ENTRY(activation_and_pooling_gradients), TEST_ENTRY(linear_and_flatten_gradients),
           TEST_ENTRY(add_and_normalize_gradients), TEST_ENTRY(slice_and_scale_gradients),
-          TEST_ENTRY(slice_and_scale_refuse_bad_arguments))
+          TEST_ENTRY(slice_and_scale_refuse_bad_arguments), TEST_ENTRY(tanh_and_prelu_gradients),
+          TEST_ENTRY(batchnorm2d_without_affine_gradients_every_mode),
+          TEST_ENTRY(tanh_prelu_and_plain_batchnorm_do_not_depend_on_thread_count),
+          TEST_ENTRY(prelu_refuses_bad_arguments))

@@ -144,6 +144,129 @@ TEST(relu_by_hand)
     drop(&o);
 }
 
+static int bn_plain(at_model *m, int x) { return at_add_batchnorm2d_affine(m, x, "bn", false); }
+
+TEST(batchnorm2d_without_affine_by_hand)
+{
+    /* the data of batchnorm2d_by_hand: mean 2.5, biased var 1.25, unbiased 5/3 */
+    const float x[4] = {1, 2, 3, 4};
+    one_layer o;
+    REQUIRE(make(&o, 1, 1, 2, 2, bn_plain));
+    /* PyTorch's state_dict of BatchNorm2d(affine=False): the statistics alone */
+    CHECK_EQ_INT(at_model_tensor_count(o.m), 3);
+    CHECK(at_model_find_tensor(o.m, "bn.weight") < 0);
+    CHECK(at_model_find_tensor(o.m, "bn.bias") < 0);
+    size_t n_params;
+    at_model_params(o.m, &n_params);
+    CHECK_EQ_INT(n_params, 0);
+    at_tensor_info rm = at_model_tensor(o.m, at_model_find_tensor(o.m, "bn.running_mean"));
+    at_tensor_info rv = at_model_tensor(o.m, at_model_find_tensor(o.m, "bn.running_var"));
+    at_tensor_info nb = at_model_tensor(o.m, at_model_find_tensor(o.m, "bn.num_batches_tracked"));
+    REQUIRE(rm.data && rv.data && nb.data_i64);
+    CHECK(rm.data[0] == 0.0f && rv.data[0] == 1.0f);
+
+    /* batch statistics, running ones left alone */
+    const double rstd = 1.0 / sqrt(1.25 + 1e-5);
+    float y[4], dx[4];
+    for (int i = 0; i < 4; i++)
+        y[i] = (float)((x[i] - 2.5) * rstd);
+    at_forward(o.p, x, 2, AT_BN_BATCH_STATS);
+    expect(at_pass_logits(o.p), y, 4, "y (batch stats)");
+    CHECK(rm.data[0] == 0.0f && rv.data[0] == 1.0f);
+    CHECK_EQ_INT(*nb.data_i64, 0);
+
+    /* train: the same output, and the running statistics move as with the affine layer */
+    at_forward(o.p, x, 2, AT_BN_TRAIN);
+    expect(at_pass_logits(o.p), y, 4, "y (train)");
+    CHECK_CLOSE(rm.data[0], 0.25, 1e-7, 0);
+    CHECK_CLOSE(rv.data[0], 0.9 + 0.1 * 5.0 / 3.0, 1e-6, 0);
+    CHECK_EQ_INT(*nb.data_i64, 1);
+    /* dy = 1: a constant shift is normalised away */
+    backward_ones(&o, 2);
+    const float zero[4] = {0, 0, 0, 0};
+    expect(at_pass_input_grad(o.p), zero, 4, "dx (train)");
+
+    /* eval: y = (x - running mean) / sqrt(running var + eps), and dx = dy / sqrt(...) */
+    at_forward(o.p, x, 2, AT_BN_EVAL);
+    const double eval_rstd = 1.0 / sqrt(rv.data[0] + 1e-5);
+    for (int i = 0; i < 4; i++) {
+        y[i] = (float)((x[i] - 0.25) * eval_rstd);
+        dx[i] = (float)eval_rstd;
+    }
+    expect(at_pass_logits(o.p), y, 4, "y (eval)");
+    backward_ones(&o, 2);
+    expect(at_pass_input_grad(o.p), dx, 4, "dx (eval)");
+    CHECK_EQ_INT(*nb.data_i64, 1);
+    drop(&o);
+}
+
+static int tanh_layer(at_model *m, int x) { return at_add_tanh(m, x); }
+
+TEST(tanh_by_hand)
+{
+    /* tanh(atanh(1/2)) = 1/2, so dx = 1 - 1/4 */
+    const float x[4] = {0.0f, 0.54930614f, -0.54930614f, 20.0f};
+    one_layer o;
+    REQUIRE(make(&o, 1, 2, 2, 1, tanh_layer));
+    at_forward(o.p, x, 1, AT_BN_TRAIN);
+    const float y[4] = {0, 0.5f, -0.5f, 1}, dx[4] = {1, 0.75f, 0.75f, 0};
+    expect(at_pass_logits(o.p), y, 4, "y");
+    backward_ones(&o, 1);
+    expect(at_pass_input_grad(o.p), dx, 4, "dx");
+    drop(&o);
+}
+
+static int prelu_one(at_model *m, int x) { return at_add_prelu(m, x, "act", 1); }
+static int prelu_two(at_model *m, int x) { return at_add_prelu(m, x, "act", 2); }
+static int prelu_three(at_model *m, int x) { return at_add_prelu(m, x, "act", 3); }
+
+TEST(prelu_by_hand)
+{
+    /* two channels of 1x2: (-2, 3) and (0, -0.5). At x = 0 the gradient takes the negative
+     * branch, as PyTorch's: dx = a * dy, and the slope's term 0 * dy. */
+    const float x[4] = {-2, 3, 0, -0.5f};
+    one_layer o;
+    REQUIRE(make(&o, 2, 1, 2, 1, prelu_two));
+    at_tensor_info w = at_model_tensor(o.m, at_model_find_tensor(o.m, "act.weight"));
+    REQUIRE(w.data);
+    CHECK_EQ_INT(w.ndim, 1);
+    CHECK_EQ_INT(w.shape[0], 2);
+    CHECK(w.is_param && w.data[0] == 0.25f && w.data[1] == 0.25f); /* PyTorch's initial slope */
+    const float slopes[2] = {0.25f, -0.5f};
+    set_tensor(o.m, "act.weight", slopes);
+    at_forward(o.p, x, 1, AT_BN_TRAIN);
+    const float y[4] = {-0.5f, 3, 0, 0.25f};
+    expect(at_pass_logits(o.p), y, 4, "y");
+    backward_ones(&o, 1);
+    const float dx[4] = {0.25f, 1, -0.5f, -0.5f}, da[2] = {-2, -0.5f};
+    expect(at_pass_input_grad(o.p), dx, 4, "dx");
+    expect(at_model_grads(o.m, NULL), da, 2, "da");
+    drop(&o);
+
+    /* one slope for every channel, left at 0.25: its gradient sums over both channels */
+    REQUIRE(make(&o, 2, 1, 2, 1, prelu_one));
+    CHECK_EQ_INT(at_model_tensor(o.m, 0).shape[0], 1);
+    at_forward(o.p, x, 1, AT_BN_TRAIN);
+    const float y1[4] = {-0.5f, 3, 0, -0.125f}, dx1[4] = {0.25f, 1, 0.25f, 0.25f}, da1[1] = {-2.5f};
+    expect(at_pass_logits(o.p), y1, 4, "y (one slope)");
+    backward_ones(&o, 1);
+    expect(at_pass_input_grad(o.p), dx1, 4, "dx (one slope)");
+    expect(at_model_grads(o.m, NULL), da1, 1, "da (one slope)");
+    drop(&o);
+
+    /* [n, features], one slope per feature: each slope's gradient sums over the batch */
+    const float v[6] = {-1, 2, -3, -4, 5, 0};
+    REQUIRE(make(&o, 3, 1, 1, 2, prelu_three));
+    at_forward(o.p, v, 2, AT_BN_TRAIN);
+    const float yv[6] = {-0.25f, 2, -0.75f, -1, 5, 0};
+    const float dxv[6] = {0.25f, 1, 0.25f, 0.25f, 1, 0.25f}, dav[3] = {-5, 0, -3};
+    expect(at_pass_logits(o.p), yv, 6, "y (features)");
+    backward_ones(&o, 2);
+    expect(at_pass_input_grad(o.p), dxv, 6, "dx (features)");
+    expect(at_model_grads(o.m, NULL), dav, 3, "da (features)");
+    drop(&o);
+}
+
 static int maxpool(at_model *m, int x) { return at_add_maxpool2d(m, x, 2, 2); }
 static int avgpool(at_model *m, int x) { return at_add_avgpool2d(m, x, 2, 2); }
 
@@ -247,9 +370,14 @@ TEST(builders_reject_bad_layers)
     CHECK_OK(at_model_begin(&m, 1, 4, 4, &err), &err);
     CHECK(at_add_normalize(m, 0, mean, std) < 0);           /* std must be > 0 */
     at_model_free(m);
+    CHECK_OK(at_model_begin(&m, 3, 4, 4, &err), &err);
+    CHECK(at_add_prelu(m, 0, "act", 2) < 0);                /* neither one slope nor 3 */
+    at_model_free(m);
     CHECK_EQ_INT(at_model_begin(&m, 0, 4, 4, &err), AT_ERR_ARG);
 }
 
-TEST_MAIN(TEST_ENTRY(conv2d_by_hand), TEST_ENTRY(batchnorm2d_by_hand), TEST_ENTRY(relu_by_hand),
+TEST_MAIN(TEST_ENTRY(conv2d_by_hand), TEST_ENTRY(batchnorm2d_by_hand),
+          TEST_ENTRY(batchnorm2d_without_affine_by_hand), TEST_ENTRY(relu_by_hand),
+          TEST_ENTRY(tanh_by_hand), TEST_ENTRY(prelu_by_hand),
           TEST_ENTRY(pooling_by_hand), TEST_ENTRY(linear_by_hand),
           TEST_ENTRY(add_and_normalize_by_hand), TEST_ENTRY(builders_reject_bad_layers))

@@ -41,7 +41,9 @@ static inline size_t at_shape_numel(at_shape s) { return (size_t)s.c * (size_t)s
     X(gaussian_noise)    \
     X(quantize)          \
     X(slice)             \
-    X(scale)
+    X(scale)             \
+    X(tanh)              \
+    X(prelu)
 
 typedef enum at_layer_kind {
 #define AT_LAYER_ENUM_(name) AT_LAYER_##name,
@@ -58,7 +60,7 @@ typedef struct at_node {
     char name[96]; /* module path of a layer with tensors, "" otherwise */
     union {
         struct { int out_channels, kernel, stride, padding; bool bias; } conv;
-        struct { float eps, momentum; } bn;
+        struct { float eps, momentum; bool affine; } bn; /* affine: weight and bias */
         struct { int kernel_h, kernel_w, stride; } pool; /* kernel 0 = whole image */
         struct { int out_features; bool bias; } linear;
         struct { float mean[4], std[4]; } norm;
@@ -66,6 +68,7 @@ typedef struct at_node {
         struct { int levels; } quantize;
         struct { int first; } slice; /* first channel taken; out.c of them */
         struct { float factor; } scale;
+        struct { int slopes; } prelu; /* 1 (shared) or one per channel */
     } p;
     size_t param_offset, n_params;   /* into the model's parameter slab */
     size_t buffer_offset, n_buffers; /* into the model's float buffer slab */

@@ -9,6 +9,9 @@
  * batch mode differentiates through mu and var (M = n*h*w values per channel):
  *   dx = gamma * rstd / M * (M * dy - sum(dy) - xhat * sum(dy * xhat))
  * and in eval mode the layer is affine: dx = gamma * rstd * dy.
+ * Without the affine part (nn.BatchNorm2d(affine=False): y = xhat) the layer has no weight and
+ * bias tensors and computes as if gamma were 1 and beta 0; its running statistics, its counter
+ * and its modes are those of the affine layer.
  * Work is split by channel, and each channel's sums run in one fixed order (in double).
  */
 #include "graph/graph.h"
@@ -16,7 +19,7 @@
 
 #include <math.h>
 
-int at_add_batchnorm2d(at_model *m, int input, const char *name)
+int at_add_batchnorm2d_affine(at_model *m, int input, const char *name, bool affine)
 {
     at_node *node = at_graph_append(m, AT_LAYER_batchnorm2d, &input, 1, name);
     if (!node)
@@ -24,9 +27,12 @@ int at_add_batchnorm2d(at_model *m, int input, const char *name)
     node->out = at_graph_shape(m, input);
     node->p.bn.eps = 1e-5f;
     node->p.bn.momentum = 0.1f;
+    node->p.bn.affine = affine;
     int64_t shape[1] = {node->out.c};
-    int status = at_graph_declare(m, node, "weight", true, AT_F32, 1, shape);
-    if (!status)
+    int status = AT_OK;
+    if (affine)
+        status = at_graph_declare(m, node, "weight", true, AT_F32, 1, shape);
+    if (!status && affine)
         status = at_graph_declare(m, node, "bias", true, AT_F32, 1, shape);
     if (!status)
         status = at_graph_declare(m, node, "running_mean", false, AT_F32, 1, shape);
@@ -35,6 +41,11 @@ int at_add_batchnorm2d(at_model *m, int input, const char *name)
     if (!status)
         status = at_graph_declare(m, node, "num_batches_tracked", false, AT_I64, 0, NULL);
     return status ? status : at_graph_index(m, node);
+}
+
+int at_add_batchnorm2d(at_model *m, int input, const char *name)
+{
+    return at_add_batchnorm2d_affine(m, input, name, true);
 }
 
 /* Cache: the mean and rstd used by the last forward, per channel. */
@@ -47,8 +58,10 @@ static void bn_init(const at_node *node, const at_shape *in, float *w, float *bu
 {
     int ch = node->out.c;
     for (int i = 0; i < ch; i++) {
-        w[i] = 1.0f;      /* gamma */
-        w[ch + i] = 0.0f; /* beta */
+        if (node->p.bn.affine) {
+            w[i] = 1.0f;      /* gamma */
+            w[ch + i] = 0.0f; /* beta */
+        }
         buf[i] = 0.0f;    /* running_mean */
         buf[ch + i] = 1.0f; /* running_var */
     }
@@ -62,7 +75,8 @@ static void bn_forward(const at_layer_ctx *c)
     const double count = (double)plane * c->n;
     const float eps = c->node->p.bn.eps, momentum = c->node->p.bn.momentum;
     float *mean_cache = c->cache, *rstd_cache = (float *)c->cache + ch;
-    const float *gamma = c->w, *beta = c->w + ch;
+    const bool affine = c->node->p.bn.affine;
+    const float *gamma = affine ? c->w : NULL, *beta = affine ? c->w + ch : NULL;
     float *running_mean = c->buf, *running_var = c->buf + ch;
     const bool batch_stats = c->bn_mode != AT_BN_EVAL;
 #pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
@@ -95,7 +109,8 @@ static void bn_forward(const at_layer_ctx *c)
         }
         mean_cache[k] = mean;
         rstd_cache[k] = rstd;
-        const float scale = gamma[k] * rstd, shift = beta[k] - mean * scale;
+        const float scale = affine ? gamma[k] * rstd : rstd;
+        const float shift = (affine ? beta[k] : 0.0f) - mean * scale;
         for (int i = 0; i < c->n; i++)
             at_scale_shift_kernel(c->x[0] + ((size_t)i * ch + k) * plane, scale, shift,
                                   c->y + ((size_t)i * ch + k) * plane, plane);
@@ -125,13 +140,13 @@ static void bn_backward(const at_layer_ctx *c)
                 sum_dy_xhat += (double)dy[j] * ((x[j] - mean) * rstd);
             }
         }
-        if (c->weight_grads) {
+        if (c->weight_grads && c->node->p.bn.affine) {
             c->dw[k] += (float)sum_dy_xhat;
             c->dw[ch + k] += (float)sum_dy;
         }
         if (!c->dx[0])
             continue;
-        const float g = gamma[k] * rstd;
+        const float g = c->node->p.bn.affine ? gamma[k] * rstd : rstd;
         const float mean_dy = (float)(sum_dy / count), mean_dy_xhat = (float)(sum_dy_xhat / count);
         for (int i = 0; i < c->n; i++) {
             const float *x = c->x[0] + ((size_t)i * ch + k) * plane;

@@ -11,7 +11,10 @@
  * each unit's active/inactive state.
  *
  * With --attack fgsm|pgd --eps E [--steps S --step-size A], OUT also receives "x_adv": the attack
- * from the clean point (no random start), cross-entropy, batch norm in eval mode. */
+ * from the clean point (no random start), cross-entropy, batch norm in eval mode.
+ *
+ * ARCH is a reference architecture, or "generator-critic": a graph of the layers those do not use,
+ * as torch_models.GeneratorCritic defines it (state_dict names included). */
 #include "advtrain.h"
 
 #include <stdio.h>
@@ -32,6 +35,30 @@ static int parse_list(const char *s, float *out)
     for (char *tok = strtok(buf, ","); tok && n < 4; tok = strtok(NULL, ","))
         out[n++] = strtof(tok, NULL);
     return n;
+}
+
+/* A perturbation generator (conv, batch norm without affine parameters, PReLU per channel, conv,
+ * tanh) and a critic reading its output (conv stride 2, PReLU with one slope, linear). */
+static int generator_critic(at_model **out, const at_model_options *o, at_error *err)
+{
+    at_model *m = NULL;
+    int status = at_model_begin(&m, o->in_channels, o->in_height, o->in_width, err);
+    if (status)
+        return status;
+    int x = at_add_conv2d(m, 0, "gen.0", 8, 3, 1, 1, false);
+    x = at_add_batchnorm2d_affine(m, x, "gen.1", false);
+    x = at_add_prelu(m, x, "gen.2", 8);
+    x = at_add_conv2d(m, x, "gen.3", o->in_channels, 3, 1, 1, true);
+    x = at_add_tanh(m, x);
+    x = at_add_conv2d(m, x, "critic.0", 8, 3, 2, 1, true);
+    x = at_add_prelu(m, x, "critic.1", 1);
+    at_add_linear(m, at_add_flatten(m, x), "critic.3", 10, true);
+    status = at_model_finish(m, 0, err);
+    if (status)
+        at_model_free(m);
+    else
+        *out = m;
+    return status;
 }
 
 int main(int argc, char **argv)
@@ -73,7 +100,9 @@ int main(int argc, char **argv)
     }
     at_model *m = NULL;
     at_pass *p = NULL;
-    if (at_model_create(&m, arch, &o, &err) || at_checkpoint_load(weights, m, NULL, NULL, &err) ||
+    if ((strcmp(arch, "generator-critic") ? at_model_create(&m, arch, &o, &err)
+                                          : generator_critic(&m, &o, &err)) ||
+        at_checkpoint_load(weights, m, NULL, NULL, &err) ||
         at_pass_create(&p, m, n, AT_PASS_KEEP_ALL, &err))
         return fail(err.message, NULL);
     const int k = at_model_num_classes(m);

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Reference tier: advtrain against PyTorch on the same weights and inputs.
 
-For smallcnn and preact-resnet18 (with input normalisation), in train and eval batch-norm modes:
-logits, mean cross-entropy loss, every weight gradient, the input gradient and the running
+For smallcnn, preact-resnet18 (with input normalisation) and generator-critic (the layers those
+do not use: batch norm without affine parameters, PReLU, tanh), in train and eval batch-norm
+modes: logits, mean cross-entropy loss, every weight gradient, the input gradient and the running
 statistics after the forward must match PyTorch's with relative error < 1e-4 (max |a - b| over
 max |b|, per tensor).
 
@@ -46,7 +47,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
 import safetensors_io  # noqa: E402
-from torch_models import Normalized, PreActResNet18, SmallCNN  # noqa: E402
+from torch_models import GeneratorCritic, Normalized, PreActResNet18, SmallCNN  # noqa: E402
 
 CIFAR_MEAN = [0.4914, 0.4822, 0.4465]
 CIFAR_STD = [0.2471, 0.2435, 0.2616]
@@ -414,9 +415,19 @@ def main():
                     p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.1 * torch.randn(p.shape, generator=gen))
         x2 = torch.rand(8, 3, 32, 32, generator=gen)
         y2 = torch.randint(0, 10, (8,), generator=gen)
+        torch.manual_seed(2)
+        aux = GeneratorCritic(channels=3, size=12)
+        randomize_buffers(aux, gen)
+        with torch.no_grad():  # slopes of either sign, away from PyTorch's initial 0.25
+            for name, p in aux.named_parameters():
+                if name in ("gen.2.weight", "critic.1.weight"):
+                    p.copy_(0.25 + 0.5 * torch.randn(p.shape, generator=gen))
+        x3 = torch.rand(8, 3, 12, 12, generator=gen)
+        y3 = torch.randint(0, 10, (8,), generator=gen)
         for mode in ("train", "eval"):
             compare(a.dump, tmp, "smallcnn", small, x1, y1, mode, False)
             compare(a.dump, tmp, "preact-resnet18", preact, x2, y2, mode, True)
+            compare(a.dump, tmp, "generator-critic", aux, x3, y3, mode, False)
         compare_attacks(a.dump, tmp, small, x1, y1)
         if a.jsigr_dump:
             compare_jsigr(a.jsigr_dump, a.advtrain, tmp, a.data_dir)

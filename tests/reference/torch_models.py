@@ -1,6 +1,7 @@
 """The reference architectures in PyTorch, as their original code defines them (state_dict keys
 included): TRADES SmallCNN (without its dropout), PreAct ResNet-18 of Rice et al., and the
-RobustBench WideResNet. Used only by the reference tier, never by advtrain itself."""
+RobustBench WideResNet; and a generator-critic pair of the layers those do not use. Used only by
+the reference tier, never by advtrain itself."""
 from collections import OrderedDict
 
 import torch
@@ -69,6 +70,24 @@ class PreActResNet18(nn.Module):
         out = self.layer4(self.layer3(self.layer2(self.layer1(self.conv1(x)))))
         out = F.avg_pool2d(F.relu(self.bn(out)), 4)
         return self.linear(out.view(out.size(0), -1))
+
+
+class GeneratorCritic(nn.Module):
+    """A perturbation generator ending in tanh and a critic reading its output, of the layers the
+    reference architectures do not use: BatchNorm2d(affine=False), PReLU with one slope per
+    channel and with one slope, Tanh. reference_dump.c builds the same graph."""
+
+    def __init__(self, channels=3, size=12, num_classes=10):
+        super().__init__()
+        self.gen = nn.Sequential(
+            nn.Conv2d(channels, 8, 3, 1, 1, bias=False), nn.BatchNorm2d(8, affine=False),
+            nn.PReLU(8), nn.Conv2d(8, channels, 3, 1, 1), nn.Tanh())
+        self.critic = nn.Sequential(
+            nn.Conv2d(channels, 8, 3, 2, 1), nn.PReLU(), nn.Flatten(),
+            nn.Linear(8 * ((size + 1) // 2) ** 2, num_classes))
+
+    def forward(self, x):
+        return self.critic(self.gen(x))
 
 
 class Normalized(nn.Module):

@@ -78,7 +78,7 @@ void refnet_forward(const refnet *r, const double *x, int n, at_bn_mode mode, do
         }
         case AT_LAYER_batchnorm2d: {
             const size_t plane = (size_t)is.h * is.w;
-            const double *gamma = w, *beta = w + is.c;
+            const bool affine = node->p.bn.affine; /* gamma = w, beta = w + is.c */
             const double *rmean = r->buffers + node->buffer_offset, *rvar = rmean + is.c;
             for (int c = 0; c < is.c; c++) {
                 double mean, var;
@@ -102,7 +102,8 @@ void refnet_forward(const refnet *r, const double *x, int n, at_bn_mode mode, do
                 for (int i = 0; i < n; i++)
                     for (size_t j = 0; j < plane; j++)
                         y[i * out_size + c * plane + j] =
-                            gamma[c] * (in[i * in_size + c * plane + j] - mean) * rstd + beta[c];
+                            (affine ? w[c] : 1.0) * (in[i * in_size + c * plane + j] - mean) *
+                                rstd + (affine ? w[is.c + c] : 0.0);
             }
             break;
         }
@@ -194,6 +195,23 @@ void refnet_forward(const refnet *r, const double *x, int n, at_bn_mode mode, do
             for (size_t j = 0; j < in_size * n; j++)
                 y[j] = (double)node->p.scale.factor * in[j];
             break;
+        case AT_LAYER_tanh:
+            for (size_t j = 0; j < in_size * n; j++)
+                y[j] = tanh(in[j]);
+            break;
+        case AT_LAYER_prelu: {
+            const size_t plane = (size_t)is.h * is.w;
+            for (int i = 0; i < n; i++)
+                for (int c = 0; c < is.c; c++) {
+                    const double a = w[node->p.prelu.slopes == 1 ? 0 : c];
+                    for (size_t j = 0; j < plane; j++) {
+                        const double v = in[i * in_size + c * plane + j];
+                        y[i * in_size + c * plane + j] = v > 0 ? v : a * v;
+                        hash = mix(hash, v > 0);
+                    }
+                }
+            break;
+        }
         case AT_LAYER_COUNT:
             break;
         }

@@ -21,8 +21,8 @@ void refnet_free(refnet *r);
 
 /* Runs the graph on x [n, c, h, w] in double; logits gets [n, classes]. BN in AT_BN_EVAL uses
  * the copied running statistics, otherwise batch statistics (running statistics are never
- * updated). `pattern` (may be NULL) gets a hash of every ReLU sign and max-pool choice, so a
- * caller can tell when a finite-difference step crossed a kink. */
+ * updated). `pattern` (may be NULL) gets a hash of every ReLU and PReLU sign and max-pool
+ * choice, so a caller can tell when a finite-difference step crossed a kink. */
 void refnet_forward(const refnet *r, const double *x, int n, at_bn_mode mode, double *logits,
                     uint64_t *pattern);
 
