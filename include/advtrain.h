@@ -15,7 +15,8 @@
  *   at_dataset  images as uint8 NCHW with labels, loaded from IDX (MNIST, Fashion-MNIST) or
  *               CIFAR binary files, split, shuffled and augmented deterministically from a seed.
  *   checkpoints safetensors files with PyTorch names, written atomically.
- *   at_train    the training loop: epochs, schedule, validation, checkpoints and resume.
+ *   at_train    the training loop: epochs, schedule, validation, checkpoints, resume, and
+ *               fine-tuning from a checkpoint's or a PyTorch state_dict's weights.
  *
  * A minimal training step:
  *
@@ -875,6 +876,15 @@ int at_trainer_set_progress(at_trainer *t, const at_trainer_progress *p, at_erro
 int at_trainer_state(at_trainer *t, at_st_tensor *out, int cap);
 /* Restores that state from an opened checkpoint (at_checkpoint_load's st_out) to resume. */
 int at_trainer_restore_state(at_trainer *t, const at_safetensors *st, at_error *err);
+/* Fine-tuning: replaces the model's parameters and batch-norm buffers with those of `path`
+ * before the first epoch (a weight average starts from them too); the optimiser, the epoch count
+ * and the schedules stay fresh, unlike a resumed run. The file is an advtrain checkpoint, whose
+ * optimiser and trainer.* tensors are passed over, or a PyTorch state_dict of the architecture
+ * saved as safetensors (no wrapper prefix: at_checkpoint_import reads those). Every model tensor
+ * must be there with its shape and dtype, and any other tensor is an error naming it; a file that
+ * describes its model must normalise inputs as this model does. A failed call changes nothing;
+ * AT_ERR_STATE after an epoch has run or a run was resumed past epoch 0. */
+int at_trainer_init_weights(at_trainer *t, const char *path, at_error *err);
 /* Runs one epoch; fills stats. */
 int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_stats *stats,
                          at_error *err);

@@ -91,6 +91,47 @@ expect 2 "option 'lr' was" -- "$BIN" train --data-dir "$DATA" --train-size 512 -
     --epochs 2 --batch-size 64 --out "$TMP/split" --resume --lr 0.1
 expect 1 "no optimiser state\|last.safetensors" -- "$BIN" train --data-dir "$DATA" --out "$TMP/none" --resume
 
+# --- fine-tuning: --init starts a run of any method from a file's weights, all else fresh
+I="train --data-dir $DATA --train-size 64 --val-size 0 --epochs 1 --batch-size 64 --quiet"
+# a learning rate too small to move the weights: the run is judged as the file it started from
+expect 0 "clean accuracy" -- "$BIN" $I --lr 1e-8 --init "$TMP/run/last.safetensors" --out "$TMP/ft0"
+expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" \
+    --json "$TMP/init.json" --quiet
+[ "$(grep '"correct"' "$TMP/ft0/report.json" | tr -d ' ,')" = "$(grep '"correct"' "$TMP/init.json" | tr -d ' ,')" ] ||
+    fail "a run from --init does not start from the file's weights"
+# trades from a standard run's checkpoint; stopped, then resumed without --init: bit for bit
+F="train --data-dir $DATA --train-size 256 --val-size 64 --epochs 2 --batch-size 64 --method trades --eps 0.1
+   --steps 2 --no-final-pgd"
+expect 0 "starting from the weights of" -- "$BIN" $F --init "$TMP/run/last.safetensors" --out "$TMP/ft"
+init_hash=$(sha256sum "$TMP/run/last.safetensors" | cut -d' ' -f1)
+grep -q "\"init_sha256\": \"$init_hash\"" "$TMP/ft/report.json" || fail "the report does not hash the --init file"
+grep -q "^init-sha256 = $init_hash" "$TMP/ft/run.cfg" || fail "run.cfg does not record the --init file's hash"
+expect 0 "continue with --resume" -- "$BIN" $F --init "$TMP/run/last.safetensors" --out "$TMP/ft2" --stop-after 1
+expect 2 "drop --init" -- "$BIN" $F --init "$TMP/run/last.safetensors" --out "$TMP/ft2" --resume
+[ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "--init with --resume: more than one line"
+expect 0 "resuming" -- "$BIN" $F --out "$TMP/ft2" --resume
+cmp -s "$TMP/ft/last.safetensors" "$TMP/ft2/last.safetensors" || fail "a resumed --init run differs from the uninterrupted run"
+grep -q "\"init_sha256\": \"$init_hash\"" "$TMP/ft2/report.json" || fail "the resumed run's report lost the --init file"
+# its run.cfg replays it, and resumes it, from the same file
+expect 0 "continue with --resume" -- "$BIN" train --config "$TMP/ft/run.cfg" --out "$TMP/ft3" --stop-after 1
+expect 0 "resuming" -- "$BIN" train --config "$TMP/ft/run.cfg" --out "$TMP/ft3" --resume
+cmp -s "$TMP/ft/last.safetensors" "$TMP/ft3/last.safetensors" || fail "run.cfg of an --init run replayed other weights"
+# files that do not fit the model: one line naming the file (and the tensor), before training
+head -c 3000 "$TMP/run/last.safetensors" >"$TMP/cut_init.safetensors"
+zeros=0000000000000000000000000000000000000000000000000000000000000000
+for bad in "1|missing tensor fc1.weight|--model mlp-16 --init $TMP/run/last.safetensors" \
+    "1|$TMP/cut_init.safetensors|--init $TMP/cut_init.safetensors" \
+    "1|$TMP/junk.safetensors|--init $TMP/junk.safetensors" \
+    "1|$TMP/nothing.safetensors|--init $TMP/nothing.safetensors" \
+    "1|normalise inputs|--init $TMP/run/last.safetensors --mean 0.5 --std 0.25" \
+    "1|as --init-sha256 says|--init $TMP/run/last.safetensors --init-sha256 $zeros" \
+    "2|--init-sha256 needs --init|--init-sha256 $init_hash"; do
+    code=${bad%%|*} rest=${bad#*|}
+    expect "$code" "${rest%%|*}" -- "$BIN" $I ${rest#*|} --out "$TMP/bad_init"
+    [ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "--init ${rest#*|}: more than one line: $(head -c 300 "$TMP/out")"
+    [ -e "$TMP/bad_init" ] && fail "a run with ${rest#*|} started"
+done
+
 # --- thread count does not change the result
 expect 0 "clean accuracy" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 --epochs 2 \
     --batch-size 64 --out "$TMP/one" --threads 1 --quiet

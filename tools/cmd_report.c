@@ -330,7 +330,13 @@ static void write_page(FILE *out, const char *dir, json_t *train, json_t *epochs
         if (number(config, "eps") > 0)
             fprintf(out, ", training eps %g (%s)", number(config, "eps"),
                     json_string_value(json_object_get(config, "norm")));
-        fprintf(out, ", seed %lld.</p>\n", (long long)json_integer_value(json_object_get(config, "seed")));
+        fprintf(out, ", seed %lld", (long long)json_integer_value(json_object_get(config, "seed")));
+        if (json_is_string(json_object_get(config, "init"))) {
+            fprintf(out, ", fine-tuned from <code>");
+            html_text(out, json_string_value(json_object_get(config, "init")));
+            fprintf(out, "</code>");
+        }
+        fprintf(out, ".</p>\n");
     }
     const char *warning = json_string_value(json_object_get(train, "warning"));
     if (warning) {
@@ -417,7 +423,8 @@ static void write_page(FILE *out, const char *dir, json_t *train, json_t *epochs
     }
     fprintf(out, "<h2>Reproducibility</h2>\n<table>");
     static const char *const keys[] = {"advtrain_version", "train_data_sha256", "test_data_sha256",
-                                       "checkpoint_sha256", "best_checkpoint_sha256", NULL};
+                                       "checkpoint_sha256", "best_checkpoint_sha256", "init",
+                                       "init_sha256", NULL};
     for (int k = 0; keys[k]; k++)
         if (json_object_get(train, keys[k])) {
             fprintf(out, "<tr><th>%s</th><td><code>", keys[k]);

@@ -1,12 +1,14 @@
-/* cmd_train.c: `advtrain train`: load the data, build the model, run the trainer epoch by epoch,
- * log one JSON line per epoch, keep a resumable checkpoint (written atomically after every
- * epoch), then evaluate on the test split and write the final report. */
+/* cmd_train.c: `advtrain train`: load the data, build the model (with --init, from a file's
+ * weights: fine-tuning), run the trainer epoch by epoch, log one JSON line per epoch, keep a
+ * resumable checkpoint (written atomically after every epoch), then evaluate on the test split
+ * and write the final report. */
 #include "attack_args.h"
 #include "eval_report.h"
 
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 typedef struct train_opts {
@@ -34,6 +36,7 @@ typedef struct train_opts {
     double cutmix_alpha, ood_weight, extra_ratio, extra_smoothing;
     const char *ood, *extra_data;
     const char *final_suite, *config;
+    const char *init, *init_sha256; /* fine-tuning: the starting weights and their hash */
 } train_opts;
 
 static train_opts opts = {
@@ -102,6 +105,8 @@ static const cli_option common_options[] = {
     {"std", CLI_FLOAT_LIST, &opts.std, 1e-6, 1000, NULL, "S1,..", "per-channel standard deviation (with --mean)"},
     {"input-levels", CLI_INT, &opts.input_levels, 2, 65536, NULL, "L", "quantise inputs to L levels (a gradient-masking defence)"},
     {"input-noise", CLI_FLOAT, &opts.input_noise, 1e-6, 10, NULL, "S", "add N(0, S^2) noise to inputs in every forward (randomised)"},
+    {"init", CLI_STRING, &opts.init, 0, 0, NULL, "FILE", "fine-tune: start from the parameters and batch-norm buffers of FILE (an advtrain checkpoint, or a PyTorch state_dict of --model saved as safetensors); the optimiser, epochs and schedules start fresh"},
+    {"init-sha256", CLI_STRING, &opts.init_sha256, 0, 0, NULL, "HEX", "with --init: refuse a FILE of another SHA-256 (run.cfg records it, so a replay starts from the same weights)"},
     {"resume", CLI_FLAG, &opts.resume, 0, 0, NULL, NULL, "continue the run in --out from its last checkpoint"},
     {"stop-after", CLI_INT, &opts.stop_after, 1, 100000, NULL, "E", "stop after epoch E (the schedule still spans --epochs); continue with --resume"},
     {"test-each-epoch", CLI_FLAG, &opts.test_each_epoch, 0, 0, NULL, NULL, "also log test accuracy after every epoch"},
@@ -133,8 +138,9 @@ static cli_option options[N_COMMON + MAX_METHOD_OPTIONS];
 
 static cli_command command = {
     "train",
-    "Train a model and save its checkpoints. Example:\n"
-    "  advtrain train --data fashion-mnist --model smallcnn --epochs 5 --out runs/clean",
+    "Train a model and save its checkpoints. Examples:\n"
+    "  advtrain train --data fashion-mnist --model smallcnn --epochs 5 --out runs/clean\n"
+    "  advtrain train --init runs/clean/last.safetensors --method trades --eps 0.1 --epochs 2 --out runs/ft",
     "advtrain train --out DIR [options]", options, N_COMMON};
 
 static void append(char *buf, size_t cap, const char *fmt, const char *a, const char *b)
@@ -285,6 +291,11 @@ static json_t *config_json(const bool *seen)
     json_object_set_new(c, "coreset_bias_only", json_boolean(opts.coreset_bias_only));
     json_object_set_new(c, "ood_weight", json_real(opts.ood_weight));
     json_object_set_new(c, "ood_batch", json_integer(opts.ood_batch));
+    /* only a fine-tuning run has these, so runs saved before them still resume */
+    if (opts.init)
+        json_object_set_new(c, "init", json_string(opts.init));
+    if (opts.init_sha256)
+        json_object_set_new(c, "init_sha256", json_string(opts.init_sha256));
     json_t *given = json_object();
     for (int k = 0; k < n_method_opts; k++)
         if (seen[N_COMMON + k]) {
@@ -414,7 +425,7 @@ static int check_companions(const bool *seen)
         {"cutmix-alpha", "cutmix"}, {"ood-weight", "ood"}, {"ood-batch", "ood"},
         {"extra-ratio", "extra-data"}, {"extra-smoothing", "extra-data"},
         {"coreset-period", "coreset"}, {"coreset-warmup", "coreset"}, {"coreset-start", "coreset"},
-        {"coreset-bias-only", "coreset"},
+        {"coreset-bias-only", "coreset"}, {"init-sha256", "init"},
     };
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
         if (cli_given(&command, seen, pairs[i].option) && !cli_given(&command, seen, pairs[i].needs))
@@ -583,7 +594,9 @@ static int on_epoch(void *user, const at_epoch_stats *st)
 }
 
 /* On --resume every configuration key must match the saved run, or the result would not be the
- * run that was started. */
+ * run that was started. The starting weights of a fine-tuning run are part of its record but not
+ * of a resumed session's command line (it continues from its own checkpoint), so they come from
+ * the saved run unless given (in a --config file). */
 static int check_resume_config(const char *saved_text, json_t *current)
 {
     json_error_t jerr;
@@ -591,6 +604,10 @@ static int check_resume_config(const char *saved_text, json_t *current)
     if (!saved)
         return cli_error("train", EXIT_WORK_FAILED, "%s/last.safetensors has no run configuration; cannot resume",
                          opts.out);
+    static const char *const adopted[] = {"init", "init_sha256"};
+    for (size_t i = 0; i < sizeof adopted / sizeof adopted[0]; i++)
+        if (!json_object_get(current, adopted[i]) && json_object_get(saved, adopted[i]))
+            json_object_set(current, adopted[i], json_object_get(saved, adopted[i]));
     const char *key;
     json_t *value;
     int status = 0;
@@ -774,23 +791,40 @@ done:
     return status;
 }
 
-/* The value of --method on the command line, before parsing (for --help). */
-static const char *method_in_argv(int argc, char **argv)
+/* The value of option `name` ("--method") on the command line itself, not from --config; NULL
+ * when absent. */
+static const char *value_in_argv(int argc, char **argv, const char *name)
 {
+    const size_t len = strlen(name);
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--method") && i + 1 < argc)
+        if (!strcmp(argv[i], name) && i + 1 < argc)
             return argv[i + 1];
-        if (!strncmp(argv[i], "--method=", 9))
-            return argv[i] + 9;
+        if (!strncmp(argv[i], name, len) && argv[i][len] == '=')
+            return argv[i] + len + 1;
     }
     return NULL;
+}
+
+/* --init's file and its SHA-256, the one --init-sha256 demands if given; `hash` then becomes
+ * opts.init_sha256, for run.cfg and the run's record. */
+static int hash_init(char hash[65])
+{
+    at_error err;
+    if (at_file_sha256(opts.init, hash, &err))
+        return cli_error("train", EXIT_WORK_FAILED, "--init: %s", err.message);
+    if (opts.init_sha256 && strcasecmp(opts.init_sha256, hash) != 0)
+        return cli_error("train", EXIT_WORK_FAILED, "--init %s has SHA-256 %s, not %s as "
+                         "--init-sha256 says (did the file change since the run was configured?)",
+                         opts.init, hash, opts.init_sha256);
+    opts.init_sha256 = hash;
+    return 0;
 }
 
 int cmd_train(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            const char *method = method_in_argv(argc, argv);
+            const char *method = value_in_argv(argc, argv, "--method");
             const char *name;
             bool known = false;
             for (int m = 0; method && at_method_info(m, &name, NULL); m++)
@@ -814,6 +848,17 @@ int cmd_train(int argc, char **argv)
     if (!strcmp(opts.method, "fgsm-rs") && !cli_given(&command, seen, "lr-schedule"))
         opts.schedule = "cyclic";
     if ((status = check_companions(seen)))
+        return status;
+    /* a resumed session takes its weights from its own checkpoint; --init in a --config file is
+     * part of the run's record and is checked against it */
+    if (opts.resume && value_in_argv(argc, argv, "--init"))
+        return cli_error("train", EXIT_USAGE, "--init starts a new run from a file's weights; "
+                         "--resume continues %s from its own last checkpoint: drop --init", opts.out);
+    if (opts.init_sha256 && (strlen(opts.init_sha256) != 64 ||
+                             strspn(opts.init_sha256, "0123456789abcdefABCDEF") != 64))
+        return cli_error("train", EXIT_USAGE, "--init-sha256 takes 64 hexadecimal digits");
+    char init_hash[65];
+    if (opts.init && !opts.resume && (status = hash_init(init_hash)))
         return status;
     if (opts.ood && !cli_given(&command, seen, "ood-weight"))
         opts.ood_weight = !strcmp(opts.method, "trades") ? 1.0 : 5.0; /* OAT-TRADES: no weight */
@@ -855,6 +900,10 @@ int cmd_train(int argc, char **argv)
         status = cli_error("train", EXIT_USAGE, "%s", s.err.message);
         goto done;
     }
+    if (opts.init && !opts.resume && at_trainer_init_weights(s.trainer, opts.init, &s.err)) {
+        status = cli_error("train", EXIT_WORK_FAILED, "--init: %s", s.err.message);
+        goto done;
+    }
     if (cli_mkdirs(opts.out, &s.err)) {
         status = cli_error("train", EXIT_WORK_FAILED, "%s", s.err.message);
         goto done;
@@ -867,7 +916,7 @@ int cmd_train(int argc, char **argv)
     snprintf(cfg_path, sizeof cfg_path, "%s/run.cfg", opts.out);
     static const char *const resolved[] = {"data", "model", "method", "epochs", "batch-size", "lr",
                                            "lr-schedule", "momentum", "weight-decay", "seed",
-                                           "val-size", NULL};
+                                           "val-size", "init-sha256", NULL};
     if (!opts.resume && cli_write_config(&command, cfg_path, seen, resolved, not_saved, &s.err)) {
         status = cli_error("train", EXIT_WORK_FAILED, "%s", s.err.message);
         goto done;
@@ -888,6 +937,8 @@ int cmd_train(int argc, char **argv)
             goto done;
         }
         status = check_resume_config(at_st_meta(st, "config"), config);
+        free(s.config_text); /* with the saved run's starting weights, if any */
+        s.config_text = json_dumps(config, JSON_COMPACT | JSON_SORT_KEYS);
         const char *epoch_text = at_st_meta(st, "epoch");
         int epoch = epoch_text ? atoi(epoch_text) : -1;
         at_trainer_progress progress = {epoch, -1.0, -1.0, -1.0, -1};
@@ -938,6 +989,9 @@ int cmd_train(int argc, char **argv)
     if (!opts.quiet) {
         fprintf(stderr, "training %s on %s (%d images, %d held out) with %s, %d epochs, %d threads\n",
                 opts.model, opts.data, train.n, val.n, opts.method, opts.epochs, omp_get_max_threads());
+        if (opts.init && !opts.resume)
+            fprintf(stderr, "starting from the weights of %s (SHA-256 %.16s...)\n", opts.init,
+                    opts.init_sha256);
         if (passes != opts.epochs)
             fprintf(stderr, "%s replays each minibatch %d times: %d passes over the data, as many "
                             "optimiser steps as %d epochs\n", opts.method,
@@ -970,6 +1024,13 @@ int cmd_train(int argc, char **argv)
                        "epochs", json_incref(s.epochs), "train_seconds", train_seconds);
     json_object_set_new(report, "method_settings", method_settings(s.trainer));
     json_object_set_new(report, "checkpoint", json_string(s.checkpoint));
+    /* a fine-tuning run's starting weights, as recorded when it started (a resumed session
+     * takes them from its checkpoint) */
+    if (json_object_get(config, "init")) {
+        json_object_set(report, "init", json_object_get(config, "init"));
+        if (json_object_get(config, "init_sha256"))
+            json_object_set(report, "init_sha256", json_object_get(config, "init_sha256"));
+    }
     char hash[65];
     at_dataset_sha256(&train, hash);
     json_object_set_new(report, "train_data_sha256", json_string(hash));

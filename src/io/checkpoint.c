@@ -11,10 +11,12 @@
  *
  * Loading is strict (every tensor present, right shape and dtype, finite, nothing unknown) and
  * validates the whole file before writing anything, so a failed load leaves the model and the
- * optimiser exactly as they were.
+ * optimiser exactly as they were. Loading to fine-tune (at_checkpoint_load_init, for
+ * at_trainer_init_weights) also checks the input normalisation of a file that describes its model.
  */
-#include "core/util.h"
+#include "io/checkpoint.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -285,8 +287,88 @@ static void copy_in(const at_safetensors *st, const name_view *v, at_model *mode
     }
 }
 
+/* "[0.5, 0.25]": at most 4 channels, as at_model_options holds. */
+static void format_floats(char *out, size_t cap, const float *values, int n)
+{
+    size_t used = (size_t)snprintf(out, cap, "[");
+    for (int i = 0; i < n && used < cap; i++)
+        used += (size_t)snprintf(out + used, cap - used, "%s%g", i ? ", " : "", (double)values[i]);
+    if (used < cap)
+        snprintf(out + used, cap - used, "]");
+}
+
+/* Reads a description's per-channel list into `out` for the model's c channels; a list of fewer
+ * values repeats (a frame model's one channel on every frame of a clip). False when malformed. */
+static bool read_channels(json_t *list, float *out, int c)
+{
+    const size_t n = json_array_size(list);
+    if (n == 0 || n > 4)
+        return false;
+    for (int i = 0; i < c && i < 4; i++) {
+        json_t *v = json_array_get(list, (size_t)i % n);
+        if (!json_is_number(v))
+            return false;
+        out[i] = (float)json_number_value(v);
+    }
+    return true;
+}
+
+/* Weights trained on inputs normalised one way start a model that normalises them another way
+ * (or not at all) from nonsense, and nothing in the tensors shows it: the normalisation lives in
+ * the model description ("model" metadata), which only advtrain checkpoints carry. */
+static int check_normalisation(const char *path, const at_safetensors *st, const at_model *model,
+                               at_error *err)
+{
+    const char *spec = at_st_meta(st, "model");
+    if (!spec)
+        return AT_OK; /* a state_dict: nothing to compare */
+    json_error_t jerr;
+    json_t *root = json_loads(spec, 0, &jerr);
+    if (!root)
+        return at_fail(err, AT_ERR_FORMAT, "%s: its model description is not JSON: %s", path,
+                       jerr.text);
+    const at_model_options *o = at_model_get_options(model);
+    int c, h, w;
+    at_model_input_shape(model, &c, &h, &w);
+    c = c < 4 ? c : 4;
+    json_t *mean = json_object_get(root, "mean"), *std = json_object_get(root, "std");
+    const bool file_normalises = mean || std;
+    float file_mean[4] = {0}, file_std[4] = {0};
+    int status = AT_OK;
+    if (file_normalises && (!read_channels(mean, file_mean, c) || !read_channels(std, file_std, c)))
+        status = at_fail(err, AT_ERR_FORMAT, "%s: its model description has an invalid mean/std",
+                         path);
+    bool same = !status && file_normalises == (o->normalize != 0);
+    for (int i = 0; same && file_normalises && i < c; i++)
+        same = file_mean[i] == o->mean[i] && file_std[i] == o->std[i];
+    json_decref(root);
+    if (status || same)
+        return status;
+    char file_text[112] = "", model_text[112] = "";
+    if (file_normalises) {
+        char m[48], sd[48];
+        format_floats(m, sizeof m, file_mean, c);
+        format_floats(sd, sizeof sd, file_std, c);
+        snprintf(file_text, sizeof file_text, "mean %s, std %s", m, sd);
+    }
+    if (o->normalize) {
+        char m[48], sd[48];
+        format_floats(m, sizeof m, o->mean, c);
+        format_floats(sd, sizeof sd, o->std, c);
+        snprintf(model_text, sizeof model_text, "mean %s, std %s", m, sd);
+    }
+    if (!o->normalize)
+        return at_fail(err, AT_ERR_ARG, "%s: its model normalises inputs (%s) but the model to "
+                       "train does not", path, file_text);
+    if (!file_normalises)
+        return at_fail(err, AT_ERR_ARG, "%s: its model does not normalise inputs but the model to "
+                       "train does (%s)", path, model_text);
+    return at_fail(err, AT_ERR_ARG, "%s: its model normalises inputs with %s but the model to "
+                   "train with %s", path, file_text, model_text);
+}
+
 static int load(const char *path, at_model *model, at_sgd *sgd, const name_view *v,
-                at_safetensors **st_out, at_error *err)
+                bool same_inputs, at_safetensors **st_out, at_error *err)
 {
     if (st_out)
         *st_out = NULL;
@@ -303,6 +385,8 @@ static int load(const char *path, at_model *model, at_sgd *sgd, const name_view 
     if (status != AT_OK)
         return status;
     status = validate(path, st, model, sgd != NULL, v, err);
+    if (status == AT_OK && same_inputs)
+        status = check_normalisation(path, st, model, err);
     if (status == AT_OK)
         copy_in(st, v, model, params, momentum);
     if (status == AT_OK && st_out)
@@ -316,12 +400,18 @@ int at_checkpoint_load(const char *path, at_model *model, at_sgd *sgd, at_safete
                        at_error *err)
 {
     const name_view plain = {NULL, NULL};
-    return load(path, model, sgd, &plain, st_out, err);
+    return load(path, model, sgd, &plain, false, st_out, err);
+}
+
+int at_checkpoint_load_init(const char *path, at_model *model, at_error *err)
+{
+    const name_view plain = {NULL, NULL};
+    return load(path, model, NULL, &plain, true, NULL, err);
 }
 
 int at_checkpoint_import(const char *path, at_model *model, const char *prefix,
                          const char *const *ignore, at_error *err)
 {
     const name_view v = {prefix, ignore};
-    return load(path, model, NULL, &v, NULL, err);
+    return load(path, model, NULL, &v, false, NULL, err);
 }

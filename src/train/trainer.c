@@ -11,6 +11,7 @@
 #include "train/coreset.h"
 
 #include "attack/attack.h"
+#include "io/checkpoint.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -313,6 +314,21 @@ int at_trainer_set_progress(at_trainer *t, const at_trainer_progress *p, at_erro
         return at_model_copy_weights(t->snapshot, t->model, err);
     }
     return AT_OK;
+}
+
+int at_trainer_init_weights(at_trainer *t, const char *path, at_error *err)
+{
+    if (!path)
+        return at_fail(err, AT_ERR_ARG, "at_trainer_init_weights: path is NULL");
+    /* after a step the optimiser and the schedules are no longer fresh, and a resumed run has
+     * its own weights */
+    if (t->epochs_done > 0 || t->step > 0)
+        return at_fail(err, AT_ERR_STATE, "%s: weights are set only before the first epoch", path);
+    int status = at_checkpoint_load_init(path, t->model, err);
+    /* the weight average starts from the weights it averages */
+    if (!status && t->ema)
+        status = at_model_copy_weights(t->ema, t->model, err);
+    return status;
 }
 
 /* Rebuffi et al. (NeurIPS 2021): theta_bar <- d theta_bar + (1 - d) theta with the TensorFlow
