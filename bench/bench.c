@@ -34,7 +34,7 @@ static const workload workloads[] = {
 typedef struct bench {
     at_model *model;
     at_pass *train, *infer;
-    at_sgd *sgd;
+    at_optimizer *opt;
     float *x, *xadv, *delta, *dlogits;
     int32_t *y;
     int batch, k;
@@ -57,7 +57,7 @@ static void train_step(bench *b, const float *x)
     at_loss_cross_entropy(at_pass_logits(b->train), b->batch, b->k, &(at_ce_target){.labels = b->y},
                           NULL, b->dlogits);
     at_backward(b->train, b->dlogits, AT_GRAD_WEIGHTS);
-    at_sgd_step(b->sgd, 0.01f);
+    at_optimizer_step(b->opt, 0.01f);
 }
 
 /* L-inf PGD from a uniform random start, `steps` signed-gradient steps of alpha, projection to
@@ -187,7 +187,7 @@ int main(int argc, char **argv)
     if (at_model_create(&b.model, w->arch, &mo, &err) ||
         (train && at_pass_create(&b.train, b.model, batch, 0, &err)) ||
         (infer && at_pass_create(&b.infer, b.model, batch, AT_PASS_FORWARD_ONLY, &err)) ||
-        at_sgd_create(&b.sgd, b.model, &(at_sgd_options){0.9f, 5e-4f, false}, &err)) {
+        at_optimizer_create(&b.opt, b.model, &(at_optimizer_options){.momentum = 0.9f, .weight_decay = 5e-4f}, &err)) {
         fprintf(stderr, "advtrain-bench: %s\n", err.message);
         return 1;
     }
@@ -255,7 +255,7 @@ int main(int argc, char **argv)
     free(b.delta);
     free(b.dlogits);
     free(b.y);
-    at_sgd_free(b.sgd);
+    at_optimizer_free(b.opt);
     at_pass_free(b.train);
     at_pass_free(b.infer);
     at_model_free(b.model);

@@ -32,7 +32,7 @@ int main(int argc, char **argv)
         return fail(&err);
     at_train_config cfg = {.method = "pgd-at", .epochs = 1, .batch_size = 128,
                            .lr = {.kind = AT_LR_COSINE, .base = 0.05f},
-                           .sgd = {.momentum = 0.9f, .weight_decay = 5e-4f},
+                           .optimizer = {.momentum = 0.9, .weight_decay = 5e-4},
                            .eps = 0.1f, .attack_steps = 5, .no_robust_validation = true,
                            .eval_batch_size = 500};
     at_trainer *trainer = NULL;

@@ -11,7 +11,8 @@
  *   at_forward  runs a pass with a batch-norm mode chosen per call; at_backward yields the gradient
  *               w.r.t. the input, the weights, or both, and accumulates weight gradients.
  *   losses      cross-entropy (hard, soft, smoothed labels, per-example weights) and KL divergence.
- *   at_sgd      SGD with momentum, Nesterov and weight decay; at_lr_schedule gives the rate.
+ *   at_optimizer SGD (momentum, Nesterov), Adam or AdamW for one model's parameters;
+ *               at_lr_schedule gives the rate.
  *   at_dataset  images as uint8 NCHW with labels, loaded from IDX (MNIST, Fashion-MNIST) or
  *               CIFAR binary files, split, shuffled and augmented deterministically from a seed.
  *   checkpoints safetensors files with PyTorch names, written atomically.
@@ -20,15 +21,18 @@
  *
  * A minimal training step:
  *
- *   at_model *m; at_pass *p; at_sgd *opt; at_error err;
+ *   at_model *m; at_pass *p; at_optimizer *opt; at_error err;
  *   at_model_create(&m, "smallcnn", NULL, &err);
  *   at_pass_create(&p, m, 128, 0, &err);
- *   at_sgd_create(&opt, m, &(at_sgd_options){.momentum = 0.9f, .weight_decay = 5e-4f}, &err);
+ *   at_optimizer_options o = at_optimizer_defaults(AT_OPTIMIZER_SGD);
+ *   o.momentum = 0.9;
+ *   o.weight_decay = 5e-4;
+ *   at_optimizer_create(&opt, m, &o, &err);
  *   at_model_zero_grad(m);
  *   at_forward(p, x, 128, AT_BN_TRAIN);
  *   at_loss_cross_entropy(at_pass_logits(p), 128, 10, &(at_ce_target){.labels = y}, NULL, dlogits);
  *   at_backward(p, dlogits, AT_GRAD_WEIGHTS);
- *   at_sgd_step(opt, 0.05f);
+ *   at_optimizer_step(opt, 0.05f);
  *
  * Conventions:
  *   - Tensors are float32, row-major, NCHW. Images are in [0,1]; a model that wants normalised
@@ -344,21 +348,62 @@ float at_loss_feature_distance(const float *features, const float *target, int n
 int at_count_correct(const float *logits, int n, int k, const int32_t *labels, uint8_t *correct);
 
 /* ------------------------------------------------------------------------------------------------
- * Optimiser and learning-rate schedules
+ * Optimisers and learning-rate schedules. An optimiser belongs to one model (the classifier, or any
+ * other network trained beside it) and updates its parameter slab from its gradient slab, step for
+ * step as PyTorch 1.13's torch.optim class of the same name.
  */
-typedef struct at_sgd_options {
-    float momentum;      /* 0 = plain SGD */
-    float weight_decay;  /* coupled L2: g += wd * w (PyTorch semantics) */
-    bool nesterov;
-} at_sgd_options;
+typedef enum at_optimizer_kind {
+    AT_OPTIMIZER_SGD = 0,  /* torch.optim.SGD with dampening 0 */
+    AT_OPTIMIZER_ADAM = 1, /* torch.optim.Adam (Kingma and Ba), amsgrad off */
+    AT_OPTIMIZER_ADAMW = 2 /* torch.optim.AdamW (Loshchilov and Hutter), amsgrad off */
+} at_optimizer_kind;
+const char *at_optimizer_kind_name(at_optimizer_kind kind); /* "sgd", "adam", "adamw" */
 
-typedef struct at_sgd at_sgd;
-int at_sgd_create(at_sgd **out, at_model *model, const at_sgd_options *options, at_error *err);
-void at_sgd_free(at_sgd *sgd);
-/* w -= lr * update, where update follows torch.optim.SGD (dampening 0). */
-void at_sgd_step(at_sgd *sgd, float lr);
-/* The momentum buffer (same layout as the parameter slab), for checkpoints. */
-float *at_sgd_momentum(at_sgd *sgd, size_t *count);
+/* Every field is taken as it is (a beta of 0 is a real choice): start from
+ * at_optimizer_defaults(kind) and change what differs. A field the kind does not use must stay 0;
+ * at_optimizer_create refuses it rather than ignore it. Numbers are doubles because PyTorch
+ * computes 1 - beta, the bias corrections and 1 - lr * wd in double precision. */
+typedef struct at_optimizer_options {
+    at_optimizer_kind kind;
+    double weight_decay;  /* SGD, Adam: coupled L2, g += wd * w; AdamW: decoupled, w *= 1 - lr wd */
+    double momentum;      /* SGD: in [0, 1); 0 = plain SGD */
+    bool nesterov;        /* SGD: Nesterov momentum (needs momentum > 0) */
+    double beta1, beta2;  /* Adam, AdamW: decay of the gradient's and the squared gradient's
+                             running averages, in [0, 1) */
+    double eps;           /* Adam, AdamW: added to the denominator, > 0 */
+} at_optimizer_options;
+
+/* PyTorch's defaults: SGD momentum 0, weight decay 0; Adam betas (0.9, 0.999), eps 1e-8, weight
+ * decay 0; AdamW the same with weight decay 1e-2. */
+at_optimizer_options at_optimizer_defaults(at_optimizer_kind kind);
+
+/* An optimiser updates `model`, which must outlive it; its state starts at zero, as PyTorch's. */
+typedef struct at_optimizer at_optimizer;
+int at_optimizer_create(at_optimizer **out, at_model *model, const at_optimizer_options *options,
+                        at_error *err);
+void at_optimizer_free(at_optimizer *opt);
+const at_optimizer_options *at_optimizer_get_options(const at_optimizer *opt);
+/* One update of every parameter of the model from its gradient slab, at learning rate lr. */
+void at_optimizer_step(at_optimizer *opt, float lr);
+
+/* The state a checkpoint must carry for a run to continue exactly: buffers laid out like the
+ * parameter slab (at_model_params), by name ("momentum", SGD's momentum buffer; "exp_avg" and
+ * "exp_avg_sq", Adam's and AdamW's moments under PyTorch's names), and for Adam and AdamW the
+ * step count t of the bias correction. */
+typedef struct at_optimizer_state_info {
+    const char *name;
+    float *data;
+    size_t count;
+} at_optimizer_state_info;
+int at_optimizer_state_count(const at_optimizer *opt);
+at_optimizer_state_info at_optimizer_state(at_optimizer *opt, int index);
+/* Steps taken (t) by Adam and AdamW; -1 for SGD, whose update does not depend on it. Setting it
+ * is AT_ERR_ARG for SGD or a negative count. */
+int64_t at_optimizer_steps(const at_optimizer *opt);
+int at_optimizer_set_steps(at_optimizer *opt, int64_t steps, at_error *err);
+/* Copies the state of an optimiser of the same kind over a model of the same size (a snapshot
+ * to roll back to); AT_ERR_ARG otherwise. */
+int at_optimizer_copy_state(at_optimizer *dst, const at_optimizer *src, at_error *err);
 
 typedef enum at_lr_kind {
     AT_LR_CONSTANT = 0,
@@ -660,21 +705,25 @@ typedef struct at_kv {
     const char *value;
 } at_kv;
 
-/* Saves the model's parameters and buffers under their PyTorch names, the optimiser's momentum
- * (as "optimizer.momentum.<name>") when sgd is not NULL, and the metadata. */
-int at_checkpoint_save(const char *path, const at_model *model, at_sgd *sgd, const at_kv *meta,
-                       int n_meta, at_error *err);
+/* Saves the model's parameters and buffers under their PyTorch names and the metadata; when opt
+ * is not NULL also its state, each buffer per parameter as "optimizer.<state>.<name>"
+ * ("optimizer.momentum.conv1.weight", "optimizer.exp_avg.conv1.weight"), Adam's step count as the
+ * 0-dim I64 "optimizer.step", and its kind as the metadata "optimizer" ("adam"). */
+int at_checkpoint_save(const char *path, const at_model *model, at_optimizer *opt,
+                       const at_kv *meta, int n_meta, at_error *err);
 /* The same, with tensors of a training run's own state, each named "trainer.<what>" (see
  * at_trainer_state); loading passes over them. */
-int at_checkpoint_save_with(const char *path, const at_model *model, at_sgd *sgd,
+int at_checkpoint_save_with(const char *path, const at_model *model, at_optimizer *opt,
                             const at_kv *meta, int n_meta, const at_st_tensor *extra, int n_extra,
                             at_error *err);
 /* Loads into an existing model. Every model tensor must be present with the right shape and
  * dtype; any other tensor is an error unless it belongs to the optimiser. A weights-only file (a
- * PyTorch state_dict saved as safetensors) loads with sgd NULL. When `st_out` is not NULL the
- * opened file is handed back so the caller can read its metadata; free it with at_st_free. */
-int at_checkpoint_load(const char *path, at_model *model, at_sgd *sgd, at_safetensors **st_out,
-                       at_error *err);
+ * PyTorch state_dict saved as safetensors) loads with opt NULL. With opt, the file must hold the
+ * state of an optimiser of the same kind (a file without the "optimizer" metadata, written before
+ * Adam existed, holds SGD's). When `st_out` is not NULL the opened file is handed back so the
+ * caller can read its metadata; free it with at_st_free. */
+int at_checkpoint_load(const char *path, at_model *model, at_optimizer *opt,
+                       at_safetensors **st_out, at_error *err);
 
 /* ------------------------------------------------------------------------------------------------
  * Training
@@ -741,7 +790,7 @@ typedef struct at_train_config {
     int epochs;
     int batch_size;
     at_lr_schedule lr;
-    at_sgd_options sgd;
+    at_optimizer_options optimizer; /* the model's (zero-initialised: plain SGD) */
     at_augment augment;
     uint64_t seed;
     int val_size;             /* held-out validation examples taken from the training set */
@@ -845,7 +894,7 @@ typedef struct at_trainer at_trainer;
 int at_trainer_create(at_trainer **out, at_model *model, const at_dataset *train,
                       const at_dataset *val, const at_train_config *config, at_error *err);
 void at_trainer_free(at_trainer *t);
-at_sgd *at_trainer_sgd(at_trainer *t);
+at_optimizer *at_trainer_optimizer(at_trainer *t);
 /* The model to evaluate and deploy: the weight average with config.ema, else the model. */
 at_model *at_trainer_eval_model(at_trainer *t);
 /* The configuration with the method's defaults filled in. */

@@ -131,6 +131,39 @@ for bad in "1|missing tensor fc1.weight|--model mlp-16 --init $TMP/run/last.safe
     [ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "--init ${rest#*|}: more than one line: $(head -c 300 "$TMP/out")"
     [ -e "$TMP/bad_init" ] && fail "a run with ${rest#*|} started"
 done
+# --- Adam: options of another optimiser are refused; a resumed run is the uninterrupted run; the
+# saved state resumes only with the optimiser that wrote it; run.cfg replays it
+expect 0 "--adam-eps" -- "$BIN" train --help
+expect 2 "optimizer adam does not use --momentum" -- "$BIN" train --data-dir "$DATA" --optimizer adam \
+    --momentum 0.8 --out "$TMP/bad"
+[ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "--momentum with adam: more than one line: $(head -c 300 "$TMP/out")"
+expect 2 "optimizer adamw does not use --nesterov" -- "$BIN" train --data-dir "$DATA" --optimizer adamw \
+    --nesterov --out "$TMP/bad"
+expect 2 "optimizer sgd does not use --beta1" -- "$BIN" train --data-dir "$DATA" --beta1 0.8 --out "$TMP/bad"
+[ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "--beta1 with sgd: more than one line: $(head -c 300 "$TMP/out")"
+expect 2 "optimizer sgd does not use --adam-eps" -- "$BIN" train --data-dir "$DATA" --optimizer sgd \
+    --adam-eps 1e-6 --out "$TMP/bad"
+expect 2 "--optimizer must be one of" -- "$BIN" train --data-dir "$DATA" --optimizer rmsprop --out "$TMP/bad"
+A="train --data-dir $DATA --train-size 512 --val-size 128 --epochs 2 --batch-size 64 --optimizer adam
+   --lr 0.001 --weight-decay 1e-4 --beta2 0.99"
+expect 0 "clean accuracy" -- "$BIN" $A --out "$TMP/adam" --quiet
+grep -q '"optimizer": "adam"' "$TMP/adam/report.json" && grep -q '"beta2": 0.99' "$TMP/adam/report.json" ||
+    fail "the report does not give the optimiser and its settings"
+grep -q '^optimizer = adam' "$TMP/adam/run.cfg" && ! grep -q '^momentum' "$TMP/adam/run.cfg" ||
+    fail "run.cfg does not record the optimiser, or records momentum for adam"
+expect 0 "continue with --resume" -- "$BIN" $A --out "$TMP/adam2" --stop-after 1
+expect 0 "resuming" -- "$BIN" $A --out "$TMP/adam2" --resume
+cmp -s "$TMP/adam/last.safetensors" "$TMP/adam2/last.safetensors" ||
+    fail "resumed Adam run differs from the uninterrupted run"
+expect 1 "adam2/last.safetensors holds the state of optimizer adam, but the optimizer to resume is adamw" -- \
+    "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 --epochs 2 --batch-size 64 \
+    --optimizer adamw --lr 0.001 --weight-decay 1e-4 --beta2 0.99 --out "$TMP/adam2" --resume
+[ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "resuming adam as adamw: more than one line: $(head -c 300 "$TMP/out")"
+expect 1 "split/last.safetensors holds the state of optimizer sgd, but the optimizer to resume is adam" -- \
+    "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 --epochs 2 --batch-size 64 \
+    --optimizer adam --out "$TMP/split" --resume
+expect 0 "" -- "$BIN" train --config "$TMP/adam/run.cfg" --out "$TMP/adam3" --quiet
+cmp -s "$TMP/adam/last.safetensors" "$TMP/adam3/last.safetensors" || fail "replayed Adam run.cfg gave other weights"
 
 # --- thread count does not change the result
 expect 0 "clean accuracy" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 --epochs 2 \

@@ -1,7 +1,7 @@
 /* test_checkpoint.c: checkpoints of whole models and their optimiser. A model trained for a few
- * SGD steps, saved and loaded into a model made with another seed, must come back bit for bit
- * (parameters, running statistics, num_batches_tracked, momentum) under PyTorch's state_dict
- * names and dtypes. Weights-only files (a PyTorch state_dict) load without an optimiser and are
+ * SGD (or Adam) steps, saved and loaded into a model made with another seed, must come back bit
+ * for bit (parameters, running statistics, num_batches_tracked, momentum or Adam's moments and
+ * step count) under PyTorch's state_dict names and dtypes, and continue exactly as the original. Weights-only files (a PyTorch state_dict) load without an optimiser and are
  * refused for resuming. Every kind of mismatch fails with a message naming the tensor and leaves
  * the model and the optimiser untouched. Files live in a fresh directory under /tmp. */
 #include "test.h"
@@ -53,39 +53,51 @@ static void scratch_remove(const scratch *s)
  */
 typedef struct trained {
     at_model *model;
-    at_sgd *sgd;
+    at_optimizer *opt;
 } trained;
 
 static void trained_free(trained *t)
 {
-    at_sgd_free(t->sgd);
+    at_optimizer_free(t->opt);
     at_model_free(t->model);
 }
 
-/* `steps` SGD steps with hand-made gradients, then buffers and counters set as training would
+/* `steps` steps with hand-made gradients, each a fresh draw from `rng`. */
+static void take_steps(trained *t, at_rng *rng, int steps)
+{
+    size_t n;
+    float *grads = at_model_grads(t->model, &n);
+    for (int s = 0; s < steps; s++) {
+        for (size_t i = 0; i < n; i++)
+            grads[i] = (float)(at_rng_uniform(rng) - 0.5) * 0.02f;
+        at_optimizer_step(t->opt, 0.05f);
+    }
+}
+
+/* `steps` steps of an optimiser of `kind` (SGD: momentum 0.9, weight decay 5e-4; Adam and AdamW:
+ * PyTorch's defaults) with hand-made gradients, then buffers and counters set as training would
  * leave them (nothing here runs a forward pass). */
-static bool make_trained(trained *t, const char *arch, uint64_t seed, int steps)
+static bool make_trained_with(trained *t, const char *arch, at_optimizer_kind kind, uint64_t seed,
+                              int steps)
 {
     at_error err;
     t->model = NULL;
-    t->sgd = NULL;
+    t->opt = NULL;
     at_model_options options = {.seed = seed};
-    at_sgd_options sgd = {.momentum = 0.9f, .weight_decay = 5e-4f};
+    at_optimizer_options o = at_optimizer_defaults(kind);
+    if (kind == AT_OPTIMIZER_SGD) {
+        o.momentum = 0.9f;
+        o.weight_decay = 5e-4f;
+    }
     if (at_model_create(&t->model, arch, &options, &err) != 0 ||
-        at_sgd_create(&t->sgd, t->model, &sgd, &err) != 0) {
+        at_optimizer_create(&t->opt, t->model, &o, &err) != 0) {
         TEST_FAIL_("%s: %s", arch, err.message);
         trained_free(t);
         return false;
     }
     at_rng rng;
     at_rng_seed(&rng, seed + 1000);
-    size_t n;
-    float *grads = at_model_grads(t->model, &n);
-    for (int s = 0; s < steps; s++) {
-        for (size_t i = 0; i < n; i++)
-            grads[i] = (float)(at_rng_uniform(&rng) - 0.5) * 0.02f;
-        at_sgd_step(t->sgd, 0.05f);
-    }
+    take_steps(t, &rng, steps);
     for (int i = 0; i < at_model_tensor_count(t->model); i++) {
         at_tensor_info info = at_model_tensor(t->model, i);
         if (info.dtype == AT_I64)
@@ -97,21 +109,27 @@ static bool make_trained(trained *t, const char *arch, uint64_t seed, int steps)
     return true;
 }
 
-/* Every byte of model and optimiser state, in tensor order, then the momentum slab. */
+static bool make_trained(trained *t, const char *arch, uint64_t seed, int steps)
+{
+    return make_trained_with(t, arch, AT_OPTIMIZER_SGD, seed, steps);
+}
+
+/* Every byte of model and optimiser state, in tensor order, then the optimiser's slabs and its
+ * step count. */
 typedef struct snapshot {
     unsigned char *bytes;
     size_t size;
 } snapshot;
 
-static snapshot take_snapshot(at_model *m, at_sgd *sgd)
+static snapshot take_snapshot(at_model *m, at_optimizer *opt)
 {
     snapshot s = {NULL, 0};
-    size_t n_momentum = 0;
-    const float *momentum = sgd ? at_sgd_momentum(sgd, &n_momentum) : NULL;
+    const int n_state = opt ? at_optimizer_state_count(opt) : 0;
     for (int i = 0; i < at_model_tensor_count(m); i++)
         s.size += at_model_tensor(m, i).numel * 8;
-    s.size += n_momentum * sizeof(float);
-    s.bytes = malloc(s.size);
+    for (int k = 0; k < n_state; k++)
+        s.size += at_optimizer_state(opt, k).count * sizeof(float);
+    s.bytes = malloc(s.size + sizeof(int64_t));
     size_t used = 0;
     for (int i = 0; i < at_model_tensor_count(m); i++) {
         at_tensor_info t = at_model_tensor(m, i);
@@ -119,9 +137,18 @@ static snapshot take_snapshot(at_model *m, at_sgd *sgd)
         memcpy(s.bytes + used, t.dtype == AT_I64 ? (void *)t.data_i64 : (void *)t.data, nbytes);
         used += nbytes;
     }
-    if (n_momentum)
-        memcpy(s.bytes + used, momentum, n_momentum * sizeof(float));
-    s.size = used + n_momentum * sizeof(float);
+    for (int k = 0; k < n_state; k++) {
+        at_optimizer_state_info state = at_optimizer_state(opt, k);
+        if (state.count)
+            memcpy(s.bytes + used, state.data, state.count * sizeof(float));
+        used += state.count * sizeof(float);
+    }
+    if (opt) {
+        int64_t steps = at_optimizer_steps(opt);
+        memcpy(s.bytes + used, &steps, sizeof steps);
+        used += sizeof steps;
+    }
+    s.size = used;
     return s;
 }
 
@@ -151,15 +178,15 @@ static void check_round_trip(const char *arch, const expected_tensor *expected, 
         trained_free(&a);
         return;
     }
-    snapshot before_a = take_snapshot(a.model, a.sgd), before_b = take_snapshot(b.model, b.sgd);
+    snapshot before_a = take_snapshot(a.model, a.opt), before_b = take_snapshot(b.model, b.opt);
     CHECK(!same_snapshot(&before_a, &before_b));
 
     at_error err;
     const at_kv meta[] = {{"epoch", "3"}, {"arch", arch}};
-    CHECK_OK(at_checkpoint_save(path, a.model, a.sgd, meta, 2, &err), &err);
+    CHECK_OK(at_checkpoint_save(path, a.model, a.opt, meta, 2, &err), &err);
     at_safetensors *st = NULL;
-    CHECK_OK(at_checkpoint_load(path, b.model, b.sgd, &st, &err), &err);
-    snapshot after_b = take_snapshot(b.model, b.sgd);
+    CHECK_OK(at_checkpoint_load(path, b.model, b.opt, &st, &err), &err);
+    snapshot after_b = take_snapshot(b.model, b.opt);
     CHECK(same_snapshot(&before_a, &after_b));
     REQUIRE(st);
     CHECK_STR_EQ(at_st_meta(st, "epoch"), "3");
@@ -230,6 +257,118 @@ TEST(preact_resnet18_round_trip)
     check_round_trip("preact-resnet18", expected, (int)(sizeof expected / sizeof expected[0]));
 }
 
+/* Adam's moments and step count come back bit for bit under their PyTorch names, and the loaded
+ * run continues exactly as the saved one would have: a resumed run is the uninterrupted run. */
+static void check_adam_resume(at_optimizer_kind kind)
+{
+    const char *name = at_optimizer_kind_name(kind);
+    scratch s;
+    REQUIRE(scratch_make(&s));
+    char path[128];
+    scratch_path(&s, "adam.safetensors", path, sizeof path);
+    trained a, b;
+    REQUIRE(make_trained_with(&a, "smallcnn", kind, 1, 3));
+    if (!make_trained_with(&b, "smallcnn", kind, 2, 1)) {
+        trained_free(&a);
+        return;
+    }
+    at_error err;
+    CHECK_OK(at_checkpoint_save(path, a.model, a.opt, NULL, 0, &err), &err);
+    at_safetensors *st = NULL;
+    CHECK_OK(at_checkpoint_load(path, b.model, b.opt, &st, &err), &err);
+    snapshot saved = take_snapshot(a.model, a.opt), loaded = take_snapshot(b.model, b.opt);
+    CHECK(same_snapshot(&saved, &loaded));
+    CHECK_EQ_INT(at_optimizer_steps(b.opt), 3);
+    REQUIRE(st);
+    CHECK_STR_EQ(at_st_meta(st, "optimizer"), name);
+    int n_params = 0;
+    for (int i = 0; i < at_model_tensor_count(a.model); i++)
+        n_params += at_model_tensor(a.model, i).is_param;
+    CHECK_EQ_INT(at_st_count(st), at_model_tensor_count(a.model) + 2 * n_params + 1);
+    const at_st_tensor *step = at_st_find(st, "optimizer.step");
+    REQUIRE(step);
+    CHECK_STR_EQ(step->dtype, "I64");
+    CHECK_EQ_INT(step->ndim, 0);
+    static const char *const states[] = {"optimizer.exp_avg.classifier.fc3.bias",
+                                         "optimizer.exp_avg_sq.feature_extractor.conv1.weight"};
+    static const int ndims[] = {1, 4};
+    for (int i = 0; i < 2; i++) {
+        const at_st_tensor *t = at_st_find(st, states[i]);
+        CHECK(t && !strcmp(t->dtype, "F32") && t->ndim == ndims[i]);
+    }
+    CHECK(at_st_find(st, "optimizer.momentum.classifier.fc3.bias") == NULL);
+    at_st_free(st);
+
+    at_rng ra, rb;
+    at_rng_seed(&ra, 77);
+    at_rng_seed(&rb, 77);
+    take_steps(&a, &ra, 2);
+    take_steps(&b, &rb, 2);
+    snapshot continued_a = take_snapshot(a.model, a.opt), continued_b = take_snapshot(b.model, b.opt);
+    CHECK(same_snapshot(&continued_a, &continued_b));
+    CHECK(!same_snapshot(&saved, &continued_a));
+    free(saved.bytes);
+    free(loaded.bytes);
+    free(continued_a.bytes);
+    free(continued_b.bytes);
+    trained_free(&a);
+    trained_free(&b);
+    scratch_remove(&s);
+}
+
+TEST(adam_round_trip_and_resume) { check_adam_resume(AT_OPTIMIZER_ADAM); }
+TEST(adamw_round_trip_and_resume) { check_adam_resume(AT_OPTIMIZER_ADAMW); }
+
+/* Resuming with another kind of optimiser than the one saved fails with one line naming the file
+ * and both kinds, and changes nothing; loading the weights alone still works. */
+TEST(optimizer_kind_must_match)
+{
+    scratch s;
+    REQUIRE(scratch_make(&s));
+    char adam_path[128], sgd_path[128];
+    scratch_path(&s, "adam.safetensors", adam_path, sizeof adam_path);
+    scratch_path(&s, "sgd.safetensors", sgd_path, sizeof sgd_path);
+    trained adam, adamw, sgd;
+    REQUIRE(make_trained_with(&adam, "mlp-16", AT_OPTIMIZER_ADAM, 1, 2));
+    REQUIRE(make_trained_with(&adamw, "mlp-16", AT_OPTIMIZER_ADAMW, 2, 1));
+    REQUIRE(make_trained_with(&sgd, "mlp-16", AT_OPTIMIZER_SGD, 3, 1));
+    at_error err;
+    CHECK_OK(at_checkpoint_save(adam_path, adam.model, adam.opt, NULL, 0, &err), &err);
+    CHECK_OK(at_checkpoint_save(sgd_path, sgd.model, sgd.opt, NULL, 0, &err), &err);
+    const struct {
+        const char *path;
+        trained *target;
+        const char *saved, *wanted;
+    } cases[] = {
+        {adam_path, &sgd, "adam", "sgd"},
+        {adam_path, &adamw, "adam", "adamw"},
+        {sgd_path, &adam, "sgd", "adam"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snapshot before = take_snapshot(cases[i].target->model, cases[i].target->opt);
+        char expect[512];
+        snprintf(expect, sizeof expect, "%s holds the state of optimizer %s, but the optimizer to "
+                 "resume is %s", cases[i].path, cases[i].saved, cases[i].wanted);
+        CHECK_EQ_INT(at_checkpoint_load(cases[i].path, cases[i].target->model, cases[i].target->opt,
+                                        NULL, &err), AT_ERR_FORMAT);
+        CHECK_STR_EQ(err.message, expect);
+        CHECK(strchr(err.message, '\n') == NULL);
+        snapshot after = take_snapshot(cases[i].target->model, cases[i].target->opt);
+        CHECK(same_snapshot(&before, &after));
+        free(before.bytes);
+        free(after.bytes);
+    }
+    CHECK_OK(at_checkpoint_load(adam_path, sgd.model, NULL, NULL, &err), &err);
+    snapshot a = take_snapshot(adam.model, NULL), b = take_snapshot(sgd.model, NULL);
+    CHECK(same_snapshot(&a, &b));
+    free(a.bytes);
+    free(b.bytes);
+    trained_free(&adam);
+    trained_free(&adamw);
+    trained_free(&sgd);
+    scratch_remove(&s);
+}
+
 /* ------------------------------------------------------------------------------------------------
  * Files that do not fit
  */
@@ -277,8 +416,9 @@ static int add_tampered(at_st_writer *w, const char *name, const at_tensor_info 
     return at_st_writer_add(w, name, dtype, t->ndim, shape, data, numel * dtype_size(dtype), err);
 }
 
-/* The model's tensors, and the momentum when sgd is not NULL, with the changes of `tm`. */
-static int write_tampered(const char *path, at_model *m, at_sgd *sgd, const tamper *tm,
+/* The model's tensors, and the momentum when sgd (an SGD optimiser) is not NULL, with the
+ * changes of `tm`. */
+static int write_tampered(const char *path, at_model *m, at_optimizer *sgd, const tamper *tm,
                           at_error *err)
 {
     at_st_writer *w = NULL;
@@ -286,7 +426,7 @@ static int write_tampered(const char *path, at_model *m, at_sgd *sgd, const tamp
     void *owned[8] = {NULL};
     int n_owned = 0;
     const float *params = at_model_params(m, NULL);
-    const float *momentum = sgd ? at_sgd_momentum(sgd, NULL) : NULL;
+    const float *momentum = sgd ? at_optimizer_state(sgd, 0).data : NULL;
     for (int i = 0; i < at_model_tensor_count(m) && status == 0; i++) {
         at_tensor_info t = at_model_tensor(m, i);
         const void *data = t.dtype == AT_I64 ? (const void *)t.data_i64 : (const void *)t.data;
@@ -326,14 +466,14 @@ static void check_bad_case(const scratch *s, const bad_case *c, const trained *s
     char path[128];
     scratch_path(s, "tampered.safetensors", path, sizeof path);
     at_error err;
-    CHECK_OK(write_tampered(path, source->model, c->file_has_momentum ? source->sgd : NULL, &c->tm,
+    CHECK_OK(write_tampered(path, source->model, c->file_has_momentum ? source->opt : NULL, &c->tm,
                             &err), &err);
-    snapshot before = take_snapshot(target->model, target->sgd);
+    snapshot before = take_snapshot(target->model, target->opt);
     at_safetensors *st = (at_safetensors *)&before; /* any non-NULL value: must become NULL */
     err = (at_error){0, ""};
-    int status = at_checkpoint_load(path, target->model, c->load_with_sgd ? target->sgd : NULL,
+    int status = at_checkpoint_load(path, target->model, c->load_with_sgd ? target->opt : NULL,
                                     &st, &err);
-    snapshot after = take_snapshot(target->model, target->sgd);
+    snapshot after = take_snapshot(target->model, target->opt);
     bool message_ok = strstr(err.message, path) != NULL;
     for (int i = 0; i < 3 && c->expect[i]; i++)
         message_ok = message_ok && strstr(err.message, c->expect[i]) != NULL;
@@ -405,10 +545,10 @@ TEST(weights_only_files)
     const tamper none = {0};
     CHECK_OK(write_tampered(weights, a.model, NULL, &none, &err), &err);
     const at_kv meta[] = {{"format", "mine"}};
-    CHECK_OK(at_checkpoint_save(full, a.model, a.sgd, meta, 1, &err), &err);
-    snapshot a_model = take_snapshot(a.model, NULL), b_momentum = take_snapshot(b.model, b.sgd);
-    size_t n_momentum;
-    float *momentum = at_sgd_momentum(b.sgd, &n_momentum);
+    CHECK_OK(at_checkpoint_save(full, a.model, a.opt, meta, 1, &err), &err);
+    snapshot a_model = take_snapshot(a.model, NULL), b_momentum = take_snapshot(b.model, b.opt);
+    size_t n_momentum = at_optimizer_state(b.opt, 0).count;
+    float *momentum = at_optimizer_state(b.opt, 0).data;
     float *kept = malloc(n_momentum * sizeof *kept);
     memcpy(kept, momentum, n_momentum * sizeof *kept);
 
@@ -426,8 +566,8 @@ TEST(weights_only_files)
     CHECK(memcmp(kept, momentum, n_momentum * sizeof *kept) == 0);
 
     /* Resuming from the weights file fails (covered above); from the full file it works. */
-    CHECK_OK(at_checkpoint_load(full, b.model, b.sgd, NULL, &err), &err);
-    snapshot a_all = take_snapshot(a.model, a.sgd), b_all = take_snapshot(b.model, b.sgd);
+    CHECK_OK(at_checkpoint_load(full, b.model, b.opt, NULL, &err), &err);
+    snapshot a_all = take_snapshot(a.model, a.opt), b_all = take_snapshot(b.model, b.opt);
     CHECK(same_snapshot(&a_all, &b_all));
     CHECK(!same_snapshot(&b_momentum, &b_all));
 
@@ -494,5 +634,7 @@ TEST(batchnorm_counter_dtype)
 }
 
 TEST_MAIN(TEST_ENTRY(smallcnn_round_trip), TEST_ENTRY(preact_resnet18_round_trip),
+          TEST_ENTRY(adam_round_trip_and_resume), TEST_ENTRY(adamw_round_trip_and_resume),
+          TEST_ENTRY(optimizer_kind_must_match),
           TEST_ENTRY(mismatches_fail_and_change_nothing), TEST_ENTRY(weights_only_files),
           TEST_ENTRY(batchnorm_counter_dtype))

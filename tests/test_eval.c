@@ -27,7 +27,7 @@ static void train_model(void)
     CHECK_OK(at_model_create(&model, "smallcnn", &(at_model_options){.seed = 1}, &err), &err);
     at_train_config cfg = {.method = "standard", .epochs = 6, .batch_size = 128,
                            .lr = {.kind = AT_LR_COSINE, .base = 0.05f},
-                           .sgd = {.momentum = 0.9f, .weight_decay = 5e-4f}, .seed = 1,
+                           .optimizer = {.momentum = 0.9f, .weight_decay = 5e-4f}, .seed = 1,
                            .eval_batch_size = 500};
     at_trainer *t = NULL;
     CHECK_OK(at_trainer_create(&t, model, &train, &val, &cfg, &err), &err);

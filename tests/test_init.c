@@ -80,16 +80,16 @@ static bool train_epochs(at_trainer *t, int epochs)
     return true;
 }
 
-/* Saves `m` as `advtrain train` does: the optimiser's momentum (with sgd), a trainer.* tensor,
+/* Saves `m` as `advtrain train` does: the optimiser's state, a trainer.* tensor,
  * and the model description. */
-static bool save_checkpoint(at_model *m, at_sgd *sgd, const char *path)
+static bool save_checkpoint(at_model *m, at_optimizer *opt, const char *path)
 {
     at_error err;
     char *spec = at_model_spec(m);
     static const float budgets[4] = {0.1f, 0.2f, 0.3f, 0.4f};
     const at_st_tensor state = {"trainer.eps_budgets", "F32", 1, {4}, budgets, sizeof budgets};
     const at_kv meta[] = {{"model", spec}, {"epoch", "1"}};
-    int status = at_checkpoint_save_with(path, m, sgd, meta, 2, &state, 1, &err);
+    int status = at_checkpoint_save_with(path, m, opt, meta, 2, &state, 1, &err);
     if (status)
         TEST_FAIL_("at_checkpoint_save_with: %s", err.message);
     free(spec);
@@ -108,7 +108,7 @@ static bool save_trained(at_model *m, const at_dataset *d, const char *path)
     if (at_trainer_create(&t, m, d, &val, &c, &err))
         TEST_FAIL_("at_trainer_create: %s", err.message);
     else
-        ok = train_epochs(t, 1) && save_checkpoint(m, at_trainer_sgd(t), path);
+        ok = train_epochs(t, 1) && save_checkpoint(m, at_trainer_optimizer(t), path);
     at_trainer_free(t);
     return ok;
 }
@@ -199,11 +199,11 @@ TEST(the_trainer_starts_from_the_files_parameters_and_buffers)
     CHECK(same_weights(b, a));
     CHECK(at_trainer_eval_model(t) != b);
     CHECK(same_weights(at_trainer_eval_model(t), a));
-    size_t n;
-    const float *momentum = at_sgd_momentum(at_trainer_sgd(t), &n);
+    at_optimizer_state_info momentum = at_optimizer_state(at_trainer_optimizer(t), 0);
+    REQUIRE(momentum.data);
     size_t nonzero = 0;
-    for (size_t i = 0; i < n; i++)
-        nonzero += momentum[i] != 0.0f;
+    for (size_t i = 0; i < momentum.count; i++)
+        nonzero += momentum.data[i] != 0.0f;
     CHECK_EQ_INT(nonzero, 0);
     at_trainer_progress p = at_trainer_get_progress(t);
     CHECK_EQ_INT(p.epochs_done, 0);

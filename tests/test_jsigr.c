@@ -88,7 +88,7 @@ TEST(the_penalty_weight_gradient_matches_differences_of_the_penalty)
     at_train_config std = bands_config("standard"), js = bands_config("jsigr");
     std.epochs = js.epochs = 1;
     std.lr = js.lr = (at_lr_schedule){.kind = AT_LR_CONSTANT, .base = 1.0f};
-    std.sgd = js.sgd = (at_sgd_options){0};
+    std.optimizer = js.optimizer = (at_optimizer_options){0};
     js.eps = 0.0f;
     at_train_config_set(&js, "jacobian-weight", "0");
     at_train_config_set(&js, "mask-fraction", "1"); /* M = 1: the plain input-gradient norm */

@@ -137,16 +137,17 @@ static void sgd_case(float momentum, float wd, bool nesterov, const double expec
     float *w = at_model_params(m, NULL), *g = at_model_grads(m, NULL);
     w[0] = 1.0f;
     w[1] = -2.0f;
-    at_sgd *opt = NULL;
-    CHECK_OK(at_sgd_create(&opt, m, &(at_sgd_options){momentum, wd, nesterov}, &err), &err);
+    at_optimizer *opt = NULL;
+    at_optimizer_options o = {.momentum = momentum, .weight_decay = wd, .nesterov = nesterov};
+    CHECK_OK(at_optimizer_create(&opt, m, &o, &err), &err);
     for (int step = 0; step < 3; step++) {
         g[0] = 0.5f;
         g[1] = 0.25f;
-        at_sgd_step(opt, 0.1f);
+        at_optimizer_step(opt, 0.1f);
         CHECK_CLOSE(w[0], expect[step][0], 1e-6, 0);
         CHECK_CLOSE(w[1], expect[step][1], 1e-6, 0);
     }
-    at_sgd_free(opt);
+    at_optimizer_free(opt);
     at_model_free(m);
 }
 
@@ -177,10 +178,12 @@ TEST(sgd_rejects_impossible_options)
     at_model *m = NULL;
     at_error err;
     CHECK_OK(at_model_create(&m, "linear", NULL, &err), &err);
-    at_sgd *opt = NULL;
-    CHECK_EQ_INT(at_sgd_create(&opt, m, &(at_sgd_options){1.5f, 0, false}, &err), AT_ERR_ARG);
-    CHECK_EQ_INT(at_sgd_create(&opt, m, &(at_sgd_options){0.9f, -1, false}, &err), AT_ERR_ARG);
-    CHECK_EQ_INT(at_sgd_create(&opt, m, &(at_sgd_options){0.0f, 0, true}, &err), AT_ERR_ARG);
+    at_optimizer *opt = NULL;
+    at_optimizer_options o[] = {{.momentum = 1.5f}, {.momentum = 0.9f, .weight_decay = -1},
+                                {.nesterov = true}};
+    CHECK_EQ_INT(at_optimizer_create(&opt, m, &o[0], &err), AT_ERR_ARG);
+    CHECK_EQ_INT(at_optimizer_create(&opt, m, &o[1], &err), AT_ERR_ARG);
+    CHECK_EQ_INT(at_optimizer_create(&opt, m, &o[2], &err), AT_ERR_ARG);
     at_model_free(m);
 }
 

@@ -80,10 +80,10 @@ TEST(free_at_with_one_replay_is_fgsm_training_with_a_persistent_delta)
 
     at_model *m = mlp(1);
     at_pass *p = NULL;
-    at_sgd *sgd = NULL;
+    at_optimizer *opt = NULL;
     at_error err;
     CHECK_OK(at_pass_create(&p, m, n, 0, &err), &err);
-    CHECK_OK(at_sgd_create(&sgd, m, &cfg.sgd, &err), &err);
+    CHECK_OK(at_optimizer_create(&opt, m, &cfg.optimizer, &err), &err);
     float x[16 * HW * HW], xt[16 * HW * HW], delta[16 * HW * HW] = {0}, dlogits[16 * K];
     int32_t y[16], order[16];
     for (int e = 0; e < epochs; e++) {
@@ -104,12 +104,12 @@ TEST(free_at_with_one_replay_is_fgsm_training_with_a_persistent_delta)
             float s = (float)((g[j] > 0) - (g[j] < 0));
             delta[j] = fminf(fmaxf(delta[j] + cfg.eps * s, -cfg.eps), cfg.eps);
         }
-        at_sgd_step(sgd, at_lr_at(&cfg.lr, e, 1, epochs));
+        at_optimizer_step(opt, at_lr_at(&cfg.lr, e, 1, epochs));
     }
     const float *manual = at_model_params(m, NULL);
     CHECK(memcmp(manual, trained, count * sizeof(float)) == 0);
     free(trained);
-    at_sgd_free(sgd);
+    at_optimizer_free(opt);
     at_pass_free(p);
     at_model_free(m);
     free_data(&d);

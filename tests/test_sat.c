@@ -29,7 +29,7 @@ static at_train_config one_plain_step(const char *method)
     at_train_config c = bands_config(method);
     c.epochs = 1;
     c.lr = (at_lr_schedule){.kind = AT_LR_CONSTANT, .base = 1.0f};
-    c.sgd = (at_sgd_options){0};
+    c.optimizer = (at_optimizer_options){0};
     return c;
 }
 

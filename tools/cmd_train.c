@@ -12,11 +12,11 @@
 #include <sys/stat.h>
 
 typedef struct train_opts {
-    const char *data, *data_dir, *model, *method, *out, *json, *schedule;
+    const char *data, *data_dir, *model, *method, *out, *json, *schedule, *optimizer;
     int epochs, batch_size, eval_batch_size, seed, val_size, train_size, crop_padding, threads;
     int stop_after, input_levels;
     double input_noise;
-    double lr, momentum, weight_decay, warmup, gamma, peak;
+    double lr, momentum, weight_decay, warmup, gamma, peak, beta1, beta2, adam_eps;
     cli_float_list milestones, mean, std;
     bool nesterov, hflip, resume, quiet, test_each_epoch;
     /* adversarial training */
@@ -41,8 +41,9 @@ typedef struct train_opts {
 
 static train_opts opts = {
     .data = "fashion-mnist", .model = "smallcnn", .method = "standard", .schedule = "cosine",
-    .epochs = 5, .batch_size = 128, .eval_batch_size = 500, .lr = 0.05, .momentum = 0.9,
-    .weight_decay = 5e-4, .gamma = 0.1, .peak = 0.5, .val_size = -1, .final_n = 1000,
+    .epochs = 5, .batch_size = 128, .eval_batch_size = 500, .lr = 0.05, .optimizer = "sgd",
+    .momentum = 0.9, .beta1 = 0.9, .beta2 = 0.999, .adam_eps = 1e-8, .weight_decay = 5e-4,
+    .gamma = 0.1, .peak = 0.5, .val_size = -1, .final_n = 1000,
     .eps_schedule = "fixed", .cutmix_alpha = 1.0, .coreset_warmup = -1, .coreset_start = -1, .extra_ratio = 0.7, .extra_smoothing = 0.1,
 };
 
@@ -63,9 +64,13 @@ static const cli_option common_options[] = {
     {"milestones", CLI_FLOAT_LIST, &opts.milestones, 0, 100000, NULL, "E1,E2", "piecewise: epochs at which the rate is multiplied by --gamma"},
     {"gamma", CLI_FLOAT, &opts.gamma, 1e-6, 1, NULL, "X", "piecewise: factor per milestone; default 0.1"},
     {"peak", CLI_FLOAT, &opts.peak, 0.01, 0.99, NULL, "F", "cyclic: fraction of the run at the peak rate; default 0.5"},
-    {"momentum", CLI_FLOAT, &opts.momentum, 0, 0.999, NULL, "X", "SGD momentum; default 0.9"},
-    {"nesterov", CLI_FLAG, &opts.nesterov, 0, 0, NULL, NULL, "Nesterov momentum"},
-    {"weight-decay", CLI_FLOAT, &opts.weight_decay, 0, 1, NULL, "X", "L2 weight decay; default 5e-4"},
+    {"optimizer", CLI_CHOICE, &opts.optimizer, 0, 0, "sgd|adam|adamw", NULL, "optimiser, as torch.optim: sgd; adam (Kingma and Ba); adamw, Adam with decoupled weight decay (Loshchilov and Hutter); default sgd"},
+    {"momentum", CLI_FLOAT, &opts.momentum, 0, 0.999, NULL, "X", "sgd: momentum; default 0.9"},
+    {"nesterov", CLI_FLAG, &opts.nesterov, 0, 0, NULL, NULL, "sgd: Nesterov momentum"},
+    {"beta1", CLI_FLOAT, &opts.beta1, 0, 0.999999, NULL, "B", "adam, adamw: decay of the gradient's running average; default 0.9"},
+    {"beta2", CLI_FLOAT, &opts.beta2, 0, 0.999999, NULL, "B", "adam, adamw: decay of the squared gradient's running average; default 0.999"},
+    {"adam-eps", CLI_FLOAT, &opts.adam_eps, 1e-30, 1, NULL, "E", "adam, adamw: added to the denominator; default 1e-8"},
+    {"weight-decay", CLI_FLOAT, &opts.weight_decay, 0, 1, NULL, "X", "weight decay: L2 added to the gradient (sgd, adam), or decoupled, w *= 1 - lr X (adamw); default 5e-4"},
     {"seed", CLI_INT, &opts.seed, 0, 2147483647, NULL, "N", "seed of initialisation, data order and augmentation; default 0"},
     {"val-size", CLI_INT, &opts.val_size, 0, 1000000, NULL, "N", "hold out N training images for validation; default for adversarial methods 1000 (at most a tenth), else 0"},
     {"eps", CLI_FLOAT, &opts.eps, 1e-9, 1e6, NULL, "EPS", "adversarial methods: training budget on [0,1] pixels (required)"},
@@ -235,6 +240,16 @@ static void print_help(const char *method)
     printf("\n  %-32s %s\n", "--help", "show this help");
 }
 
+/* --optimizer as the library's kind. */
+static at_optimizer_kind optimizer_kind(void)
+{
+    const at_optimizer_kind kinds[] = {AT_OPTIMIZER_SGD, AT_OPTIMIZER_ADAM, AT_OPTIMIZER_ADAMW};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (!strcmp(opts.optimizer, at_optimizer_kind_name(kinds[i])))
+            return kinds[i];
+    return AT_OPTIMIZER_SGD;
+}
+
 /* The run's configuration: saved in every checkpoint and compared on --resume. Paths and
  * presentation options are left out: they may change between sessions of one run. */
 static json_t *config_json(const bool *seen)
@@ -254,8 +269,14 @@ static json_t *config_json(const bool *seen)
     json_object_set_new(c, "milestones", ms);
     json_object_set_new(c, "gamma", json_real(opts.gamma));
     json_object_set_new(c, "peak", json_real(opts.peak));
-    json_object_set_new(c, "momentum", json_real(opts.momentum));
+    /* an optimiser's settings are 0 in a run of another kind, which does not use them */
+    const bool sgd = optimizer_kind() == AT_OPTIMIZER_SGD;
+    json_object_set_new(c, "optimizer", json_string(opts.optimizer));
+    json_object_set_new(c, "momentum", json_real(sgd ? opts.momentum : 0.0));
     json_object_set_new(c, "nesterov", json_boolean(opts.nesterov));
+    json_object_set_new(c, "beta1", json_real(sgd ? 0.0 : opts.beta1));
+    json_object_set_new(c, "beta2", json_real(sgd ? 0.0 : opts.beta2));
+    json_object_set_new(c, "adam_eps", json_real(sgd ? 0.0 : opts.adam_eps));
     json_object_set_new(c, "weight_decay", json_real(opts.weight_decay));
     json_object_set_new(c, "seed", json_integer(opts.seed));
     json_object_set_new(c, "val_size", json_integer(opts.val_size));
@@ -366,7 +387,16 @@ static at_train_config train_config(const bool *seen, char (*texts)[64])
     cfg.eval_batch_size = opts.eval_batch_size;
     cfg.seed = (uint64_t)opts.seed;
     cfg.val_size = opts.val_size;
-    cfg.sgd = (at_sgd_options){(float)opts.momentum, (float)opts.weight_decay, opts.nesterov};
+    cfg.optimizer = at_optimizer_defaults(optimizer_kind());
+    cfg.optimizer.weight_decay = opts.weight_decay;
+    if (cfg.optimizer.kind == AT_OPTIMIZER_SGD) {
+        cfg.optimizer.momentum = opts.momentum;
+        cfg.optimizer.nesterov = opts.nesterov;
+    } else {
+        cfg.optimizer.beta1 = opts.beta1;
+        cfg.optimizer.beta2 = opts.beta2;
+        cfg.optimizer.eps = opts.adam_eps;
+    }
     cfg.augment = (at_augment){opts.crop_padding, opts.hflip};
     cfg.lr.base = (float)opts.lr;
     cfg.lr.warmup_epochs = (float)opts.warmup;
@@ -430,6 +460,22 @@ static int check_companions(const bool *seen)
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
         if (cli_given(&command, seen, pairs[i].option) && !cli_given(&command, seen, pairs[i].needs))
             return cli_error("train", EXIT_USAGE, "--%s needs --%s", pairs[i].option, pairs[i].needs);
+    return 0;
+}
+
+/* Options of one kind of optimiser: given with another, they are an error rather than silently
+ * unused. */
+static int check_optimizer_options(const bool *seen)
+{
+    static const struct { const char *option; bool sgd; } only[] = {
+        {"momentum", true}, {"nesterov", true},
+        {"beta1", false}, {"beta2", false}, {"adam-eps", false},
+    };
+    const bool sgd = optimizer_kind() == AT_OPTIMIZER_SGD;
+    for (size_t i = 0; i < sizeof only / sizeof only[0]; i++)
+        if (cli_given(&command, seen, only[i].option) && only[i].sgd != sgd)
+            return cli_error("train", EXIT_USAGE, "optimizer %s does not use --%s", opts.optimizer,
+                             only[i].option);
     return 0;
 }
 
@@ -506,7 +552,7 @@ static int save_checkpoints(run_state *s, int epoch, bool best)
     at_st_tensor state[4];
     const int n_state = at_trainer_state(s->trainer, state, 4);
     if (!status)
-        status = at_checkpoint_save_with(s->checkpoint, s->model, at_trainer_sgd(s->trainer), meta,
+        status = at_checkpoint_save_with(s->checkpoint, s->model, at_trainer_optimizer(s->trainer), meta,
                                          n_meta, state, n_state, &s->err);
     if (!status && best)
         status = at_checkpoint_save(s->best_path, eval_model, NULL, meta, n_meta, &s->err);
@@ -593,6 +639,17 @@ static int on_epoch(void *user, const at_epoch_stats *st)
     return 0;
 }
 
+/* A configuration key newer than the saved run: the value every run had before the key existed
+ * (so that such a run still resumes), or NULL for a key every run saved. */
+static json_t *value_before_key(const char *key)
+{
+    if (!strcmp(key, "optimizer"))
+        return json_string("sgd");
+    if (!strcmp(key, "beta1") || !strcmp(key, "beta2") || !strcmp(key, "adam_eps"))
+        return json_real(0.0);
+    return NULL;
+}
+
 /* On --resume every configuration key must match the saved run, or the result would not be the
  * run that was started. The starting weights of a fine-tuning run are part of its record but not
  * of a resumed session's command line (it continues from its own checkpoint), so they come from
@@ -612,8 +669,10 @@ static int check_resume_config(const char *saved_text, json_t *current)
     json_t *value;
     int status = 0;
     json_object_foreach(current, key, value) {
-        json_t *old = json_object_get(saved, key);
-        if (!old || !json_equal(old, value)) {
+        json_t *before = json_object_get(saved, key) ? NULL : value_before_key(key);
+        json_t *old = before ? before : json_object_get(saved, key);
+        const bool same = old && json_equal(old, value);
+        if (!same) {
             char *a = old ? json_dumps(old, JSON_ENCODE_ANY) : NULL;
             char *b = json_dumps(value, JSON_ENCODE_ANY);
             status = cli_error("train", EXIT_USAGE,
@@ -621,8 +680,10 @@ static int check_resume_config(const char *saved_text, json_t *current)
                                a ? a : "absent", b ? b : "?");
             free(a);
             free(b);
-            break;
         }
+        json_decref(before);
+        if (!same)
+            break;
     }
     json_decref(saved);
     return status;
@@ -847,7 +908,7 @@ int cmd_train(int argc, char **argv)
      * adversarial method validates on 1,000 held-out images (Rice et al.) */
     if (!strcmp(opts.method, "fgsm-rs") && !cli_given(&command, seen, "lr-schedule"))
         opts.schedule = "cyclic";
-    if ((status = check_companions(seen)))
+    if ((status = check_companions(seen)) || (status = check_optimizer_options(seen)))
         return status;
     /* a resumed session takes its weights from its own checkpoint; --init in a --config file is
      * part of the run's record and is checked against it */
@@ -914,9 +975,19 @@ int cmd_train(int argc, char **argv)
                                             "stop-after", NULL};
     char cfg_path[4096];
     snprintf(cfg_path, sizeof cfg_path, "%s/run.cfg", opts.out);
-    static const char *const resolved[] = {"data", "model", "method", "epochs", "batch-size", "lr",
-                                           "lr-schedule", "momentum", "weight-decay", "seed",
-                                           "val-size", "init-sha256", NULL};
+    /* these are written even when not given, so a replay does not depend on the defaults; of the
+     * optimiser's own, only those its kind uses (the others would be refused on replay) */
+    const char *resolved[16] = {"data", "model", "method", "epochs", "batch-size", "lr",
+                                "lr-schedule", "optimizer", "weight-decay", "seed", "val-size",
+                                "init-sha256"};
+    int n_resolved = 12;
+    if (optimizer_kind() == AT_OPTIMIZER_SGD) {
+        resolved[n_resolved++] = "momentum";
+    } else {
+        resolved[n_resolved++] = "beta1";
+        resolved[n_resolved++] = "beta2";
+        resolved[n_resolved++] = "adam-eps";
+    }
     if (!opts.resume && cli_write_config(&command, cfg_path, seen, resolved, not_saved, &s.err)) {
         status = cli_error("train", EXIT_WORK_FAILED, "%s", s.err.message);
         goto done;
@@ -932,7 +1003,7 @@ int cmd_train(int argc, char **argv)
 
     if (opts.resume) {
         at_safetensors *st = NULL;
-        if (at_checkpoint_load(s.checkpoint, s.model, at_trainer_sgd(s.trainer), &st, &s.err)) {
+        if (at_checkpoint_load(s.checkpoint, s.model, at_trainer_optimizer(s.trainer), &st, &s.err)) {
             status = cli_error("train", EXIT_WORK_FAILED, "--resume: %s", s.err.message);
             goto done;
         }

@@ -1,11 +1,14 @@
-/* checkpoint.c: a model's parameters and buffers, and optionally the optimiser's momentum, in one
+/* checkpoint.c: a model's parameters and buffers, and optionally the optimiser's state, in one
  * safetensors file under the names PyTorch's state_dict gives them. A checkpoint therefore loads
  * in PyTorch (safetensors.torch.load_file, drop "optimizer.*", load_state_dict), and a PyTorch
  * state_dict saved with safetensors.torch.save_file loads here as a weights-only file.
  *
  * Tensors are stored exactly as the state_dict holds them: parameters and running statistics as
- * F32, num_batches_tracked as a 0-dim I64. The momentum of each parameter is
- * "optimizer.momentum.<parameter name>" with the parameter's shape. A training run may add
+ * F32, num_batches_tracked as a 0-dim I64. Each state buffer of the optimiser is stored per
+ * parameter as "optimizer.<state>.<parameter name>" with the parameter's shape (SGD's
+ * "optimizer.momentum.*", Adam's "optimizer.exp_avg.*" and "optimizer.exp_avg_sq.*"), Adam's step
+ * count as the 0-dim I64 "optimizer.step", and the optimiser's kind as the metadata "optimizer";
+ * a file without that key was written when SGD was the only optimiser. A training run may add
  * its own state under "trainer." (adaptive budgets, a coreset), which loading passes over: the
  * trainer reads it back from the opened file.
  *
@@ -21,7 +24,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MOMENTUM_PREFIX "optimizer.momentum."
+#define OPTIMIZER_PREFIX "optimizer."
+#define STEP_NAME "optimizer.step"
 #define TRAINER_PREFIX "trainer."
 #define CHECKPOINT_FORMAT "advtrain-checkpoint-1"
 
@@ -41,22 +45,22 @@ static size_t tensor_bytes(const at_tensor_info *t)
     return t->numel * (t->dtype == AT_I64 ? sizeof(int64_t) : sizeof(float));
 }
 
-static int momentum_name(char *out, const char *param, const char *path, at_error *err)
+/* "optimizer.<state>.<param>" */
+static int state_name(char *out, const char *state, const char *param, const char *path,
+                      at_error *err)
 {
-    int len = snprintf(out, NAME_CAP, MOMENTUM_PREFIX "%s", param);
+    int len = snprintf(out, NAME_CAP, OPTIMIZER_PREFIX "%s.%s", state, param);
     if (len < 0 || len >= NAME_CAP)
         return at_fail(err, AT_ERR_ARG, "%s: tensor name %s is too long", path, param);
     return AT_OK;
 }
 
-/* The optimiser's momentum slab (NULL when sgd is NULL); it must match the model's parameters. */
-static int momentum_of(at_sgd *sgd, size_t n_params, float **out, const char *path, at_error *err)
+/* The optimiser (when not NULL) must hold state for exactly the model's parameters. */
+static int check_optimizer(at_optimizer *opt, size_t n_params, const char *path, at_error *err)
 {
-    *out = NULL;
-    if (!sgd)
+    if (!opt || at_optimizer_state_count(opt) == 0)
         return AT_OK;
-    size_t count;
-    *out = at_sgd_momentum(sgd, &count);
+    size_t count = at_optimizer_state(opt, 0).count;
     if (count != n_params)
         return at_fail(err, AT_ERR_ARG,
                        "%s: the optimiser holds %zu values but the model has %zu parameters", path,
@@ -64,13 +68,29 @@ static int momentum_of(at_sgd *sgd, size_t n_params, float **out, const char *pa
     return AT_OK;
 }
 
-int at_checkpoint_save(const char *path, const at_model *model, at_sgd *sgd, const at_kv *meta,
-                       int n_meta, at_error *err)
+int at_checkpoint_save(const char *path, const at_model *model, at_optimizer *opt,
+                       const at_kv *meta, int n_meta, at_error *err)
 {
-    return at_checkpoint_save_with(path, model, sgd, meta, n_meta, NULL, 0, err);
+    return at_checkpoint_save_with(path, model, opt, meta, n_meta, NULL, 0, err);
 }
 
-int at_checkpoint_save_with(const char *path, const at_model *model, at_sgd *sgd,
+/* The optimiser's buffers for one parameter tensor `t` of the model. */
+static int add_state(at_st_writer *w, at_optimizer *opt, const at_tensor_info *t,
+                     const float *params, const char *path, at_error *err)
+{
+    int status = AT_OK;
+    for (int s = 0; s < at_optimizer_state_count(opt) && status == AT_OK; s++) {
+        at_optimizer_state_info state = at_optimizer_state(opt, s);
+        char name[NAME_CAP];
+        status = state_name(name, state.name, t->name, path, err);
+        if (status == AT_OK)
+            status = at_st_writer_add(w, name, "F32", t->ndim, t->shape,
+                                      state.data + (t->data - params), tensor_bytes(t), err);
+    }
+    return status;
+}
+
+int at_checkpoint_save_with(const char *path, const at_model *model, at_optimizer *opt,
                             const at_kv *meta, int n_meta, const at_st_tensor *extra, int n_extra,
                             at_error *err)
 {
@@ -82,11 +102,10 @@ int at_checkpoint_save_with(const char *path, const at_model *model, at_sgd *sgd
             return at_fail(err, AT_ERR_ARG, "%s: extra tensor %s is not named trainer.*", path,
                            extra[i].name ? extra[i].name : "(null)");
     /* at_model_params only reads; it takes a non-const model because it hands out a writable
-     * pointer. Momentum offsets are parameter offsets inside this slab. */
+     * pointer. State offsets are parameter offsets inside this slab. */
     size_t n_params;
     const float *params = at_model_params((at_model *)model, &n_params);
-    float *momentum;
-    int status = momentum_of(sgd, n_params, &momentum, path, err);
+    int status = check_optimizer(opt, n_params, path, err);
     if (status != AT_OK)
         return status;
     at_st_writer *w;
@@ -103,25 +122,29 @@ int at_checkpoint_save_with(const char *path, const at_model *model, at_sgd *sgd
         }
         status = at_st_writer_add(w, t.name, dtype_name(t.dtype), t.ndim, t.shape,
                                   tensor_storage(&t), tensor_bytes(&t), err);
-        if (status != AT_OK || !momentum || !t.is_param)
-            continue;
-        char name[NAME_CAP];
-        status = momentum_name(name, t.name, path, err);
-        if (status == AT_OK)
-            status = at_st_writer_add(w, name, "F32", t.ndim, t.shape, momentum + (t.data - params),
-                                      tensor_bytes(&t), err);
+        if (status == AT_OK && opt && t.is_param)
+            status = add_state(w, opt, &t, params, path, err);
     }
+    /* the writer keeps a pointer to the data until it saves */
+    const int64_t steps = opt ? at_optimizer_steps(opt) : -1;
+    if (status == AT_OK && steps >= 0)
+        status = at_st_writer_add(w, STEP_NAME, "I64", 0, NULL, &steps, sizeof steps, err);
     for (int i = 0; i < n_extra && status == AT_OK; i++)
         status = at_st_writer_add(w, extra[i].name, extra[i].dtype, extra[i].ndim, extra[i].shape,
                                   extra[i].data, extra[i].nbytes, err);
-    bool has_format = false;
+    bool has_format = false, has_optimizer = false;
     for (int i = 0; i < n_meta && status == AT_OK; i++) {
         status = at_st_writer_meta(w, meta[i].key, meta[i].value, err);
         if (meta[i].key && strcmp(meta[i].key, "format") == 0)
             has_format = true;
+        if (meta[i].key && strcmp(meta[i].key, "optimizer") == 0)
+            has_optimizer = true;
     }
     if (status == AT_OK && !has_format)
         status = at_st_writer_meta(w, "format", CHECKPOINT_FORMAT, err);
+    if (status == AT_OK && opt && !has_optimizer)
+        status = at_st_writer_meta(w, "optimizer",
+                                   at_optimizer_kind_name(at_optimizer_get_options(opt)->kind), err);
     if (status == AT_OK)
         status = at_st_writer_save(w, path, err);
     at_st_writer_free(w);
@@ -194,13 +217,32 @@ static int check_tensor(const char *path, const at_st_tensor *t, const at_tensor
     return AT_OK;
 }
 
-/* Every tensor of the file must be the model's or, when resuming, the optimiser's. */
-static int check_no_strangers(const char *path, const at_safetensors *st, const at_model *model,
-                              bool resuming, const name_view *v, int *n_momentum, at_error *err)
+/* A tensor of opt's state: "optimizer.<state>.<param>" for one of its states and a parameter of
+ * the model, or the step count of an optimiser that keeps one. */
+static bool is_state_tensor(const char *name, at_optimizer *opt, const at_model *model)
 {
-    const size_t prefix_len = strlen(MOMENTUM_PREFIX);
+    if (strcmp(name, STEP_NAME) == 0)
+        return at_optimizer_steps(opt) >= 0;
+    name += strlen(OPTIMIZER_PREFIX);
+    for (int s = 0; s < at_optimizer_state_count(opt); s++) {
+        const char *state = at_optimizer_state(opt, s).name;
+        const size_t len = strlen(state);
+        if (strncmp(name, state, len) == 0 && name[len] == '.') {
+            int index = at_model_find_tensor(model, name + len + 1);
+            return index >= 0 && at_model_tensor(model, index).is_param;
+        }
+    }
+    return false;
+}
+
+/* Every tensor of the file must be the model's or, when resuming (opt not NULL), the
+ * optimiser's. */
+static int check_no_strangers(const char *path, const at_safetensors *st, const at_model *model,
+                              at_optimizer *opt, const name_view *v, int *n_state, at_error *err)
+{
+    const size_t prefix_len = strlen(OPTIMIZER_PREFIX);
     const size_t view_len = v->prefix ? strlen(v->prefix) : 0;
-    *n_momentum = 0;
+    *n_state = 0;
     for (int i = 0; i < at_st_count(st); i++) {
         const char *name = at_st_get(st, i)->name;
         if (ignored(v, name))
@@ -212,21 +254,57 @@ static int check_no_strangers(const char *path, const at_safetensors *st, const 
         }
         if (!strncmp(name, TRAINER_PREFIX, strlen(TRAINER_PREFIX)))
             continue; /* a run's own state: the trainer reads it */
-        bool is_momentum = strncmp(name, MOMENTUM_PREFIX, prefix_len) == 0;
-        if (is_momentum)
-            (*n_momentum)++;
-        if (is_momentum && !resuming)
-            continue; /* the optimiser's state, not wanted this time */
-        int index = at_model_find_tensor(model, is_momentum ? name + prefix_len : name);
-        bool known = index >= 0 && (!is_momentum || at_model_tensor(model, index).is_param);
+        bool known;
+        if (strncmp(name, OPTIMIZER_PREFIX, prefix_len) == 0) {
+            (*n_state)++;
+            if (!opt)
+                continue; /* the optimiser's state, not wanted this time */
+            known = is_state_tensor(name, opt, model);
+        } else {
+            known = at_model_find_tensor(model, name) >= 0;
+        }
         if (!known)
             return at_fail(err, AT_ERR_FORMAT, "%s: unexpected tensor %s", path, name);
     }
     return AT_OK;
 }
 
+/* A file with optimiser state must hold the state of the kind of optimiser resuming from it. */
+static int check_kind(const char *path, const at_safetensors *st, const at_optimizer *opt,
+                      at_error *err)
+{
+    const char *saved = at_st_meta(st, "optimizer");
+    bool has_state = saved != NULL;
+    for (int i = 0; i < at_st_count(st) && !has_state; i++)
+        has_state = !strncmp(at_st_get(st, i)->name, OPTIMIZER_PREFIX, strlen(OPTIMIZER_PREFIX));
+    if (!has_state)
+        return AT_OK; /* weights only: validate says so */
+    if (!saved)
+        saved = "sgd"; /* written when SGD was the only optimiser */
+    const char *kind = at_optimizer_kind_name(at_optimizer_get_options(opt)->kind);
+    if (strcmp(saved, kind) != 0)
+        return at_fail(err, AT_ERR_FORMAT, "%s holds the state of optimizer %s, but the optimizer "
+                       "to resume is %s", path, saved, kind);
+    return AT_OK;
+}
+
+/* The saved step count, a 0-dim I64 >= 0. */
+static int saved_steps(const char *path, const at_safetensors *st, int64_t *steps, at_error *err)
+{
+    const at_st_tensor *t = at_st_find(st, STEP_NAME);
+    if (!t)
+        return at_fail(err, AT_ERR_NOTFOUND, "%s: missing tensor %s", path, STEP_NAME);
+    if (strcmp(t->dtype, "I64") != 0 || t->ndim != 0 || t->nbytes != sizeof *steps)
+        return at_fail(err, AT_ERR_FORMAT, "%s: tensor %s is not a 0-dim I64", path, STEP_NAME);
+    memcpy(steps, t->data, sizeof *steps); /* the file's bytes need not be aligned */
+    if (*steps < 0)
+        return at_fail(err, AT_ERR_FORMAT, "%s: tensor %s holds %lld", path, STEP_NAME,
+                       (long long)*steps);
+    return AT_OK;
+}
+
 static int validate(const char *path, const at_safetensors *st, const at_model *model,
-                    bool resuming, const name_view *v, at_error *err)
+                    at_optimizer *opt, const name_view *v, at_error *err)
 {
     int n = at_model_tensor_count(model), n_param_tensors = 0;
     for (int i = 0; i < n; i++) {
@@ -242,34 +320,37 @@ static int validate(const char *path, const at_safetensors *st, const at_model *
             return status;
         n_param_tensors += want.is_param;
     }
-    int n_momentum;
-    int status = check_no_strangers(path, st, model, resuming, v, &n_momentum, err);
-    if (status != AT_OK || !resuming)
+    int status = opt ? check_kind(path, st, opt, err) : AT_OK;
+    int n_state;
+    if (status == AT_OK)
+        status = check_no_strangers(path, st, model, opt, v, &n_state, err);
+    if (status != AT_OK || !opt)
         return status;
-    if (n_momentum == 0 && n_param_tensors > 0)
+    if (n_state == 0 && n_param_tensors > 0)
         return at_fail(err, AT_ERR_NOTFOUND,
                        "%s has no optimiser state; cannot resume from a weights-only file", path);
     for (int i = 0; i < n; i++) {
         at_tensor_info want = at_model_tensor(model, i);
-        if (!want.is_param)
-            continue;
-        char name[NAME_CAP];
-        status = momentum_name(name, want.name, path, err);
-        if (status != AT_OK)
-            return status;
-        const at_st_tensor *t = at_st_find(st, name);
-        if (!t)
-            return at_fail(err, AT_ERR_NOTFOUND, "%s: missing tensor %s", path, name);
-        status = check_tensor(path, t, &want, err);
-        if (status != AT_OK)
-            return status;
+        for (int s = 0; want.is_param && s < at_optimizer_state_count(opt); s++) {
+            char name[NAME_CAP];
+            status = state_name(name, at_optimizer_state(opt, s).name, want.name, path, err);
+            if (status != AT_OK)
+                return status;
+            const at_st_tensor *t = at_st_find(st, name);
+            if (!t)
+                return at_fail(err, AT_ERR_NOTFOUND, "%s: missing tensor %s", path, name);
+            status = check_tensor(path, t, &want, err);
+            if (status != AT_OK)
+                return status;
+        }
     }
-    return AT_OK;
+    int64_t steps;
+    return at_optimizer_steps(opt) >= 0 ? saved_steps(path, st, &steps, err) : AT_OK;
 }
 
 /* Runs only after validate, so every lookup succeeds and every size matches. */
 static void copy_in(const at_safetensors *st, const name_view *v, at_model *model,
-                    const float *params, float *momentum)
+                    const float *params, at_optimizer *opt)
 {
     int n = at_model_tensor_count(model);
     for (int i = 0; i < n; i++) {
@@ -277,14 +358,18 @@ static void copy_in(const at_safetensors *st, const name_view *v, at_model *mode
         const at_st_tensor *saved = find_saved(st, v, t.name);
         if (saved->nbytes)
             memcpy(tensor_storage(&t), saved->data, saved->nbytes);
-        if (!momentum || !t.is_param)
-            continue;
-        char name[NAME_CAP];
-        snprintf(name, sizeof name, MOMENTUM_PREFIX "%s", t.name);
-        saved = at_st_find(st, name);
-        if (saved->nbytes)
-            memcpy(momentum + (t.data - params), saved->data, saved->nbytes);
+        for (int s = 0; opt && t.is_param && s < at_optimizer_state_count(opt); s++) {
+            at_optimizer_state_info state = at_optimizer_state(opt, s);
+            char name[NAME_CAP];
+            snprintf(name, sizeof name, OPTIMIZER_PREFIX "%s.%s", state.name, t.name);
+            saved = at_st_find(st, name);
+            if (saved->nbytes)
+                memcpy(state.data + (t.data - params), saved->data, saved->nbytes);
+        }
     }
+    int64_t steps;
+    if (opt && at_optimizer_steps(opt) >= 0 && saved_steps("", st, &steps, NULL) == AT_OK)
+        at_optimizer_set_steps(opt, steps, NULL);
 }
 
 /* "[0.5, 0.25]": at most 4 channels, as at_model_options holds. */
@@ -367,7 +452,7 @@ static int check_normalisation(const char *path, const at_safetensors *st, const
                    "train with %s", path, file_text, model_text);
 }
 
-static int load(const char *path, at_model *model, at_sgd *sgd, const name_view *v,
+static int load(const char *path, at_model *model, at_optimizer *opt, const name_view *v,
                 bool same_inputs, at_safetensors **st_out, at_error *err)
 {
     if (st_out)
@@ -376,19 +461,18 @@ static int load(const char *path, at_model *model, at_sgd *sgd, const name_view 
         return at_fail(err, AT_ERR_ARG, "at_checkpoint_load: invalid argument");
     size_t n_params;
     const float *params = at_model_params(model, &n_params);
-    float *momentum;
-    int status = momentum_of(sgd, n_params, &momentum, path, err);
+    int status = check_optimizer(opt, n_params, path, err);
     if (status != AT_OK)
         return status;
     at_safetensors *st;
     status = at_st_open(&st, path, err);
     if (status != AT_OK)
         return status;
-    status = validate(path, st, model, sgd != NULL, v, err);
+    status = validate(path, st, model, opt, v, err);
     if (status == AT_OK && same_inputs)
         status = check_normalisation(path, st, model, err);
     if (status == AT_OK)
-        copy_in(st, v, model, params, momentum);
+        copy_in(st, v, model, params, opt);
     if (status == AT_OK && st_out)
         *st_out = st;
     else
@@ -396,11 +480,11 @@ static int load(const char *path, at_model *model, at_sgd *sgd, const name_view 
     return status;
 }
 
-int at_checkpoint_load(const char *path, at_model *model, at_sgd *sgd, at_safetensors **st_out,
-                       at_error *err)
+int at_checkpoint_load(const char *path, at_model *model, at_optimizer *opt,
+                       at_safetensors **st_out, at_error *err)
 {
     const name_view plain = {NULL, NULL};
-    return load(path, model, sgd, &plain, false, st_out, err);
+    return load(path, model, opt, &plain, false, st_out, err);
 }
 
 int at_checkpoint_load_init(const char *path, at_model *model, at_error *err)

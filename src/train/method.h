@@ -34,7 +34,7 @@ typedef struct at_batch {
 
 typedef struct at_method_ctx {
     at_model *model;
-    at_sgd *sgd;
+    at_optimizer *optimizer;  /* the model's */
     at_pass *train;           /* training pass: weight and input gradients */
     at_pass *clean;           /* a second training pass (the clean branch of TRADES and MART) */
     at_pass *attack_pass;     /* input-gradient pass for the training attack */

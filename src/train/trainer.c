@@ -26,8 +26,8 @@ struct at_trainer {
     const at_dataset *train, *val;
     at_train_config config;
     const at_method *method;
-    at_sgd *sgd;
-    float *snapshot_momentum;
+    at_optimizer *optimizer;
+    at_optimizer *snapshot_optimizer; /* fgsm-rs: the state to roll back to, with `snapshot` */
     at_method_ctx ctx;
     at_batch_maker *batches;
     double opt[AT_MAX_METHOD_OPTIONS * 2];  /* the method's options, resolved */
@@ -130,7 +130,7 @@ static int make_ctx(at_trainer *t, int batch, at_error *err)
     int ch, h, w;
     at_model_input_shape(t->model, &ch, &h, &w);
     c->model = t->model;
-    c->sgd = t->sgd;
+    c->optimizer = t->optimizer;
     c->config = cfg;
     c->num_classes = at_model_num_classes(t->model);
     c->batch = batch;
@@ -229,7 +229,7 @@ int at_trainer_create(at_trainer **out, at_model *model, const at_dataset *train
         return status;
     }
     t->iters_per_epoch = at_batch_steps(t->batches);
-    status = at_sgd_create(&t->sgd, model, &cfg.sgd, err);
+    status = at_optimizer_create(&t->optimizer, model, &cfg.optimizer, err);
     if (!status)
         status = make_ctx(t, at_batch_rows(t->batches), err);
     t->passes = cfg.epochs / t->ctx.replays;
@@ -241,13 +241,9 @@ int at_trainer_create(at_trainer **out, at_model *model, const at_dataset *train
     }
     if (!status && cfg.ema > 0.0f && !(status = at_model_create_from_spec(&t->ema, spec, err)))
         status = at_model_copy_weights(t->ema, model, err);
-    if (!status && spec && overfit_check) {
-        size_t n;
-        at_sgd_momentum(t->sgd, &n);
-        status = at_model_create_from_spec(&t->snapshot, spec, err);
-        if (!status && !(t->snapshot_momentum = at_alloc((n ? n : 1) * sizeof(float))))
-            status = at_fail(err, AT_ERR_NOMEM, "out of memory");
-    }
+    if (!status && spec && overfit_check &&
+        !(status = at_model_create_from_spec(&t->snapshot, spec, err)))
+        status = at_optimizer_create(&t->snapshot_optimizer, t->snapshot, &cfg.optimizer, err);
     free(spec);
     if (status) {
         at_trainer_free(t);
@@ -263,14 +259,14 @@ void at_trainer_free(at_trainer *t)
         return;
     free_ctx(&t->ctx);
     at_batch_maker_free(t->batches);
-    at_sgd_free(t->sgd);
+    at_optimizer_free(t->optimizer);
     at_model_free(t->ema);
     at_model_free(t->snapshot);
-    at_free(t->snapshot_momentum);
+    at_optimizer_free(t->snapshot_optimizer);
     at_free(t);
 }
 
-at_sgd *at_trainer_sgd(at_trainer *t) { return t->sgd; }
+at_optimizer *at_trainer_optimizer(at_trainer *t) { return t->optimizer; }
 int at_trainer_epoch(const at_trainer *t) { return t->epochs_done; }
 int at_trainer_epochs(const at_trainer *t) { return t->passes; }
 const at_train_config *at_trainer_config(const at_trainer *t) { return &t->config; }
@@ -308,10 +304,8 @@ int at_trainer_set_progress(at_trainer *t, const at_trainer_progress *p, at_erro
     t->previous_pgd = p->check_pgd;
     t->previous_fgsm = p->check_fgsm;
     if (t->snapshot) {
-        size_t n;
-        const float *momentum = at_sgd_momentum(t->sgd, &n);
-        memcpy(t->snapshot_momentum, momentum, n * sizeof(float));
-        return at_model_copy_weights(t->snapshot, t->model, err);
+        int status = at_optimizer_copy_state(t->snapshot_optimizer, t->optimizer, err);
+        return status ? status : at_model_copy_weights(t->snapshot, t->model, err);
     }
     return AT_OK;
 }
@@ -389,19 +383,17 @@ static int check_overfitting(at_trainer *t, at_epoch_stats *st, at_error *err)
         return status;
     st->check_pgd_acc = pgd;
     st->check_fgsm_acc = fgsm;
-    size_t n;
-    float *momentum = at_sgd_momentum(t->sgd, &n);
     if (t->previous_pgd >= 0.0 && pgd < t->previous_pgd - 0.2 && fgsm >= t->previous_fgsm) {
         st->overfitting_detected = true;
         t->stopped = true;
         if ((status = at_model_copy_weights(t->model, t->snapshot, err)))
             return status;
-        memcpy(momentum, t->snapshot_momentum, n * sizeof(float));
-        return AT_OK;
+        return at_optimizer_copy_state(t->optimizer, t->snapshot_optimizer, err);
     }
     t->previous_pgd = pgd;
     t->previous_fgsm = fgsm;
-    memcpy(t->snapshot_momentum, momentum, n * sizeof(float));
+    if ((status = at_optimizer_copy_state(t->snapshot_optimizer, t->optimizer, err)))
+        return status;
     return at_model_copy_weights(t->snapshot, t->model, err);
 }
 
@@ -571,7 +563,7 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
                                "training loss became %g at epoch %d batch %ld (learning rate %g); "
                                "lower --lr", loss, epoch + 1, b + 1, lr);
             }
-            at_sgd_step(t->sgd, lr);
+            at_optimizer_step(t->optimizer, lr);
             if (t->method->after_step)
                 t->method->after_step(&t->ctx);
             if (t->ema)

@@ -14,7 +14,11 @@
  * from the clean point (no random start), cross-entropy, batch norm in eval mode.
  *
  * ARCH is a reference architecture, or "generator-critic": a graph of the layers those do not use,
- * as torch_models.GeneratorCritic defines it (state_dict names included). */
+ * as torch_models.GeneratorCritic defines it (state_dict names included).
+ *
+ * With --optimizer sgd|adam|adamw [--weight-decay W], OUT also receives "stepped.<parameter>":
+ * the weights of W.safetensors after three steps of that optimiser (its defaults otherwise) whose
+ * gradients are this pass's scaled by 1, -0.5 and 2, at learning rates 1e-3, 5e-4 and 2e-3. */
 #include "advtrain.h"
 
 #include <stdio.h>
@@ -64,8 +68,9 @@ static int generator_critic(at_model **out, const at_model_options *o, at_error 
 int main(int argc, char **argv)
 {
     const char *arch = NULL, *weights = NULL, *input = NULL, *bn = "train", *out = NULL;
-    const char *mean = NULL, *std = NULL, *attack = NULL;
+    const char *mean = NULL, *std = NULL, *attack = NULL, *optimizer = NULL;
     float eps = 0.0f, step_size = 0.0f;
+    double weight_decay = 0.0;
     int steps = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--model")) arch = argv[i + 1];
@@ -79,6 +84,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--eps")) eps = strtof(argv[i + 1], NULL);
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--step-size")) step_size = strtof(argv[i + 1], NULL);
+        else if (!strcmp(argv[i], "--optimizer")) optimizer = argv[i + 1];
+        else if (!strcmp(argv[i], "--weight-decay")) weight_decay = strtod(argv[i + 1], NULL);
         else return fail("unknown option", argv[i]);
     }
     if (!arch || !weights || !input || !out)
@@ -146,6 +153,42 @@ int main(int argc, char **argv)
                              at_pass_activation(p, node), (size_t)n * c * h * ww * 4, &err))
             return fail(err.message, NULL);
     }
+    /* the steps run on a second model, since the writer still points at this one's gradients */
+    at_model *stepped = NULL;
+    char (*stepped_names)[200] = calloc((size_t)at_model_tensor_count(m), sizeof *stepped_names);
+    if (optimizer) {
+        int kind = AT_OPTIMIZER_SGD;
+        while (kind <= AT_OPTIMIZER_ADAMW && strcmp(at_optimizer_kind_name(kind), optimizer))
+            kind++;
+        if (kind > AT_OPTIMIZER_ADAMW)
+            return fail("unknown optimizer", optimizer);
+        at_optimizer_options oo = at_optimizer_defaults((at_optimizer_kind)kind);
+        oo.weight_decay = weight_decay;
+        at_optimizer *opt = NULL;
+        if (at_model_create(&stepped, arch, &o, &err) ||
+            at_checkpoint_load(weights, stepped, NULL, NULL, &err) ||
+            at_optimizer_create(&opt, stepped, &oo, &err))
+            return fail(err.message, optimizer);
+        size_t count;
+        float *g = at_model_grads(stepped, &count);
+        const float *g0 = at_model_grads(m, NULL);
+        static const float scale[3] = {1.0f, -0.5f, 2.0f}, lr[3] = {1e-3f, 5e-4f, 2e-3f};
+        for (int s = 0; s < 3; s++) {
+            for (size_t i = 0; i < count; i++)
+                g[i] = g0[i] * scale[s];
+            at_optimizer_step(opt, lr[s]);
+        }
+        at_optimizer_free(opt);
+        for (int i = 0; i < at_model_tensor_count(stepped); i++) {
+            at_tensor_info t = at_model_tensor(stepped, i);
+            if (!t.is_param)
+                continue;
+            snprintf(stepped_names[i], sizeof stepped_names[i], "stepped.%s", t.name);
+            if (at_st_writer_add(w, stepped_names[i], "F32", t.ndim, t.shape, t.data, t.numel * 4,
+                                 &err))
+                return fail(err.message, NULL);
+        }
+    }
     float *x_adv = NULL;
     if (attack) {
         at_attack *atk = NULL;
@@ -166,6 +209,8 @@ int main(int argc, char **argv)
     at_st_writer_free(w);
     free(names);
     free(relu_names);
+    free(stepped_names);
+    at_model_free(stepped);
     free(x_adv);
     free(y);
     free(dlogits);

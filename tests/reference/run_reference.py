@@ -7,6 +7,9 @@ modes: logits, mean cross-entropy loss, every weight gradient, the input gradien
 statistics after the forward must match PyTorch's with relative error < 1e-4 (max |a - b| over
 max |b|, per tensor).
 
+Adam and AdamW take three steps from the same weights and gradients as torch.optim.Adam and
+torch.optim.AdamW, and the weight changes must agree with relative error < 1e-4.
+
 FGSM and PGD from the clean point (eval mode, cross-entropy) must give the same adversarial
 examples as a PyTorch implementation, pixel for pixel, except at pixels where the input gradient
 was within rounding of 0 at some step in PyTorch (its sign is then a coin toss).
@@ -234,6 +237,37 @@ def compare_attacks(dump, tmp, net, x, y):
               f"gradient sign was ambiguous")
 
 
+def compare_optimizers(dump, tmp, net, x, y):
+    """Adam and AdamW against torch.optim.Adam and torch.optim.AdamW (their defaults, weight decay
+    0.05): three steps from the same weights with the same gradients (advtrain's, scaled by 1, -0.5
+    and 2) at learning rates 1e-3, 5e-4 and 2e-3 rounded to float32 as advtrain takes them. The
+    change of every weight tensor must agree, relative to its largest change."""
+    weights = os.path.join(tmp, "optimizer_weights.safetensors")
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    safetensors_io.save(weights, before)
+    inp = os.path.join(tmp, "optimizer_input.safetensors")
+    out = os.path.join(tmp, "optimizer_out.safetensors")
+    safetensors_io.save(inp, {"x": x, "y": y})
+    lrs = [torch.tensor(lr, dtype=torch.float32).item() for lr in (1e-3, 5e-4, 2e-3)]
+    for kind, cls in (("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)):
+        subprocess.run([dump, "--model", "smallcnn", "--weights", weights, "--input", inp, "--bn",
+                        "train", "--out", out, "--optimizer", kind, "--weight-decay", "0.05"],
+                       check=True)
+        ours = safetensors_io.load(out)
+        params = {name: p.detach().clone() for name, p in net.named_parameters()}
+        opt = cls(params.values(), lr=lrs[0], weight_decay=0.05)
+        for scale, lr in zip((1.0, -0.5, 2.0), lrs):
+            opt.param_groups[0]["lr"] = lr
+            for name, p in params.items():
+                p.grad = ours["grad." + name] * scale
+            opt.step()
+        worst = 0.0
+        for name, p in params.items():
+            worst = max(worst, check(f"{kind} update of {name}", ours["stepped." + name] - before[name],
+                                     p - before[name]))
+        print(f"  {kind:5s} 3 steps: weight updates agree with torch.optim to {worst:.1e}")
+
+
 def round_trip(advtrain, tmp):
     """PyTorch -> advtrain -> PyTorch: a state_dict saved by torch.save goes through
     scripts/convert_pt.py, advtrain import and advtrain export and back, and must come out with
@@ -429,6 +463,7 @@ def main():
             compare(a.dump, tmp, "preact-resnet18", preact, x2, y2, mode, True)
             compare(a.dump, tmp, "generator-critic", aux, x3, y3, mode, False)
         compare_attacks(a.dump, tmp, small, x1, y1)
+        compare_optimizers(a.dump, tmp, small, x1, y1)
         if a.jsigr_dump:
             compare_jsigr(a.jsigr_dump, a.advtrain, tmp, a.data_dir)
         round_trip(a.advtrain, tmp)

@@ -47,7 +47,7 @@ at_train_config bands_config(const char *method)
 {
     at_train_config c = {.method = method, .epochs = 2, .batch_size = 16,
                          .lr = {.kind = AT_LR_COSINE, .base = 0.1f},
-                         .sgd = {.momentum = 0.9f, .weight_decay = 5e-4f}, .seed = 3,
+                         .optimizer = {.momentum = 0.9f, .weight_decay = 5e-4f}, .seed = 3,
                          .eval_batch_size = 64};
     if (strcmp(method, "standard") != 0)
         c.eps = 0.05f;
