@@ -57,6 +57,17 @@ if sel trades-6k-extra; then
 fi
 # seed 15: a coreset of half the data beside full pgd-at
 sel pgd-at-coreset && run pgd-at-coreset --method pgd-at --coreset 0.5 $E $R5
+# seed 3: stylized max-margin AT beside pgd-at (its preset: the entry's attack and weights)
+sel sat && run sat --method sat $E $R5
+# seed 10: J-SIGR beside standard training (no attack in training)
+sel standard && run standard --method standard $E $R5
+sel jsigr && run jsigr --method jsigr $E $R5
+# fine-tuning: one epoch of trades from the README demo's model (DEMO, its last.safetensors)
+DEMO=${DEMO:-runs/demo}
+if sel finetune-trades && [ -s "$DEMO/last.safetensors" ]; then
+    run finetune-trades --init "$DEMO/last.safetensors" --method trades --epochs 1 --lr 0.01 \
+        $E --data fashion-mnist --model smallcnn
+fi
 # seed 9 in its own setting: 4-frame clips, SmallCNN per frame, fixed / curriculum / adaptive;
 # each clip 4 images to attack, so the suite runs on 250 clips (as long as 1,000 images)
 FINAL_N=250

@@ -711,8 +711,8 @@ typedef struct at_kv {
  * 0-dim I64 "optimizer.step", and its kind as the metadata "optimizer" ("adam"). */
 int at_checkpoint_save(const char *path, const at_model *model, at_optimizer *opt,
                        const at_kv *meta, int n_meta, at_error *err);
-/* The same, with tensors of a training run's own state, each named "trainer.<what>" (see
- * at_trainer_state); loading passes over them. */
+/* The same, with tensors of a training run's own state, each named "trainer.<what>",
+ * "generator.<what>" or "critic.<what>" (see at_trainer_state); loading passes over them. */
 int at_checkpoint_save_with(const char *path, const at_model *model, at_optimizer *opt,
                             const at_kv *meta, int n_meta, const at_st_tensor *extra, int n_extra,
                             at_error *err);
@@ -919,10 +919,13 @@ typedef struct at_trainer_progress {
 at_trainer_progress at_trainer_get_progress(const at_trainer *t);
 /* After loading a checkpoint to resume (the current weights become fgsm-rs's roll-back point). */
 int at_trainer_set_progress(at_trainer *t, const at_trainer_progress *p, at_error *err);
-/* A run's own state besides the weights and the optimiser (adaptive budgets, the coreset) as
- * tensors named "trainer.*" for at_checkpoint_save_with; returns how many (at most cap). The
- * data stays valid until the next epoch. */
+/* A run's own state besides the weights and the optimiser as tensors for
+ * at_checkpoint_save_with: "trainer.*" (adaptive budgets, the coreset) and the networks a method
+ * trains beside the model, "generator.*" (fgsm-sdi) and "critic.*" (infoat), each with its
+ * optimiser's state; returns how many (at most cap; at_trainer_state_count is enough). The data
+ * stays valid until the next epoch. */
 int at_trainer_state(at_trainer *t, at_st_tensor *out, int cap);
+int at_trainer_state_count(const at_trainer *t);
 /* Restores that state from an opened checkpoint (at_checkpoint_load's st_out) to resume. */
 int at_trainer_restore_state(at_trainer *t, const at_safetensors *st, at_error *err);
 /* Fine-tuning: replaces the model's parameters and batch-norm buffers with those of `path`

@@ -353,6 +353,30 @@ expect 2 "model 'smallcnn' cannot take 2x28x28 inputs: shape mismatch" -- "$BIN"
 expect 1 "clips have 1..64 frames" -- "$BIN" train --data fashion-mnist-clips-65 --model smallcnn-clip \
     --data-dir "$DATA" --out "$TMP/bad"
 
+# --- networks trained beside the classifier (fgsm-sdi's generator) checkpoint with it and resume
+S="train --data-dir $DATA --train-size 384 --val-size 64 --epochs 2 --batch-size 64 --method fgsm-sdi
+   --eps 0.1 --sdi-period 2 --generator-width 8 --no-final-pgd"
+expect 0 "clean accuracy" -- "$BIN" $S --out "$TMP/sdi" --quiet
+grep -aq '"generator.optimizer.exp_avg.conv2.weight"' "$TMP/sdi/last.safetensors" ||
+    fail "the checkpoint does not hold the generator's Adam state"
+expect 0 "continue with --resume" -- "$BIN" $S --out "$TMP/sdi2" --stop-after 1
+expect 0 "" -- "$BIN" $S --out "$TMP/sdi2" --resume --quiet
+cmp -s "$TMP/sdi/last.safetensors" "$TMP/sdi2/last.safetensors" ||
+    fail "a resumed fgsm-sdi run differs from the uninterrupted run"
+I="train --data-dir $DATA --train-size 384 --val-size 64 --epochs 2 --batch-size 64 --method infoat
+   --base trades --eps 0.1 --steps 2 --critic-width 8 --no-final-pgd"
+expect 0 "continue with --resume" -- "$BIN" $I --out "$TMP/info" --stop-after 1
+grep -aq '"critic.optimizer.exp_avg_sq.fc1.weight"' "$TMP/info/last.safetensors" ||
+    fail "the checkpoint does not hold the critic's Adam state"
+expect 0 "" -- "$BIN" $I --out "$TMP/info" --resume --quiet
+expect 0 "" -- "$BIN" $I --out "$TMP/info2" --quiet
+cmp -s "$TMP/info/last.safetensors" "$TMP/info2/last.safetensors" ||
+    fail "a resumed infoat run differs from the uninterrupted run"
+expect 2 "method pgd-at does not use sdi-period" -- "$BIN" train --data-dir "$DATA" --method pgd-at --eps 0.1 \
+    --sdi-period 5 --out "$TMP/bad"
+expect 2 "fgsm-sdi is an L-inf method" -- "$BIN" train --data-dir "$DATA" --method fgsm-sdi --norm l2 --eps 1 \
+    --train-size 64 --out "$TMP/bad"
+
 # --- an interrupted evaluation resumes to the same per-point results
 E="eval --checkpoint $TMP/run/last.safetensors --data-dir $DATA --n 40 --batch-size 10 --attack pgd --eps 0.05 --steps 3 --no-checks --quiet"
 expect 0 "after pgd" -- "$BIN" $E --points "$TMP/straight.csv"

@@ -549,11 +549,18 @@ static int save_checkpoints(run_state *s, int epoch, bool best)
     int status = 0;
     if (eval_model != s->model)
         status = at_checkpoint_save(s->ema_path, eval_model, NULL, meta, n_meta, &s->err);
-    at_st_tensor state[4];
-    const int n_state = at_trainer_state(s->trainer, state, 4);
+    const int cap = at_trainer_state_count(s->trainer);
+    at_st_tensor *state = malloc((size_t)cap * sizeof *state);
+    if (!state) {
+        s->err.status = AT_ERR_NOMEM;
+        snprintf(s->err.message, sizeof s->err.message, "out of memory");
+        return AT_ERR_NOMEM;
+    }
+    const int n_state = at_trainer_state(s->trainer, state, cap);
     if (!status)
         status = at_checkpoint_save_with(s->checkpoint, s->model, at_trainer_optimizer(s->trainer), meta,
                                          n_meta, state, n_state, &s->err);
+    free(state);
     if (!status && best)
         status = at_checkpoint_save(s->best_path, eval_model, NULL, meta, n_meta, &s->err);
     return status;

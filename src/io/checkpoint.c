@@ -9,8 +9,9 @@
  * "optimizer.momentum.*", Adam's "optimizer.exp_avg.*" and "optimizer.exp_avg_sq.*"), Adam's step
  * count as the 0-dim I64 "optimizer.step", and the optimiser's kind as the metadata "optimizer";
  * a file without that key was written when SGD was the only optimiser. A training run may add
- * its own state under "trainer." (adaptive budgets, a coreset), which loading passes over: the
- * trainer reads it back from the opened file.
+ * its own state under "trainer." (adaptive budgets, a coreset), "generator." and "critic." (the
+ * networks a method trains beside the model), which loading passes over: the trainer reads it
+ * back from the opened file.
  *
  * Loading is strict (every tensor present, right shape and dtype, finite, nothing unknown) and
  * validates the whole file before writing anything, so a failed load leaves the model and the
@@ -26,7 +27,8 @@
 
 #define OPTIMIZER_PREFIX "optimizer."
 #define STEP_NAME "optimizer.step"
-#define TRAINER_PREFIX "trainer."
+/* a run's own state beside the model: the trainer's, and the networks methods train beside it */
+static const char *const RUN_STATE_PREFIXES[] = {"trainer.", "generator.", "critic.", NULL};
 #define CHECKPOINT_FORMAT "advtrain-checkpoint-1"
 
 /* Model tensor names are shorter than 128 bytes (graph.h); this leaves room for the prefix. */
@@ -68,6 +70,14 @@ static int check_optimizer(at_optimizer *opt, size_t n_params, const char *path,
     return AT_OK;
 }
 
+static bool is_run_state(const char *name)
+{
+    for (int i = 0; RUN_STATE_PREFIXES[i]; i++)
+        if (!strncmp(name, RUN_STATE_PREFIXES[i], strlen(RUN_STATE_PREFIXES[i])))
+            return true;
+    return false;
+}
+
 int at_checkpoint_save(const char *path, const at_model *model, at_optimizer *opt,
                        const at_kv *meta, int n_meta, at_error *err)
 {
@@ -98,9 +108,9 @@ int at_checkpoint_save_with(const char *path, const at_model *model, at_optimize
         (n_extra > 0 && !extra))
         return at_fail(err, AT_ERR_ARG, "at_checkpoint_save: invalid argument");
     for (int i = 0; i < n_extra; i++)
-        if (!extra[i].name || strncmp(extra[i].name, TRAINER_PREFIX, strlen(TRAINER_PREFIX)) != 0)
-            return at_fail(err, AT_ERR_ARG, "%s: extra tensor %s is not named trainer.*", path,
-                           extra[i].name ? extra[i].name : "(null)");
+        if (!extra[i].name || !is_run_state(extra[i].name))
+            return at_fail(err, AT_ERR_ARG, "%s: extra tensor %s is not named trainer.*, "
+                           "generator.* or critic.*", path, extra[i].name ? extra[i].name : "(null)");
     /* at_model_params only reads; it takes a non-const model because it hands out a writable
      * pointer. State offsets are parameter offsets inside this slab. */
     size_t n_params;
@@ -252,7 +262,7 @@ static int check_no_strangers(const char *path, const at_safetensors *st, const 
                 return at_fail(err, AT_ERR_FORMAT, "%s: unexpected tensor %s", path, name);
             name += view_len;
         }
-        if (!strncmp(name, TRAINER_PREFIX, strlen(TRAINER_PREFIX)))
+        if (is_run_state(name))
             continue; /* a run's own state: the trainer reads it */
         bool known;
         if (strncmp(name, OPTIMIZER_PREFIX, prefix_len) == 0) {

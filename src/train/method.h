@@ -18,6 +18,8 @@ enum {
 };
 
 typedef struct at_awp at_awp;
+typedef struct at_aux_net at_aux_net;
+enum { AT_MAX_AUX_NETS = 2 };
 
 /* One training batch as the trainer composed it (batch.c): real examples, possibly mixed
  * (CutMix), extra data, out-of-distribution rows; targets, weights and budgets per example. */
@@ -51,6 +53,7 @@ typedef struct at_method_ctx {
                                  changes no draw of the others */
     float eps;                /* the training eps now (after warm-up) */
     int epoch;                /* 0-based */
+    long step;                /* optimiser steps before this one in the whole run (resumes) */
     int num_classes, batch;
     size_t image;
     float *x_adv;             /* [batch, image] */
@@ -61,6 +64,8 @@ typedef struct at_method_ctx {
     uint64_t *seeds;          /* [batch] */
     uint8_t *correct;         /* [batch]: filled by step */
     at_awp *awp;              /* AWP state, or NULL */
+    at_aux_net *aux[AT_MAX_AUX_NETS]; /* networks trained beside the model (at_method_add_aux) */
+    int n_aux;
     void *state;              /* a method's own state, made by its setup */
     void (*free_state)(void *state);
 } at_method_ctx;
@@ -170,5 +175,33 @@ int at_awp_begin(at_awp *awp, at_model *model);
 void at_awp_perturb(at_awp *awp, at_model *model);
 void at_awp_restore(at_awp *awp, at_model *model);
 bool at_awp_active(const at_awp *awp);
+
+/* Auxiliary networks (aux_net.c): a small model a method builds in code and trains beside the
+ * classifier (FGSM-SDI's generator, InfoAT's critic), with its own optimiser and pass. The
+ * trainer saves it in the run's checkpoint under "<role>.*" (every tensor, its optimiser's
+ * buffers "<role>.optimizer.<state>.<name>" and step count), restores it on resume and frees it.
+ * at_method_add_aux takes the finished model (freed on failure too) and registers the network
+ * in ctx->aux. */
+int at_method_add_aux(at_method_ctx *ctx, const char *role, at_model *model,
+                      const at_optimizer_options *options, at_aux_net **out, at_error *err);
+int at_aux_net_create(at_aux_net **out, const char *role, at_model *model,
+                      const at_optimizer_options *options, int max_batch, at_error *err);
+void at_aux_net_free(at_aux_net *a);
+at_model *at_aux_net_model(const at_aux_net *a);
+at_pass *at_aux_net_pass(const at_aux_net *a);
+/* One optimiser step on the gradients the method accumulated, then zeroes them. */
+void at_aux_net_step(at_aux_net *a, float lr);
+/* The checkpoint tensors (valid until the next step), at most cap; and how many there are. */
+int at_aux_net_state(at_aux_net *a, at_st_tensor *out, int cap);
+int at_aux_net_state_count(const at_aux_net *a);
+/* Every tensor of the list must be in st with its dtype and shape, finite; nothing changes
+ * otherwise. */
+int at_aux_net_restore(at_aux_net *a, const at_safetensors *st, at_error *err);
+
+/* FGSM-SDI's generator (fgsm_sdi.c) for images of channels x height x width: input the image and
+ * the sign of its input gradient (2 x channels), output tanh in [-1, 1] per pixel; `width`
+ * feature maps; with zero_last the last convolution starts at 0 (the generator outputs 0). */
+int at_sdi_generator(at_model **out, int channels, int height, int width, int features,
+                     bool zero_last, uint64_t seed, at_error *err);
 
 #endif

@@ -106,6 +106,8 @@ static void free_ctx(at_method_ctx *c)
 {
     if (c->free_state)
         c->free_state(c->state);
+    for (int i = 0; i < c->n_aux; i++)
+        at_aux_net_free(c->aux[i]);
     at_pass_free(c->train);
     at_pass_free(c->clean);
     at_pass_free(c->attack_pass);
@@ -457,6 +459,16 @@ int at_trainer_state(at_trainer *t, at_st_tensor *out, int cap)
         out[n++] = (at_st_tensor){"trainer.coreset_weights", "F32", 1, {count}, weights,
                                   (size_t)count * sizeof(float)};
     }
+    for (int i = 0; i < t->ctx.n_aux; i++)
+        n += at_aux_net_state(t->ctx.aux[i], out + n, cap - n);
+    return n;
+}
+
+int at_trainer_state_count(const at_trainer *t)
+{
+    int n = 3; /* the budgets and the coreset */
+    for (int i = 0; i < t->ctx.n_aux; i++)
+        n += at_aux_net_state_count(t->ctx.aux[i]);
     return n;
 }
 
@@ -475,6 +487,11 @@ static int saved_vector(const at_safetensors *st, const char *name, const char *
 
 int at_trainer_restore_state(at_trainer *t, const at_safetensors *st, at_error *err)
 {
+    for (int i = 0; i < t->ctx.n_aux; i++) {
+        int status = at_aux_net_restore(t->ctx.aux[i], st, err);
+        if (status)
+            return status;
+    }
     int count;
     float *budgets = at_batch_budgets(t->batches, &count);
     const at_st_tensor *v;
@@ -552,6 +569,7 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
                 at_batch_make(t->batches, b, t->ctx.eps, &batch);
             double loss = 0.0;
             at_model_zero_grad(t->model);
+            t->ctx.step = t->step;
             int status = t->method->step(&t->ctx, &batch, &loss);
             if (status)
                 return at_fail(err, status, "method %s failed at epoch %d batch %ld: %s",
