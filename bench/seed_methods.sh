@@ -68,6 +68,16 @@ if sel finetune-trades && [ -s "$DEMO/last.safetensors" ]; then
     run finetune-trades --init "$DEMO/last.safetensors" --method trades --epochs 1 --lr 0.01 \
         $E --data fashion-mnist --model smallcnn
 fi
+# seed 4: FGSM-SDI beside fgsm-rs (its check on) and pgd-at at the same budget, then both fast
+# methods at COLLAPSE_EPS, where fgsm-rs without its check overfits catastrophically
+# (bench/fgsm_collapse.sh finds it)
+sel fgsm-rs && run fgsm-rs --method fgsm-rs $E $R5
+sel fgsm-sdi && run fgsm-sdi --method fgsm-sdi $E $R5
+CO="--eps ${COLLAPSE_EPS:-0.3}"
+sel fgsm-rs-collapse && run fgsm-rs-collapse --method fgsm-rs --no-overfit-check $CO $R5
+sel fgsm-sdi-collapse && run fgsm-sdi-collapse --method fgsm-sdi $CO $R5
+# seed 17: InfoAT on pgd-at
+sel infoat && run infoat --method infoat $E $R5
 # seed 9 in its own setting: 4-frame clips, SmallCNN per frame, fixed / curriculum / adaptive;
 # each clip 4 images to attack, so the suite runs on 250 clips (as long as 1,000 images)
 FINAL_N=250

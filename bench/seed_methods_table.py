@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prints the table of docs/RESULTS.md ("Seed methods") from what bench/seed_methods.sh leaves.
 
-    bench/seed_methods_table.py [DIR]        (default results/seed-methods)
+    bench/seed_methods_table.py [DIR [NAME...]]   (default results/seed-methods; every row)
 
 One row per NAME.json: clean and PGD-20 accuracy on the whole test set with their 95% intervals,
 the standard suite's accuracy (and its points), the training time, the wall time of the whole
@@ -13,7 +13,7 @@ import statistics
 import sys
 
 directory = sys.argv[1] if len(sys.argv) > 1 else "results/seed-methods"
-names = sorted(f[:-5] for f in os.listdir(directory) if f.endswith(".json"))
+names = sys.argv[2:] or sorted(f[:-5] for f in os.listdir(directory) if f.endswith(".json"))
 if not names:
     sys.exit(f"{directory}: no NAME.json")
 

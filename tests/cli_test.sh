@@ -186,6 +186,13 @@ expect 0 "under the attack" -- "$BIN" attack --checkpoint "$TMP/run/last.safeten
     --n 16 --attack pgd --eps 0.1 --steps 5 --out "$TMP/adv.safetensors" --png "$TMP/adv.png"
 [ -s "$TMP/adv.safetensors" ] || fail "no adversarial examples written"
 [ "$(head -c 4 "$TMP/adv.png" | od -An -c | tr -d ' ')" = "211PNG" ] || fail "the grid is not a PNG"
+expect 0 "Gini coefficient" -- "$BIN" gradients --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" \
+    --n 32 --png "$TMP/maps.png" --json "$TMP/maps.json"
+[ "$(head -c 4 "$TMP/maps.png" | od -An -c | tr -d ' ')" = "211PNG" ] || fail "the gradient maps are not a PNG"
+grep -q '"top10_share"' "$TMP/maps.json" || fail "the gradient report lacks its measures"
+expect 2 "checkpoint is required" -- "$BIN" gradients --n 4
+expect 1 "nowhere.safetensors" -- "$BIN" gradients --checkpoint "$TMP/nowhere.safetensors" --data-dir "$DATA"
+[ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "gradients of a missing file: more than one line"
 expect 2 "unknown attack 'deepfool'" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --attack deepfool --eps 0.1
 expect 2 "need --eps" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --attack pgd
 expect 2 "--queries/--p-init does not apply" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" \

@@ -169,6 +169,43 @@ TEST(png_grey_grid)
     remove_dir(dir);
 }
 
+TEST(png_gradient_maps)
+{
+    char dir[64], path[128];
+    REQUIRE(make_dir(dir, sizeof dir));
+    snprintf(path, sizeof path, "%s/maps.png", dir);
+    enum { N = 2, H = 2, W = 3 };
+    float images[N * H * W], maps[N * H * W];
+    for (int k = 0; k < N * H * W; k++) {
+        images[k] = (float)(k % 4) * 0.25f;
+        maps[k] = (float)k; /* each map drawn from black to its own largest value, white */
+    }
+    at_error err = {0};
+    CHECK_OK(plot_png_maps(path, images, maps, N, 1, H, W, 1, &err), &err);
+    int width = 0, height = 0, channels = -1;
+    png_byte *pixels = read_png(path, &width, &height, &channels);
+    REQUIRE(pixels);
+    CHECK_EQ_INT(channels, 1);
+    CHECK_EQ_INT(width, 2 * W + 2);
+    CHECK_EQ_INT(height, N * H + 2);
+    layout l = {H, W, 1, width};
+    if (width == 2 * W + 2 && height == N * H + 2 && channels == 1)
+        for (int i = 0; i < N; i++)
+            for (int r = 0; r < H; r++)
+                for (int x = 0; x < W; x++) {
+                    int k = (i * H + r) * W + x;
+                    float top = (float)((i + 1) * H * W - 1);
+                    CHECK_EQ_INT(pixel_at(pixels, &l, 1, i, 0, r, x, 0), quantised(images[k]));
+                    CHECK_EQ_INT(pixel_at(pixels, &l, 1, i, 1, r, x, 0), quantised(maps[k] / top));
+                }
+    free(pixels);
+    maps[3] = -1.0f; /* a magnitude is never negative */
+    CHECK(plot_png_maps(path, images, maps, N, 1, H, W, 1, &err) == AT_ERR_NUMERIC);
+    CHECK(strstr(err.message, "maps.png") != NULL);
+    CHECK_EQ_INT(count_temp_files(dir), 0);
+    remove_dir(dir);
+}
+
 TEST(png_rgb_grid)
 {
     char dir[64], path[128];
@@ -428,7 +465,7 @@ TEST(svg_bad_arguments)
     remove_dir(dir);
 }
 
-TEST_MAIN(TEST_ENTRY(png_grey_grid), TEST_ENTRY(png_rgb_grid), TEST_ENTRY(png_frames_strip),
+TEST_MAIN(TEST_ENTRY(png_grey_grid), TEST_ENTRY(png_gradient_maps), TEST_ENTRY(png_rgb_grid), TEST_ENTRY(png_frames_strip),
           TEST_ENTRY(png_bad_arguments),
           TEST_ENTRY(svg_two_series_with_band_and_gap), TEST_ENTRY(svg_degenerate_ranges),
           TEST_ENTRY(svg_bad_arguments))

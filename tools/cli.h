@@ -89,7 +89,14 @@ int cli_mkdirs(const char *path, at_error *err);
 int cli_open_dataset(const char *cmd, const char *name, const char *dir, const char *split,
                      at_dataset *out);
 
+/* The model a checkpoint describes (its "model" metadata), or the architecture `arch` for a
+ * weights-only file, with the file's weights loaded and checked against the data set's input
+ * shape and classes; a one-line error naming the file otherwise. */
+int cli_load_model(const char *cmd, const char *path, const char *arch, const at_dataset *ds,
+                   at_model **model);
+
 int cmd_train(int argc, char **argv);
+int cmd_gradients(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_attack(int argc, char **argv);

@@ -82,27 +82,8 @@ int cmd_attack(int argc, char **argv)
     const int n = opts.n < ds.n ? opts.n : ds.n;
     if ((status = cli_attack_plan("attack", &opts.attack, opts.attack.eps, &plan)))
         goto done;
-    /* the model: from the file's description, or --model for weights-only files */
-    at_safetensors *st = NULL;
-    if (at_st_open(&st, opts.checkpoint, &err)) {
-        status = cli_error("attack", EXIT_WORK_FAILED, "%s", err.message);
+    if ((status = cli_load_model("attack", opts.checkpoint, opts.model, &ds, &model)))
         goto done;
-    }
-    const char *spec = at_st_meta(st, "model");
-    at_model_options mo = {.num_classes = ds.num_classes, .in_channels = ds.c, .in_height = ds.h, .in_width = ds.w};
-    if (!opts.model && !spec) {
-        at_st_free(st);
-        status = cli_error("attack", EXIT_USAGE, "%s holds weights only; name its architecture with --model",
-                           opts.checkpoint);
-        goto done;
-    }
-    int made = opts.model ? at_model_create(&model, opts.model, &mo, &err)
-                          : at_model_create_from_spec(&model, spec, &err);
-    at_st_free(st);
-    if (made || at_checkpoint_load(opts.checkpoint, model, NULL, NULL, &err)) {
-        status = cli_error("attack", EXIT_WORK_FAILED, "%s", err.message);
-        goto done;
-    }
     const size_t image = (size_t)ds.c * ds.h * ds.w;
     x = malloc((size_t)n * image * sizeof(float));
     adv = malloc((size_t)n * image * sizeof(float));

@@ -16,7 +16,6 @@
 
 enum {
     GAP = 2,          /* white pixels between cells, across and down */
-    COLUMNS = 3,      /* clean, adversarial, perturbation */
     MAX_ZOOM = 32,
     MAX_FRAMES = 64,
     FRAME_GAP = 1,    /* white pixels between the frames of a strip */
@@ -30,6 +29,9 @@ enum {
 
 typedef struct grid {
     const float *clean, *adv;
+    const float *map;    /* maps instead of adv: [n, h, w], >= 0, each drawn scaled to its max */
+    float *map_scale;    /* [n]: 1 / each map's largest value */
+    int columns;         /* clean, adversarial, perturbation; or image, map */
     int n, c, h, w, zoom;
     int pixel;           /* bytes per PNG pixel: 3 for RGB images, else 1 (grey) */
     int frames;          /* images per cell: 1, or c grey frames side by side */
@@ -54,9 +56,12 @@ static png_byte quantise(float v)
 static float cell_value(const grid *g, int cell, int i, int ch, int row, int col)
 {
     size_t at = (((size_t)i * g->c + ch) * g->h + row) * g->w + col;
-    float clean = clamp01(g->clean[at]), adv = clamp01(g->adv[at]);
+    float clean = clamp01(g->clean[at]);
     if (cell == 0)
         return clean;
+    if (g->map)
+        return g->map[((size_t)i * g->h + row) * g->w + col] * g->map_scale[i];
+    float adv = clamp01(g->adv[at]);
     if (cell == 1)
         return adv;
     return 0.5f + (adv - clean) * g->amplify;
@@ -71,7 +76,7 @@ static void build_row(const grid *g, int y, png_byte *row)
     if (within >= cell_h)
         return; /* a gap row between examples */
     int image_row = within / g->zoom;
-    for (int cell = 0; cell < COLUMNS; cell++)
+    for (int cell = 0; cell < g->columns; cell++)
         for (int f = 0; f < g->frames; f++) {
             png_byte *out = row + ((size_t)cell * (g->cell_w + GAP) +
                                    (size_t)f * (g->w * g->zoom + FRAME_GAP)) * g->pixel;
@@ -140,10 +145,31 @@ static int encode(png_writer *writer, FILE *file, const grid *g, png_byte *row)
     return 0;
 }
 
+/* Checks images and maps, and scales each map to its largest value. */
+static int plan_maps(grid *g, const char *path, at_error *err)
+{
+    const size_t image = (size_t)g->c * g->h * g->w, plane = (size_t)g->h * g->w;
+    for (int i = 0; i < g->n; i++) {
+        float largest = 0.0f;
+        for (size_t k = 0; k < image; k++)
+            if (!isfinite(g->clean[(size_t)i * image + k]))
+                return plot_error(err, AT_ERR_NUMERIC, "%s: non-finite pixel in example %d", path, i);
+        for (size_t k = 0; k < plane; k++) {
+            const float v = g->map[(size_t)i * plane + k];
+            if (!isfinite(v) || v < 0.0f)
+                return plot_error(err, AT_ERR_NUMERIC, "%s: map %d holds %g (maps are finite "
+                                  "and >= 0)", path, i, (double)v);
+            largest = v > largest ? v : largest;
+        }
+        g->map_scale[i] = largest > 0.0f ? 1.0f / largest : 0.0f;
+    }
+    return AT_OK;
+}
+
 /* Checks the arguments and fills the geometry and perturbation scale of `g`. */
 static int plan_grid(grid *g, const char *path, at_error *err)
 {
-    if (!g->clean || !g->adv)
+    if (!g->clean || (!g->adv && !g->map))
         return plot_error(err, AT_ERR_ARG, "%s: no images given", path);
     if (g->n < 1 || g->c < 1 || g->c > MAX_FRAMES || g->h < 1 || g->w < 1)
         return plot_error(err, AT_ERR_ARG,
@@ -155,7 +181,7 @@ static int plan_grid(grid *g, const char *path, at_error *err)
     g->pixel = g->c == 3 ? 3 : 1;
     g->frames = g->c == 3 ? 1 : g->c;
     long long cell_w = g->frames * ((long long)g->w * g->zoom) + (g->frames - 1LL) * FRAME_GAP;
-    long long width = COLUMNS * cell_w + (COLUMNS - 1) * GAP;
+    long long width = g->columns * cell_w + (g->columns - 1LL) * GAP;
     long long height = g->n * ((long long)g->h * g->zoom) + (g->n - 1LL) * GAP;
     if (width > MAX_SIDE || height > MAX_SIDE || width * height > MAX_PIXELS)
         return plot_error(err, AT_ERR_ARG, "%s: a %lld x %lld pixel grid is too large", path,
@@ -164,6 +190,8 @@ static int plan_grid(grid *g, const char *path, at_error *err)
     g->width = (int)width;
     g->height = (int)height;
     size_t count = (size_t)g->n * g->c * g->h * g->w;
+    if (g->map)
+        return plan_maps(g, path, err);
     float largest = 0.0f;
     for (size_t k = 0; k < count; k++) {
         if (!isfinite(g->clean[k]) || !isfinite(g->adv[k]))
@@ -176,19 +204,18 @@ static int plan_grid(grid *g, const char *path, at_error *err)
     return AT_OK;
 }
 
-int plot_png_grid(const char *path, const float *clean, const float *adv, int n, int c, int h,
-                  int w, int zoom, at_error *err)
+/* Plans and writes the picture atomically. */
+static int write_grid(const char *path, grid *g, at_error *err)
 {
     if (!path)
         return plot_error(err, AT_ERR_ARG, "(null): no file name given");
-    grid g = {.clean = clean, .adv = adv, .n = n, .c = c, .h = h, .w = w, .zoom = zoom};
-    int status = plan_grid(&g, path, err);
+    int status = plan_grid(g, path, err);
     if (status)
         return status;
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
         return plot_error(err, AT_ERR_ARG, "%s: path too long", path);
-    png_byte *row = malloc((size_t)g.width * g.pixel);
+    png_byte *row = malloc((size_t)g->width * g->pixel);
     if (!row)
         return plot_error(err, AT_ERR_NOMEM, "%s: out of memory", path);
     FILE *file = fopen(tmp, "wb");
@@ -198,7 +225,7 @@ int plot_png_grid(const char *path, const float *clean, const float *adv, int n,
         return status;
     }
     png_writer writer = {0};
-    if (encode(&writer, file, &g, row)) {
+    if (encode(&writer, file, g, row)) {
         status = plot_error(err, AT_ERR_IO, "%s: cannot write: %s", path, writer.message);
         fclose(file);
     } else if (fclose(file) != 0) {
@@ -209,6 +236,29 @@ int plot_png_grid(const char *path, const float *clean, const float *adv, int n,
     free(row);
     if (status)
         remove(tmp);
+    return status;
+}
+
+int plot_png_grid(const char *path, const float *clean, const float *adv, int n, int c, int h,
+                  int w, int zoom, at_error *err)
+{
+    grid g = {.clean = clean, .adv = adv, .columns = 3, .n = n, .c = c, .h = h, .w = w,
+              .zoom = zoom};
+    return write_grid(path, &g, err);
+}
+
+int plot_png_maps(const char *path, const float *images, const float *maps, int n, int c, int h,
+                  int w, int zoom, at_error *err)
+{
+    if (n < 1 || !maps)
+        return plot_error(err, AT_ERR_ARG, "%s: no maps given", path ? path : "(null)");
+    grid g = {.clean = images, .map = maps, .columns = 2, .n = n, .c = c, .h = h, .w = w,
+              .zoom = zoom};
+    g.map_scale = malloc((size_t)n * sizeof(float));
+    if (!g.map_scale)
+        return plot_error(err, AT_ERR_NOMEM, "%s: out of memory", path ? path : "(null)");
+    int status = write_grid(path, &g, err);
+    free(g.map_scale);
     return status;
 }
 

@@ -124,3 +124,40 @@ int cli_open_dataset(const char *cmd, const char *name, const char *dir, const c
         return cli_error(cmd, EXIT_WORK_FAILED, "%s", err.message);
     return 0;
 }
+
+int cli_load_model(const char *cmd, const char *path, const char *arch, const at_dataset *ds,
+                   at_model **model)
+{
+    at_error err;
+    at_safetensors *st = NULL;
+    *model = NULL;
+    if (at_st_open(&st, path, &err))
+        return cli_error(cmd, EXIT_WORK_FAILED, "%s", err.message);
+    const char *spec = at_st_meta(st, "model");
+    at_model_options mo = {.num_classes = ds->num_classes, .in_channels = ds->c,
+                           .in_height = ds->h, .in_width = ds->w};
+    int status = 0;
+    if (!arch && !spec)
+        status = cli_error(cmd, EXIT_USAGE, "%s holds weights only; name its architecture with "
+                           "--model", path);
+    else if (arch ? at_model_create(model, arch, &mo, &err)
+                  : at_model_create_from_spec(model, spec, &err))
+        status = cli_error(cmd, EXIT_WORK_FAILED, "%s: %s", path, err.message);
+    at_st_free(st);
+    if (!status && at_checkpoint_load(path, *model, NULL, NULL, &err))
+        status = cli_error(cmd, EXIT_WORK_FAILED, "%s", err.message);
+    int c, h, w;
+    if (!status) {
+        at_model_input_shape(*model, &c, &h, &w);
+        if (c != ds->c || h != ds->h || w != ds->w || at_model_num_classes(*model) < ds->num_classes)
+            status = cli_error(cmd, EXIT_WORK_FAILED, "%s: the model takes %dx%dx%d inputs with %d "
+                               "classes, %s has %dx%dx%d with %d", path, c, h, w,
+                               at_model_num_classes(*model), ds->name, ds->c, ds->h, ds->w,
+                               ds->num_classes);
+    }
+    if (status) {
+        at_model_free(*model);
+        *model = NULL;
+    }
+    return status;
+}
