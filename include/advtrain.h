@@ -309,6 +309,23 @@ typedef struct at_node_hook {
 int at_pass_set_hook(at_pass *pass, int node, const at_node_hook *hook);
 /* Seeds the pass's random stream, which stochastic layers (gaussian-noise) draw from. */
 void at_pass_set_seed(at_pass *pass, uint64_t seed);
+/* Makes dst follow the activation pattern of src's last forward: the active units of every ReLU,
+ * the winners of every max-pool and the side of every PReLU element. From then on each forward
+ * and backward of dst applies those decisions instead of its own input's, until
+ * at_pass_freeze_pattern(dst, NULL) clears them; a later call replaces them. With the pattern
+ * frozen a piecewise-linear network is linear in its input on the whole space (x's piece,
+ * extended), so differences of dst's gradients between x and x + h d are derivatives of that one
+ * function, which is what double backpropagation computes (it treats ReLU masks and max-pool
+ * indices as constants); at x itself dst computes what src did. Smooth layers (batch norm, tanh,
+ * softmax in a loss) stay smooth, so only their curvature remains; quantize and gaussian-noise
+ * are not frozen.
+ * Call it any time between src's forward and src's next one (src == dst is allowed). src must
+ * be a pass of the same model that kept its outputs (not AT_PASS_FORWARD_ONLY; AT_ERR_STATE, as
+ * before src's first forward), with at most dst's max_batch examples (AT_ERR_ARG, as for
+ * another model); while frozen dst accepts only batches of that size (at_forward: AT_ERR_ARG).
+ * The storage, sized for dst's max_batch, is allocated at the first call (AT_ERR_NOMEM). A
+ * frozen pass fuses no ReLU into the layer before it, so it runs a little slower. */
+int at_pass_freeze_pattern(at_pass *dst, const at_pass *src);
 
 /* ------------------------------------------------------------------------------------------------
  * Losses. Both average over the batch: loss = (1/n) sum_i w_i l_i. dlogits (may be NULL) gets

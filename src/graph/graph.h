@@ -130,6 +130,10 @@ typedef struct at_layer_ctx {
      * forward writes relu(output) to y, which is then the ReLU's output; backward gets the ReLU's
      * output gradient as dy and its output here, and applies ReLU's backward itself. */
     const float *relu_out;
+    /* Set in a pass following a frozen activation pattern (at_pass_freeze_pattern): this node's
+     * decisions (what its capture_pattern wrote) to apply in forward and backward instead of
+     * those its own input would make. */
+    const void *pattern;
 } at_layer_ctx;
 
 /* What a layer's backward reads besides its output gradient (the memory plan keeps these). */
@@ -148,6 +152,13 @@ typedef struct at_layer_ops {
                             bool weight_grads);
     void (*forward)(const at_layer_ctx *c);
     void (*backward)(const at_layer_ctx *c);
+    /* A piecewise-linear layer (ReLU, max-pool, PReLU) lists which piece each element is on, so
+     * that another pass can follow it (at_pass_freeze_pattern): bytes of those decisions for
+     * max_batch examples, and a copy of them from a pass's last forward (c is the layer's view
+     * of it, as its backward would see it: x, y, cache). Its forward and backward then apply
+     * c->pattern when set. NULL for smooth and linear layers. */
+    size_t (*pattern_bytes)(const at_node *node, const at_shape *in, int max_batch);
+    void (*capture_pattern)(const at_layer_ctx *c, void *pattern);
     /* PyTorch's default initialisation of this layer's parameters and buffers */
     void (*init)(const at_node *node, const at_shape *in, float *w, float *buf, at_rng *rng);
 } at_layer_ops;

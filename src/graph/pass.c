@@ -1,32 +1,8 @@
 /* pass.c: the memory of one forward/backward pass, planned once, and the two walks over the
  * graph (forward in node order, backward in reverse). */
-#include "graph/graph.h"
+#include "graph/pass.h"
 
 #include <string.h>
-
-struct at_pass {
-    at_model *model;
-    int max_batch;
-    int n;              /* batch of the last forward, 0 before the first */
-    at_bn_mode bn_mode;
-    unsigned flags;
-    int workers;
-    float **out;        /* per node: output activation [max_batch, numel] */
-    float **grad;       /* per node: gradient of that output (NULL when forward-only) */
-    void **cache;       /* per node: the layer's cache */
-    const float **perturbation; /* per node: added to the output, or NULL */
-    bool *fused;        /* per node: ran the ReLU after it in the last forward (plan.fusable, and
-                           no perturbation of its own output) */
-    at_node_hook *hooks;/* per node: a hook, or {NULL} */
-    float **saved;      /* per node: the output its layer produced, kept while a forward hook
-                           rewrites it (allocated when a hook is first set there) */
-    float *scratch;
-    size_t scratch_floats;
-    float *shared;
-    at_rng rng;         /* for stochastic layers; seeded by at_pass_set_seed */
-    at_memory_plan plan;
-    void *slab;         /* one allocation carved into everything above */
-};
 
 /* A node's output gradient is needed when something upstream of it wants a gradient: the input
  * (when the input gradient is asked for) or a parameter (when weight gradients are). */
@@ -147,6 +123,8 @@ void at_pass_free(at_pass *p)
         at_free(p->saved[i]);
     at_free(p->saved);
     at_free(p->hooks);
+    at_free(p->pattern_offset);
+    at_free(p->pattern);
     at_memory_plan_free(&p->plan);
     at_free(p);
 }
@@ -155,7 +133,7 @@ at_model *at_pass_model(const at_pass *p) { return p->model; }
 int at_pass_batch(const at_pass *p) { return p->n; }
 at_bn_mode at_pass_bn_mode(const at_pass *p) { return p->bn_mode; }
 
-static at_layer_ctx make_ctx(const at_pass *p, int i)
+at_layer_ctx at_pass_node_ctx(const at_pass *p, int i)
 {
     at_model *m = p->model;
     const at_node *node = &m->nodes[i];
@@ -179,6 +157,8 @@ static at_layer_ctx make_ctx(const at_pass *p, int i)
     c.counter = node->counter >= 0 ? m->counters + node->counter : NULL;
     c.bn_mode = p->bn_mode;
     c.rng = (at_rng *)&p->rng;
+    if (p->followed && p->pattern_offset[i] != SIZE_MAX)
+        c.pattern = p->pattern + p->pattern_offset[i];
     return c;
 }
 
@@ -206,18 +186,22 @@ int at_forward(at_pass *p, const float *x, int n, at_bn_mode mode)
         return AT_ERR_ARG;
     if (mode != AT_BN_TRAIN && mode != AT_BN_BATCH_STATS && mode != AT_BN_EVAL)
         return AT_ERR_ARG;
+    if (p->pattern_n && n != p->pattern_n)
+        return AT_ERR_ARG; /* the frozen decisions are those of another batch size */
     at_model *m = p->model;
     p->n = n;
     p->bn_mode = mode;
+    p->followed = p->pattern_n > 0;
     size_t in_count = at_shape_numel(m->nodes[0].out) * (size_t)n;
     memcpy(p->out[0], x, in_count * sizeof(float));
     if (p->perturbation[0])
         add_perturbation(p->out[0], p->perturbation[0], in_count);
     run_forward_hook(p, 0);
     for (int i = 1; i < m->n_nodes; i++) {
-        at_layer_ctx c = make_ctx(p, i);
-        /* a perturbation of the layer's own output needs that output: no fusion then */
-        p->fused[i] = p->plan.fusable[i] && !p->perturbation[i];
+        at_layer_ctx c = at_pass_node_ctx(p, i);
+        /* a perturbation of the layer's own output needs that output, and a frozen ReLU its
+         * input: no fusion then */
+        p->fused[i] = p->plan.fusable[i] && !p->perturbation[i] && !p->followed;
         if (p->fused[i]) {
             c.y = p->out[i + 1];
             c.relu_out = p->out[i + 1];
@@ -286,7 +270,7 @@ int at_backward_run(at_pass *p, unsigned what)
             h->backward(h->user, p->grad[i], p->n, per);
         if (h->forward)
             memcpy(p->out[i], p->saved[i], per * (size_t)p->n * sizeof(float));
-        at_layer_ctx c = make_ctx(p, i);
+        at_layer_ctx c = at_pass_node_ctx(p, i);
         c.dy = p->grad[i];
         if (p->fused[i]) {
             c.dy = p->grad[i + 1];

@@ -25,6 +25,31 @@ void at_relu_grad_kernel(const float *restrict y, const float *restrict dy, floa
         dx[i] = 0.0f + (y[i] > 0.0f ? dy[i] : 0.0f); /* bit for bit the above on a zeroed dx */
 }
 
+/* At the input the mask came from, these are the loops above, except that a unit at exactly -0
+ * or NaN comes out +0 (inactive: not > 0) where the plain ReLU passes it through. */
+AT_MULTIVERSION
+void at_relu_pattern_forward_kernel(const float *restrict x, const uint8_t *restrict mask,
+                                    float *restrict y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = mask[i] ? x[i] : 0.0f;
+}
+
+AT_MULTIVERSION
+void at_relu_pattern_backward_kernel(const uint8_t *restrict mask, const float *restrict dy,
+                                     float *restrict dx, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dx[i] += mask[i] ? dy[i] : 0.0f;
+}
+
+AT_MULTIVERSION
+void at_relu_mask_kernel(const float *restrict y, uint8_t *restrict mask, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        mask[i] = y[i] > 0.0f;
+}
+
 AT_MULTIVERSION
 void at_add_kernel(const float *restrict a, const float *restrict b, float *restrict y, size_t n)
 {

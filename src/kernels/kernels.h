@@ -24,6 +24,12 @@
 void at_relu_forward_kernel(const float *x, float *y, size_t n);
 void at_relu_backward_kernel(const float *y, const float *dy, float *dx, size_t n); /* dx += */
 void at_relu_grad_kernel(const float *y, const float *dy, float *dx, size_t n); /* dx = 0 + */
+/* ReLU on given active units (a frozen pattern): the ReLU mask of another input. The mask holds
+ * 1 where the unit is active (its output was > 0), else 0. */
+void at_relu_pattern_forward_kernel(const float *x, const uint8_t *mask, float *y, size_t n);
+void at_relu_pattern_backward_kernel(const uint8_t *mask, const float *dy, float *dx,
+                                     size_t n); /* dx += */
+void at_relu_mask_kernel(const float *y, uint8_t *mask, size_t n); /* mask = y > 0 */
 void at_add_kernel(const float *a, const float *b, float *y, size_t n);              /* y = a + b */
 void at_accumulate_kernel(const float *dy, float *dx, size_t n);                      /* dx += dy */
 /* y = x * scale + shift */

@@ -1,7 +1,8 @@
 /* gaussian_noise.c: y = x + sigma * N(0, 1) with fresh noise at every forward, drawn in order from
  * the pass's random stream (so a seed fixes it, whatever the thread count). A randomised model:
  * the gradient of one forward is a poor guide to the expected loss, which is what EOT (averaging
- * gradients over several forwards) is for. dx = dy. */
+ * gradients over several forwards) is for. dx = dy. A frozen activation pattern
+ * (at_pass_freeze_pattern) does not fix the noise: each pass draws from its own stream. */
 #include "graph/graph.h"
 #include "kernels/kernels.h"
 

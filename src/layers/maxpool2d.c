@@ -1,10 +1,14 @@
 /* maxpool2d.c: max over k x k windows with stride s, no padding (nn.MaxPool2d(k, s)).
  * The first maximum of a window wins, and a NaN wins over any number, as in PyTorch; the winner's
- * index is cached so backward routes dy to it. */
+ * index is cached so backward routes dy to it.
+ *
+ * With a frozen pattern (at_pass_freeze_pattern) the winners are given: the captured pass's
+ * indices, which this pass takes as its own, so y is the input at them and backward is as ever. */
 #include "graph/graph.h"
 #include "kernels/kernels.h"
 
 #include <stdint.h>
+#include <string.h>
 
 int at_add_maxpool2d(at_model *m, int input, int kernel, int stride)
 {
@@ -38,6 +42,14 @@ static void maxpool_forward(const at_layer_ctx *c)
         const float *x = c->x[0] + (size_t)p * in.h * in.w;
         float *y = c->y + (size_t)p * out.h * out.w;
         int32_t *arg = argmax + (size_t)p * out.h * out.w;
+        if (c->pattern) {
+            const int32_t *given = (const int32_t *)c->pattern + (size_t)p * out.h * out.w;
+            for (int j = 0; j < out.h * out.w; j++) {
+                arg[j] = given[j];
+                y[j] = x[given[j]];
+            }
+            continue;
+        }
         if (k == 2 && s == 2) {
             at_maxpool2x2_kernel(x, in.h, in.w, y, arg); /* the common case, vectorised */
             continue;
@@ -78,9 +90,16 @@ static void maxpool_backward(const at_layer_ctx *c)
     }
 }
 
+static void maxpool_capture(const at_layer_ctx *c, void *pattern)
+{
+    memcpy(pattern, c->cache, at_shape_numel(c->node->out) * (size_t)c->n * sizeof(int32_t));
+}
+
 const at_layer_ops at_layer_maxpool2d = {
     .name = "maxpool2d",
     .cache_bytes = maxpool_cache,
     .forward = maxpool_forward,
     .backward = maxpool_backward,
+    .pattern_bytes = maxpool_cache, /* the winners' indices, as the cache */
+    .capture_pattern = maxpool_capture,
 };

@@ -12,7 +12,10 @@
  * Work is split by plane (one channel of one example): forward and the input gradient are
  * elementwise. For the slope gradient each plane's sum runs in one fixed order (in double) into a
  * shared workspace, and the planes' sums are then added in plane order, so the result does not
- * depend on the number of threads. */
+ * depend on the number of threads.
+ *
+ * With a frozen pattern (at_pass_freeze_pattern) which side each element is on is given, one byte
+ * each (the captured pass's x > 0), in forward and in both gradients. */
 #include "graph/graph.h"
 
 int at_add_prelu(at_model *m, int input, const char *name, int num_parameters)
@@ -54,8 +57,13 @@ static void prelu_forward(const at_layer_ctx *c)
         const float a = c->w[shared_slope ? 0 : q % ch];
         const float *x = c->x[0] + (size_t)q * plane;
         float *y = c->y + (size_t)q * plane;
-        for (size_t j = 0; j < plane; j++)
-            y[j] = x[j] > 0.0f ? x[j] : a * x[j];
+        const uint8_t *given = c->pattern ? (const uint8_t *)c->pattern + (size_t)q * plane : NULL;
+        if (given)
+            for (size_t j = 0; j < plane; j++)
+                y[j] = given[j] ? x[j] : a * x[j];
+        else
+            for (size_t j = 0; j < plane; j++)
+                y[j] = x[j] > 0.0f ? x[j] : a * x[j];
     }
 }
 
@@ -71,15 +79,16 @@ static void prelu_backward(const at_layer_ctx *c)
     for (long q = 0; q < planes; q++) {
         const float a = c->w[slopes == 1 ? 0 : q % ch];
         const float *x = c->x[0] + (size_t)q * plane, *dy = c->dy + (size_t)q * plane;
+        const uint8_t *given = c->pattern ? (const uint8_t *)c->pattern + (size_t)q * plane : NULL;
         if (c->dx[0]) {
             float *dx = c->dx[0] + (size_t)q * plane;
             for (size_t j = 0; j < plane; j++)
-                dx[j] += x[j] > 0.0f ? dy[j] : a * dy[j];
+                dx[j] += (given ? given[j] : x[j] > 0.0f) ? dy[j] : a * dy[j];
         }
         if (partial) {
             double s = 0.0;
             for (size_t j = 0; j < plane; j++)
-                if (!(x[j] > 0.0f))
+                if (!(given ? given[j] : x[j] > 0.0f))
                     s += (double)x[j] * dy[j];
             partial[q] = s;
         }
@@ -102,6 +111,20 @@ static void prelu_backward(const at_layer_ctx *c)
     }
 }
 
+static size_t prelu_pattern_bytes(const at_node *node, const at_shape *in, int max_batch)
+{
+    return at_shape_numel(in[0]) * (size_t)max_batch;
+}
+
+/* the positive side, from the input (which backward keeps) */
+static void prelu_capture(const at_layer_ctx *c, void *pattern)
+{
+    const size_t count = at_shape_numel(c->in_shape[0]) * (size_t)c->n;
+    uint8_t *side = pattern;
+    for (size_t j = 0; j < count; j++)
+        side[j] = c->x[0][j] > 0.0f;
+}
+
 const at_layer_ops at_layer_prelu = {
     .name = "prelu",
     .backward_reads = AT_READS_INPUT,
@@ -109,4 +132,6 @@ const at_layer_ops at_layer_prelu = {
     .forward = prelu_forward,
     .backward = prelu_backward,
     .init = prelu_init,
+    .pattern_bytes = prelu_pattern_bytes,
+    .capture_pattern = prelu_capture,
 };

@@ -1,7 +1,9 @@
 /* quantize.c: y = round(x * (L - 1)) / (L - 1), bit-depth reduction (Xu et al., "Feature
  * Squeezing", NDSS 2018). Its derivative is zero almost everywhere, so gradient attacks see no
  * signal: the textbook case of gradient masking, which an honest evaluation must expose (zero
- * gradients, black-box attacks beating white-box ones). Backward passes the true derivative, 0. */
+ * gradients, black-box attacks beating white-box ones). Backward passes the true derivative, 0.
+ * A frozen activation pattern (at_pass_freeze_pattern) does not fix its steps: a pass following
+ * one still rounds its own input, so it is not linear across a step. */
 #include "graph/graph.h"
 
 #include <math.h>

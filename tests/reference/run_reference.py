@@ -22,11 +22,12 @@ rounding-level values), and checks that every unit where the two states differ i
 |PyTorch's pre-activation| below 1e-5 of the layer's largest. Then `advtrain eval` on a PyTorch state_dict saved as safetensors must give
 the accuracy PyTorch computes on the same data.
 
-With --jsigr-dump (not part of the test suite yet): J-SIGR's weight gradient (finite-difference
-double backpropagation, in float32) against PyTorch's exact double backpropagation
-(create_graph=True, in float64) on the same SmallCNN weights, batch and random projections; the
-bar is 1e-2 relative error (L2 norm of the difference of the penalties' gradients over the L2
-norm of PyTorch's) at the preset step, and the error at other steps is printed.
+With --jsigr-dump (the test suite passes it): J-SIGR's weight gradient (finite-difference
+double backpropagation through a pass following x's activation pattern, in float32) against
+PyTorch's exact double backpropagation (create_graph=True, in float64) on the same SmallCNN
+weights, batch and random projections, for a standard-trained model and a PGD-AT fine-tuned one;
+the bar is 1e-2 relative error (L2 norm of the difference of the penalties' gradients over the L2
+norm of PyTorch's) at the preset step, and the table of error against step is printed.
 
 Exit status: 0 pass, 1 mismatch, 77 skipped (python3-torch is not installed; ctest shows the test
 as "Skipped", never as passed).
@@ -326,22 +327,13 @@ def fashion_test(data_dir, n):
             torch.tensor(labels.copy(), dtype=torch.int64))
 
 
-def eval_cli(advtrain, tmp, data_dir):
-    """advtrain eval on a weights-only PyTorch state_dict: same accuracy as PyTorch."""
+def trained_smallcnn(data_dir):
+    """A SmallCNN trained for two epochs on the first 2000 training images, so that it is a real
+    classifier (about two thirds of the test images right)."""
     import gzip
     import numpy as np
-    path = os.path.join(data_dir, "t10k-images-idx3-ubyte.gz")
-    if not os.path.exists(path):
-        failures.append(f"{path} missing (install dataset-fashion-mnist)")
-        return
-    with gzip.open(path) as f:
-        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
-    with gzip.open(os.path.join(data_dir, "t10k-labels-idx1-ubyte.gz")) as f:
-        labels = np.frombuffer(f.read(), np.uint8, offset=8)
-    n = 1000
     torch.manual_seed(3)
     net = SmallCNN()
-    # a few epochs on the first 2000 training images, so the model is a real classifier
     with gzip.open(os.path.join(data_dir, "train-images-idx3-ubyte.gz")) as f:
         train_x = np.frombuffer(f.read(), np.uint8, offset=16, count=2000 * 784).reshape(-1, 1, 28, 28)
     with gzip.open(os.path.join(data_dir, "train-labels-idx1-ubyte.gz")) as f:
@@ -354,6 +346,19 @@ def eval_cli(advtrain, tmp, data_dir):
             opt.zero_grad()
             F.cross_entropy(net(tx[i:i + 50]), ty[i:i + 50]).backward()
             opt.step()
+    return net
+
+
+def eval_cli(advtrain, tmp, data_dir, net):
+    """advtrain eval on a weights-only PyTorch state_dict (the trained `net`): same accuracy as
+    PyTorch."""
+    import gzip
+    import numpy as np
+    with gzip.open(os.path.join(data_dir, "t10k-images-idx3-ubyte.gz")) as f:
+        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
+    with gzip.open(os.path.join(data_dir, "t10k-labels-idx1-ubyte.gz")) as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8)
+    n = 1000
     x = torch.from_numpy(images[:n].astype(np.float32) / 255)
     y = torch.from_numpy(labels[:n].astype(np.int64))
     net.eval()
@@ -378,52 +383,86 @@ def eval_cli(advtrain, tmp, data_dir):
 
 
 JSIGR_TOL = 1e-2
-JSIGR_DEFAULT_STEP = "1e-4"  # jsigr's preset fd-step
+JSIGR_STEPS = ("1e-2", "3e-3", "1e-3", "3e-4", "1e-4", "3e-5", "1e-5", "1e-6")
 
 
-def compare_jsigr(dump, advtrain, tmp, data_dir):
-    """J-SIGR's penalty gradient at several finite-difference steps against double backprop, on
-    a SmallCNN trained for one epoch and the first 16 test images (a random network on noise has
-    input gradients too small to measure anything but rounding)."""
-    run = os.path.join(tmp, "jsigr-run")
-    subprocess.run([advtrain, "train", "--data", "fashion-mnist", "--data-dir", data_dir,
-                    "--model", "smallcnn", "--epochs", "1", "--train-size", "4000", "--seed", "0",
-                    "--quiet", "--no-final-pgd", "--out", run], check=True, stdout=subprocess.DEVNULL)
-    weights = os.path.join(run, "last.safetensors")
-    net = SmallCNN()
+def jsigr_preset_step(advtrain):
+    """jsigr's preset fd-step, as the tool's help prints it."""
+    import re
+    text = subprocess.run([advtrain, "train", "--method", "jsigr", "--help"], capture_output=True,
+                          text=True).stdout
+    m = re.search(r"--fd-step .*preset (\S+)", text)
+    return m.group(1) if m else None
+
+
+def jsigr_errors(dump, weights, x, y, steps, tmp, lj=0.01, ls=1.0, seed=7):
+    """Relative error (L2 norm of the difference over the L2 norm of the exact one) of J-SIGR's
+    penalty gradient at each finite-difference step, against double backprop in float64 on the
+    same weights, batch and projections."""
+    net64 = SmallCNN().double()
     saved = safetensors_io.load(weights)
-    net.load_state_dict({k: v for k, v in saved.items() if k in net.state_dict()})
-    x, y = fashion_test(data_dir, 16)
+    net64.load_state_dict({k: saved[k].double() for k in net64.state_dict()})
+    params = [p for _, p in net64.named_parameters()]
+    names = [name for name, _ in net64.named_parameters()]
     inp = os.path.join(tmp, "jsigr-input.safetensors")
     safetensors_io.save(inp, {"x": x, "y": y})
-    lj, ls = 0.01, 1.0
-    names = [name for name, _ in net.named_parameters()]
-    exact = None
-    print("  jsigr: relative error of the penalty gradient (finite differences vs double backprop)")
-    for step in ("1e-3", "3e-4", JSIGR_DEFAULT_STEP, "3e-5", "1e-5", "1e-6"):
+    exact, errors = None, {}
+    for step in steps:
         out = os.path.join(tmp, "jsigr-out.safetensors")
         subprocess.run([dump, "--weights", weights, "--input", inp, "--out", out, "--fd-step", step,
-                        "--jacobian-weight", str(lj), "--selective-weight", str(ls), "--seed", "7"],
-                       check=True)
+                        "--jacobian-weight", str(lj), "--selective-weight", str(ls), "--seed",
+                        str(seed)], check=True)
         ours = safetensors_io.load(out)
         if exact is None:  # the projections are the same at every step (one seed)
-            net64 = SmallCNN().double()
-            net64.load_state_dict({k: v.double() for k, v in net.state_dict().items()})
-            params = [p for _, p in net64.named_parameters()]
             x64 = x.double().requires_grad_(True)
             z = net64(x64)
             n, k = z.shape
             g = torch.autograd.grad(F.cross_entropy(z, y, reduction="sum"), x64, create_graph=True)[0]
             jv = torch.autograd.grad((z * ours["v"].double()).sum(), x64, create_graph=True)[0]
             penalty = ls * g.pow(2).sum() / n + lj * k * jv.pow(2).sum() / n
-            exact = torch.autograd.grad(penalty, params, allow_unused=True)  # fc3.bias: unused
-            exact_flat = torch.cat([(e if e is not None else torch.zeros_like(p)).flatten()
-                                    for e, p in zip(exact, params)])
+            grads = torch.autograd.grad(penalty, params, allow_unused=True)  # fc3.bias: unused
+            exact = torch.cat([(e if e is not None else torch.zeros_like(p)).flatten()
+                               for e, p in zip(grads, params)])
         ours_flat = torch.cat([ours["penalty_grad." + name].double().flatten() for name in names])
-        err = ((ours_flat - exact_flat).norm() / exact_flat.norm()).item()
-        print(f"    fd-step {step:>5s}: {err:.2e}" + ("  (the preset)" if step == JSIGR_DEFAULT_STEP else ""))
-        if step == JSIGR_DEFAULT_STEP and not err < JSIGR_TOL:
-            failures.append(f"jsigr: relative error {err:.3g} at the default step {step}")
+        errors[step] = ((ours_flat - exact).norm() / exact.norm()).item()
+    return errors
+
+
+def jsigr_models(advtrain, tmp, data_dir, standard):
+    """The SmallCNNs J-SIGR is measured on: `standard` (a state_dict trained with the
+    cross-entropy), and the same fine-tuned by PGD-AT for one short epoch (an adversarially
+    trained model has smaller, smoother input gradients)."""
+    weights = os.path.join(tmp, "jsigr-standard.safetensors")
+    safetensors_io.save(weights, standard.state_dict())
+    run = os.path.join(tmp, "jsigr-pgd-at")
+    subprocess.run([advtrain, "train", "--data", "fashion-mnist", "--data-dir", data_dir,
+                    "--model", "smallcnn", "--init", weights, "--method", "pgd-at", "--eps", "0.1",
+                    "--steps", "3", "--epochs", "1", "--train-size", "1000", "--batch-size", "50",
+                    "--optimizer", "adam", "--lr", "1e-3", "--weight-decay", "0", "--val-size",
+                    "0", "--no-early-stop", "--no-final-pgd", "--seed", "0", "--quiet", "--out", run],
+                   check=True, stdout=subprocess.DEVNULL)
+    return [("standard", weights), ("PGD-AT", os.path.join(run, "last.safetensors"))]
+
+
+def compare_jsigr(dump, advtrain, tmp, data_dir, standard):
+    """J-SIGR's penalty gradient (finite differences of weight gradients) against double
+    backprop at several steps, on two trained SmallCNNs and the first 16 test images (a random
+    network on noise has input gradients too small to measure anything but rounding)."""
+    preset = jsigr_preset_step(advtrain)
+    if preset is None:
+        failures.append("jsigr: no preset fd-step in 'advtrain train --method jsigr --help'")
+        return
+    steps = JSIGR_STEPS if preset in JSIGR_STEPS else JSIGR_STEPS + (preset,)
+    x, y = fashion_test(data_dir, 16)
+    print("  jsigr: relative error of the penalty gradient (finite differences vs double backprop)")
+    print("    fd-step " + "".join(f"{s:>9s}" for s in steps))
+    for label, weights in jsigr_models(advtrain, tmp, data_dir, standard):
+        errors = jsigr_errors(dump, weights, x, y, steps, tmp)
+        print(f"    {label:8s}" + "".join(f"{errors[s]:9.1e}" for s in steps))
+        if not errors[preset] < JSIGR_TOL:
+            failures.append(f"jsigr ({label}): relative error {errors[preset]:.3g} at the preset "
+                            f"step {preset}")
+    print(f"    (preset {preset}; the bar there is {JSIGR_TOL:g})")
 
 
 def main():
@@ -464,14 +503,20 @@ def main():
             compare(a.dump, tmp, "generator-critic", aux, x3, y3, mode, False)
         compare_attacks(a.dump, tmp, small, x1, y1)
         compare_optimizers(a.dump, tmp, small, x1, y1)
-        if a.jsigr_dump:
-            compare_jsigr(a.jsigr_dump, a.advtrain, tmp, a.data_dir)
         round_trip(a.advtrain, tmp)
-        eval_cli(a.advtrain, tmp, a.data_dir)
+        path = os.path.join(a.data_dir, "t10k-images-idx3-ubyte.gz")
+        if not os.path.exists(path):
+            failures.append(f"{path} missing (install dataset-fashion-mnist)")
+        else:
+            trained = trained_smallcnn(a.data_dir)
+            eval_cli(a.advtrain, tmp, a.data_dir, trained)
+            if a.jsigr_dump:
+                compare_jsigr(a.jsigr_dump, a.advtrain, tmp, a.data_dir, trained)
     if failures:
         print("FAILED:\n  " + "\n  ".join(failures))
         sys.exit(1)
-    print("reference tier: all comparisons within relative error 1e-4")
+    print("reference tier: all comparisons within relative error 1e-4"
+          + (f" (J-SIGR's finite differences: {JSIGR_TOL:g})" if a.jsigr_dump else ""))
 
 
 if __name__ == "__main__":
