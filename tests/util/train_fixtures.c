@@ -1,6 +1,7 @@
 /* train_fixtures.c: see train_fixtures.h. */
 #include "util/train_fixtures.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,4 +103,17 @@ at_model *small_conv_model(void)
         return NULL;
     }
     return m;
+}
+
+double sgd_step_gap(at_model *m, const float *trained, double *largest)
+{
+    size_t count;
+    const float *theta = at_model_params(m, &count), *grad = at_model_grads(m, &count);
+    double worst = 0.0;
+    *largest = 0.0;
+    for (size_t j = 0; j < count; j++) {
+        worst = fmax(worst, fabs((double)theta[j] - grad[j] - trained[j]));
+        *largest = fmax(*largest, fabs(grad[j]));
+    }
+    return worst;
 }

@@ -25,4 +25,9 @@ float *train_model(at_model *m, const at_train_config *cfg, const at_dataset *tr
  * nodes 1 conv, 2 relu, 3 maxpool, 4 flatten, 5 linear. */
 at_model *small_conv_model(void);
 
+/* One SGD step of learning rate 1 done by hand on m (its gradients in place) against a trainer's
+ * result: the largest |theta - grad - trained| over the parameters, and in *largest the largest
+ * |grad| (so a test can tell the step was not empty). */
+double sgd_step_gap(at_model *m, const float *trained, double *largest);
+
 #endif
