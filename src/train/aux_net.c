@@ -117,7 +117,7 @@ void at_aux_net_step(at_aux_net *a, float lr)
 int at_aux_net_state(at_aux_net *a, at_st_tensor *out, int cap)
 {
     a->saved_steps = at_optimizer_steps(a->optimizer);
-    const int n = a->n_state < cap ? a->n_state : cap;
+    const int n = cap <= 0 ? 0 : a->n_state < cap ? a->n_state : cap;
     memcpy(out, a->state, (size_t)n * sizeof *out);
     return n;
 }
@@ -156,14 +156,15 @@ int at_aux_net_restore(at_aux_net *a, const at_safetensors *st, at_error *err)
 }
 
 int at_method_add_aux(at_method_ctx *ctx, const char *role, at_model *model,
-                      const at_optimizer_options *options, at_aux_net **out, at_error *err)
+                      const at_optimizer_options *options, int max_batch, at_aux_net **out,
+                      at_error *err)
 {
     *out = NULL;
     if (ctx->n_aux >= AT_MAX_AUX_NETS) {
         at_model_free(model);
         return at_fail(err, AT_ERR_STATE, "too many auxiliary networks");
     }
-    int status = at_aux_net_create(out, role, model, options, ctx->batch, err);
+    int status = at_aux_net_create(out, role, model, options, max_batch, err);
     if (!status)
         ctx->aux[ctx->n_aux++] = *out;
     return status;

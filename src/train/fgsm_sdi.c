@@ -128,7 +128,7 @@ static int sdi_setup(at_method_ctx *c, at_error *err)
     o.weight_decay = c->opt[GEN_DECAY];
     if (!adam)
         o.momentum = 0.0;
-    return at_method_add_aux(c, "generator", g, &o, &s->generator, err);
+    return at_method_add_aux(c, "generator", g, &o, c->batch, &s->generator, err);
 }
 
 static float budget(const at_method_ctx *c, const at_batch *b, int i)

@@ -160,10 +160,7 @@ static int infoat_setup(at_method_ctx *c, at_error *err)
     at_optimizer_options o = at_optimizer_defaults(AT_OPTIMIZER_ADAM);
     o.weight_decay = 0.0;
     /* the critic's batch holds the positives and the negatives */
-    c->batch *= 2;
-    status = at_method_add_aux(c, "critic", critic, &o, &s->critic, err);
-    c->batch /= 2;
-    return status;
+    return at_method_add_aux(c, "critic", critic, &o, 2 * c->batch, &s->critic, err);
 }
 
 /* Row i of the critic's input: x_i average-pooled, then z_j. */

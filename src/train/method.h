@@ -180,10 +180,11 @@ bool at_awp_active(const at_awp *awp);
  * classifier (FGSM-SDI's generator, InfoAT's critic), with its own optimiser and pass. The
  * trainer saves it in the run's checkpoint under "<role>.*" (every tensor, its optimiser's
  * buffers "<role>.optimizer.<state>.<name>" and step count), restores it on resume and frees it.
- * at_method_add_aux takes the finished model (freed on failure too) and registers the network
- * in ctx->aux. */
+ * at_method_add_aux takes the finished model (freed on failure too), gives it a pass for batches
+ * of up to max_batch and registers the network in ctx->aux. */
 int at_method_add_aux(at_method_ctx *ctx, const char *role, at_model *model,
-                      const at_optimizer_options *options, at_aux_net **out, at_error *err);
+                      const at_optimizer_options *options, int max_batch, at_aux_net **out,
+                      at_error *err);
 int at_aux_net_create(at_aux_net **out, const char *role, at_model *model,
                       const at_optimizer_options *options, int max_batch, at_error *err);
 void at_aux_net_free(at_aux_net *a);
