@@ -60,8 +60,9 @@ sel pgd-at-coreset && run pgd-at-coreset --method pgd-at --coreset 0.5 $E $R5
 # seed 3: stylized max-margin AT beside pgd-at (its preset: the entry's attack and weights)
 sel sat && run sat --method sat $E $R5
 # seed 10: J-SIGR beside standard training (no attack in training)
-sel standard && run standard --method standard $E $R5
-sel jsigr && run jsigr --method jsigr $E $R5
+# (they take no training eps: evaluated at --eval-eps after training)
+sel standard && run standard --method standard --eval-eps 0.1 $R5
+sel jsigr && run jsigr --method jsigr --eval-eps 0.1 $R5
 # fine-tuning: one epoch of trades from the README demo's model (DEMO, its last.safetensors)
 DEMO=${DEMO:-runs/demo}
 if sel finetune-trades && [ -s "$DEMO/last.safetensors" ]; then

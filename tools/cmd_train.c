@@ -80,7 +80,7 @@ static const cli_option common_options[] = {
     {"attack-bn-mode", CLI_CHOICE, &opts.attack_bn, 0, 0, "train|eval|batch-stats", NULL, "BN mode of training attacks; default train (pgd-at, fgsm-rs) or eval (trades, mart)"},
     {"ema", CLI_FLOAT, &opts.ema, 1e-9, 0.999999, NULL, "TAU", "evaluate a weight average with decay min(TAU, (1+t)/(10+t))"},
     {"eps-warmup", CLI_FLOAT, &opts.eps_warmup, 1e-9, 100000, NULL, "E", "grow eps linearly from 0 over E epochs"},
-    {"eval-eps", CLI_FLOAT, &opts.eval_eps, 1e-9, 1e6, NULL, "EPS", "adversarial methods: budget of validation and final evaluation; default --eps (train at a smaller eps than you test, Kinfu and Vidal)"},
+    {"eval-eps", CLI_FLOAT, &opts.eval_eps, 1e-9, 1e6, NULL, "EPS", "budget of validation and final evaluation; default --eps (train at a smaller eps than you test, Kinfu and Vidal); with a method that takes no eps (standard, jsigr), PGD-20 and --final-suite after training at this eps"},
     {"eps-schedule", CLI_CHOICE, &opts.eps_schedule, 0, 0, "fixed|curriculum|adaptive|stochastic", NULL, "training budget: fixed; curriculum (a staircase to eps); adaptive (per example: -/+ rate eps when broken/robust); stochastic (per batch, uniform on [eps-min, eps]); the attack step follows eps"},
     {"eps-stages", CLI_INT, &opts.eps_stages, 1, 100000, NULL, "S", "curriculum: stages over the run, stage s at eps (s+1)/S; default 4 (at most the epochs)"},
     {"eps-min", CLI_FLOAT, &opts.eps_min, 0, 1e6, NULL, "EPS", "adaptive, stochastic: the lowest budget; default 0"},
@@ -696,7 +696,11 @@ static int check_resume_config(const char *saved_text, json_t *current)
     return status;
 }
 
-static bool adversarial_method(const char *method) { return strcmp(method, "standard") != 0; }
+/* the methods that train against an eps (all but standard training and J-SIGR) */
+static bool adversarial_method(const char *method)
+{
+    return strcmp(method, "standard") != 0 && strcmp(method, "jsigr") != 0;
+}
 
 static int load_data(at_dataset *train, at_dataset *val, at_dataset *test, bool *have_test)
 {
@@ -930,8 +934,9 @@ int cmd_train(int argc, char **argv)
         return status;
     if (opts.ood && !cli_given(&command, seen, "ood-weight"))
         opts.ood_weight = !strcmp(opts.method, "trades") ? 1.0 : 5.0; /* OAT-TRADES: no weight */
-    if (opts.final_suite && !adversarial)
-        return cli_error("train", EXIT_USAGE, "--final-suite needs an adversarial method (it attacks at --eps)");
+    if (opts.final_suite && !adversarial && !(opts.eval_eps > 0))
+        return cli_error("train", EXIT_USAGE, "--final-suite needs an adversarial method or "
+                         "--eval-eps (it attacks at that eps)");
     if (opts.threads)
         omp_set_num_threads(opts.threads);
     if (!strcmp(opts.schedule, "piecewise") && opts.milestones.count == 0)

@@ -91,7 +91,8 @@ static int check_config(const at_method *m, const at_train_config *c, at_error *
             return at_fail(err, AT_ERR_ARG, "eps warm-up %g must be within the %d epochs",
                            c->eps_warmup, c->epochs);
     }
-    if (!adversarial(m) && (c->eps_schedule != AT_EPS_FIXED || c->eval_eps != 0.0f))
+    /* eval_eps alone is fine: the tool evaluates any model at it after training */
+    if (!adversarial(m) && c->eps_schedule != AT_EPS_FIXED)
         return at_fail(err, AT_ERR_ARG, "method %s has no eps to schedule", m->name);
     if (!adversarial(m) && c->coreset != 0.0f)
         return at_fail(err, AT_ERR_ARG, "coreset training needs an adversarial method (it "
