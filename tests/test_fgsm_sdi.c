@@ -9,7 +9,10 @@
 #include "train/method.h"
 #include "util/train_fixtures.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 enum { N = 16, IMAGE = BANDS_HW * BANDS_HW, K = BANDS_K, WIDTH = 4 };
 
@@ -268,6 +271,72 @@ TEST(the_generator_gradient_chained_through_the_classifier_matches_finite_differ
     bands_free(&d);
 }
 
+/* A resumed run restores the generator only from a checkpoint that holds all of it, finite, with
+ * the right shapes; a failed restore leaves it as it was. */
+TEST(a_damaged_generator_in_a_checkpoint_is_refused)
+{
+    at_dataset d = bands_data(32, 6);
+    at_train_config c = bands_config("fgsm-sdi");
+    at_train_config_set(&c, "generator-width", "4");
+    at_train_config_set(&c, "sdi-period", "1");
+    at_trainer *t = NULL;
+    at_error err;
+    at_dataset val = {0};
+    at_model *m = bands_mlp(1);
+    CHECK_OK(at_trainer_create(&t, m, &d, &val, &c, &err), &err);
+    at_epoch_stats es;
+    CHECK_OK(at_trainer_run_epoch(t, NULL, &es, &err), &err);
+    char dir[] = "/tmp/advtrain-test-sdi-XXXXXX", path[64];
+    REQUIRE(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/last.safetensors", dir);
+    const int cap = at_trainer_state_count(t);
+    at_st_tensor *st = malloc((size_t)cap * sizeof *st);
+    const int n = at_trainer_state(t, st, cap);
+    size_t bytes;
+    float *saved = generator_state(t, &bytes);
+    int damaged = -1;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(st[i].name, "generator.conv2.weight"))
+            damaged = i;
+    REQUIRE(damaged >= 0);
+    float *nan = malloc(st[damaged].nbytes);
+    memcpy(nan, st[damaged].data, st[damaged].nbytes);
+    nan[3] = NAN;
+    const at_st_tensor good = st[damaged];
+    struct { const char *what; int expected; } cases[] = {{"a NaN", AT_ERR_NUMERIC},
+                                                         {"a missing tensor", AT_ERR_NOTFOUND}};
+    for (int k = 0; k < 2; k++) {
+        int count = n;
+        if (k == 0) {
+            st[damaged].data = nan;
+        } else {
+            st[damaged] = st[n - 1]; /* drop generator.conv2.weight */
+            count = n - 1;
+        }
+        CHECK_OK(at_checkpoint_save_with(path, m, NULL, NULL, 0, st, count, &err), &err);
+        at_safetensors *file = NULL;
+        CHECK_OK(at_st_open(&file, path, &err), &err);
+        int status = at_trainer_restore_state(t, file, &err);
+        CHECK(status == cases[k].expected);
+        CHECK(strstr(err.message, "generator.conv2.weight") != NULL);
+        at_st_free(file);
+        size_t after_bytes;
+        float *after = generator_state(t, &after_bytes);
+        CHECK(after_bytes == bytes && memcmp(after, saved, bytes) == 0); /* nothing changed */
+        free(after);
+        st[damaged] = good;
+    }
+    remove(path);
+    rmdir(dir);
+    free(nan);
+    free(saved);
+    free(st);
+    at_trainer_free(t);
+    at_model_free(m);
+    bands_free(&d);
+}
+
 TEST_MAIN(TEST_ENTRY(a_zero_generator_that_never_learns_is_fgsm_from_a_zero_start),
           TEST_ENTRY(a_period_longer_than_the_run_leaves_the_generator_unchanged),
-          TEST_ENTRY(the_generator_gradient_chained_through_the_classifier_matches_finite_differences))
+          TEST_ENTRY(the_generator_gradient_chained_through_the_classifier_matches_finite_differences),
+          TEST_ENTRY(a_damaged_generator_in_a_checkpoint_is_refused))
