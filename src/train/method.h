@@ -142,6 +142,15 @@ int at_eps_schedule_check(const at_train_config *c, at_error *err);
  * rng); adaptive budgets are per example (batch.c), around eps. */
 float at_eps_now(const at_train_config *c, long step, long iters_per_epoch, at_rng *rng);
 
+/* The rows of a batch of n left unperturbed when a share `part` of it is perturbed: the first
+ * int((1 - part) n), as Kireev et al.'s code (`batch_part`) counts them. */
+static inline int at_clean_rows(int n, double part) { return (int)((1.0 - part) * n + 1e-9); }
+
+/* RLAT's perturbation points (rlat.c): the input (node 0), the first convolution and the last
+ * block end at each spatial resolution; fills at most cap node indices, returns how many. */
+enum { AT_RLAT_MAX_POINTS = 8 };
+int at_rlat_points(const at_model *m, int *nodes, int cap);
+
 /* Softmax of each row. */
 void at_softmax_rows(const float *logits, int n, int k, float *probs);
 
