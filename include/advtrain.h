@@ -873,6 +873,8 @@ int at_train_config_set(at_train_config *config, const char *name, const char *v
 
 /* The training methods the trainer knows, for listings. */
 bool at_method_info(int index, const char **name, const char **description);
+/* The method trains against an eps-ball (it takes --eps, validates robust accuracy). */
+bool at_method_is_adversarial(const char *name);
 
 /* What the trainer reports after each epoch. */
 typedef struct at_epoch_stats {

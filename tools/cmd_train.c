@@ -697,10 +697,7 @@ static int check_resume_config(const char *saved_text, json_t *current)
 }
 
 /* the methods that train against an eps (all but standard training and J-SIGR) */
-static bool adversarial_method(const char *method)
-{
-    return strcmp(method, "standard") != 0 && strcmp(method, "jsigr") != 0;
-}
+static bool adversarial_method(const char *method) { return at_method_is_adversarial(method); }
 
 static int load_data(at_dataset *train, at_dataset *val, at_dataset *test, bool *have_test)
 {

@@ -34,3 +34,9 @@ bool at_method_info(int index, const char **name, const char **description)
         *description = method_table[index]->description;
     return true;
 }
+
+bool at_method_is_adversarial(const char *name)
+{
+    const at_method *m = at_method_find(name);
+    return m && (m->uses & AT_USES_EPS);
+}
