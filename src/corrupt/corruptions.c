@@ -14,12 +14,13 @@ static const at_corruption corruptions[] = {
     {"zoom_blur", "blur", at_corrupt_zoom_blur, NULL},
     {"snow", "weather", at_corrupt_snow, NULL},
     {"frost", "weather", at_corrupt_frost,
-     "procedural ice texture in place of the published frost photographs"},
+     "procedural stand-in (plasma haze, crystal needles) for the published frost photographs"},
     {"fog", "weather", at_corrupt_fog, NULL},
     {"brightness", "weather", at_corrupt_brightness, NULL},
     {"contrast", "digital", at_corrupt_contrast, NULL},
     {"elastic_transform", "digital", at_corrupt_elastic_transform, NULL},
-    {"pixelate", "digital", at_corrupt_pixelate, NULL},
+    {"pixelate", "digital", at_corrupt_pixelate,
+     "PIL's BOX resampling in float, without its rounding to 8 bits between passes"},
     {"jpeg_compression", "digital", at_corrupt_jpeg_compression, NULL},
 };
 
