@@ -6,10 +6,11 @@
  * Grey images are coded as JCS_GRAYSCALE, colour ones as JCS_RGB. Pixels are rounded to 8 bits
  * on the way in (round(255 x)) and come back as k / 255. JPEG works on 8x8 blocks at any size.
  *
- * libjpeg reports errors through an error manager whose default calls exit(); the one here jumps
- * back (setjmp/longjmp) and the error is returned as an at_error, and its warnings are not
- * printed. Everything the jump can leave behind lives in one heap block reachable from a pointer
- * set before setjmp, so nothing depends on locals changed after it. */
+ * libjpeg reports errors (an image over 65500 pixels a side, say) through an error manager whose
+ * default calls exit(); the one here jumps back (setjmp/longjmp) and the error is returned as an
+ * at_error, and its warnings are not printed. Everything the jump can leave behind lives in one
+ * heap block reachable from a pointer set before setjmp, so nothing depends on locals changed
+ * after it. */
 #include "corrupt/corruption.h"
 
 #include <setjmp.h>
@@ -54,8 +55,6 @@ int at_corrupt_jpeg_compression(float *image, int c, int h, int w, int severity,
                                 at_error *err)
 {
     (void)rng;
-    if (h > JPEG_MAX_DIMENSION || w > JPEG_MAX_DIMENSION)
-        return at_fail(err, AT_ERR_ARG, "jpeg_compression: a %dx%d image is too large for JPEG", h, w);
     jpeg_job *const job = calloc(1, sizeof *job);
     const size_t plane = (size_t)h * w;
     if (job)

