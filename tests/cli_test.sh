@@ -393,6 +393,12 @@ head -c 600 "$TMP/fog.safetensors" | grep -a -q '"images":{"dtype":"F32","shape"
 head -c 600 "$TMP/fog.safetensors" | grep -a -q '"corruption":"fog"' || fail "the corrupted file lacks its metadata"
 head -c 600 "$TMP/fog.safetensors" | grep -a -q '"labels":{"dtype":"I32"' || fail "the corrupted file lacks labels"
 [ "$(head -c 4 "$TMP/fog.png" | od -An -c | tr -d ' ')" = "211PNG" ] || fail "the corruption grid is not a PNG"
+expect 0 "under all at severity 2" -- "$BIN" corrupt --data-dir "$DATA" --n 3 --corruption all --severity 2 \
+    --out "$TMP/all.safetensors" --png "$TMP/all.png"
+for name in gaussian_noise glass_blur snow frost elastic_transform jpeg_compression; do
+    head -c 3000 "$TMP/all.safetensors" 2>/dev/null | grep -a -q "\"images_$name\":{\"dtype\":\"F32\",\"shape\":\[3,1,28,28\]" ||
+        fail "corrupt --corruption all lacks images_$name"
+done
 for run in 1:a 1:b 2:a; do
     "$BIN" corrupt --data-dir "$DATA" --n 4 --corruption shot_noise --severity 2 --seed "${run%:*}" \
         --out "$TMP/shot$run.safetensors" >/dev/null 2>&1 || fail "corrupt --seed ${run%:*} failed"
