@@ -628,6 +628,22 @@ int at_gmm_component(const at_gmm *g, int label, int component, double *weight,
                      float *mean_image, at_error *err);
 
 /* ------------------------------------------------------------------------------------------------
+ * Common corruptions: the 15 corruptions of CIFAR-10-C at 5 severities (Hendrycks and Dietterich,
+ * ICLR 2019), following the published definitions and severity tables, for grey and colour images
+ * of any size.
+ */
+int at_corruption_count(void);
+const char *at_corruption_name(int i);   /* "gaussian_noise", ..., "jpeg_compression"; NULL past the end */
+const char *at_corruption_family(int i); /* "noise", "blur", "weather" or "digital" */
+const char *at_corruption_note(int i);   /* how it departs from the published definition, or NULL */
+int at_corruption_find(const char *name); /* its index, or AT_ERR_NOTFOUND */
+/* Corrupts n images [n, c, h, w] (c = 1 or 3, pixels in [0, 1]) in place at severity 1..5. Image
+ * i draws from its own stream of (seed, first_index + i, corruption, severity), so an image gets
+ * the same corruption in any batch, with any number of threads, on any machine. */
+int at_corrupt_images(int corruption, int severity, float *images, int n, int c, int h, int w,
+                      uint64_t seed, long first_index, at_error *err);
+
+/* ------------------------------------------------------------------------------------------------
  * Robustness evaluation: clean accuracy, then a cascade of attacks, each run only on the points
  * every earlier attack failed to break, so a point counts as robust only if it survives all of
  * them (its worst case). Every point has its own seed, so results do not depend on batching.

@@ -10,6 +10,7 @@ packages=(
     libjansson-dev                     # JSON: safetensors headers, logs, reports
     nettle-dev                         # SHA-256 of checkpoints and data in reports; base64
     libpng-dev                         # PNG example grids written by the tool
+    libjpeg62-turbo-dev                # the JPEG corruption (compress and decode)
     libzip-dev                         # .npz files (zip archives of .npy arrays) of extra data
     liblapacke-dev                     # eigenvectors of the covariance for the data generator's PCA
     dataset-fashion-mnist              # the real data set of the demo and tests

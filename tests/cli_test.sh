@@ -384,6 +384,36 @@ expect 2 "method pgd-at does not use sdi-period" -- "$BIN" train --data-dir "$DA
 expect 2 "fgsm-sdi is an L-inf method" -- "$BIN" train --data-dir "$DATA" --method fgsm-sdi --norm l2 --eps 1 \
     --train-size 64 --out "$TMP/bad"
 
+# --- common corruptions: a file and a grid, the same bytes from the same seed, bad options refused
+expect 0 "stand-in" -- "$BIN" list corruptions
+expect 0 "under fog at severity 3" -- "$BIN" corrupt --data-dir "$DATA" --n 6 --corruption fog --severity 3 \
+    --out "$TMP/fog.safetensors" --png "$TMP/fog.png"
+head -c 600 "$TMP/fog.safetensors" | grep -a -q '"images":{"dtype":"F32","shape":\[6,1,28,28\]' ||
+    fail "the corrupted file lacks images F32 [6, 1, 28, 28]"
+head -c 600 "$TMP/fog.safetensors" | grep -a -q '"corruption":"fog"' || fail "the corrupted file lacks its metadata"
+head -c 600 "$TMP/fog.safetensors" | grep -a -q '"labels":{"dtype":"I32"' || fail "the corrupted file lacks labels"
+[ "$(head -c 4 "$TMP/fog.png" | od -An -c | tr -d ' ')" = "211PNG" ] || fail "the corruption grid is not a PNG"
+expect 0 "under all at severity 2" -- "$BIN" corrupt --data-dir "$DATA" --n 3 --corruption all --severity 2 \
+    --out "$TMP/all.safetensors" --png "$TMP/all.png"
+for name in gaussian_noise glass_blur snow frost elastic_transform jpeg_compression; do
+    head -c 3000 "$TMP/all.safetensors" 2>/dev/null | grep -a -q "\"images_$name\":{\"dtype\":\"F32\",\"shape\":\[3,1,28,28\]" ||
+        fail "corrupt --corruption all lacks images_$name"
+done
+for run in 1:a 1:b 2:a; do
+    "$BIN" corrupt --data-dir "$DATA" --n 4 --corruption shot_noise --severity 2 --seed "${run%:*}" \
+        --out "$TMP/shot$run.safetensors" >/dev/null 2>&1 || fail "corrupt --seed ${run%:*} failed"
+done
+cmp -s "$TMP/shot1:a.safetensors" "$TMP/shot1:b.safetensors" || fail "the same seed gave other corrupted images"
+cmp -s "$TMP/shot1:a.safetensors" "$TMP/shot2:a.safetensors" && fail "another seed gave the same shot noise"
+expect 2 "unknown corruption 'fgo'; one of: gaussian_noise" -- "$BIN" corrupt --data-dir "$DATA" --corruption fgo \
+    --severity 1 --out "$TMP/c.safetensors"
+expect 2 "--severity out of range" -- "$BIN" corrupt --data-dir "$DATA" --corruption fog --severity 6 --out "$TMP/c.safetensors"
+expect 2 "--severity out of range" -- "$BIN" corrupt --data-dir "$DATA" --corruption fog --severity 0 --out "$TMP/c.safetensors"
+expect 2 "--n 10001 is beyond the test split" -- "$BIN" corrupt --data-dir "$DATA" --corruption fog --severity 2 \
+    --n 10001 --out "$TMP/c.safetensors"
+expect 2 "are required" -- "$BIN" corrupt --data-dir "$DATA" --corruption fog --severity 2
+[ -e "$TMP/c.safetensors" ] && fail "a refused corrupt command wrote its file"
+
 # --- an interrupted evaluation resumes to the same per-point results
 E="eval --checkpoint $TMP/run/last.safetensors --data-dir $DATA --n 40 --batch-size 10 --attack pgd --eps 0.05 --steps 3 --no-checks --quiet"
 expect 0 "after pgd" -- "$BIN" $E --points "$TMP/straight.csv"

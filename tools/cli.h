@@ -97,6 +97,7 @@ int cli_load_model(const char *cmd, const char *path, const char *arch, const at
 
 int cmd_train(int argc, char **argv);
 int cmd_gradients(int argc, char **argv);
+int cmd_corrupt(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_attack(int argc, char **argv);

@@ -1,4 +1,5 @@
-/* cmd_list.c: `advtrain list [models|datasets|methods|attacks]`: what this build contains. */
+/* cmd_list.c: `advtrain list [models|datasets|methods|attacks|corruptions]`: what this build
+ * contains. */
 #include "cli.h"
 
 #include <string.h>
@@ -25,6 +26,18 @@ static void list_attacks(void)
     printf("attacks:\n");
     for (int i = 0; at_attack_info(i, &name, &description); i++)
         printf("  %-18s %s\n", name, description);
+}
+
+static void list_corruptions(void)
+{
+    printf("corruptions (advtrain corrupt --corruption NAME --severity 1..5):\n");
+    for (int i = 0; i < at_corruption_count(); i++) {
+        const char *note = at_corruption_note(i);
+        if (note)
+            printf("  %-18s %-8s %s\n", at_corruption_name(i), at_corruption_family(i), note);
+        else
+            printf("  %-18s %s\n", at_corruption_name(i), at_corruption_family(i));
+    }
 }
 
 static void list_methods(void)
@@ -54,7 +67,7 @@ static void list_methods(void)
 int cmd_list(int argc, char **argv)
 {
     static const cli_command cmd = {"list", "List what this build of advtrain contains.",
-                                    "advtrain list [models|datasets|methods|attacks]", NULL, 0};
+                                    "advtrain list [models|datasets|methods|attacks|corruptions]", NULL, 0};
     if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
         if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
             cli_help(&cmd, stdout);
@@ -67,7 +80,7 @@ int cmd_list(int argc, char **argv)
     const char *what = argc == 2 ? argv[1] : "all";
     bool all = strcmp(what, "all") == 0;
     if (!all && strcmp(what, "models") && strcmp(what, "datasets") && strcmp(what, "methods") &&
-        strcmp(what, "attacks")) {
+        strcmp(what, "attacks") && strcmp(what, "corruptions")) {
         fprintf(stderr, "advtrain list: unknown category '%s'\nusage: %s\n", what, cmd.usage);
         return EXIT_USAGE;
     }
@@ -79,5 +92,7 @@ int cmd_list(int argc, char **argv)
         list_methods();
     if (all || !strcmp(what, "attacks"))
         list_attacks();
+    if (all || !strcmp(what, "corruptions"))
+        list_corruptions();
     return 0;
 }
