@@ -414,6 +414,19 @@ expect 2 "--n 10001 is beyond the test split" -- "$BIN" corrupt --data-dir "$DAT
 expect 2 "are required" -- "$BIN" corrupt --data-dir "$DATA" --corruption fog --severity 2
 [ -e "$TMP/c.safetensors" ] && fail "a refused corrupt command wrote its file"
 
+# --- AugMix (JSD over a 3n-row batch) and AugRmixAT (a reconstruction) train; their options are theirs
+expect 0 "clean accuracy" -- "$BIN" train --data-dir "$DATA" --train-size 128 --val-size 64 --epochs 1 \
+    --batch-size 64 --method augmix --augmix-width 2 --out "$TMP/augmix" --quiet
+expect 0 "clean accuracy" -- "$BIN" train --data-dir "$DATA" --train-size 128 --val-size 64 --epochs 1 \
+    --batch-size 64 --method augrmixat --eps 0.1 --steps 2 --rmix-mode mask --no-final-pgd \
+    --out "$TMP/augrmixat" --quiet
+expect 2 "method augmix does not use eps" -- "$BIN" train --data-dir "$DATA" --method augmix --eps 0.1 \
+    --out "$TMP/bad"
+expect 2 "jsd-weight has no effect with no-jsd" -- "$BIN" train --data-dir "$DATA" --train-size 64 \
+    --method augmix --no-jsd --jsd-weight 3 --out "$TMP/bad"
+expect 2 "method augrmixat does not use no-jsd" -- "$BIN" train --data-dir "$DATA" --method augrmixat \
+    --eps 0.1 --no-jsd --out "$TMP/bad"
+
 # --- an interrupted evaluation resumes to the same per-point results
 E="eval --checkpoint $TMP/run/last.safetensors --data-dir $DATA --n 40 --batch-size 10 --attack pgd --eps 0.05 --steps 3 --no-checks --quiet"
 expect 0 "after pgd" -- "$BIN" $E --points "$TMP/straight.csv"

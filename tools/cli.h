@@ -36,6 +36,9 @@ typedef struct cli_option {
     const char *help;
 } cli_option;
 
+/* The most options one command declares (train: its own and every method's). */
+enum { CLI_MAX_OPTIONS = 256 };
+
 typedef struct cli_command {
     const char *name;
     const char *summary;

@@ -122,7 +122,7 @@ static const cli_option common_options[] = {
 };
 
 #define N_COMMON (int)(sizeof common_options / sizeof common_options[0])
-#define MAX_METHOD_OPTIONS 64
+#define MAX_METHOD_OPTIONS (CLI_MAX_OPTIONS - N_COMMON)
 
 /* One method option of the command line: the union of the methods' tables by name. */
 typedef struct method_option {

@@ -226,9 +226,9 @@ static int parse_config(const cli_command *cmd, const char *path, bool *seen, ch
 
 int cli_parse(const cli_command *cmd, int argc, char **argv, bool *seen_out)
 {
-    bool seen[128] = {false};
+    bool seen[CLI_MAX_OPTIONS] = {false};
     static char config_storage[16384];
-    if (cmd->n_options > 128)
+    if (cmd->n_options > CLI_MAX_OPTIONS)
         return usage_error(cmd, "too many options declared%s%s", "", "");
     /* --config FILE first, wherever it stands: the command line then adds to it */
     for (int i = 1; i < argc; i++) {

@@ -7,6 +7,7 @@
 
 #include "advtrain.h"
 #include "core/util.h"
+#include "data/augmix.h"
 
 /* The shared options (fields of at_train_config) a method reads; setting one it does not read
  * is an error. A method's own options are its `options` table. */
@@ -135,6 +136,39 @@ double at_method_ce(at_method_ctx *c, const at_batch *b, const float *logits, fl
  * gradients w.r.t. both logit vectors, unscaled by the batch size (mart.c). */
 double at_mart_example(const float *q, const float *p, int k, int y, double beta, float *da,
                        float *dc);
+
+/* AugMix's options (augmix.c) in the table of a method that augments with it, at the presets of
+ * the authors' cifar.py. */
+#define AT_AUGMIX_OPTIONS                                                                      \
+    {"augmix-severity", AT_OPTION_INT, 1, 10, NULL, "3",                                       \
+     "AugMix: severity of the operations (the code's --aug-severity)"},                       \
+    {"augmix-width", AT_OPTION_INT, 1, AT_AUGMIX_MAX_WIDTH, NULL, "3",                         \
+     "AugMix: augmentation chains mixed per image (--mixture-width)"},                        \
+    {"augmix-depth", AT_OPTION_INT, -1, 10, NULL, "-1",                                        \
+     "AugMix: operations per chain, -1 for 1..3 at random (--mixture-depth)"},                \
+    {"augmix-alpha", AT_OPTION_FLOAT, 0.01, 100, NULL, "1",                                    \
+     "AugMix: Dirichlet(alpha) chain weights, Beta(alpha, alpha) blend with the image"}
+/* With the AugMix options at index `first` of the method's table: checks them and fills o. */
+int at_augmix_setup(const at_method_ctx *c, int first, at_augmix_options *o, at_error *err);
+/* AugMix of each of the batch's images into out [n, image]; row i draws from ctx->rng (or
+ * ctx->rng_unscored past b->scored). scratch holds 2 images. */
+void at_augmix_batch(at_method_ctx *c, const at_batch *b, const at_augmix_options *o, float *out,
+                     float *scratch);
+
+/* AugRmixAT's random mixing of one example (augrmixat.c): lambda ~ Beta(alpha, alpha); out is
+ * lambda x_aug + (1 - lambda) x_adv, or with `mask` x_aug with x_adv in a CutMix box of area
+ * share about 1 - lambda; then, for eps >= 0, projected onto the `norm` ball of radius eps
+ * around x and onto [0,1]. */
+void at_rmix_example(const float *x, const float *x_aug, const float *x_adv, float *out, int c,
+                     int h, int w, bool mask, double alpha, at_norm norm, float eps, at_rng *rng);
+
+/* AugMix's Jensen-Shannon consistency (jsd.c) of the m distributions softmax(logits[j]) (each
+ * [n, k], m <= AT_JSD_MAX): (1/n) sum_i w_i (1/m) sum_j KL(p_ij || M_i), M the clamped mixture.
+ * Gradients w.r.t. each logits[j] into dlogits[j] (when dlogits and dlogits[j] are not NULL),
+ * the per-example divergences into per_example (when not NULL). NAN for bad sizes. */
+enum { AT_JSD_MAX = 8 };
+double at_loss_jsd(const float *const *logits, int m, int n, int k, const float *weights,
+                   float *per_example, float *const *dlogits);
 
 /* Checks the eps schedule options; fills the curriculum's stages and the adaptive rate. */
 int at_eps_schedule_check(const at_train_config *c, at_error *err);
