@@ -976,7 +976,10 @@ int cmd_train(int argc, char **argv)
         cfg.extra_smoothing = (float)opts.extra_smoothing;
     }
     if (at_trainer_create(&s.trainer, s.model, &train, &val, &cfg, &s.err)) {
-        status = cli_error("train", EXIT_USAGE, "%s", s.err.message);
+        /* an autoencoder file that cannot be read or does not fit is a failed input, not usage */
+        const bool file = opts.autoencoder && s.err.status != AT_ERR_ARG;
+        status = cli_error("train", file ? EXIT_WORK_FAILED : EXIT_USAGE, "%s%s",
+                           file ? "--autoencoder: " : "", s.err.message);
         goto done;
     }
     if (opts.autoencoder && at_file_sha256(opts.autoencoder, opts.autoencoder_sha256, &s.err)) {
