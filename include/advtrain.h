@@ -179,6 +179,11 @@ int at_add_tanh(at_model *m, int input);
  * initialised to 0.25: num_parameters 1 (one slope) or the input's channels (one per channel, dim
  * 1 of NCHW or of [n, features]); AT_ERR_ARG otherwise. */
 int at_add_prelu(at_model *m, int input, const char *name, int num_parameters);
+/* nn.Sigmoid: y = 1 / (1 + exp(-x)) (an autoencoder's last layer: an image in [0,1]). */
+int at_add_sigmoid(at_model *m, int input);
+/* nn.Upsample(scale_factor=factor, mode="nearest"): each pixel becomes a factor x factor block
+ * (1..64; AT_ERR_ARG otherwise). */
+int at_add_upsample2d(at_model *m, int input, int factor);
 int at_add_maxpool2d(at_model *m, int input, int kernel, int stride);
 int at_add_avgpool2d(at_model *m, int input, int kernel, int stride);
 int at_add_global_avgpool(at_model *m, int input);
@@ -759,6 +764,32 @@ int at_checkpoint_load(const char *path, at_model *model, at_optimizer *opt,
                        at_safetensors **st_out, at_error *err);
 
 /* ------------------------------------------------------------------------------------------------
+ * Autoencoders: the image-to-image network of AdA (method "ada"), a small convolutional
+ * autoencoder trained on the classifier's own data: conv C->F, conv stride 2 F->2F, conv stride 2
+ * 2F->2F (a 4x downsampled bottleneck), then twice nearest x2 upsampling and a conv (2F->2F,
+ * 2F->F), conv F->C and a sigmoid, ReLU between; the output is the flattened image in [0,1].
+ * Height and width must be multiples of 4 (AT_ERR_SHAPE otherwise).
+ */
+int at_autoencoder_create(at_model **out, int channels, int height, int width, int features,
+                          uint64_t seed, at_error *err);
+/* Writes the weights (atomically) with metadata describing the network, so that
+ * at_autoencoder_load can rebuild it; AT_ERR_ARG for a model at_autoencoder_create did not make. */
+int at_autoencoder_save(const char *path, const at_model *autoencoder, at_error *err);
+/* Rebuilds the network a file describes and loads its weights (every tensor present, finite, of
+ * the right shape): AT_ERR_IO or AT_ERR_FORMAT for a missing, damaged or other kind of file. */
+int at_autoencoder_load(at_model **out, const char *path, at_error *err);
+
+/* One epoch of reconstruction training: the images of ds in an order drawn from rng, in batches
+ * of batch_size (the pass's at most), the mean squared error over every pixel of a batch
+ * minimised by one optimiser step at rate lr. *mse gets the epoch's mean error (before each
+ * step); AT_ERR_NUMERIC when it is not finite, AT_ERR_SHAPE for images of another shape. */
+int at_autoencoder_train_epoch(at_pass *pass, at_optimizer *opt, const at_dataset *ds,
+                               int batch_size, float lr, at_rng *rng, double *mse, at_error *err);
+/* The mean squared reconstruction error over every pixel of ds. */
+int at_autoencoder_mse(at_model *autoencoder, const at_dataset *ds, int batch_size, double *mse,
+                       at_error *err);
+
+/* ------------------------------------------------------------------------------------------------
  * Training
  */
 /* A training method's own options are declared in its file, one table per method: name, type,
@@ -876,6 +907,10 @@ typedef struct at_train_config {
     int coreset_warmup;       /* -1 = round(coreset x start), the paper's T_w */
     int coreset_start;        /* -1 = floor(epochs / 2), the paper's kappa E with kappa 1/2 */
     bool coreset_bias_only;   /* distances on the bias part of the gradient alone */
+
+    /* AdA (method "ada"): the autoencoder file (at_autoencoder_save) whose weights the
+     * adversary perturbs; read when the trainer is created. Other methods refuse it. */
+    const char *autoencoder;
 
     /* The method's own options (see at_method_option), read by at_trainer_create: a name the
      * method does not declare is an error; an option not given takes its preset. */

@@ -434,6 +434,23 @@ expect 0 "stopped after 20" -- "$BIN" $E --state "$TMP/state.json" --stop-after 
 expect 0 "after pgd" -- "$BIN" $E --state "$TMP/state.json" --points "$TMP/resumed.csv"
 cmp -s "$TMP/straight.csv" "$TMP/resumed.csv" || fail "resumed evaluation gave other per-point results"
 
+# --- ada: a tiny autoencoder, then a classifier trained on its perturbed reconstructions
+expect 0 "test mse" -- "$BIN" train-autoencoder --data-dir "$DATA" --train-size 128 --test-size 64 \
+    --epochs 2 --width 2 --batch 32 --out "$TMP/ae"
+[ -s "$TMP/ae/autoencoder.safetensors" ] || fail "train-autoencoder wrote no autoencoder.safetensors"
+A="train --data-dir $DATA --train-size 64 --val-size 0 --epochs 1 --batch-size 32 --method ada"
+expect 0 "clean accuracy" -- "$BIN" $A --autoencoder "$TMP/ae/autoencoder.safetensors" --ada-steps 1 \
+    --model mlp-16 --out "$TMP/ada"
+grep -q '"autoencoder_sha256"' "$TMP/ada/report.json" || fail "the ada report does not hash the autoencoder"
+expect 2 "needs an autoencoder" -- "$BIN" $A --out "$TMP/bad"
+expect 2 "does not use an autoencoder" -- "$BIN" train --data-dir "$DATA" --train-size 64 \
+    --autoencoder "$TMP/ae/autoencoder.safetensors" --out "$TMP/bad"
+expect 1 "$TMP/nothing.safetensors" -- "$BIN" $A --autoencoder "$TMP/nothing.safetensors" --out "$TMP/bad"
+expect 1 "not an autoencoder" -- "$BIN" $A --autoencoder "$TMP/run/last.safetensors" --out "$TMP/bad"
+expect 2 "--out DIR is required" -- "$BIN" train-autoencoder --data-dir "$DATA"
+[ "$(wc -l <"$TMP/out")" -le 2 ] || fail "train-autoencoder without --out: too many lines"
+[ -e "$TMP/bad" ] && fail "a refused ada run started"
+
 if [ "$failures" -ne 0 ]; then
     echo "$failures CLI check(s) failed"
     exit 1

@@ -169,6 +169,36 @@ TEST(tanh_and_prelu_gradients)
     check_layer("prelu shared by two inputs", 4, 3, 3, prelu_shared, AT_BN_TRAIN);
 }
 
+static int sigmoid_layer(at_model *m, int x) { return at_add_sigmoid(m, x); }
+static int upsample_x2(at_model *m, int x) { return at_add_upsample2d(m, x, 2); }
+static int upsample_x3(at_model *m, int x) { return at_add_upsample2d(m, x, 3); }
+/* an autoencoder's decoder: upsample, conv, sigmoid */
+static int decoder(at_model *m, int x)
+{
+    x = at_add_upsample2d(m, x, 2);
+    return at_add_sigmoid(m, at_add_conv2d(m, x, "conv", 2, 3, 1, 1, true));
+}
+
+TEST(sigmoid_and_upsample_gradients)
+{
+    check_layer("sigmoid", 2, 5, 5, sigmoid_layer, AT_BN_TRAIN);
+    check_layer("upsample x2", 2, 3, 4, upsample_x2, AT_BN_TRAIN);
+    check_layer("upsample x3", 1, 2, 3, upsample_x3, AT_BN_TRAIN);
+    check_layer("upsample, conv, sigmoid", 3, 3, 3, decoder, AT_BN_TRAIN);
+}
+
+TEST(upsample_refuses_bad_factors)
+{
+    at_model *m = NULL;
+    at_error err;
+    CHECK_OK(at_model_begin(&m, 2, 3, 3, &err), &err);
+    REQUIRE(m);
+    CHECK_EQ_INT(at_add_upsample2d(m, 0, 0), AT_ERR_ARG);
+    CHECK_EQ_INT(at_add_upsample2d(m, 0, 65), AT_ERR_ARG);
+    CHECK_EQ_INT(at_model_finish(m, 1, &err), AT_ERR_ARG);
+    at_model_free(m);
+}
+
 static int bn_plain(at_model *m, int x) { return at_add_batchnorm2d_affine(m, x, "bn", false); }
 /* a perturbation generator's shape: conv, batch norm without affine parameters, PReLU, conv,
  * tanh */
@@ -301,4 +331,5 @@ TEST_MAIN(TEST_ENTRY(conv2d_gradients), TEST_ENTRY(batchnorm2d_gradients_every_m
           TEST_ENTRY(slice_and_scale_refuse_bad_arguments), TEST_ENTRY(tanh_and_prelu_gradients),
           TEST_ENTRY(batchnorm2d_without_affine_gradients_every_mode),
           TEST_ENTRY(tanh_prelu_and_plain_batchnorm_do_not_depend_on_thread_count),
-          TEST_ENTRY(prelu_refuses_bad_arguments))
+          TEST_ENTRY(prelu_refuses_bad_arguments), TEST_ENTRY(sigmoid_and_upsample_gradients),
+          TEST_ENTRY(upsample_refuses_bad_factors))

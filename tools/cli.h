@@ -108,5 +108,6 @@ int cmd_import(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_train_autoencoder(int argc, char **argv);
 
 #endif

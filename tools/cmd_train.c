@@ -37,6 +37,8 @@ typedef struct train_opts {
     const char *ood, *extra_data;
     const char *final_suite, *config;
     const char *init, *init_sha256; /* fine-tuning: the starting weights and their hash */
+    const char *autoencoder;        /* ada: the autoencoder file */
+    char autoencoder_sha256[65];
 } train_opts;
 
 static train_opts opts = {
@@ -112,6 +114,7 @@ static const cli_option common_options[] = {
     {"input-noise", CLI_FLOAT, &opts.input_noise, 1e-6, 10, NULL, "S", "add N(0, S^2) noise to inputs in every forward (randomised)"},
     {"init", CLI_STRING, &opts.init, 0, 0, NULL, "FILE", "fine-tune: start from the parameters and batch-norm buffers of FILE (an advtrain checkpoint, or a PyTorch state_dict of --model saved as safetensors); the optimiser, epochs and schedules start fresh"},
     {"init-sha256", CLI_STRING, &opts.init_sha256, 0, 0, NULL, "HEX", "with --init: refuse a FILE of another SHA-256 (run.cfg records it, so a replay starts from the same weights)"},
+    {"autoencoder", CLI_STRING, &opts.autoencoder, 0, 0, NULL, "FILE", "ada: the autoencoder whose weights the adversary perturbs (written by advtrain train-autoencoder; required by ada, refused by other methods)"},
     {"resume", CLI_FLAG, &opts.resume, 0, 0, NULL, NULL, "continue the run in --out from its last checkpoint"},
     {"stop-after", CLI_INT, &opts.stop_after, 1, 100000, NULL, "E", "stop after epoch E (the schedule still spans --epochs); continue with --resume"},
     {"test-each-epoch", CLI_FLAG, &opts.test_each_epoch, 0, 0, NULL, NULL, "also log test accuracy after every epoch"},
@@ -317,6 +320,11 @@ static json_t *config_json(const bool *seen)
         json_object_set_new(c, "init", json_string(opts.init));
     if (opts.init_sha256)
         json_object_set_new(c, "init_sha256", json_string(opts.init_sha256));
+    /* ada's autoencoder is fixed, not checkpointed: its hash makes a resume refuse another */
+    if (opts.autoencoder) {
+        json_object_set_new(c, "autoencoder", json_string(opts.autoencoder));
+        json_object_set_new(c, "autoencoder_sha256", json_string(opts.autoencoder_sha256));
+    }
     json_t *given = json_object();
     for (int k = 0; k < n_method_opts; k++)
         if (seen[N_COMMON + k]) {
@@ -439,6 +447,7 @@ static at_train_config train_config(const bool *seen, char (*texts)[64])
     cfg.coreset_warmup = opts.coreset ? opts.coreset_warmup : 0;
     cfg.coreset_start = opts.coreset ? opts.coreset_start : 0;
     cfg.coreset_bias_only = opts.coreset_bias_only;
+    cfg.autoencoder = opts.autoencoder;
     for (int k = 0; k < n_method_opts; k++)
         if (seen[N_COMMON + k]) {
             method_option_text(&method_opts[k], texts[k], 64);
@@ -967,7 +976,14 @@ int cmd_train(int argc, char **argv)
         cfg.extra_smoothing = (float)opts.extra_smoothing;
     }
     if (at_trainer_create(&s.trainer, s.model, &train, &val, &cfg, &s.err)) {
-        status = cli_error("train", EXIT_USAGE, "%s", s.err.message);
+        /* an autoencoder file that cannot be read or does not fit is a failed input, not usage */
+        const bool file = opts.autoencoder && s.err.status != AT_ERR_ARG;
+        status = cli_error("train", file ? EXIT_WORK_FAILED : EXIT_USAGE, "%s%s",
+                           file ? "--autoencoder: " : "", s.err.message);
+        goto done;
+    }
+    if (opts.autoencoder && at_file_sha256(opts.autoencoder, opts.autoencoder_sha256, &s.err)) {
+        status = cli_error("train", EXIT_WORK_FAILED, "--autoencoder: %s", s.err.message);
         goto done;
     }
     if (opts.init && !opts.resume && at_trainer_init_weights(s.trainer, opts.init, &s.err)) {
@@ -1117,6 +1133,10 @@ int cmd_train(int argc, char **argv)
     if (have_test) {
         at_dataset_sha256(&test, hash);
         json_object_set_new(report, "test_data_sha256", json_string(hash));
+    }
+    if (opts.autoencoder) {
+        json_object_set_new(report, "autoencoder", json_string(opts.autoencoder));
+        json_object_set_new(report, "autoencoder_sha256", json_string(opts.autoencoder_sha256));
     }
     if (extra.images && !at_file_sha256(opts.extra_data, hash, &s.err))
         json_object_set_new(report, "extra_data_sha256", json_string(hash));

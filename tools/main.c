@@ -17,6 +17,7 @@ static const struct {
     {"gradients", cmd_gradients, "input-gradient maps of a model and how concentrated they are"},
     {"generate", cmd_generate, "synthetic training images from a generator fitted to a data set"},
     {"report", cmd_report, "one self-contained HTML page from a run directory"},
+    {"train-autoencoder", cmd_train_autoencoder, "train the autoencoder of method ada (reconstruction)"},
     {"list", cmd_list, "list models, data sets, training methods and attacks"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
@@ -26,7 +27,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: advtrain COMMAND [options]   (advtrain COMMAND --help for its options)\n\n"
                  "commands:\n");
     for (int i = 0; i < N_COMMANDS; i++)
-        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-17s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n  --version  print the version\n");
 }
 

@@ -43,7 +43,9 @@ static inline size_t at_shape_numel(at_shape s) { return (size_t)s.c * (size_t)s
     X(slice)             \
     X(scale)             \
     X(tanh)              \
-    X(prelu)
+    X(prelu)             \
+    X(upsample2d)        \
+    X(sigmoid)
 
 typedef enum at_layer_kind {
 #define AT_LAYER_ENUM_(name) AT_LAYER_##name,
@@ -69,6 +71,7 @@ typedef struct at_node {
         struct { int first; } slice; /* first channel taken; out.c of them */
         struct { float factor; } scale;
         struct { int slopes; } prelu; /* 1 (shared) or one per channel */
+        struct { int factor; } upsample;
     } p;
     size_t param_offset, n_params;   /* into the model's parameter slab */
     size_t buffer_offset, n_buffers; /* into the model's float buffer slab */

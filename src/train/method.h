@@ -15,7 +15,8 @@ enum {
     AT_USES_EPS = 1,          /* norm, eps, eps_warmup */
     AT_USES_ATTACK_STEPS = 2,
     AT_USES_STEP_SIZE = 4,
-    AT_USES_ATTACK_BN = 8
+    AT_USES_ATTACK_BN = 8,
+    AT_USES_AUTOENCODER = 16  /* autoencoder (ada) */
 };
 
 typedef struct at_awp at_awp;
@@ -247,5 +248,37 @@ int at_aux_net_restore(at_aux_net *a, const at_safetensors *st, at_error *err);
  * feature maps; with zero_last the last convolution starts at 0 (the generator outputs 0). */
 int at_sdi_generator(at_model **out, int channels, int height, int width, int features,
                      bool zero_last, uint64_t seed, at_error *err);
+
+/* AdA's weight-space adversary (ada.c) on an autoencoder c with fixed weights phi: a
+ * perturbation delta of every parameter tensor (a "layer"), ||delta_l|| <= nu ||phi_l||, and
+ * augmented images c_{phi+delta}(x). at_ada_create takes the model (freed on failure too) and
+ * plans a pass for batches of up to max_batch. */
+typedef struct at_ada at_ada;
+int at_ada_create(at_ada **out, at_model *autoencoder, int max_batch, at_error *err);
+void at_ada_free(at_ada *a);
+at_model *at_ada_autoencoder(const at_ada *a); /* holds phi between calls */
+float *at_ada_delta(at_ada *a, size_t *count); /* laid out like at_model_params */
+int at_ada_layers(const at_ada *a);
+/* Layer l: its place in the slab and ||phi_l||. */
+void at_ada_layer(const at_ada *a, int l, size_t *first, size_t *size, double *norm);
+/* delta uniformly at random in every layer's ball of radius nu ||phi_l|| (then projected). */
+void at_ada_init(at_ada *a, double nu, at_rng *rng);
+/* delta_l <- delta_l min(1, nu ||phi_l|| / ||delta_l||) for every layer. */
+void at_ada_project(at_ada *a, double nu);
+/* x_hat = c_{phi+delta}(x) for n images. */
+int at_ada_augment(at_ada *a, const float *x, int n, float *x_hat);
+/* At the current delta: x_hat, the loss CE(f(x_hat), target) of the classifier's pass (batch
+ * norm in `mode`; dlogits [n, classes] is scratch), and its gradient with respect to delta in
+ * the autoencoder's gradient slab (at_model_grads, zeroed first). */
+int at_ada_gradient(at_ada *a, at_pass *classifier, at_bn_mode mode, const float *x,
+                    const at_ce_target *target, int n, float *x_hat, float *dlogits,
+                    double *loss);
+/* One ascent step from that gradient: delta_l += step nu ||phi_l|| g_l / ||g_l||, projected. */
+void at_ada_ascend(at_ada *a, double nu, double step);
+/* The whole attack: at_ada_init, `steps` gradient and ascent steps, then x_hat at the final
+ * delta (which stays in a). */
+int at_ada_attack(at_ada *a, at_pass *classifier, at_bn_mode mode, const float *x,
+                  const at_ce_target *target, int n, double nu, int steps, double step,
+                  at_rng *rng, float *x_hat, float *dlogits);
 
 #endif

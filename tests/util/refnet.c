@@ -212,6 +212,20 @@ void refnet_forward(const refnet *r, const double *x, int n, at_bn_mode mode, do
                 }
             break;
         }
+        case AT_LAYER_sigmoid:
+            for (size_t j = 0; j < in_size * n; j++)
+                y[j] = 1.0 / (1.0 + exp(-in[j]));
+            break;
+        case AT_LAYER_upsample2d: {
+            const int s = node->p.upsample.factor;
+            for (int i = 0; i < n; i++)
+                for (int c = 0; c < is.c; c++)
+                    for (int oy = 0; oy < os.h; oy++)
+                        for (int ox = 0; ox < os.w; ox++)
+                            y[i * out_size + ((size_t)c * os.h + oy) * os.w + ox] =
+                                in[i * in_size + ((size_t)c * is.h + oy / s) * is.w + ox / s];
+            break;
+        }
         case AT_LAYER_COUNT:
             break;
         }
