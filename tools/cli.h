@@ -104,5 +104,6 @@ int cmd_import(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_certify(int argc, char **argv);
 
 #endif
