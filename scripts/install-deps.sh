@@ -15,6 +15,7 @@ packages=(
     liblapacke-dev                     # eigenvectors of the covariance for the data generator's PCA
     dataset-fashion-mnist              # the real data set of the demo and tests
     python3-torch python3-numpy        # the PyTorch reference tier of the tests (optional at run time)
+    python3-scipy                      # the SciPy tier: randomized smoothing's statistics (optional)
     chromium                           # the test that renders the HTML report headless
 )
 

@@ -193,6 +193,35 @@ grep -q '"top10_share"' "$TMP/maps.json" || fail "the gradient report lacks its 
 expect 2 "checkpoint is required" -- "$BIN" gradients --n 4
 expect 1 "nowhere.safetensors" -- "$BIN" gradients --checkpoint "$TMP/nowhere.safetensors" --data-dir "$DATA"
 [ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "gradients of a missing file: more than one line"
+
+# --- certify: randomized smoothing of the short run's model, few points and few draws
+C="certify --checkpoint $TMP/run/last.safetensors --data-dir $DATA --n-points 3 --sigma 0.25 --n0 20 --n 300"
+expect 0 "average certified radius" -- "$BIN" $C --batch-size 64 --radii 0,0.1,0.2 --json "$TMP/cert.json"
+for key in '"acr"' '"max_radius"' '"certified"' '"per_point"' '"p_lower"' '"n0_count"' '"abstention_rate"' \
+    '"noisy_forwards_per_second"' '"plain_forwards_per_second"'; do
+    grep -q "$key" "$TMP/cert.json" || fail "the certify report has no $key"
+done
+[ "$(grep -c '"index"' "$TMP/cert.json")" -eq 3 ] || fail "the certify report should hold 3 points"
+# per-point records do not depend on the batch size
+"$BIN" $C --batch-size 7 --radii 0,0.1,0.2 --json "$TMP/cert7.json" >/dev/null 2>&1 || fail "certify --batch-size 7 failed"
+grep -E '"(count|n0_count|p_lower|prediction|radius)"' "$TMP/cert.json" >"$TMP/cert.a"
+grep -E '"(count|n0_count|p_lower|prediction|radius)"' "$TMP/cert7.json" >"$TMP/cert.b"
+[ -s "$TMP/cert.a" ] && cmp -s "$TMP/cert.a" "$TMP/cert.b" || fail "certify results changed with the batch size"
+expect 0 "smoothed accuracy" -- "$BIN" $C --predict --json "$TMP/pred.json"
+grep -q '"p_value"' "$TMP/pred.json" || fail "the predict report has no p-values"
+expect 0 "--n-points" -- "$BIN" certify --help
+expect 2 "--checkpoint FILE is required" -- "$BIN" certify --sigma 0.25
+expect 2 "--sigma must be given and > 0" -- "$BIN" certify --checkpoint x
+expect 2 "--sigma must be given and > 0" -- "$BIN" certify --checkpoint x --sigma 0
+expect 2 "--sigma out of range" -- "$BIN" certify --checkpoint x --sigma -1
+expect 2 "--n0 must be at least 1" -- "$BIN" certify --checkpoint x --sigma 0.25 --n0 0
+expect 2 "--n must be at least 1" -- "$BIN" certify --checkpoint x --sigma 0.25 --n 0
+expect 2 "--alpha must be in (0, 1)" -- "$BIN" certify --checkpoint x --sigma 0.25 --alpha 0
+expect 2 "--alpha must be in (0, 1)" -- "$BIN" certify --checkpoint x --sigma 0.25 --alpha 1
+expect 2 "--radii expects comma-separated numbers" -- "$BIN" certify --checkpoint x --sigma 0.25 --radii 0,abc
+expect 2 "--radii value out of range" -- "$BIN" certify --checkpoint x --sigma 0.25 --radii 0,-0.5
+expect 1 "nowhere.safetensors" -- "$BIN" certify --checkpoint "$TMP/nowhere.safetensors" --data-dir "$DATA" --sigma 0.25
+[ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "certify of a missing file: more than one line"
 expect 2 "unknown attack 'deepfool'" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --attack deepfool --eps 0.1
 expect 2 "need --eps" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --attack pgd
 expect 2 "--queries/--p-init does not apply" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" \
