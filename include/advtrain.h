@@ -538,6 +538,20 @@ int at_dataset_load_idx(at_dataset *out, const char *images_path, const char *la
 int at_dataset_load_cifar(at_dataset *out, const char *const *paths, int n_paths,
                           int label_bytes, at_error *err);
 
+/* CIFAR-10-C / CIFAR-100-C (Hendrycks and Dietterich, ICLR 2019) as released: `dir` holds
+ * `<corruption>.npy`, uint8 [N, 32, 32, 3] (NHWC) with the five severities stacked (severity s
+ * in rows (s-1) N/5 .. s N/5 - 1; N = 50000 in the release, any positive multiple of 5 here), and
+ * `labels.npy`, [N] little-endian integers (uint8 or int64 in the release). Loads the N/5 images
+ * of one corruption (at_corruption_name's fifteen, or the held-out speckle_noise,
+ * gaussian_blur, spatter, saturate) at one severity (1..5) as NCHW, named
+ * "cifar10-c:<corruption>:<severity>" ("cifar100-c:..." for 100 classes). Errors: AT_ERR_ARG for
+ * an unknown corruption or a severity outside 1..5, AT_ERR_NOTFOUND for a missing file (named),
+ * AT_ERR_FORMAT for a dtype other than uint8 images / integer labels, a label outside
+ * [0, num_classes), or a file shorter (or longer) than its header says, AT_ERR_SHAPE for images
+ * not [N, 32, 32, 3], N not a multiple of 5, or labels not [N]. */
+int at_dataset_load_cifar_c(at_dataset *out, const char *dir, const char *corruption,
+                            int severity, int num_classes, at_error *err);
+
 /* Extra training data from a file, e.g. generated images (Gowal et al., 2021):
  *   .npz          a NumPy archive (stored or deflated) with `image` (or `images`), uint8
  *                 [N, H, W, C], or [N, H, W] for one channel, and `label` (or `labels`), [N], any
@@ -555,7 +569,8 @@ int at_dataset_load_file(at_dataset *out, const char *path, int channels, int he
 /* Known data sets by name: "mnist", "fashion-mnist", "cifar10", "cifar100", and sets derived
  * from them: "fashion-mnist-clips" (8-frame clips of Fashion-MNIST, at_dataset_make_clips with
  * seed 0 for the train split and 1 for the test split), "fashion-mnist-clips-T" for T frames
- * (1..64). Split "train" or "test". `dir` NULL means the default directory of that data set (of
+ * (1..64); "cifar10-c:CORRUPTION:SEVERITY" and "cifar100-c:..." (at_dataset_load_cifar_c, test
+ * split only). Split "train" or "test". `dir` NULL means the default directory of that data set (of
  * the set it is derived from). */
 int at_dataset_open(at_dataset *out, const char *name, const char *dir, const char *split,
                     at_error *err);
