@@ -546,6 +546,20 @@ int at_dataset_load_idx(at_dataset *out, const char *images_path, const char *la
 int at_dataset_load_cifar(at_dataset *out, const char *const *paths, int n_paths,
                           int label_bytes, at_error *err);
 
+/* CIFAR-10-C / CIFAR-100-C (Hendrycks and Dietterich, ICLR 2019) as released: `dir` holds
+ * `<corruption>.npy`, uint8 [N, 32, 32, 3] (NHWC) with the five severities stacked (severity s
+ * in rows (s-1) N/5 .. s N/5 - 1; N = 50000 in the release, any positive multiple of 5 here), and
+ * `labels.npy`, [N] little-endian integers (uint8 or int64 in the release). Loads the N/5 images
+ * of one corruption (at_corruption_name's fifteen, or the held-out speckle_noise,
+ * gaussian_blur, spatter, saturate) at one severity (1..5) as NCHW, named
+ * "cifar10-c:<corruption>:<severity>" ("cifar100-c:..." for 100 classes). Errors: AT_ERR_ARG for
+ * an unknown corruption or a severity outside 1..5, AT_ERR_NOTFOUND for a missing file (named),
+ * AT_ERR_FORMAT for a dtype other than uint8 images / integer labels, a label outside
+ * [0, num_classes), or a file shorter (or longer) than its header says, AT_ERR_SHAPE for images
+ * not [N, 32, 32, 3], N not a multiple of 5, or labels not [N]. */
+int at_dataset_load_cifar_c(at_dataset *out, const char *dir, const char *corruption,
+                            int severity, int num_classes, at_error *err);
+
 /* Extra training data from a file, e.g. generated images (Gowal et al., 2021):
  *   .npz          a NumPy archive (stored or deflated) with `image` (or `images`), uint8
  *                 [N, H, W, C], or [N, H, W] for one channel, and `label` (or `labels`), [N], any
@@ -563,7 +577,8 @@ int at_dataset_load_file(at_dataset *out, const char *path, int channels, int he
 /* Known data sets by name: "mnist", "fashion-mnist", "cifar10", "cifar100", and sets derived
  * from them: "fashion-mnist-clips" (8-frame clips of Fashion-MNIST, at_dataset_make_clips with
  * seed 0 for the train split and 1 for the test split), "fashion-mnist-clips-T" for T frames
- * (1..64). Split "train" or "test". `dir` NULL means the default directory of that data set (of
+ * (1..64); "cifar10-c:CORRUPTION:SEVERITY" and "cifar100-c:..." (at_dataset_load_cifar_c, test
+ * split only). Split "train" or "test". `dir` NULL means the default directory of that data set (of
  * the set it is derived from). */
 int at_dataset_open(at_dataset *out, const char *name, const char *dir, const char *split,
                     at_error *err);
@@ -652,6 +667,52 @@ int at_corrupt_images(int corruption, int severity, float *images, int n, int c,
                       uint64_t seed, long first_index, at_error *err);
 
 /* ------------------------------------------------------------------------------------------------
+ * Calibration (Guo et al., "On Calibration of Modern Neural Networks", ICML 2017): does the
+ * model's confidence (its largest softmax probability) match its accuracy? Predictions are
+ * accumulated batch by batch, from logits or probabilities [n, k] and labels, into M equal-width
+ * bins of confidence I_m = ((m-1)/M, m/M] (right-closed: a confidence of exactly 1 is in the last
+ * bin), for any set of inputs: clean, adversarial, corrupted.
+ *   ECE = sum_m |B_m| / n * |acc(B_m) - conf(B_m)|,  MCE = max over non-empty bins of the same gap.
+ * The accumulator also sums the negative log-likelihood -log p_y and the Brier score
+ * sum_j (p_j - [j = y])^2 (both averaged by dividing by n). All sums are in double, in row order.
+ */
+#define AT_CALIBRATION_MAX_BINS 1000
+#define AT_CALIBRATION_DEFAULT_BINS 15 /* Guo et al.'s M */
+
+typedef struct at_calibration {
+    int bins;                 /* M; 0 when not initialised (or freed) */
+    long n;                   /* rows binned */
+    long correct;             /* of them, arg-max equal to the label (the first maximum) */
+    long nonfinite;           /* rows of logits with NaN or infinity: counted here, not binned */
+    double confidence_sum;    /* sum of confidences */
+    double nll_sum;           /* sum of -log p_y */
+    double brier_sum;         /* sum of sum_j (p_j - [j = y])^2 */
+    long *bin_count;          /* [bins]: |B_m| */
+    long *bin_correct;        /* [bins]: correct rows in B_m (acc(B_m) = correct / count) */
+    double *bin_confidence;   /* [bins]: sum of confidences in B_m (conf(B_m) = sum / count) */
+} at_calibration;
+
+/* An empty accumulator of `bins` bins (1..AT_CALIBRATION_MAX_BINS, else AT_ERR_ARG). A
+ * zero-initialised struct may be freed without being initialised. */
+int at_calibration_init(at_calibration *cal, int bins, at_error *err);
+void at_calibration_free(at_calibration *cal);
+/* Adds n rows of logits [n, k] (softmax taken in double); a row with a non-finite logit is
+ * counted in `nonfinite` and not binned. AT_ERR_ARG for a label outside 0..k-1. */
+int at_calibration_add_logits(at_calibration *cal, const float *logits, int n, int k,
+                              const int32_t *labels, at_error *err);
+/* Adds n rows of probabilities [n, k], each in [0, 1] and summing to 1 within 1e-3 (AT_ERR_ARG
+ * otherwise); a zero probability on the label counts as 1e-12 in the NLL. */
+int at_calibration_add_probs(at_calibration *cal, const float *probs, int n, int k,
+                             const int32_t *labels, at_error *err);
+/* into += from (the same number of bins, else AT_ERR_ARG): parts of a data set measured apart. */
+int at_calibration_merge(at_calibration *into, const at_calibration *from, at_error *err);
+/* ECE and MCE as fractions in [0, 1]; NaN when no row was binned. */
+double at_calibration_ece(const at_calibration *cal);
+double at_calibration_mce(const at_calibration *cal);
+/* The bin (0..bins-1) a confidence falls in. */
+int at_calibration_bin_of(double confidence, int bins);
+
+/* ------------------------------------------------------------------------------------------------
  * Robustness evaluation: clean accuracy, then a cascade of attacks, each run only on the points
  * every earlier attack failed to break, so a point counts as robust only if it survives all of
  * them (its worst case). Every point has its own seed, so results do not depend on batching.
@@ -668,6 +729,7 @@ typedef struct at_eval_plan {
     uint64_t seed;
     at_model *surrogate;      /* non-NULL: attacks are crafted on it and judged on the model
                                  (a transfer attack); same input shape and classes */
+    int calibration_bins;     /* bins of the result's calibrations; 0 = 15 */
 } at_eval_plan;
 
 typedef struct at_eval_result {
@@ -680,6 +742,13 @@ typedef struct at_eval_result {
     double seconds[AT_EVAL_MAX_ATTACKS];
     double clean_seconds;
     int8_t *outcome;          /* per point: -2 misclassified clean, -1 robust, k broken by attack k */
+    /* Calibration of the evaluated model's outputs over every point: on the clean inputs, and
+     * (with at least one attack) on each point's final input of the cascade: the output of the
+     * attack that broke it, of the last attack for a robust point, and the clean input itself
+     * for a point misclassified clean (no attack runs on it). Its accuracy is the robust
+     * accuracy. bins 0 (empty) for the adversarial one when the plan has no attack. */
+    at_calibration clean_calibration;
+    at_calibration adversarial_calibration;
 } at_eval_result;
 
 /* Adds the statistics of another run of the same attack (sums, maxima, per-step losses). */
@@ -1081,6 +1150,11 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
 /* Clean accuracy and mean loss of a model over a data set, in eval BN mode. */
 int at_evaluate_clean(at_model *model, const at_dataset *ds, int batch_size, long *correct,
                       double *mean_loss, at_error *err);
+/* The same, also adding every output to `cal` (initialised by the caller, e.g. with
+ * AT_CALIBRATION_DEFAULT_BINS; it may already hold other rows). */
+int at_evaluate_clean_calibrated(at_model *model, const at_dataset *ds, int batch_size,
+                                 long *correct, double *mean_loss, at_calibration *cal,
+                                 at_error *err);
 
 #ifdef __cplusplus
 }

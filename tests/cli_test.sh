@@ -61,6 +61,9 @@ expect 2 "--split must be one of" -- "$BIN" eval --checkpoint x --split valid
 mkdir -p "$TMP/empty"
 expect 1 "$TMP/empty" -- "$BIN" train --out "$TMP/r" --data-dir "$TMP/empty"
 expect 1 "$TMP/nothing.safetensors" -- "$BIN" eval --checkpoint "$TMP/nothing.safetensors" --data-dir "$DATA"
+expect 1 "needs a corruption and a severity" -- "$BIN" eval --checkpoint x --data cifar10-c --data-dir "$TMP/empty"
+expect 1 "$TMP/empty/fog.npy: cannot open" -- "$BIN" eval --checkpoint x --data cifar10-c:fog:2 --data-dir "$TMP/empty"
+expect 1 "unknown CIFAR-C corruption 'rain'" -- "$BIN" eval --checkpoint x --data cifar100-c:rain:2 --data-dir "$TMP/empty"
 printf 'this is not a safetensors file' >"$TMP/junk.safetensors"
 expect 1 "$TMP/junk.safetensors" -- "$BIN" eval --checkpoint "$TMP/junk.safetensors" --data-dir "$DATA" --model smallcnn
 
@@ -76,6 +79,12 @@ expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors
     --n 300 --json "$TMP/eval.json"
 grep -q '"ci95"' "$TMP/eval.json" || fail "eval report has no confidence interval"
 grep -q '"bn_mode": "eval"' "$TMP/eval.json" || fail "eval report does not state the BN mode"
+grep -q "clean calibration *ECE" "$TMP/out" || fail "eval prints no clean calibration error"
+for key in '"calibration"' '"ece"' '"mce"' '"brier"' '"table"' '"bins": 15'; do
+    grep -q "$key" "$TMP/eval.json" || fail "eval report has no $key"
+done
+expect 2 "--calibration-bins out of range" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --calibration-bins 0
+expect 2 "--calibration-bins out of range" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --calibration-bins 1001
 # the checkpoint describes its own model; naming another one is an error naming a tensor
 expect 1 "missing tensor fc1.weight" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" --model mlp-16
 
@@ -173,9 +182,10 @@ cmp -s "$TMP/run/last.safetensors" "$TMP/one/last.safetensors" ||
 
 # --- robustness evaluation, curves, adversarial examples
 expect 0 "after pgd" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" --n 60 \
-    --attack pgd --eps 0.1 --steps 5 --json "$TMP/robust.json" --quiet
+    --attack pgd --eps 0.1 --steps 5 --calibration-bins 10 --json "$TMP/robust.json" --quiet
+grep -q "adversarial calibration *ECE" "$TMP/out" || fail "eval prints no adversarial calibration error"
 for key in '"max_perturbation"' '"outputs_outside_0_1": 0' '"bn_mode": "eval"' '"mean_loss_per_step"' \
-    '"zero_gradients"' '"flags"' '"large_eps"' '"more_steps"'; do
+    '"zero_gradients"' '"flags"' '"large_eps"' '"more_steps"' '"adversarial"' '"bins": 10'; do
     grep -q "$key" "$TMP/robust.json" || fail "eval report has no $key"
 done
 expect 0 "eps 0.1" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" --n 40 \
@@ -458,10 +468,19 @@ expect 2 "method augrmixat does not use no-jsd" -- "$BIN" train --data-dir "$DAT
 
 # --- an interrupted evaluation resumes to the same per-point results
 E="eval --checkpoint $TMP/run/last.safetensors --data-dir $DATA --n 40 --batch-size 10 --attack pgd --eps 0.05 --steps 3 --no-checks --quiet"
-expect 0 "after pgd" -- "$BIN" $E --points "$TMP/straight.csv"
+expect 0 "after pgd" -- "$BIN" $E --points "$TMP/straight.csv" --json "$TMP/straight.json"
 expect 0 "stopped after 20" -- "$BIN" $E --state "$TMP/state.json" --stop-after 20
-expect 0 "after pgd" -- "$BIN" $E --state "$TMP/state.json" --points "$TMP/resumed.csv"
+expect 2 "started with --calibration-bins 15" -- "$BIN" $E --state "$TMP/state.json" --calibration-bins 9
+expect 0 "after pgd" -- "$BIN" $E --state "$TMP/state.json" --points "$TMP/resumed.csv" --json "$TMP/resumed.json"
 cmp -s "$TMP/straight.csv" "$TMP/resumed.csv" || fail "resumed evaluation gave other per-point results"
+# the calibration tables agree (sums merged from the two parts may differ in the last digits)
+/usr/bin/python3 -c '
+import json, sys
+a, b = (json.load(open(f))["calibration"] for f in sys.argv[1:3])
+for s in ("clean", "adversarial"):
+    assert [r["count"] for r in a[s]["table"]] == [r["count"] for r in b[s]["table"]], s
+    assert a[s]["n"] == b[s]["n"] == 40 and abs(a[s]["ece"] - b[s]["ece"]) < 1e-6, s
+' "$TMP/straight.json" "$TMP/resumed.json" || fail "resumed evaluation gave another calibration"
 
 # --- ada: a tiny autoencoder, then a classifier trained on its perturbed reconstructions
 expect 0 "test mse" -- "$BIN" train-autoencoder --data-dir "$DATA" --train-size 128 --test-size 64 \

@@ -1,7 +1,8 @@
-/* plots_test.c: the tool's picture writers (tools/plot_png.c, tools/plot_svg.c): PNG grids read
- * back with libpng pixel by pixel, SVG charts checked as text, and failures that must leave
- * neither a file nor a temp file behind. Not named test_*.c: it is built by its own rule in
- * CMakeLists.txt, with the tools' sources and libpng. */
+/* plots_test.c: the tool's picture writers (tools/plot_png.c, tools/plot_svg.c,
+ * tools/plot_reliability.c): PNG grids read back with libpng pixel by pixel, SVG charts and
+ * reliability diagrams checked as text, and failures that must leave neither a file nor a temp
+ * file behind. Not named test_*.c: it is built by its own rule in CMakeLists.txt, with the
+ * tools' sources and libpng. */
 #include "test.h"
 
 #include "plots.h"
@@ -465,7 +466,77 @@ TEST(svg_bad_arguments)
     remove_dir(dir);
 }
 
+/* The <rect> elements of the group with this id, as (y, height) pairs; returns how many. */
+static int group_rects(const char *text, const char *id, double *y, double *height, int cap)
+{
+    char open[64];
+    snprintf(open, sizeof open, "<g id=\"%s\"", id);
+    const char *p = strstr(text, open), *end = p ? strstr(p, "</g>") : NULL;
+    int n = 0;
+    for (const char *r = p ? strstr(p, "<rect") : NULL; r && r < end; r = strstr(r + 1, "<rect")) {
+        double x, w;
+        if (n < cap && sscanf(r, "<rect x=\"%lf\" y=\"%lf\" width=\"%lf\" height=\"%lf\"", &x,
+                              &y[n], &w, &height[n]) == 4)
+            n++;
+    }
+    return n;
+}
+
+TEST(svg_reliability_diagram)
+{
+    char dir[64], path[128];
+    REQUIRE(make_dir(dir, sizeof dir));
+    snprintf(path, sizeof path, "%s/reliability.svg", dir);
+    /* four bins, one empty (its NaNs must not reach the file) */
+    const long count[4] = {10, 0, 30, 60};
+    const double acc[4] = {0.5, NAN, 0.5, 1.0}, conf[4] = {0.2, NAN, 0.6, 0.9};
+    at_error err = {0};
+    CHECK_OK(plot_svg_reliability(path, "clean <test>", 4, count, acc, conf, 0.0321, &err), &err);
+    size_t length = 0;
+    char *text = read_text(path, &length);
+    REQUIRE(text);
+    check_svg_text(text, length);
+    CHECK(strstr(text, "clean &lt;test&gt;"));
+    CHECK(strstr(text, "ECE 3.21%"));
+    CHECK(strstr(text, "100 predictions, 4 bins"));
+    CHECK(strstr(text, "<line id=\"diagonal\""));
+    double y[8], h[8];
+    /* accuracy bars: heights in proportion to the accuracies (0.5, 0.5, 1), from one baseline */
+    REQUIRE(group_rects(text, "accuracy", y, h, 8) == 3);
+    CHECK_CLOSE(h[0] / h[2], 0.5, 1e-3, 0);
+    CHECK_CLOSE(h[1] / h[2], 0.5, 1e-3, 0);
+    CHECK_CLOSE(y[0] + h[0], y[2] + h[2], 1e-6, 0);
+    const double full = h[2];
+    /* gaps: |acc - conf| = 0.3, 0.1, 0.1 of the full height; the first (under-confident) spans
+     * 0.2..0.5, so it starts where the accuracy bar does */
+    REQUIRE(group_rects(text, "gap", y, h, 8) == 3);
+    CHECK_CLOSE(h[0] / full, 0.3, 1e-3, 0);
+    CHECK_CLOSE(h[1] / full, 0.1, 1e-3, 0);
+    CHECK_CLOSE(h[2] / full, 0.1, 1e-3, 0);
+    /* counts: 10, 30, 60 in proportion to the largest */
+    REQUIRE(group_rects(text, "counts", y, h, 8) == 3);
+    CHECK_CLOSE(h[0] / h[2], 10.0 / 60, 1e-3, 0);
+    CHECK_CLOSE(h[1] / h[2], 30.0 / 60, 1e-3, 0);
+    free(text);
+    CHECK_EQ_INT(count_temp_files(dir), 0);
+
+    /* bad input: nothing written */
+    const long none[2] = {0, 0}, negative[2] = {1, -1};
+    const double bad_acc[2] = {1.5, 0.5}, ok2[2] = {0.5, 0.5};
+    snprintf(path, sizeof path, "%s/bad.svg", dir);
+    CHECK_EQ_INT(plot_svg_reliability(path, "t", 0, count, acc, conf, 0, &err), AT_ERR_ARG);
+    CHECK_EQ_INT(plot_svg_reliability(path, "t", 2, none, ok2, ok2, 0, &err), AT_ERR_ARG);
+    CHECK(strstr(err.message, "every bin is empty"));
+    CHECK_EQ_INT(plot_svg_reliability(path, "t", 2, negative, ok2, ok2, 0, &err), AT_ERR_ARG);
+    CHECK_EQ_INT(plot_svg_reliability(path, "t", 2, count, bad_acc, ok2, 0, &err), AT_ERR_ARG);
+    CHECK(strstr(err.message, path));
+    CHECK_EQ_INT(plot_svg_reliability(path, "t", 2, count, ok2, ok2, NAN, &err), AT_ERR_ARG);
+    CHECK(!exists(path));
+    CHECK_EQ_INT(count_temp_files(dir), 0);
+    remove_dir(dir);
+}
+
 TEST_MAIN(TEST_ENTRY(png_grey_grid), TEST_ENTRY(png_gradient_maps), TEST_ENTRY(png_rgb_grid), TEST_ENTRY(png_frames_strip),
           TEST_ENTRY(png_bad_arguments),
           TEST_ENTRY(svg_two_series_with_band_and_gap), TEST_ENTRY(svg_degenerate_ranges),
-          TEST_ENTRY(svg_bad_arguments))
+          TEST_ENTRY(svg_bad_arguments), TEST_ENTRY(svg_reliability_diagram))

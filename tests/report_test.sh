@@ -1,7 +1,8 @@
 #!/bin/sh
 # report_test.sh ADVTRAIN: a short adversarial run and an evaluation with a curve, the HTML report
 # of them, and that page loaded in headless Chromium (Debian's chromium): the DOM must hold the
-# report's sections, and a screenshot must show a real page (many colours, not blank).
+# report's sections (the reliability diagrams of the evaluation's calibration among them), and a
+# screenshot must show a real page (many colours, not blank).
 set -eu
 BIN=$1
 HERE=$(dirname "$0")
@@ -13,9 +14,10 @@ trap 'rm -rf "$TMP"' EXIT
     --method pgd-at --eps 0.1 --steps 2 --no-final-pgd --final-suite quick --final-n 32 \
     --out "$TMP/run" --quiet >/dev/null
 "$BIN" eval --checkpoint "$TMP/run/best.safetensors" --data-dir "$DATA" --n 32 --attack fgsm \
-    --curve 0,0.05,0.1 --json "$TMP/run/eval-curve.json" --no-checks --quiet >/dev/null
+    --eps 0.1 --curve 0,0.05,0.1 --json "$TMP/run/eval-curve.json" --no-checks --quiet >/dev/null
 "$BIN" report "$TMP/run" --data-dir "$DATA" >/dev/null
-for f in report.html figures/accuracy.svg figures/loss.svg figures/curve0.svg figures/examples.png; do
+for f in report.html figures/accuracy.svg figures/loss.svg figures/curve0.svg figures/examples.png \
+    figures/reliability0-clean.svg figures/reliability0-adversarial.svg; do
     [ -s "$TMP/run/$f" ] || { echo "FAIL: $f missing"; exit 1; }
 done
 grep -q "src=\"http" "$TMP/run/report.html" && { echo "FAIL: the page loads something from outside"; exit 1; }
@@ -24,7 +26,8 @@ CHROME="chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first
     --user-data-dir=$TMP/profile"
 $CHROME --dump-dom "file://$TMP/run/report.html" 2>/dev/null >"$TMP/dom.html"
 for text in "advtrain report" "Final evaluation" "Attack suite" "Training" "Adversarial examples" \
-    "Reproducibility" "<svg" "data:image/png;base64"; do
+    "Reproducibility" "<svg" "data:image/png;base64" "Calibration" "reliability: clean inputs" \
+    "reliability: adversarial inputs" 'id="diagonal"'; do
     grep -q "$text" "$TMP/dom.html" || { echo "FAIL: the rendered page lacks '$text'"; exit 1; }
 done
 $CHROME --window-size=1200,2400 --screenshot="$TMP/shot.png" "file://$TMP/run/report.html" >/dev/null 2>&1

@@ -351,7 +351,8 @@ TEST(open_by_name)
     int count = 0;
     for (; at_dataset_info(count, &name, &dir, &description); count++)
         CHECK(name && dir[0] == '/' && strlen(description) > 10);
-    CHECK_EQ_INT(count, 5); /* and fashion-mnist-clips, tested in test_clips.c */
+    CHECK_EQ_INT(count, 7); /* and fashion-mnist-clips (test_clips.c), cifar10-c and cifar100-c
+                               (test_cifar_c.c) */
     CHECK(!at_dataset_info(-1, &name, &dir, &description));
     remove_tree(t);
 }

@@ -1,7 +1,9 @@
 /* cmd_eval.c: `advtrain eval`: load a checkpoint (an advtrain checkpoint, or a weights-only
  * safetensors file with PyTorch names plus --model) and measure it on a data split: clean
  * accuracy, and with --attack or --suite a cascade of attacks whose report proves itself
- * (measured perturbation norms, range, BN mode, gradient counts, loss per step, flags). */
+ * (measured perturbation norms, range, BN mode, gradient counts, loss per step, flags), and the
+ * calibration (expected calibration error, Guo et al. 2017) on the clean inputs and on the
+ * cascade's final adversarial inputs. */
 #include "attack_args.h"
 #include "eval_report.h"
 #include "eval_state.h"
@@ -15,13 +17,14 @@
 typedef struct eval_opts {
     const char *data, *data_dir, *model, *checkpoint, *split, *json, *svg, *points_file;
     const char *surrogate, *surrogate_model, *state;
-    int batch_size, n, threads, stop_after;
+    int batch_size, n, threads, stop_after, calibration_bins;
     cli_float_list mean, std, curve;
     bool no_checks, quiet;
     cli_attack_args attack;
 } eval_opts;
 
-static eval_opts opts = {.data = "fashion-mnist", .split = "test", .batch_size = 500};
+static eval_opts opts = {.data = "fashion-mnist", .split = "test", .batch_size = 500,
+                         .calibration_bins = AT_CALIBRATION_DEFAULT_BINS};
 
 static const cli_option options[] = {
     {"checkpoint", CLI_STRING, &opts.checkpoint, 0, 0, NULL, "FILE", "safetensors file to evaluate (required)"},
@@ -35,6 +38,7 @@ static const cli_option options[] = {
     {"std", CLI_FLOAT_LIST, &opts.std, 1e-6, 1000, NULL, "S1,..", "weights-only files: input normalisation std"},
     CLI_ATTACK_OPTIONS(opts.attack),
     {"curve", CLI_FLOAT_LIST, &opts.curve, 0, 1e6, NULL, "E1,E2,..", "robust accuracy at each of these budgets"},
+    {"calibration-bins", CLI_INT, &opts.calibration_bins, 1, AT_CALIBRATION_MAX_BINS, NULL, "M", "equal-width confidence bins of the calibration error; default 15"},
     {"svg", CLI_STRING, &opts.svg, 0, 0, NULL, "FILE", "plot the --curve as SVG"},
     {"surrogate", CLI_STRING, &opts.surrogate, 0, 0, NULL, "FILE", "transfer attack: craft on this checkpoint, judge on --checkpoint"},
     {"surrogate-model", CLI_STRING, &opts.surrogate_model, 0, 0, NULL, "ARCH", "architecture of a weights-only --surrogate"},
@@ -121,6 +125,7 @@ static int run_cascade(at_model *model, at_model *surrogate, const at_dataset *d
     plan->points = points;
     plan->batch_size = opts.batch_size;
     plan->surrogate = surrogate;
+    plan->calibration_bins = opts.calibration_bins;
     cli_progress progress;
     cli_progress_start(&progress, opts.quiet);
     at_error err;
@@ -200,6 +205,13 @@ static int run_curve(at_model *model, at_model *surrogate, const at_dataset *ds,
             json_decref(curve);
             return status;
         }
+        if (i == 0 && !json_object_get(report, "calibration")) {
+            /* no cascade at --eps: the clean calibration comes from the curve's first run */
+            cli_calibration_print(stdout, "clean calibration", &r.clean_calibration);
+            json_object_set_new(report, "calibration",
+                                json_pack("{s:i, s:o}", "bins", r.clean_calibration.bins, "clean",
+                                          cli_calibration_json(&r.clean_calibration)));
+        }
         long robust = plan.n_attacks ? r.robust_after[plan.n_attacks - 1] : r.clean_correct;
         x[i] = opts.curve.values[i];
         acc[i] = (double)robust / r.points;
@@ -207,6 +219,8 @@ static int run_curve(at_model *model, at_model *surrogate, const at_dataset *ds,
         printf("  eps %-8g %6.2f%%  [%5.2f, %5.2f]\n", x[i], 100 * acc[i], 100 * lo[i], 100 * hi[i]);
         json_t *pt = cli_accuracy_json(robust, r.points);
         json_object_set_new(pt, "eps", json_real(x[i]));
+        if (r.adversarial_calibration.n > 0)
+            json_object_set_new(pt, "ece", json_real(at_calibration_ece(&r.adversarial_calibration)));
         json_array_append_new(curve, pt);
         long slack = r.points / 200 > 1 ? r.points / 200 : 1;
         if (previous >= 0 && robust > previous + slack && x[i] > x[i - 1])
@@ -311,7 +325,10 @@ int cmd_eval(int argc, char **argv)
     if (!attacking) {
         double start = cli_now(), loss;
         long correct;
-        if (at_evaluate_clean(model, &ds, opts.batch_size, &correct, &loss, &err)) {
+        at_calibration cal = {0};
+        if (at_calibration_init(&cal, opts.calibration_bins, &err) ||
+            at_evaluate_clean_calibrated(model, &ds, opts.batch_size, &correct, &loss, &cal, &err)) {
+            at_calibration_free(&cal);
             status = cli_error("eval", EXIT_WORK_FAILED, "%s", err.message);
             goto done;
         }
@@ -323,6 +340,10 @@ int cmd_eval(int argc, char **argv)
         json_object_set_new(clean, "loss", json_real(loss));
         json_object_set_new(clean, "bn_mode", json_string("eval"));
         json_object_set_new(report, "clean", clean);
+        cli_calibration_print(stdout, "clean calibration", &cal);
+        json_object_set_new(report, "calibration", json_pack("{s:i, s:o}", "bins", cal.bins, "clean",
+                                                             cli_calibration_json(&cal)));
+        at_calibration_free(&cal);
     }
     if (attacking && opts.attack.eps > 0 && opts.state) {
         /* what makes a state file reusable: the same weights, points and attacks */
@@ -330,6 +351,7 @@ int cmd_eval(int argc, char **argv)
             goto done;
         plan.batch_size = opts.batch_size;
         plan.surrogate = surrogate;
+        plan.calibration_bins = opts.calibration_bins;
         json_t *fp = json_pack("{s:s, s:s, s:s, s:f, s:s, s:s, s:i, s:s}", "checkpoint", checkpoint_hash,
                                "data", data_hash, "attacks", opts.attack.attack ? opts.attack.attack : opts.attack.suite,
                                "eps", opts.attack.eps, "norm", opts.attack.norm ? opts.attack.norm : "linf",

@@ -2,7 +2,8 @@
  * files: figures inline as SVG, examples as an embedded PNG) from what a run left behind
  * (log.jsonl, report.json, run.cfg, checkpoints) and any evaluation reports in the directory
  * (eval*.json): training curves with the early-stopping epoch, accuracy against eps, the
- * per-attack breakdown with confidence intervals and validity checks, a grid of adversarial
+ * per-attack breakdown with confidence intervals and validity checks, reliability diagrams of
+ * the clean and adversarial calibration (Guo et al. 2017), a grid of adversarial
  * examples, and the exact configuration, seed, code version and data hashes. The figures are
  * also left as files in RUN_DIR/figures. */
 #include "cli.h"
@@ -286,6 +287,77 @@ static void curve_figure(json_t *eval, const char *svg, const char *label, at_er
                    &s, 1, err);
 }
 
+static const char *const CALIBRATION_SETS[2] = {"clean", "adversarial"};
+
+/* Reliability diagrams of an evaluation report's calibration tables, as
+ * figures/reliability<index>-<clean|adversarial>.svg. */
+static void reliability_figures(json_t *eval, size_t index, const char *fig_dir, at_error *err)
+{
+    json_t *cal = json_object_get(eval, "calibration");
+    for (int s = 0; s < 2; s++) {
+        json_t *set = json_object_get(cal, CALIBRATION_SETS[s]);
+        json_t *table = json_object_get(set, "table");
+        size_t bins = json_array_size(table);
+        if (bins < 1 || bins > AT_CALIBRATION_MAX_BINS)
+            continue;
+        long *count = calloc(bins, sizeof(long));
+        double *acc = calloc(bins, sizeof(double)), *conf = calloc(bins, sizeof(double));
+        if (count && acc && conf) {
+            for (size_t m = 0; m < bins; m++) {
+                json_t *row = json_array_get(table, m);
+                count[m] = (long)json_integer_value(json_object_get(row, "count"));
+                acc[m] = number(row, "accuracy");
+                conf[m] = number(row, "confidence");
+            }
+            char name[96], path[4096];
+            snprintf(name, sizeof name, "reliability%zu-%s.svg", index, CALIBRATION_SETS[s]);
+            join(path, sizeof path, fig_dir, name);
+            plot_svg_reliability(path, s ? "reliability: adversarial inputs (the cascade's final examples)"
+                                         : "reliability: clean inputs",
+                                 (int)bins, count, acc, conf, number(set, "ece"), err);
+        }
+        free(count);
+        free(acc);
+        free(conf);
+    }
+}
+
+/* The calibration measures of an evaluation report and its reliability diagrams. */
+static void calibration_section(FILE *out, json_t *eval, size_t index, const char *fig_dir)
+{
+    json_t *cal = json_object_get(eval, "calibration");
+    if (!json_is_object(json_object_get(cal, "clean")))
+        return;
+    fprintf(out, "<h3>Calibration</h3>\n<p>Expected calibration error over %lld equal-width "
+                 "confidence bins (Guo et al., ICML 2017); the adversarial inputs are each point's "
+                 "final example of the attack cascade (the clean input where the model was already "
+                 "wrong).</p>\n<table><tr><th>inputs</th><th>ECE</th><th>MCE</th><th>NLL</th>"
+                 "<th>Brier</th><th>accuracy</th><th>mean confidence</th><th>points</th></tr>\n",
+            (long long)json_integer_value(json_object_get(cal, "bins")));
+    for (int s = 0; s < 2; s++) {
+        json_t *set = json_object_get(cal, CALIBRATION_SETS[s]);
+        if (!json_is_object(set))
+            continue;
+        fprintf(out, "<tr><td>%s</td><td>%.2f%%</td><td>%.2f%%</td><td>%.4f</td><td>%.4f</td>"
+                     "<td>%.2f%%</td><td>%.2f%%</td><td>%lld</td></tr>\n",
+                CALIBRATION_SETS[s], 100 * number(set, "ece"), 100 * number(set, "mce"),
+                number(set, "nll"), number(set, "brier"), 100 * number(set, "accuracy"),
+                100 * number(set, "mean_confidence"),
+                (long long)json_integer_value(json_object_get(set, "n")));
+    }
+    fprintf(out, "</table>\n");
+    for (int s = 0; s < 2; s++) {
+        char name[96], path[4096];
+        snprintf(name, sizeof name, "reliability%zu-%s.svg", index, CALIBRATION_SETS[s]);
+        join(path, sizeof path, fig_dir, name);
+        FILE *probe = fopen(path, "r");
+        if (probe) {
+            fclose(probe);
+            embed_file(out, path);
+        }
+    }
+}
+
 static json_t *read_log(const char *path)
 {
     json_t *epochs = json_array();
@@ -414,6 +486,7 @@ static void write_page(FILE *out, const char *dir, json_t *train, json_t *epochs
             fclose(probe);
             embed_file(out, path);
         }
+        calibration_section(out, ev, i, fig_dir);
     }
     if (have_examples) {
         fprintf(out, "<h2>Adversarial examples</h2>\n<p>Columns: clean, adversarial (PGD-20 at the "
@@ -502,6 +575,7 @@ int cmd_report(int argc, char **argv)
         snprintf(name, sizeof name, "curve%zu.svg", json_array_size(evals));
         join(path, sizeof path, fig_dir, name);
         curve_figure(ev, path, entry->d_name, &err);
+        reliability_figures(ev, json_array_size(evals), fig_dir, &err);
         json_array_append_new(evals, ev);
     }
     if (d)

@@ -28,6 +28,51 @@ json_t *cli_accuracy_json(long correct, long n)
                      "accuracy", n > 0 ? (double)correct / n : 0.0, "ci95", lo, hi);
 }
 
+json_t *cli_calibration_json(const at_calibration *cal)
+{
+    const double n = (double)cal->n;
+    json_t *table = json_array();
+    for (int m = 0; m < cal->bins; m++) {
+        const long count = cal->bin_count[m];
+        json_array_append_new(table, json_pack("{s:f, s:f, s:I, s:o, s:o}", "lower", (double)m / cal->bins,
+                                               "upper", (double)(m + 1) / cal->bins, "count", (json_int_t)count,
+                                               "accuracy", count ? json_real((double)cal->bin_correct[m] / count) : json_null(),
+                                               "confidence", count ? json_real(cal->bin_confidence[m] / count) : json_null()));
+    }
+    json_t *j = json_pack("{s:i, s:I, s:I}", "bins", cal->bins, "n", (json_int_t)cal->n,
+                          "nonfinite", (json_int_t)cal->nonfinite);
+    bool any = cal->n > 0;
+    json_object_set_new(j, "accuracy", any ? json_real(cal->correct / n) : json_null());
+    json_object_set_new(j, "mean_confidence", any ? json_real(cal->confidence_sum / n) : json_null());
+    json_object_set_new(j, "ece", any ? json_real(at_calibration_ece(cal)) : json_null());
+    json_object_set_new(j, "mce", any ? json_real(at_calibration_mce(cal)) : json_null());
+    json_object_set_new(j, "nll", any ? json_real(cal->nll_sum / n) : json_null());
+    json_object_set_new(j, "brier", any ? json_real(cal->brier_sum / n) : json_null());
+    json_object_set_new(j, "table", table);
+    return j;
+}
+
+void cli_calibration_print(FILE *out, const char *label, const at_calibration *cal)
+{
+    if (cal->n < 1) {
+        fprintf(out, "  %-22s no finite outputs to bin\n", label);
+        return;
+    }
+    fprintf(out, "  %-22s ECE %.2f%%, MCE %.2f%%, NLL %.4f, Brier %.4f (%d bins, mean confidence "
+                 "%.2f%%)", label, 100 * at_calibration_ece(cal), 100 * at_calibration_mce(cal),
+            cal->nll_sum / cal->n, cal->brier_sum / cal->n, cal->bins,
+            100 * cal->confidence_sum / cal->n);
+    if (cal->nonfinite)
+        fprintf(out, ", %ld non-finite outputs not binned", cal->nonfinite);
+    fputc('\n', out);
+}
+
+/* The calibrations cover every point unless a resumed state file predates them. */
+static bool calibration_complete(const at_calibration *cal, long points)
+{
+    return cal->bins > 0 && cal->n + cal->nonfinite == points;
+}
+
 static const char *loss_name(at_attack_loss loss)
 {
     switch (loss) {
@@ -104,6 +149,13 @@ json_t *cli_eval_json(const at_eval_plan *plan, const at_eval_result *r)
     json_object_set_new(root, "attacks", attacks);
     long robust = plan->n_attacks ? r->robust_after[plan->n_attacks - 1] : r->clean_correct;
     json_object_set_new(root, "robust", cli_accuracy_json(robust, r->points));
+    if (calibration_complete(&r->clean_calibration, r->points)) {
+        json_t *cal = json_pack("{s:i, s:o}", "bins", r->clean_calibration.bins, "clean",
+                                cli_calibration_json(&r->clean_calibration));
+        if (calibration_complete(&r->adversarial_calibration, r->points))
+            json_object_set_new(cal, "adversarial", cli_calibration_json(&r->adversarial_calibration));
+        json_object_set_new(root, "calibration", cal);
+    }
     return root;
 }
 
@@ -162,4 +214,12 @@ void cli_eval_print(FILE *out, const at_eval_plan *plan, const at_eval_result *r
                 100 * hi, r->broken_by[a], at_norm_name(o->norm), measured, s->out_of_range,
                 at_bn_mode_name(s->bn_mode), r->seconds[a]);
     }
+    if (!calibration_complete(&r->clean_calibration, r->points)) {
+        fprintf(out, "  calibration: not measured on every point (resumed from a state file "
+                     "written without it)\n");
+        return;
+    }
+    cli_calibration_print(out, "clean calibration", &r->clean_calibration);
+    if (calibration_complete(&r->adversarial_calibration, r->points))
+        cli_calibration_print(out, "adversarial calibration", &r->adversarial_calibration);
 }

@@ -61,6 +61,44 @@ static int stats_from_json(json_t *j, at_attack_stats *s)
     return 0;
 }
 
+/* An accumulator's sums, exactly (reals are written with 17 significant digits). */
+static json_t *calibration_state(const at_calibration *c)
+{
+    json_t *count = json_array(), *correct = json_array(), *confidence = json_array();
+    for (int m = 0; m < c->bins; m++) {
+        json_array_append_new(count, json_integer(c->bin_count[m]));
+        json_array_append_new(correct, json_integer(c->bin_correct[m]));
+        json_array_append_new(confidence, json_real(c->bin_confidence[m]));
+    }
+    return json_pack("{s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:o, s:o}", "n", (json_int_t)c->n,
+                     "correct", (json_int_t)c->correct, "nonfinite", (json_int_t)c->nonfinite,
+                     "confidence_sum", c->confidence_sum, "nll_sum", c->nll_sum, "brier_sum",
+                     c->brier_sum, "count", count, "bin_correct", correct, "confidence", confidence);
+}
+
+/* Fills an initialised accumulator from calibration_state's JSON; -1 when it does not fit. */
+static int calibration_from_state(json_t *j, at_calibration *c)
+{
+    json_int_t n, correct, nonfinite;
+    json_t *count, *bin_correct, *confidence;
+    if (!j || json_unpack(j, "{s:I, s:I, s:I, s:F, s:F, s:F, s:o, s:o, s:o}", "n", &n, "correct",
+                          &correct, "nonfinite", &nonfinite, "confidence_sum", &c->confidence_sum,
+                          "nll_sum", &c->nll_sum, "brier_sum", &c->brier_sum, "count", &count,
+                          "bin_correct", &bin_correct, "confidence", &confidence) ||
+        (int)json_array_size(count) != c->bins || (int)json_array_size(bin_correct) != c->bins ||
+        (int)json_array_size(confidence) != c->bins)
+        return -1;
+    c->n = (long)n;
+    c->correct = (long)correct;
+    c->nonfinite = (long)nonfinite;
+    for (int m = 0; m < c->bins; m++) {
+        c->bin_count[m] = (long)json_integer_value(json_array_get(count, (size_t)m));
+        c->bin_correct[m] = (long)json_integer_value(json_array_get(bin_correct, (size_t)m));
+        c->bin_confidence[m] = json_number_value(json_array_get(confidence, (size_t)m));
+    }
+    return 0;
+}
+
 /* Outcomes as a string: 'm' misclassified clean, 'r' robust, '0'+k broken by attack k. */
 static char outcome_char(int8_t o) { return o == -2 ? 'm' : o == -1 ? 'r' : (char)('0' + o); }
 static int8_t outcome_of(char c) { return c == 'm' ? -2 : c == 'r' ? -1 : (int8_t)(c - '0'); }
@@ -86,6 +124,11 @@ static int save_state(const char *path, const char *fingerprint, long done, long
                               "clean_seconds", r->clean_seconds, "broken_by", broken, "seconds",
                               seconds, "stats", stats);
     free(text);
+    json_t *cal = json_pack("{s:i, s:o}", "bins", r->clean_calibration.bins, "clean",
+                            calibration_state(&r->clean_calibration));
+    if (r->adversarial_calibration.bins)
+        json_object_set_new(cal, "adversarial", calibration_state(&r->adversarial_calibration));
+    json_object_set_new(state, "calibration", cal);
     at_error err;
     int status = cli_write_json(path, state, &err);
     json_decref(state);
@@ -136,6 +179,20 @@ static long load_state(const char *path, const char *fingerprint, const at_eval_
             break;
         }
     }
+    /* a state written before calibration was measured has none: the calibrations then cover
+     * only the points evaluated from here on, and the report leaves them out */
+    json_t *cal = json_object_get(state, "calibration");
+    if (!*status && cal) {
+        int bins = (int)json_integer_value(json_object_get(cal, "bins"));
+        if (bins != r->clean_calibration.bins)
+            *status = cli_error("eval", EXIT_USAGE, "%s was started with --calibration-bins %d; "
+                                "continue it with the same", path, bins);
+        else if (calibration_from_state(json_object_get(cal, "clean"), &r->clean_calibration) ||
+                 (r->adversarial_calibration.bins &&
+                  calibration_from_state(json_object_get(cal, "adversarial"),
+                                         &r->adversarial_calibration)))
+            *status = cli_error("eval", EXIT_WORK_FAILED, "%s: corrupt calibration", path);
+    }
     json_decref(state);
     return *status ? 0 : done;
 }
@@ -160,6 +217,11 @@ int cli_eval_resumable(at_model *model, const at_dataset *ds, const at_eval_plan
         r->options[a] = *at_attack_get_options(probe);
         at_attack_free(probe);
     }
+    const int bins = plan->calibration_bins ? plan->calibration_bins : AT_CALIBRATION_DEFAULT_BINS;
+    at_error err;
+    if (at_calibration_init(&r->clean_calibration, bins, &err) ||
+        (plan->n_attacks > 0 && at_calibration_init(&r->adversarial_calibration, bins, &err)))
+        return cli_error("eval", EXIT_USAGE, "%s", err.message);
     int status;
     long done = load_state(path, fingerprint, plan, total, r, &status);
     if (status)
@@ -174,10 +236,15 @@ int cli_eval_resumable(at_model *model, const at_dataset *ds, const at_eval_plan
         if (part.points > budget_left)
             part.points = (int)budget_left;
         at_eval_result piece;
-        at_error err;
         if (at_eval_robust(model, ds, &part, &piece, NULL, NULL, &err))
             return cli_error("eval", EXIT_WORK_FAILED, "%s", err.message);
         memcpy(r->outcome + done, piece.outcome, (size_t)piece.points);
+        if (at_calibration_merge(&r->clean_calibration, &piece.clean_calibration, &err) ||
+            (plan->n_attacks > 0 &&
+             at_calibration_merge(&r->adversarial_calibration, &piece.adversarial_calibration, &err))) {
+            at_eval_result_free(&piece);
+            return cli_error("eval", EXIT_WORK_FAILED, "%s", err.message);
+        }
         r->clean_correct += piece.clean_correct;
         r->clean_seconds += piece.clean_seconds;
         for (int a = 0; a < plan->n_attacks; a++) {

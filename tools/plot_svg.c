@@ -96,7 +96,7 @@ static bool axis_tick(const axis *a, int k, double *value)
 
 /* Writes text as XML character data. Control characters other than tab and newline are not
  * allowed in XML 1.0 and become '?'. */
-static void put_text(FILE *f, const char *s)
+void plot_svg_text(FILE *f, const char *s)
 {
     for (; s && *s; s++) {
         switch (*s) {
@@ -141,10 +141,10 @@ static void put_axes(FILE *f, const axis *ax, const axis *ay, const char *x_labe
         fprintf(f, "<text x=\"%.2f\" y=\"%d\">%.*g</text>\n", axis_pixel(ax, value),
                 PLOT_BOTTOM + TICK_LEN + 14, ax->digits, value);
     fprintf(f, "<text x=\"%d\" y=\"%d\">", (PLOT_LEFT + PLOT_RIGHT) / 2, CANVAS_H - 12);
-    put_text(f, x_label);
+    plot_svg_text(f, x_label);
     fprintf(f, "</text>\n<text transform=\"rotate(-90 %d %d)\" x=\"%d\" y=\"%d\">", 18,
             (PLOT_TOP + PLOT_BOTTOM) / 2, 18, (PLOT_TOP + PLOT_BOTTOM) / 2);
-    put_text(f, y_label);
+    plot_svg_text(f, y_label);
     fprintf(f, "</text>\n</g>\n");
 }
 
@@ -213,7 +213,7 @@ static void put_legend(FILE *f, const plot_series *series, int n_series)
         fprintf(f, "<circle cx=\"%d\" cy=\"%d\" r=\"3\" fill=\"%s\"/>\n", LEGEND_LEFT + 12, y,
                 colour);
         fprintf(f, "<text x=\"%d\" y=\"%d\">", LEGEND_LEFT + 30, y + 4);
-        put_text(f, series[i].name);
+        plot_svg_text(f, series[i].name);
         fprintf(f, "</text>\n");
     }
 }
@@ -228,7 +228,7 @@ static void put_chart(FILE *f, const char *title, const char *x_label, const cha
     fprintf(f, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", CANVAS_W, CANVAS_H);
     fprintf(f, "<text x=\"%d\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">",
             CANVAS_W / 2);
-    put_text(f, title);
+    plot_svg_text(f, title);
     fprintf(f, "</text>\n");
     put_axes(f, ax, ay, x_label, y_label);
     for (int i = 0; i < n_series; i++)
@@ -284,16 +284,9 @@ static int plan_chart(const char *path, const double *x, int n, const plot_serie
     return AT_OK;
 }
 
-int plot_svg_lines(const char *path, const char *title, const char *x_label, const char *y_label,
-                   const double *x, int n, const plot_series *series, int n_series,
-                   at_error *err)
+int plot_write_atomic(const char *path, void (*put)(FILE *f, const void *ctx), const void *ctx,
+                      at_error *err)
 {
-    if (!path)
-        return plot_error(err, AT_ERR_ARG, "(null): no file name given");
-    axis ax, ay;
-    int status = plan_chart(path, x, n, series, n_series, &ax, &ay, err);
-    if (status)
-        return status;
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
         return plot_error(err, AT_ERR_ARG, "%s: path too long", path);
@@ -301,13 +294,14 @@ int plot_svg_lines(const char *path, const char *title, const char *x_label, con
     if (!f)
         return plot_error(err, AT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     errno = 0;
-    put_chart(f, title, x_label, y_label, x, n, series, n_series, &ax, &ay);
+    put(f, ctx);
     bool failed = ferror(f) != 0;
     int saved_errno = errno ? errno : EIO;
     if (fclose(f) != 0 && !failed) {
         failed = true;
         saved_errno = errno;
     }
+    int status = AT_OK;
     if (failed)
         status = plot_error(err, AT_ERR_IO, "%s: cannot write: %s", path, strerror(saved_errno));
     else if (rename(tmp, path) != 0)
@@ -315,4 +309,35 @@ int plot_svg_lines(const char *path, const char *title, const char *x_label, con
     if (status)
         remove(tmp);
     return status;
+}
+
+/* Everything put_chart needs, for plot_write_atomic. */
+typedef struct line_chart {
+    const char *title, *x_label, *y_label;
+    const double *x;
+    int n;
+    const plot_series *series;
+    int n_series;
+    axis ax, ay;
+} line_chart;
+
+static void put_line_chart(FILE *f, const void *ctx)
+{
+    const line_chart *c = ctx;
+    put_chart(f, c->title, c->x_label, c->y_label, c->x, c->n, c->series, c->n_series, &c->ax,
+              &c->ay);
+}
+
+int plot_svg_lines(const char *path, const char *title, const char *x_label, const char *y_label,
+                   const double *x, int n, const plot_series *series, int n_series,
+                   at_error *err)
+{
+    if (!path)
+        return plot_error(err, AT_ERR_ARG, "(null): no file name given");
+    line_chart chart = {.title = title, .x_label = x_label, .y_label = y_label, .x = x, .n = n,
+                        .series = series, .n_series = n_series};
+    int status = plan_chart(path, x, n, series, n_series, &chart.ax, &chart.ay, err);
+    if (status)
+        return status;
+    return plot_write_atomic(path, put_line_chart, &chart, err);
 }

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-typedef enum { FORMAT_IDX, FORMAT_CIFAR10, FORMAT_CIFAR100 } set_format;
+typedef enum { FORMAT_IDX, FORMAT_CIFAR10, FORMAT_CIFAR100, FORMAT_CIFAR_C } set_format;
 
 /* Makes a derived set from the examples of the set its files hold. `suffix` is what follows
  * "<name>-" in the name asked for (a parameter, e.g. "4" in "fashion-mnist-clips-4"), or NULL. */
@@ -46,6 +46,13 @@ static const struct known_set {
      "Fashion-MNIST items moving and bouncing, 8 frames of 28x28 (8x28x28), 10 classes, "
      "60000 train / 10000 test; fashion-mnist-clips-T for T frames (1..64)",
      FORMAT_IDX, NULL, derive_clips},
+    {"cifar10-c", "/usr/share/datasets/cifar10-c",
+     "CIFAR-10 test images under common corruptions (Hendrycks and Dietterich), 3x32x32, 10 "
+     "classes, test only: cifar10-c:CORRUPTION:SEVERITY, e.g. cifar10-c:gaussian_noise:3",
+     FORMAT_CIFAR_C, NULL, NULL},
+    {"cifar100-c", "/usr/share/datasets/cifar100-c",
+     "CIFAR-100 test images under common corruptions, 3x32x32, 100 classes, test only: "
+     "cifar100-c:CORRUPTION:SEVERITY", FORMAT_CIFAR_C, NULL, NULL},
 };
 #define KNOWN_SETS ((int)(sizeof known_sets / sizeof known_sets[0]))
 
@@ -161,6 +168,29 @@ static int open_cifar(at_dataset *out, const struct known_set *set, const char *
     return at_dataset_load_cifar(out, list, count, ten ? 1 : 2, err);
 }
 
+/* "CORRUPTION:SEVERITY" after "cifar10-c:" or "cifar100-c:". */
+static int open_cifar_c(at_dataset *out, const struct known_set *set, const char *suffix,
+                        const char *dir, bool train, at_error *err)
+{
+    if (train)
+        return at_fail(err, AT_ERR_ARG, "%s has a test split only", set->name);
+    const char *colon = suffix ? strrchr(suffix, ':') : NULL;
+    char corruption[64];
+    char *end = NULL;
+    long severity = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (!colon || colon == suffix || (size_t)(colon - suffix) >= sizeof corruption || !end ||
+        end == colon + 1 || *end)
+        return at_fail(err, AT_ERR_ARG, "%s needs a corruption and a severity: %s:CORRUPTION:1..5, "
+                       "e.g. %s:%s:3", set->name, set->name, set->name, at_corruption_name(0));
+    memcpy(corruption, suffix, (size_t)(colon - suffix));
+    corruption[colon - suffix] = '\0';
+    /* out of range either way; keeps the conversion to int defined */
+    if (severity > 99 || severity < -99)
+        severity = severity > 0 ? 99 : -99;
+    return at_dataset_load_cifar_c(out, dir, corruption, (int)severity,
+                                   strcmp(set->name, "cifar100-c") ? 10 : 100, err);
+}
+
 /* 8 frames per clip, or T for "<name>-T"; the splits get different motions (seeds 0 and 1). */
 static int derive_clips(at_dataset *out, const at_dataset *base, const char *name,
                         const char *suffix, bool train, at_error *err)
@@ -190,6 +220,12 @@ static const struct known_set *find_set(const char *name, const char **suffix)
         const size_t len = strlen(set->name);
         if (strcmp(name, set->name) == 0)
             return set;
+        /* a corrupted set takes its corruption and severity after a colon */
+        if (set->format == FORMAT_CIFAR_C && strncmp(name, set->name, len) == 0 &&
+            name[len] == ':') {
+            *suffix = name + len + 1;
+            return set;
+        }
         if (set->derive && strncmp(name, set->name, len) == 0 && name[len] == '-' && name[len + 1]) {
             *suffix = name + len + 1;
             return set;
@@ -220,6 +256,8 @@ int at_dataset_open(at_dataset *out, const char *name, const char *dir, const ch
     const bool train = strcmp(split, "train") == 0;
     if (!dir)
         dir = set->dir;
+    if (set->format == FORMAT_CIFAR_C)
+        return open_cifar_c(out, set, suffix, dir, train, err);
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return at_fail(err, AT_ERR_NOTFOUND, "%s: no such directory for data set %s", dir,

@@ -1,7 +1,9 @@
 /* robust_eval.c: the evaluation cascade. For each batch of points: the clean prediction (batch
  * norm in eval mode); then each attack in turn on the points still classified correctly, judged
  * by the model in eval mode. A point is robust only if it survives every attack: the per-point
- * worst case over the suite, as in AutoAttack (Croce and Hein, ICML 2020). */
+ * worst case over the suite, as in AutoAttack (Croce and Hein, ICML 2020). The judge's outputs
+ * are also binned for calibration: on the clean inputs, and on each point's final input of the
+ * cascade (kept as the judge's logits, so no extra forward pass is needed). */
 #include "core/util.h"
 
 #include <string.h>
@@ -44,11 +46,14 @@ void at_eval_result_free(at_eval_result *r)
     if (r) {
         at_free(r->outcome);
         r->outcome = NULL;
+        at_calibration_free(&r->clean_calibration);
+        at_calibration_free(&r->adversarial_calibration);
     }
 }
 
 typedef struct eval_buffers {
     float *x, *sub_x, *adv;
+    float *final_logits; /* [batch, k]: the judge's logits at each point's latest input */
     int32_t *y, *sub_y, *index, *idx;
     uint64_t *seeds;
     uint8_t *fooled, *correct;
@@ -59,6 +64,7 @@ static void free_buffers(eval_buffers *b)
     at_free(b->x);
     at_free(b->sub_x);
     at_free(b->adv);
+    at_free(b->final_logits);
     at_free(b->y);
     at_free(b->sub_y);
     at_free(b->index);
@@ -122,6 +128,7 @@ int at_eval_robust(at_model *model, const at_dataset *ds, const at_eval_plan *pl
     b.x = at_alloc((size_t)batch * image * sizeof(float));
     b.sub_x = at_alloc((size_t)batch * image * sizeof(float));
     b.adv = at_alloc((size_t)batch * image * sizeof(float));
+    b.final_logits = at_alloc((size_t)batch * k * sizeof(float));
     b.y = at_alloc((size_t)batch * sizeof(int32_t));
     b.sub_y = at_alloc((size_t)batch * sizeof(int32_t));
     b.index = at_alloc((size_t)batch * sizeof(int32_t));
@@ -130,11 +137,16 @@ int at_eval_robust(at_model *model, const at_dataset *ds, const at_eval_plan *pl
     b.fooled = at_alloc((size_t)batch);
     b.correct = at_alloc((size_t)batch);
     r->outcome = at_alloc((size_t)total);
-    if (!b.x || !b.sub_x || !b.adv || !b.y || !b.sub_y || !b.index || !b.idx || !b.seeds ||
-        !b.fooled || !b.correct || !r->outcome) {
+    if (!b.x || !b.sub_x || !b.adv || !b.final_logits || !b.y || !b.sub_y || !b.index || !b.idx ||
+        !b.seeds || !b.fooled || !b.correct || !r->outcome) {
         status = at_fail(err, AT_ERR_NOMEM, "out of memory for the evaluation");
         goto done;
     }
+    const int bins = plan->calibration_bins ? plan->calibration_bins : AT_CALIBRATION_DEFAULT_BINS;
+    if ((status = at_calibration_init(&r->clean_calibration, bins, err)) ||
+        (plan->n_attacks > 0 &&
+         (status = at_calibration_init(&r->adversarial_calibration, bins, err))))
+        goto done;
     r->points = total;
     for (long first = 0; first < total; first += batch) {
         const int n = (int)(total - first < batch ? total - first : batch);
@@ -145,6 +157,10 @@ int at_eval_robust(at_model *model, const at_dataset *ds, const at_eval_plan *pl
         if ((status = judge(pass, b.x, b.y, n, k, b.correct)))
             goto failed_forward;
         r->clean_seconds += now_seconds() - t0;
+        memcpy(b.final_logits, at_pass_logits(pass), (size_t)n * k * sizeof(float));
+        if ((status = at_calibration_add_logits(&r->clean_calibration, b.final_logits, n, k, b.y,
+                                                err)))
+            goto done;
         for (int i = 0; i < n; i++) {
             r->outcome[first + i] = b.correct[i] ? -1 : -2;
             r->clean_correct += b.correct[i];
@@ -173,12 +189,20 @@ int at_eval_robust(at_model *model, const at_dataset *ds, const at_eval_plan *pl
             if ((status = judge(pass, b.adv, b.sub_y, m, k, b.correct)))
                 goto failed_forward;
             r->seconds[a] += now_seconds() - t0;
-            for (int j = 0; j < m; j++)
+            const float *logits = at_pass_logits(pass);
+            for (int j = 0; j < m; j++) {
+                memcpy(b.final_logits + (size_t)b.index[j] * k, logits + (size_t)j * k,
+                       (size_t)k * sizeof(float));
                 if (!b.correct[j]) {
                     r->outcome[first + b.index[j]] = (int8_t)a;
                     r->broken_by[a]++;
                 }
+            }
         }
+        if (plan->n_attacks > 0 &&
+            (status = at_calibration_add_logits(&r->adversarial_calibration, b.final_logits, n, k,
+                                                b.y, err)))
+            goto done;
         if (progress)
             progress(user, first + n, total);
     }

@@ -1,9 +1,10 @@
 /* evaluate.c: clean accuracy and loss over a whole data set, batch norm in eval mode, with one
- * forward-only pass. */
+ * forward-only pass, and optionally the calibration of the same outputs. */
 #include "core/util.h"
 
-int at_evaluate_clean(at_model *model, const at_dataset *ds, int batch_size, long *correct,
-                      double *mean_loss, at_error *err)
+int at_evaluate_clean_calibrated(at_model *model, const at_dataset *ds, int batch_size,
+                                 long *correct, double *mean_loss, at_calibration *cal,
+                                 at_error *err)
 {
     *correct = 0;
     if (mean_loss)
@@ -40,6 +41,8 @@ int at_evaluate_clean(at_model *model, const at_dataset *ds, int batch_size, lon
         at_forward(pass, x, n, AT_BN_EVAL);
         const float *logits = at_pass_logits(pass);
         *correct += at_count_correct(logits, n, k, y, NULL);
+        if (cal && (status = at_calibration_add_logits(cal, logits, n, k, y, err)))
+            goto done;
         if (mean_loss)
             loss_sum += (double)at_loss_cross_entropy(logits, n, k, &(at_ce_target){.labels = y},
                                                       NULL, NULL) * n;
@@ -52,4 +55,10 @@ done:
     at_free(idx);
     at_pass_free(pass);
     return status;
+}
+
+int at_evaluate_clean(at_model *model, const at_dataset *ds, int batch_size, long *correct,
+                      double *mean_loss, at_error *err)
+{
+    return at_evaluate_clean_calibrated(model, ds, batch_size, correct, mean_loss, NULL, err);
 }
