@@ -665,6 +665,13 @@ int at_corruption_find(const char *name); /* its index, or AT_ERR_NOTFOUND */
  * the same corruption in any batch, with any number of threads, on any machine. */
 int at_corrupt_images(int corruption, int severity, float *images, int n, int c, int h, int w,
                       uint64_t seed, long first_index, at_error *err);
+/* The model's predictions (BN in eval mode) on ds's images under one corruption at a severity,
+ * image i corrupted as at_corrupt_images with first_index i; corruption -1 takes the images as
+ * they are (a real CIFAR-10-C cell, or the clean set). n_correct gets the number right; correct
+ * [ds->n] (may be NULL) 0/1 per image and logits [ds->n, classes] (may be NULL) the outputs. */
+int at_eval_corrupted(at_model *model, const at_dataset *ds, int corruption, int severity,
+                      uint64_t seed, int batch_size, uint8_t *correct, float *logits,
+                      long *n_correct, at_error *err);
 
 /* ------------------------------------------------------------------------------------------------
  * Calibration (Guo et al., "On Calibration of Modern Neural Networks", ICML 2017): does the

@@ -453,6 +453,68 @@ expect 2 "--n 10001 is beyond the test split" -- "$BIN" corrupt --data-dir "$DAT
 expect 2 "are required" -- "$BIN" corrupt --data-dir "$DATA" --corruption fog --severity 2
 [ -e "$TMP/c.safetensors" ] && fail "a refused corrupt command wrote its file"
 
+# --- the corruption suite: a model against itself has every CE 1; CIFAR-10-C files are read as released
+expect 0 "mean corruption accuracy" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" \
+    --n 40 --suite corruptions --corruptions fog,contrast,jpeg_compression --baseline "$TMP/run/last.safetensors" \
+    --json "$TMP/corr.json" --quiet
+/usr/bin/python3 - "$TMP/corr.json" <<'PY' || fail "the corruption suite's report is wrong"
+import json, sys
+r = json.load(open(sys.argv[1]))["corruption_suite"]
+rows = r["corruptions"]
+assert [x["corruption"] for x in rows] == ["fog", "contrast", "jpeg_compression"], rows
+for x in rows:
+    assert len(x["severities"]) == 5 and abs(x["accuracy"] - sum(s["correct"] for s in x["severities"]) / 200) < 1e-6
+    assert x["ce"] == 1.0, x
+mean = sum(x["accuracy"] for x in rows) / 3
+assert abs(r["mean_accuracy"] - mean) < 1e-6 and r["mean_accuracy_ci"][0] <= mean <= r["mean_accuracy_ci"][1]
+assert r["baseline"]["mce"] == 1.0 and r["baseline"]["mce_ci"] == [1.0, 1.0]
+PY
+expect 2 "unknown corruption 'fgo'" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" \
+    --suite corruptions --corruptions fgo
+expect 2 "need --suite corruptions" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" \
+    --baseline "$TMP/run/last.safetensors"
+expect 2 "runs alone" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" \
+    --suite corruptions --eps 0.1
+mkdir -p "$TMP/cifar-c"
+/usr/bin/python3 - "$TMP/cifar-c" "$TMP/linear.safetensors" <<'PY'
+import json, struct, sys
+import numpy as np
+names = ("gaussian_noise shot_noise impulse_noise defocus_blur glass_blur motion_blur zoom_blur snow "
+         "frost fog brightness contrast elastic_transform pixelate jpeg_compression").split()
+rng = np.random.default_rng(0)
+for name in names:  # 5 severities of 4 images each, NHWC uint8
+    np.save(f"{sys.argv[1]}/{name}.npy", rng.integers(0, 256, size=(20, 32, 32, 3), dtype=np.uint8))
+np.save(f"{sys.argv[1]}/labels.npy", np.tile(np.arange(4, dtype=np.int64), 5))
+# a linear model whose class is the sign of the first pixel's red value minus one half
+w = np.zeros((10, 3072), np.float32); b = np.zeros(10, np.float32)
+w[1, 0] = 10.0; b[1] = -5.0
+tensors = {"fc.weight": w, "fc.bias": b}
+header, blobs, off = {}, [], 0
+for k, v in tensors.items():
+    header[k] = {"dtype": "F32", "shape": list(v.shape), "data_offsets": [off, off + v.nbytes]}
+    blobs.append(v.tobytes()); off += v.nbytes
+h = json.dumps(header).encode()
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+PY
+expect 0 "CIFAR-10-C files" -- "$BIN" eval --checkpoint "$TMP/linear.safetensors" --model linear --data cifar10-c \
+    --data-dir "$TMP/cifar-c" --suite corruptions --json "$TMP/cifar-c.json" --quiet
+/usr/bin/python3 - "$TMP/cifar-c" "$TMP/cifar-c.json" <<'PY' || fail "the CIFAR-10-C cells were not read as released"
+import json, sys
+import numpy as np
+r = json.load(open(sys.argv[2]))["corruption_suite"]
+labels = np.load(f"{sys.argv[1]}/labels.npy")
+assert r["source"] == "cifar10-c" and r["clean"] is None and len(r["corruptions"]) == 15
+for row in r["corruptions"]:
+    x = np.load(f"{sys.argv[1]}/{row['corruption']}.npy")
+    for s in range(5):
+        rows = slice(4 * s, 4 * s + 4)
+        predicted = np.where(x[rows, 0, 0, 0] / 255.0 * 10.0 - 5.0 > 0, 1, 0)
+        assert row["severities"][s]["correct"] == int((predicted == labels[rows]).sum()), (row, s)
+PY
+rm "$TMP/cifar-c/snow.npy"
+expect 1 "snow.npy" -- "$BIN" eval --checkpoint "$TMP/linear.safetensors" --model linear --data cifar10-c \
+    --data-dir "$TMP/cifar-c" --suite corruptions
+
 # --- AugMix (JSD over a 3n-row batch) and AugRmixAT (a reconstruction) train; their options are theirs
 expect 0 "clean accuracy" -- "$BIN" train --data-dir "$DATA" --train-size 128 --val-size 64 --epochs 1 \
     --batch-size 64 --method augmix --augmix-width 2 --out "$TMP/augmix" --quiet

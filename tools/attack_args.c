@@ -41,6 +41,9 @@ int cli_attack_plan(const char *cmd, const cli_attack_args *a, double eps, at_ev
     static char names[512];
     if (a->attack && a->suite)
         return cli_error(cmd, EXIT_USAGE, "give --attack or --suite, not both");
+    if (a->suite && !strcmp(a->suite, "corruptions"))
+        return cli_error(cmd, EXIT_USAGE, "--suite corruptions is not an attack: advtrain eval "
+                         "--suite corruptions");
     if (a->suite && !strcmp(a->suite, "quick")) {
         plan->attacks[0] = "pgd";
         plan->options[0].steps = 20;

@@ -19,7 +19,7 @@ typedef struct cli_attack_args {
 /* Rows of a cli_option table for the fields of `a` (a struct variable, not a pointer). */
 #define CLI_ATTACK_OPTIONS(a)                                                                      \
     {"attack", CLI_STRING, &(a).attack, 0, 0, NULL, "NAME[,NAME]", "attack(s) to run in cascade (see 'advtrain list attacks')"}, \
-    {"suite", CLI_CHOICE, &(a).suite, 0, 0, "quick|standard", NULL, "quick: PGD-20, APGD-CE; standard: APGD-CE, APGD-T, FAB-T, Square"}, \
+    {"suite", CLI_CHOICE, &(a).suite, 0, 0, "quick|standard|corruptions", NULL, "quick: PGD-20, APGD-CE; standard: APGD-CE, APGD-T, FAB-T, Square; corruptions (eval): the 15 common corruptions x 5 severities"}, \
     {"eps", CLI_FLOAT, &(a).eps, 0, 1e6, NULL, "EPS", "perturbation budget on [0,1] pixels"},      \
     {"norm", CLI_CHOICE, &(a).norm, 0, 0, "linf|l2|l1", NULL, "threat model; default linf"},        \
     {"steps", CLI_INT, &(a).steps, 1, 100000, NULL, "N", "iterations of gradient attacks"},        \

@@ -5,6 +5,7 @@
  * calibration (expected calibration error, Guo et al. 2017) on the clean inputs and on the
  * cascade's final adversarial inputs. */
 #include "attack_args.h"
+#include "eval_corruptions.h"
 #include "eval_report.h"
 #include "eval_state.h"
 #include "plots.h"
@@ -16,7 +17,7 @@
 
 typedef struct eval_opts {
     const char *data, *data_dir, *model, *checkpoint, *split, *json, *svg, *points_file;
-    const char *surrogate, *surrogate_model, *state;
+    const char *surrogate, *surrogate_model, *state, *baseline, *corruptions;
     int batch_size, n, threads, stop_after, calibration_bins;
     cli_float_list mean, std, curve;
     bool no_checks, quiet;
@@ -42,6 +43,8 @@ static const cli_option options[] = {
     {"svg", CLI_STRING, &opts.svg, 0, 0, NULL, "FILE", "plot the --curve as SVG"},
     {"surrogate", CLI_STRING, &opts.surrogate, 0, 0, NULL, "FILE", "transfer attack: craft on this checkpoint, judge on --checkpoint"},
     {"surrogate-model", CLI_STRING, &opts.surrogate_model, 0, 0, NULL, "ARCH", "architecture of a weights-only --surrogate"},
+    {"baseline", CLI_STRING, &opts.baseline, 0, 0, NULL, "FILE", "--suite corruptions: mCE against this checkpoint"},
+    {"corruptions", CLI_STRING, &opts.corruptions, 0, 0, NULL, "A,B,..", "--suite corruptions: these only (advtrain list corruptions)"},
     {"no-checks", CLI_FLAG, &opts.no_checks, 0, 0, NULL, NULL, "skip the sanity checks (large eps, more steps)"},
     {"points", CLI_STRING, &opts.points_file, 0, 0, NULL, "FILE", "write each point's outcome (CSV)"},
     {"state", CLI_STRING, &opts.state, 0, 0, NULL, "FILE", "resumable: keep progress in FILE and continue from it"},
@@ -57,7 +60,9 @@ static const cli_command command = {
     "attacks (each on the points still robust). Examples:\n"
     "  advtrain eval --checkpoint runs/at/last.safetensors --data fashion-mnist --json r.json\n"
     "  advtrain eval --checkpoint M --suite standard --eps 0.1 --norm linf --n 1000\n"
-    "  advtrain eval --checkpoint M --attack pgd --eps 0.1 --steps 20 --step-size 0.01 --curve 0,0.05,0.1",
+    "  advtrain eval --checkpoint M --attack pgd --eps 0.1 --steps 20 --step-size 0.01 --curve 0,0.05,0.1\n"
+    "  advtrain eval --checkpoint M --suite corruptions --baseline STANDARD.safetensors\n"
+    "  advtrain eval --checkpoint M --suite corruptions --data cifar10-c --data-dir CIFAR-10-C/",
     "advtrain eval --checkpoint FILE [options]", options, sizeof options / sizeof options[0]};
 
 /* The model a file describes, or the one named by `arch` for weights-only files; weights loaded. */
@@ -267,6 +272,20 @@ int cmd_eval(int argc, char **argv)
         return status < 0 ? 0 : status;
     if (!opts.checkpoint)
         return cli_error("eval", EXIT_USAGE, "--checkpoint FILE is required\nusage: %s", command.usage);
+    /* the corruption suite is not an attack cascade: it runs alone */
+    const bool corruption_suite = opts.attack.suite && !strcmp(opts.attack.suite, "corruptions");
+    if (corruption_suite && (opts.attack.attack || opts.attack.eps > 0 || opts.curve.count ||
+                             opts.surrogate || opts.state))
+        return cli_error("eval", EXIT_USAGE, "--suite corruptions runs alone: no --attack, --eps, "
+                         "--curve, --surrogate or --state");
+    if (!corruption_suite && (opts.baseline || opts.corruptions))
+        return cli_error("eval", EXIT_USAGE, "--baseline and --corruptions need --suite corruptions");
+    if (corruption_suite)
+        opts.attack.suite = NULL;
+    const bool cifar_c = !strcmp(opts.data, "cifar10-c") || !strcmp(opts.data, "cifar100-c");
+    if (cifar_c && (!corruption_suite || !opts.data_dir))
+        return cli_error("eval", EXIT_USAGE, "--data %s is read by --suite corruptions from "
+                         "--data-dir DIR (the released .npy files)", opts.data);
     const bool attacking = cli_attack_requested(&opts.attack);
     if (attacking && opts.attack.eps <= 0 && !opts.curve.count)
         return cli_error("eval", EXIT_USAGE, "--attack and --suite need --eps (or --curve)");
@@ -284,15 +303,19 @@ int cmd_eval(int argc, char **argv)
         omp_set_num_threads(opts.threads);
 
     at_dataset ds = {0};
-    at_model *model = NULL, *surrogate = NULL;
+    at_model *model = NULL, *surrogate = NULL, *baseline = NULL;
     json_t *report = NULL;
     cli_flags flags = {0};
     at_eval_result result = {0};
     at_eval_plan plan = {0};
     at_error err;
-    status = cli_open_dataset("eval", opts.data, opts.data_dir, opts.split, &ds);
-    if (status)
+    if (cifar_c) { /* one cell for the size and labels; the suite reads every cell */
+        if (at_dataset_load_cifar_c(&ds, opts.data_dir, at_corruption_name(0), 1,
+                                    !strcmp(opts.data, "cifar10-c") ? 10 : 100, &err))
+            return cli_error("eval", EXIT_WORK_FAILED, "%s", err.message);
+    } else if ((status = cli_open_dataset("eval", opts.data, opts.data_dir, opts.split, &ds))) {
         return status;
+    }
     if (opts.n && opts.n < ds.n) {
         at_dataset sub = {0};
         if (at_dataset_slice(&sub, &ds, 0, opts.n, &err)) {
@@ -322,7 +345,15 @@ int cmd_eval(int argc, char **argv)
     free(spec);
     if (!opts.quiet)
         printf("%s on %s/%s, %d points\n", opts.checkpoint, ds.name, opts.split, ds.n);
-    if (!attacking) {
+    if (corruption_suite) {
+        if (opts.baseline && (status = load_model(opts.baseline, opts.model, &ds, &baseline)))
+            goto done;
+        eval_corruption_args ca = {.names = opts.corruptions, .cifar_c_dir = cifar_c ? opts.data_dir : NULL,
+                                   .baseline_path = opts.baseline, .seed = (uint64_t)opts.attack.seed,
+                                   .batch_size = opts.batch_size, .quiet = opts.quiet};
+        if ((status = cli_eval_corruptions(model, baseline, &ds, &ca, report)))
+            goto done;
+    } else if (!attacking) {
         double start = cli_now(), loss;
         long correct;
         at_calibration cal = {0};
@@ -424,6 +455,7 @@ done:
     at_eval_result_free(&result);
     at_model_free(model);
     at_model_free(surrogate);
+    at_model_free(baseline);
     at_dataset_free(&ds);
     return status;
 }
