@@ -468,6 +468,8 @@ for x in rows:
 mean = sum(x["accuracy"] for x in rows) / 3
 assert abs(r["mean_accuracy"] - mean) < 1e-6 and r["mean_accuracy_ci"][0] <= mean <= r["mean_accuracy_ci"][1]
 assert r["baseline"]["mce"] == 1.0 and r["baseline"]["mce_ci"] == [1.0, 1.0]
+cal = json.load(open(sys.argv[1]))["calibration"]
+assert cal["corrupted"]["n"] == 600 and cal["clean"]["n"] == 40 and all(0 <= x["ece"] <= 1 for x in rows)
 PY
 expect 2 "unknown corruption 'fgo'" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" \
     --suite corruptions --corruptions fgo

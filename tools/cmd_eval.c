@@ -350,7 +350,8 @@ int cmd_eval(int argc, char **argv)
             goto done;
         eval_corruption_args ca = {.names = opts.corruptions, .cifar_c_dir = cifar_c ? opts.data_dir : NULL,
                                    .baseline_path = opts.baseline, .seed = (uint64_t)opts.attack.seed,
-                                   .batch_size = opts.batch_size, .quiet = opts.quiet};
+                                   .batch_size = opts.batch_size, .quiet = opts.quiet,
+                                   .calibration_bins = opts.calibration_bins};
         if ((status = cli_eval_corruptions(model, baseline, &ds, &ca, report)))
             goto done;
     } else if (!attacking) {

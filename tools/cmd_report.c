@@ -287,14 +287,18 @@ static void curve_figure(json_t *eval, const char *svg, const char *label, at_er
                    &s, 1, err);
 }
 
-static const char *const CALIBRATION_SETS[2] = {"clean", "adversarial"};
+enum { N_CALIBRATION_SETS = 3 };
+static const char *const CALIBRATION_SETS[N_CALIBRATION_SETS] = {"clean", "adversarial", "corrupted"};
+static const char *const CALIBRATION_TITLES[N_CALIBRATION_SETS] = {
+    "reliability: clean inputs", "reliability: adversarial inputs (the cascade's final examples)",
+    "reliability: corrupted inputs (every corruption and severity of the suite)"};
 
 /* Reliability diagrams of an evaluation report's calibration tables, as
- * figures/reliability<index>-<clean|adversarial>.svg. */
+ * figures/reliability<index>-<clean|adversarial|corrupted>.svg. */
 static void reliability_figures(json_t *eval, size_t index, const char *fig_dir, at_error *err)
 {
     json_t *cal = json_object_get(eval, "calibration");
-    for (int s = 0; s < 2; s++) {
+    for (int s = 0; s < N_CALIBRATION_SETS; s++) {
         json_t *set = json_object_get(cal, CALIBRATION_SETS[s]);
         json_t *table = json_object_get(set, "table");
         size_t bins = json_array_size(table);
@@ -312,9 +316,7 @@ static void reliability_figures(json_t *eval, size_t index, const char *fig_dir,
             char name[96], path[4096];
             snprintf(name, sizeof name, "reliability%zu-%s.svg", index, CALIBRATION_SETS[s]);
             join(path, sizeof path, fig_dir, name);
-            plot_svg_reliability(path, s ? "reliability: adversarial inputs (the cascade's final examples)"
-                                         : "reliability: clean inputs",
-                                 (int)bins, count, acc, conf, number(set, "ece"), err);
+            plot_svg_reliability(path, CALIBRATION_TITLES[s], (int)bins, count, acc, conf, number(set, "ece"), err);
         }
         free(count);
         free(acc);
@@ -326,15 +328,17 @@ static void reliability_figures(json_t *eval, size_t index, const char *fig_dir,
 static void calibration_section(FILE *out, json_t *eval, size_t index, const char *fig_dir)
 {
     json_t *cal = json_object_get(eval, "calibration");
-    if (!json_is_object(json_object_get(cal, "clean")))
+    if (!json_is_object(json_object_get(cal, "clean")) &&
+        !json_is_object(json_object_get(cal, "corrupted")))
         return;
     fprintf(out, "<h3>Calibration</h3>\n<p>Expected calibration error over %lld equal-width "
                  "confidence bins (Guo et al., ICML 2017); the adversarial inputs are each point's "
                  "final example of the attack cascade (the clean input where the model was already "
-                 "wrong).</p>\n<table><tr><th>inputs</th><th>ECE</th><th>MCE</th><th>NLL</th>"
+                 "wrong); the corrupted ones every image under every corruption and severity of "
+                 "the corruption suite.</p>\n<table><tr><th>inputs</th><th>ECE</th><th>MCE</th><th>NLL</th>"
                  "<th>Brier</th><th>accuracy</th><th>mean confidence</th><th>points</th></tr>\n",
             (long long)json_integer_value(json_object_get(cal, "bins")));
-    for (int s = 0; s < 2; s++) {
+    for (int s = 0; s < N_CALIBRATION_SETS; s++) {
         json_t *set = json_object_get(cal, CALIBRATION_SETS[s]);
         if (!json_is_object(set))
             continue;
@@ -346,7 +350,7 @@ static void calibration_section(FILE *out, json_t *eval, size_t index, const cha
                 (long long)json_integer_value(json_object_get(set, "n")));
     }
     fprintf(out, "</table>\n");
-    for (int s = 0; s < 2; s++) {
+    for (int s = 0; s < N_CALIBRATION_SETS; s++) {
         char name[96], path[4096];
         snprintf(name, sizeof name, "reliability%zu-%s.svg", index, CALIBRATION_SETS[s]);
         join(path, sizeof path, fig_dir, name);

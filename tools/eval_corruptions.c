@@ -25,6 +25,8 @@ typedef struct model_errors {
     uint8_t *clean_wrong; /* [n] */
     long cell_correct[32][SEVERITIES];
     long clean_correct;
+    at_calibration clean_calibration, corrupted_calibration; /* every cell together */
+    double ece[32];       /* per corruption, its five severities together */
 } model_errors;
 
 static int evaluate_model(at_model *model, const at_dataset *ds, const eval_corruption_args *a,
@@ -32,12 +34,21 @@ static int evaluate_model(at_model *model, const at_dataset *ds, const eval_corr
 {
     at_error err;
     const long n = ds->n;
+    const int k = at_model_num_classes(model);
     uint8_t *right = malloc((size_t)n);
+    float *logits = malloc((size_t)n * k * sizeof(float));
     out->wrong = calloc((size_t)n_which * n, 1);
     out->clean_wrong = calloc((size_t)n, 1);
-    if (!right || !out->wrong || !out->clean_wrong) {
+    if (!right || !logits || !out->wrong || !out->clean_wrong) {
         free(right);
+        free(logits);
         return cli_error("eval", EXIT_WORK_FAILED, "out of memory for %ld images", n);
+    }
+    if (at_calibration_init(&out->clean_calibration, a->calibration_bins, &err) ||
+        at_calibration_init(&out->corrupted_calibration, a->calibration_bins, &err)) {
+        free(right);
+        free(logits);
+        return cli_error("eval", EXIT_USAGE, "%s", err.message);
     }
     cli_progress progress;
     cli_progress_start(&progress, a->quiet);
@@ -46,11 +57,16 @@ static int evaluate_model(at_model *model, const at_dataset *ds, const eval_corr
     int status = 0;
     out->clean_correct = -1;
     if (!a->cifar_c_dir)
-        status = at_eval_corrupted(model, ds, -1, 0, a->seed, a->batch_size, right, NULL,
-                                   &out->clean_correct, &err);
+        status = at_eval_corrupted(model, ds, -1, 0, a->seed, a->batch_size, right, logits,
+                                   &out->clean_correct, &err) ||
+                 at_calibration_add_logits(&out->clean_calibration, logits, (int)n, k, ds->labels,
+                                           &err);
     for (long i = 0; i < n && !status && !a->cifar_c_dir; i++)
         out->clean_wrong[i] = !right[i];
-    for (int q = 0; q < n_which && !status; q++)
+    for (int q = 0; q < n_which && !status; q++) {
+        at_calibration one = {0};
+        if ((status = at_calibration_init(&one, a->calibration_bins, &err)))
+            break;
         for (int s = 1; s <= SEVERITIES && !status; s++) {
             char what[96];
             snprintf(what, sizeof what, "%s: %s %d", label, at_corruption_name(which[q]), s);
@@ -74,6 +90,8 @@ static int evaluate_model(at_model *model, const at_dataset *ds, const eval_corr
                 if (real.n != n) {
                     cli_progress_clear(&progress);
                     free(right);
+                    free(logits);
+                    at_calibration_free(&one);
                     long got = real.n;
                     at_dataset_free(&real);
                     return cli_error("eval", EXIT_WORK_FAILED, "%s/%s.npy: %ld images per severity, "
@@ -84,13 +102,21 @@ static int evaluate_model(at_model *model, const at_dataset *ds, const eval_corr
                 corruption = -1;
             }
             status = at_eval_corrupted(model, cell, corruption, s, a->seed, a->batch_size, right,
-                                       NULL, &out->cell_correct[q][s - 1], &err);
+                                       logits, &out->cell_correct[q][s - 1], &err);
+            if (!status)
+                status = at_calibration_add_logits(&one, logits, (int)n, k, cell->labels, &err);
             for (long i = 0; i < n && !status; i++)
                 out->wrong[(size_t)q * n + i] += !right[i];
             at_dataset_free(&real);
         }
+        out->ece[q] = at_calibration_ece(&one);
+        if (!status)
+            status = at_calibration_merge(&out->corrupted_calibration, &one, &err);
+        at_calibration_free(&one);
+    }
     cli_progress_clear(&progress);
     free(right);
+    free(logits);
     if (status)
         return cli_error("eval", EXIT_WORK_FAILED, "%s", err.message);
     return 0;
@@ -100,6 +126,8 @@ static void free_errors(model_errors *e)
 {
     free(e->wrong);
     free(e->clean_wrong);
+    at_calibration_free(&e->clean_calibration);
+    at_calibration_free(&e->corrupted_calibration);
 }
 
 /* Mean over images of x_i, with a normal 95% interval (the images are independent). */
@@ -275,9 +303,9 @@ int cli_eval_corruptions(at_model *model, at_model *baseline, const at_dataset *
             json_array_append_new(sev, cli_accuracy_json(c, n));
         }
         printf(" %7.2f", 100.0 * total / (SEVERITIES * n));
-        json_t *row = json_pack("{s:s, s:s, s:o, s:f}", "corruption", name, "family",
+        json_t *row = json_pack("{s:s, s:s, s:o, s:f, s:o}", "corruption", name, "family",
                                 at_corruption_family(which[q]), "severities", sev, "accuracy",
-                                (double)total / (SEVERITIES * n));
+                                (double)total / (SEVERITIES * n), "ece", number_or_null(f.ece[q]));
         if (baseline) {
             print_ratio(ce[q], 7, " ");
             print_ratio(rce[q], 7, " ");
@@ -319,6 +347,15 @@ int cli_eval_corruptions(at_model *model, at_model *baseline, const at_dataset *
         json_object_set_new(out, "baseline", base);
     }
     json_object_set_new(report, "corruption_suite", out);
+    /* beside the attack cascade's: the report page draws each set's reliability diagram */
+    if (f.clean_correct >= 0)
+        cli_calibration_print(stdout, "clean calibration", &f.clean_calibration);
+    cli_calibration_print(stdout, "corrupted calibration", &f.corrupted_calibration);
+    json_t *cal = json_pack("{s:i, s:o}", "bins", a->calibration_bins, "corrupted",
+                            cli_calibration_json(&f.corrupted_calibration));
+    if (f.clean_correct >= 0)
+        json_object_set_new(cal, "clean", cli_calibration_json(&f.clean_calibration));
+    json_object_set_new(report, "calibration", cal);
 done:
     free(share);
     free(ce);
