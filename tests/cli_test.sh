@@ -61,7 +61,7 @@ expect 2 "--split must be one of" -- "$BIN" eval --checkpoint x --split valid
 mkdir -p "$TMP/empty"
 expect 1 "$TMP/empty" -- "$BIN" train --out "$TMP/r" --data-dir "$TMP/empty"
 expect 1 "$TMP/nothing.safetensors" -- "$BIN" eval --checkpoint "$TMP/nothing.safetensors" --data-dir "$DATA"
-expect 1 "needs a corruption and a severity" -- "$BIN" eval --checkpoint x --data cifar10-c --data-dir "$TMP/empty"
+expect 2 "name one cell (--data cifar10-c:fog:3)" -- "$BIN" eval --checkpoint x --data cifar10-c --data-dir "$TMP/empty"
 expect 1 "$TMP/empty/fog.npy: cannot open" -- "$BIN" eval --checkpoint x --data cifar10-c:fog:2 --data-dir "$TMP/empty"
 expect 1 "unknown CIFAR-C corruption 'rain'" -- "$BIN" eval --checkpoint x --data cifar100-c:rain:2 --data-dir "$TMP/empty"
 printf 'this is not a safetensors file' >"$TMP/junk.safetensors"

@@ -284,8 +284,9 @@ int cmd_eval(int argc, char **argv)
         opts.attack.suite = NULL;
     const bool cifar_c = !strcmp(opts.data, "cifar10-c") || !strcmp(opts.data, "cifar100-c");
     if (cifar_c && (!corruption_suite || !opts.data_dir))
-        return cli_error("eval", EXIT_USAGE, "--data %s is read by --suite corruptions from "
-                         "--data-dir DIR (the released .npy files)", opts.data);
+        return cli_error("eval", EXIT_USAGE, "--data %s: name one cell (--data %s:fog:3), or "
+                         "measure them all with --suite corruptions and --data-dir DIR (the "
+                         "released .npy files)", opts.data, opts.data);
     const bool attacking = cli_attack_requested(&opts.attack);
     if (attacking && opts.attack.eps <= 0 && !opts.curve.count)
         return cli_error("eval", EXIT_USAGE, "--attack and --suite need --eps (or --curve)");
