@@ -467,6 +467,23 @@ typedef enum at_attack_loss {
     AT_ATTACK_LOSS_DLR = 3      /* difference of logits ratio (Croce and Hein, 2020) */
 } at_attack_loss;
 
+/* The internal Wasserstein distance (IWD) between two images (Wang et al., "Internal Wasserstein
+ * Distance for Adversarial Attack and Defense", arXiv 2103.07598; no code was published, so the
+ * details below are a reconstruction with these presets): each image is the uniform distribution
+ * over its patch x patch patches (all channels, `stride` apart), and the distance is the debiased
+ * Sinkhorn divergence S(x, x') = OT_reg(P_x, P_x') - (OT_reg(P_x, P_x) + OT_reg(P_x', P_x')) / 2
+ * with the cost ||p - p'||^2 / (channels patch^2) (at_sinkhorn). S(x, x) = 0 and S is symmetric.
+ * Fields at 0 take the presets. */
+typedef struct at_iwd_options {
+    int patch;                /* side of a patch; 0 = 3 */
+    int stride;               /* between patch positions; 0 = 2 */
+    int samples;              /* patch positions kept when an image has more, drawn without
+                                 replacement from the distance's seed, the same positions in both
+                                 images; 0 = 256 */
+    float reg;                /* Sinkhorn's eps on that per-pixel cost; 0 = 0.01 */
+    int iters;                /* Sinkhorn iterations; 0 = 50 */
+} at_iwd_options;
+
 typedef struct at_attack_options {
     at_norm norm;
     float eps;                /* budget on [0,1] pixels */
@@ -482,6 +499,12 @@ typedef struct at_attack_options {
     int queries;              /* Square: forward passes per point; 0 = 5000 */
     float p_init;             /* Square: initial fraction of pixels changed; 0 = 0.8 */
     bool early_stop;          /* stop changing a point once it is misclassified */
+    /* IWD attack (iwd): ascends L(f(x'), y) - lambda S(x, x') by signed (Linf) or normalised (L2)
+     * steps inside the pixel bound eps (1 with Linf: none); iwd_budget > 0 keeps only points
+     * with S <= iwd_budget */
+    at_iwd_options iwd;
+    float iwd_lambda;         /* 0 = 1 */
+    float iwd_budget;         /* 0 = no budget */
 } at_attack_options;
 
 /* What an attack measured over every batch it ran since at_attack_reset_stats. */
@@ -503,11 +526,16 @@ typedef struct at_attack_stats {
     int steps;                /* loss_sum[0..steps] are filled (0 = the starting point) */
     double loss_sum[AT_STATS_MAX_STEPS + 1]; /* sum over examples of the attack loss at each step */
     long loss_count[AT_STATS_MAX_STEPS + 1];
+    /* IWD attack: the IWD S(x, x_adv) of each returned point (iwd_points of them) */
+    long iwd_points;
+    double iwd_sum, iwd_max;
+    long iwd_over_budget;     /* returned points with S > iwd_budget (must be 0) */
 } at_attack_stats;
 
 typedef struct at_attack at_attack;
 
-/* name: see at_attack_info ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square"). */
+/* name: see at_attack_info ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square",
+ * "iwd"). */
 int at_attack_create(at_attack **out, const char *name, at_model *model, int max_batch,
                      const at_attack_options *options, at_error *err);
 void at_attack_free(at_attack *attack);
@@ -524,6 +552,34 @@ int at_attack_run(at_attack *attack, const float *x, const int32_t *y, const int
 void at_attack_seeds(uint64_t seed, long first, int n, uint64_t *seeds);
 const at_attack_stats *at_attack_get_stats(const at_attack *attack);
 void at_attack_reset_stats(at_attack *attack);
+
+/* Entropic optimal transport between x [n, d] with weights a and y [m, d] with weights b (NULL:
+ * uniform; otherwise positive and summing to 1), cost C_ij = ||x_i - y_j||^2 / d:
+ * OT_eps = min_P <P, C> + eps KL(P || a b^T), by `iters` log-domain Sinkhorn iterations. Returns
+ * the dual objective at the final potentials (<= OT_eps, equal at convergence; OT_eps is within
+ * eps log(min(n, m)) above the unregularised cost for uniform weights), NAN for bad arguments.
+ * grad_x [n, d] and grad_y [m, d] (each may be NULL) get its gradient by the envelope theorem,
+ * sum_j P_ij dC_ij/dx_i; plan [n, m] (may be NULL) gets P. work holds at_sinkhorn_work(n, m)
+ * doubles. */
+size_t at_sinkhorn_work(int n, int m);
+double at_sinkhorn(const double *x, const double *a, int n, const double *y, const double *b,
+                   int m, int d, double eps, int iters, double *work, double *grad_x,
+                   double *grad_y, double *plan);
+
+/* The IWD of images of channels x height x width (see at_iwd_options). at_iwd_create checks the
+ * options (an error names the one at fault) and fills in the presets. */
+typedef struct at_iwd at_iwd;
+int at_iwd_create(at_iwd **out, const at_iwd_options *options, int channels, int height,
+                  int width, at_error *err);
+void at_iwd_free(at_iwd *iwd);
+const at_iwd_options *at_iwd_get_options(const at_iwd *iwd);
+/* Patch positions the distance uses (after subsampling). */
+int at_iwd_patches(const at_iwd *iwd);
+/* S(x, x_adv) for one pair of images; seed draws the patch positions when subsampling. grad (may
+ * be NULL) gets dS/dx_adv [image]. The self term of x is kept between calls with the same x and
+ * seed. NAN when a value is not finite. */
+double at_iwd_distance(at_iwd *iwd, const float *x, const float *x_adv, uint64_t seed,
+                       float *grad);
 
 /* ------------------------------------------------------------------------------------------------
  * Data sets: uint8 images in NCHW order and int32 labels, owned by the dataset.

@@ -1,0 +1,285 @@
+/* test_iwd.c: the internal Wasserstein distance and what is built on it. Sinkhorn: on tiny point
+ * sets it lands within its regularisation's bound of the exact transport cost (brute force over
+ * permutations), its plan has the right marginals, it is symmetric, and its envelope gradient
+ * matches finite differences. The IWD: S(x, x) = 0, S symmetric and positive between different
+ * images, its gradient to pixels matches finite differences, subsampling is seeded. The IWD
+ * attack: outputs in [0,1] and inside the pixel bound, the loss rises, a weak model is broken, the
+ * IWD of each returned point is recorded and a budget holds. iwd-at trains. Bad options are
+ * errors naming the option. */
+#include "test.h"
+#include "util/fixtures.h"
+#include "util/train_fixtures.h"
+
+#include "advtrain.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+static void random_points(double *p, int count, uint64_t seed)
+{
+    at_rng r;
+    at_rng_seed(&r, seed);
+    for (int i = 0; i < count; i++)
+        p[i] = at_rng_uniform(&r);
+}
+
+/* Exact optimal transport between two uniform clouds of n points: an optimal coupling of uniform
+ * measures of equal size is a permutation (Birkhoff), so the minimum over permutations. */
+static double exact_ot(const double *x, const double *y, int n, int d)
+{
+    int perm[8], c[8] = {0};
+    for (int i = 0; i < n; i++)
+        perm[i] = i;
+    double best = INFINITY;
+    for (int i = 0;;) { /* Heap's algorithm */
+        double cost = 0.0;
+        for (int a = 0; a < n; a++)
+            for (int k = 0; k < d; k++) {
+                double t = x[a * d + k] - y[perm[a] * d + k];
+                cost += t * t / d;
+            }
+        best = cost / n < best ? cost / n : best;
+        while (i < n && c[i] >= i) {
+            c[i] = 0;
+            i++;
+        }
+        if (i >= n)
+            break;
+        int j = i % 2 ? c[i] : 0, t = perm[j];
+        perm[j] = perm[i];
+        perm[i] = t;
+        c[i]++;
+        i = 0;
+    }
+    return best;
+}
+
+TEST(sinkhorn_is_within_its_bound_of_the_exact_cost)
+{
+    const int d = 2;
+    double x[6 * 2], y[6 * 2], plan[36];
+    double *work = malloc(at_sinkhorn_work(6, 6) * sizeof(double));
+    REQUIRE(work);
+    for (int n = 2; n <= 6; n++)
+        for (int trial = 0; trial < 3; trial++) {
+            random_points(x, n * d, 100 + 10 * n + trial);
+            random_points(y, n * d, 200 + 10 * n + trial);
+            const double exact = exact_ot(x, y, n, d);
+            const double eps_list[2] = {0.03, 0.003};
+            for (int e = 0; e < 2; e++) {
+                double eps = eps_list[e];
+                double v = at_sinkhorn(x, NULL, n, y, NULL, n, d, eps, 20000, work, NULL, NULL, plan);
+                /* OT_0 <= OT_eps <= OT_0 + eps log n */
+                if (!(v >= exact - 1e-9 && v <= exact + eps * log((double)n) + 1e-9))
+                    TEST_FAIL_("n %d eps %g: sinkhorn %.9g, exact %.9g, bound %.9g", n, eps, v,
+                               exact, exact + eps * log((double)n));
+                /* the plan's cost is also within the bound, and its marginals are uniform (to the
+                 * convergence reached: slow for eps far below the costs) */
+                const double tol = e == 0 ? 1e-7 : 1e-4;
+                double primal = 0.0;
+                for (int i = 0; i < n; i++) {
+                    double row = 0.0, col = 0.0;
+                    for (int j = 0; j < n; j++) {
+                        row += plan[i * n + j];
+                        col += plan[j * n + i];
+                        double c = 0.0;
+                        for (int k = 0; k < d; k++)
+                            c += (x[i * d + k] - y[j * d + k]) * (x[i * d + k] - y[j * d + k]) / d;
+                        primal += plan[i * n + j] * c;
+                    }
+                    CHECK_CLOSE(row, 1.0 / n, tol, 0);
+                    CHECK_CLOSE(col, 1.0 / n, tol, 0);
+                }
+                CHECK(primal >= exact - tol && primal <= exact + eps * log((double)n) + tol);
+            }
+            /* a small eps gets close: within eps log n, which the exact cost exceeds here */
+            double tight = at_sinkhorn(x, NULL, n, y, NULL, n, d, 1e-4, 20000, work, NULL, NULL,
+                                       NULL);
+            CHECK_CLOSE(tight, exact, 1e-4 * log((double)n) + 1e-9, 0);
+        }
+    free(work);
+}
+
+TEST(sinkhorn_is_symmetric_and_handles_weights)
+{
+    const int n = 5, m = 7, d = 3;
+    double x[15], y[21], a[5], b[7];
+    random_points(x, n * d, 1);
+    random_points(y, m * d, 2);
+    double sa = 0, sb = 0;
+    for (int i = 0; i < n; i++)
+        sa += a[i] = 1.0 + i;
+    for (int j = 0; j < m; j++)
+        sb += b[j] = 2.0 + (j % 3);
+    for (int i = 0; i < n; i++)
+        a[i] /= sa;
+    for (int j = 0; j < m; j++)
+        b[j] /= sb;
+    double *work = malloc(at_sinkhorn_work(n, m) * sizeof(double));
+    REQUIRE(work);
+    for (int iters = 1; iters <= 300; iters *= 5) {
+        double ab = at_sinkhorn(x, a, n, y, b, m, d, 0.05, iters, work, NULL, NULL, NULL);
+        double ba = at_sinkhorn(y, b, m, x, a, n, d, 0.05, iters, work, NULL, NULL, NULL);
+        CHECK(isfinite(ab));
+        CHECK_CLOSE(ab, ba, 1e-14, 1e-12);
+    }
+    /* with fewer iterations the value is a lower bound of the converged one (weak duality) */
+    double conv = at_sinkhorn(x, a, n, y, b, m, d, 0.05, 5000, work, NULL, NULL, NULL);
+    CHECK(at_sinkhorn(x, a, n, y, b, m, d, 0.05, 3, work, NULL, NULL, NULL) <= conv + 1e-12);
+    /* bad arguments: NAN */
+    CHECK(isnan(at_sinkhorn(x, a, n, y, b, m, d, 0.0, 10, work, NULL, NULL, NULL)));
+    a[0] = -a[0];
+    CHECK(isnan(at_sinkhorn(x, a, n, y, b, m, d, 0.05, 10, work, NULL, NULL, NULL)));
+    free(work);
+}
+
+TEST(sinkhorn_gradient_matches_finite_differences)
+{
+    const int n = 4, m = 5, d = 3;
+    double x[12], y[15], gx[12], gy[15];
+    random_points(x, n * d, 11);
+    random_points(y, m * d, 12);
+    double *work = malloc(at_sinkhorn_work(n, m) * sizeof(double));
+    REQUIRE(work);
+    const double eps = 0.05;
+    const int iters = 3000;
+    at_sinkhorn(x, NULL, n, y, NULL, m, d, eps, iters, work, gx, gy, NULL);
+    double largest = 0.0;
+    for (int side = 0; side < 2; side++) {
+        double *p = side ? y : x, *g = side ? gy : gx;
+        for (int k = 0; k < (side ? m : n) * d; k++) {
+            const double h = 1e-6, keep = p[k];
+            p[k] = keep + h;
+            double up = at_sinkhorn(x, NULL, n, y, NULL, m, d, eps, iters, work, NULL, NULL, NULL);
+            p[k] = keep - h;
+            double down = at_sinkhorn(x, NULL, n, y, NULL, m, d, eps, iters, work, NULL, NULL, NULL);
+            p[k] = keep;
+            CHECK_CLOSE(g[k], (up - down) / (2 * h), 1e-7, 1e-5);
+            largest = fabs(g[k]) > largest ? fabs(g[k]) : largest;
+        }
+    }
+    CHECK(largest > 1e-3);
+    free(work);
+}
+
+static void smooth_image(float *img, int c, int hw, uint64_t seed)
+{
+    at_rng r;
+    at_rng_seed(&r, seed);
+    double ph = at_rng_uniform(&r) * 6.28, fr = 0.3 + at_rng_uniform(&r);
+    for (int ch = 0; ch < c; ch++)
+        for (int i = 0; i < hw; i++)
+            for (int j = 0; j < hw; j++)
+                img[(ch * hw + i) * hw + j] =
+                    (float)(0.5 + 0.4 * sin(fr * i + ph + ch) * cos(fr * j - ph) +
+                            0.05 * (at_rng_uniform(&r) - 0.5));
+}
+
+TEST(iwd_is_zero_on_itself_symmetric_and_positive)
+{
+    const int c = 2, hw = 9;
+    float x[2 * 81], z[2 * 81];
+    smooth_image(x, c, hw, 1);
+    smooth_image(z, c, hw, 2);
+    at_iwd *w = NULL;
+    at_error err;
+    at_iwd_options o = {.patch = 3, .stride = 1, .samples = 30};
+    CHECK_OK(at_iwd_create(&w, &o, c, hw, hw, &err), &err);
+    REQUIRE(w);
+    CHECK_EQ_INT(at_iwd_patches(w), 30); /* 49 positions, 30 kept */
+    CHECK_CLOSE(at_iwd_get_options(w)->reg, 0.01, 1e-9, 0);
+    double self = at_iwd_distance(w, x, x, 5, NULL);
+    CHECK(fabs(self) < 1e-12);
+    double xz = at_iwd_distance(w, x, z, 5, NULL), zx = at_iwd_distance(w, z, x, 5, NULL);
+    CHECK(xz > 1e-4);
+    CHECK_CLOSE(xz, zx, 1e-12, 1e-9);
+    /* the cached self term of x gives the same value as a fresh one */
+    at_iwd *fresh = NULL;
+    CHECK_OK(at_iwd_create(&fresh, &o, c, hw, hw, &err), &err);
+    REQUIRE(fresh);
+    CHECK(at_iwd_distance(fresh, x, z, 5, NULL) == xz);
+    /* another seed takes other patches: another (still positive) value */
+    double other = at_iwd_distance(w, x, z, 6, NULL);
+    CHECK(other > 1e-4 && other != xz);
+    /* a shifted copy of an image has nearly the same patches: far closer than another image */
+    float shifted[2 * 81];
+    for (int ch = 0; ch < c; ch++)
+        for (int i = 0; i < hw; i++)
+            for (int j = 0; j < hw; j++)
+                shifted[(ch * hw + i) * hw + j] = x[(ch * hw + i) * hw + (j + 1) % hw];
+    at_iwd_options all = {.patch = 3, .stride = 1};
+    at_iwd *wa = NULL;
+    CHECK_OK(at_iwd_create(&wa, &all, c, hw, hw, &err), &err);
+    REQUIRE(wa);
+    CHECK(at_iwd_distance(wa, x, shifted, 0, NULL) < 0.5 * at_iwd_distance(wa, x, z, 0, NULL));
+    at_iwd_free(wa);
+    at_iwd_free(fresh);
+    at_iwd_free(w);
+}
+
+TEST(iwd_gradient_matches_finite_differences)
+{
+    const int c = 1, hw = 7;
+    float x[49], z[49], g[49];
+    smooth_image(x, c, hw, 3);
+    smooth_image(z, c, hw, 4);
+    at_iwd *w = NULL;
+    at_error err;
+    at_iwd_options o = {.patch = 3, .stride = 2, .reg = 0.02f, .iters = 2000};
+    CHECK_OK(at_iwd_create(&w, &o, c, hw, hw, &err), &err);
+    REQUIRE(w);
+    at_iwd_distance(w, x, z, 0, g);
+    double largest = 0.0;
+    for (int k = 0; k < hw * hw; k++) {
+        const float h = 1e-3f, keep = z[k];
+        z[k] = keep + h;
+        double up = at_iwd_distance(w, x, z, 0, NULL);
+        z[k] = keep - h;
+        double down = at_iwd_distance(w, x, z, 0, NULL);
+        z[k] = keep;
+        double fd = (up - down) / ((double)(keep + h) - (double)(keep - h));
+        CHECK_CLOSE(g[k], fd, 2e-5, 2e-3);
+        largest = fabs(g[k]) > largest ? fabs(g[k]) : largest;
+    }
+    CHECK(largest > 1e-3);
+    /* a pixel no patch covers (stride 2, patch 3 on 7 pixels covers all; on 8, the last column
+     * is never seen) has a zero gradient */
+    at_iwd_free(w);
+    float x8[64], z8[64], g8[64];
+    smooth_image(x8, 1, 8, 5);
+    smooth_image(z8, 1, 8, 6);
+    CHECK_OK(at_iwd_create(&w, &o, 1, 8, 8, &err), &err);
+    REQUIRE(w);
+    at_iwd_distance(w, x8, z8, 0, g8);
+    for (int i = 0; i < 8; i++)
+        CHECK(g8[i * 8 + 7] == 0.0f);
+    at_iwd_free(w);
+}
+
+TEST(iwd_bad_options_are_errors)
+{
+    struct {
+        at_iwd_options o;
+        const char *name;
+    } bad[] = {
+        {{.patch = 9}, "iwd-patch"},  {{.patch = -1}, "iwd-patch"},
+        {{.stride = -2}, "iwd-stride"}, {{.samples = 1}, "iwd-samples"},
+        {{.reg = -0.1f}, "iwd-reg"},  {{.reg = NAN}, "iwd-reg"},
+        {{.iters = -5}, "iwd-iters"}, {{.patch = 8, .stride = 1}, "fewer than 2"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        at_iwd *w = NULL;
+        at_error err = {0};
+        int status = at_iwd_create(&w, &bad[i].o, 1, 8, 8, &err);
+        CHECK(status != 0 && w == NULL);
+        if (!strstr(err.message, bad[i].name))
+            TEST_FAIL_("case %zu: message '%s' does not name %s", i, err.message, bad[i].name);
+    }
+}
+
+TEST_MAIN(TEST_ENTRY(sinkhorn_is_within_its_bound_of_the_exact_cost),
+          TEST_ENTRY(sinkhorn_is_symmetric_and_handles_weights),
+          TEST_ENTRY(sinkhorn_gradient_matches_finite_differences),
+          TEST_ENTRY(iwd_is_zero_on_itself_symmetric_and_positive),
+          TEST_ENTRY(iwd_gradient_matches_finite_differences),
+          TEST_ENTRY(iwd_bad_options_are_errors))
