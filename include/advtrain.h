@@ -576,8 +576,7 @@ const at_iwd_options *at_iwd_get_options(const at_iwd *iwd);
 /* Patch positions the distance uses (after subsampling). */
 int at_iwd_patches(const at_iwd *iwd);
 /* S(x, x_adv) for one pair of images; seed draws the patch positions when subsampling. grad (may
- * be NULL) gets dS/dx_adv [image]. The self term of x is kept between calls with the same x and
- * seed. NAN when a value is not finite. */
+ * be NULL) gets dS/dx_adv [image]. NAN when a value is not finite. */
 double at_iwd_distance(at_iwd *iwd, const float *x, const float *x_adv, uint64_t seed,
                        float *grad);
 

@@ -22,6 +22,10 @@ typedef struct at_attack_ops {
     bool gradient_free;        /* forwards only (Square): its pass keeps no activations */
     /* floats of workspace per example, for an image of `image` floats */
     size_t (*workspace)(const at_attack *a, size_t image);
+    /* optional: checks the attack's own options, fills their defaults into a->o and makes
+     * a->state (freed by free_state) */
+    int (*setup)(at_attack *a, at_error *err);
+    void (*free_state)(void *state);
     /* writes x_adv for n examples; the framework measures and records the result */
     int (*run)(at_attack *a, const float *x, const int32_t *y, const int32_t *target, int n,
                float *x_adv);
@@ -48,6 +52,7 @@ struct at_attack {
     const float *eps_each;
     const float *soft_targets;
     at_attack_stats stats;
+    void *state;               /* the attack's own (ops->setup), or NULL */
 };
 
 /* Per-example loss and its gradient w.r.t. the logits (no batch averaging: each example's
@@ -90,6 +95,12 @@ void at_attack_direction(at_norm norm, const float *grad, float *dir, int n, siz
  * uniform radius along a random direction (L2, L1), then clamped to [0,1]. */
 void at_attack_random_start(at_norm norm, float eps, const float *eps_each, const float *x,
                             float *x_adv, int n, size_t image, at_rng *rngs, float *scratch);
+/* The IWD (iwd_distance.c) split for callers that compare many points with one x: the self term
+ * OT(P_x, P_x) of x, and S(x, x_adv) given it (NAN: computed here). */
+double at_iwd_self(at_iwd *iwd, const float *x, uint64_t seed);
+double at_iwd_divergence(at_iwd *iwd, const float *x, double self_x, const float *x_adv,
+                         uint64_t seed, float *grad);
+
 /* ||v||_p of one example (in double). */
 double at_norm_of(at_norm norm, const float *v, size_t image);
 

@@ -6,11 +6,11 @@
 #include <string.h>
 
 extern const at_attack_ops at_attack_fgsm, at_attack_pgd, at_attack_apgd_ce, at_attack_apgd_dlr,
-    at_attack_apgd_t, at_attack_fab_t, at_attack_square;
+    at_attack_apgd_t, at_attack_fab_t, at_attack_square, at_attack_iwd;
 
 static const at_attack_ops *const attack_table[] = {
     &at_attack_fgsm, &at_attack_pgd, &at_attack_apgd_ce, &at_attack_apgd_dlr, &at_attack_apgd_t,
-    &at_attack_fab_t, &at_attack_square,
+    &at_attack_fab_t, &at_attack_square, &at_attack_iwd,
 };
 #define N_ATTACKS (int)(sizeof attack_table / sizeof attack_table[0])
 
@@ -39,6 +39,8 @@ void at_attack_free(at_attack *a)
 {
     if (!a)
         return;
+    if (a->state && a->ops->free_state)
+        a->ops->free_state(a->state);
     at_pass_free(a->pass);
     at_free(a->work);
     at_free(a->grad);
@@ -121,6 +123,10 @@ int at_attack_create(at_attack **out, const char *name, at_model *model, int max
                                 err);
     if (status) {
         at_free(a);
+        return status;
+    }
+    if (ops->setup && (status = ops->setup(a, err))) {
+        at_attack_free(a);
         return status;
     }
     size_t per = ops->workspace ? ops->workspace(a, a->image) : 0;

@@ -8,8 +8,7 @@
  * an absolute eps on the per-pixel squared patch cost, and subsampled patch positions shared by
  * both images. The gradient with respect to x' is at_sinkhorn's (envelope theorem) for the first
  * and the last term (x' on both sides there), scattered from patch coordinates back to pixels. */
-#include "advtrain.h"
-#include "core/util.h"
+#include "attack/attack.h"
 
 #include <math.h>
 #include <string.h>
@@ -23,10 +22,6 @@ struct at_iwd {
     double *gc, *g1, *g2;     /* [n, d] gradients: of the cross term, of the self term of x'
                                  by its first and second argument */
     double *work;
-    float *cached_x;          /* [image]: the x whose self term is cached */
-    uint64_t cached_seed;
-    double cached_self;
-    bool cached;
 };
 
 int at_iwd_create(at_iwd **out, const at_iwd_options *options, int channels, int height,
@@ -79,8 +74,7 @@ int at_iwd_create(at_iwd **out, const at_iwd_options *options, int channels, int
     w->g1 = at_alloc(nd * sizeof(double));
     w->g2 = at_alloc(nd * sizeof(double));
     w->work = at_alloc(at_sinkhorn_work(w->n, w->n) * sizeof(double));
-    w->cached_x = at_alloc((size_t)channels * height * width * sizeof(float));
-    if (!w->order || !w->px || !w->py || !w->gc || !w->g1 || !w->g2 || !w->work || !w->cached_x) {
+    if (!w->order || !w->px || !w->py || !w->gc || !w->g1 || !w->g2 || !w->work) {
         at_iwd_free(w);
         return at_fail(err, AT_ERR_NOMEM, "out of memory for the IWD of %d patches", w->n);
     }
@@ -99,7 +93,6 @@ void at_iwd_free(at_iwd *w)
     at_free(w->g1);
     at_free(w->g2);
     at_free(w->work);
-    at_free(w->cached_x);
     at_free(w);
 }
 
@@ -139,25 +132,31 @@ static void extract(const at_iwd *w, const float *img, double *patches)
             patches[(size_t)i * w->d + k] = img[pixel(w, w->order[i], k)];
 }
 
+double at_iwd_self(at_iwd *w, const float *x, uint64_t seed)
+{
+    choose_positions(w, seed);
+    extract(w, x, w->px);
+    return at_sinkhorn(w->px, NULL, w->n, w->px, NULL, w->n, w->d, w->o.reg, w->o.iters, w->work,
+                       NULL, NULL, NULL);
+}
+
 double at_iwd_distance(at_iwd *w, const float *x, const float *x_adv, uint64_t seed, float *grad)
+{
+    return at_iwd_divergence(w, x, NAN, x_adv, seed, grad);
+}
+
+double at_iwd_divergence(at_iwd *w, const float *x, double self_x, const float *x_adv,
+                         uint64_t seed, float *grad)
 {
     const size_t image = (size_t)w->c * w->h * w->w;
     const int n = w->n, d = w->d, iters = w->o.iters;
     const double eps = w->o.reg;
-    choose_positions(w, seed);
+    if (isnan(self_x))
+        self_x = at_iwd_self(w, x, seed);
+    else
+        choose_positions(w, seed);
     extract(w, x, w->px);
     extract(w, x_adv, w->py);
-    double self_x;
-    if (w->cached && w->cached_seed == seed && !memcmp(w->cached_x, x, image * sizeof(float))) {
-        self_x = w->cached_self;
-    } else {
-        self_x = at_sinkhorn(w->px, NULL, n, w->px, NULL, n, d, eps, iters, w->work, NULL, NULL,
-                             NULL);
-        memcpy(w->cached_x, x, image * sizeof(float));
-        w->cached_seed = seed;
-        w->cached_self = self_x;
-        w->cached = true;
-    }
     double cross = at_sinkhorn(w->px, NULL, n, w->py, NULL, n, d, eps, iters, w->work, NULL,
                                grad ? w->gc : NULL, NULL);
     double self_y = at_sinkhorn(w->py, NULL, n, w->py, NULL, n, d, eps, iters, w->work,
