@@ -15,15 +15,21 @@
 #include <math.h>
 #include <string.h>
 
+/* One distance (with its Sinkhorn buffers) per thread: the examples' distances run in parallel,
+ * each example's on its own, so the result does not depend on the number of threads. */
 typedef struct iwd_state {
-    at_iwd *iwd;
+    int threads;
+    at_iwd **iwd;
 } iwd_state;
 
 static void iwd_free_state(void *p)
 {
     iwd_state *s = p;
-    if (s)
-        at_iwd_free(s->iwd);
+    if (!s)
+        return;
+    for (int t = 0; s->iwd && t < s->threads; t++)
+        at_iwd_free(s->iwd[t]);
+    at_free(s->iwd);
     at_free(s);
 }
 
@@ -46,10 +52,17 @@ static int iwd_setup(at_attack *a, at_error *err)
     a->state = s;
     int c, h, w;
     at_model_input_shape(a->model, &c, &h, &w);
-    int status = at_iwd_create(&s->iwd, &o->iwd, c, h, w, err);
-    if (!status)
-        o->iwd = *at_iwd_get_options(s->iwd);
-    return status;
+    s->threads = at_max_threads() > 0 ? at_max_threads() : 1;
+    s->iwd = at_alloc((size_t)s->threads * sizeof(at_iwd *));
+    if (!s->iwd)
+        return at_fail(err, AT_ERR_NOMEM, "out of memory");
+    for (int t = 0; t < s->threads; t++) {
+        int status = at_iwd_create(&s->iwd[t], &o->iwd, c, h, w, err);
+        if (status)
+            return status;
+    }
+    o->iwd = *at_iwd_get_options(s->iwd[0]);
+    return AT_OK;
 }
 
 /* current, best, direction, IWD gradient: one image each; then per example the self term of x,
@@ -74,7 +87,7 @@ static int iwd_run(at_attack *a, const float *x, const int32_t *y, const int32_t
                    float *x_adv)
 {
     const at_attack_options *o = &a->o;
-    at_iwd *iwd = ((iwd_state *)a->state)->iwd;
+    at_iwd *const *iwd = ((iwd_state *)a->state)->iwd;
     const size_t image = a->image, count = (size_t)n * image, stride = (size_t)a->max_batch * image;
     float *cur = a->work, *best = cur + stride, *dir = best + stride, *ig = dir + stride;
     double *per = (double *)(void *)(ig + stride); /* 4 image floats: 8-byte aligned */
@@ -83,9 +96,11 @@ static int iwd_run(at_attack *a, const float *x, const int32_t *y, const int32_t
     uint64_t *seed = (uint64_t *)(void *)(s_now + a->max_batch);
     for (int i = 0; i < n; i++) {
         seed[i] = at_rng_next(&a->rngs[i]);
-        self[i] = at_iwd_self(iwd, x + (size_t)i * image, seed[i]);
         best_ok[i] = -1.0; /* no candidate yet */
     }
+#pragma omp parallel for schedule(dynamic)
+    for (int i = 0; i < n; i++)
+        self[i] = at_iwd_self(iwd[at_thread_id()], x + (size_t)i * image, seed[i]);
     memcpy(cur, x, count * sizeof(float));
     if (!o->no_random_start)
         for (int i = 0; i < n; i++)
@@ -99,13 +114,16 @@ static int iwd_run(at_attack *a, const float *x, const int32_t *y, const int32_t
         int status = at_attack_evaluate(a, x, cur, y, target, n, o->loss, o->targeted, ascend);
         if (status)
             return status;
+#pragma omp parallel for schedule(dynamic)
+        for (int i = 0; i < n; i++)
+            s_now[i] = at_iwd_divergence(iwd[at_thread_id()], x + (size_t)i * image, self[i],
+                                         cur + (size_t)i * image, seed[i],
+                                         ascend ? ig + (size_t)i * image : NULL);
         for (int i = 0; i < n; i++) {
             const float *ci = cur + (size_t)i * image;
-            double s = at_iwd_divergence(iwd, x + (size_t)i * image, self[i], ci, seed[i],
-                                         ascend ? ig + (size_t)i * image : NULL);
+            const double s = s_now[i];
             if (!isfinite(s))
                 return AT_ERR_NUMERIC;
-            s_now[i] = s;
             /* the candidate: within the budget, fooling with less IWD, or a higher loss */
             const bool ok = succeeded(a, i, y, target);
             const double l = a->loss[i];
