@@ -503,7 +503,7 @@ typedef struct at_attack_options {
      * steps inside the pixel bound eps (1 with Linf: none); iwd_budget > 0 keeps only points
      * with S <= iwd_budget */
     at_iwd_options iwd;
-    float iwd_lambda;         /* 0 = 1 */
+    float iwd_lambda;         /* 0 = 10 */
     float iwd_budget;         /* 0 = no budget */
 } at_attack_options;
 

@@ -394,6 +394,93 @@ TEST(iwd_attack_bad_options_are_errors)
     at_model_free(m);
 }
 
+/* Accuracy of bands_mlp weights `params` on d's first n images under the IWD attack. */
+static double iwd_robust_accuracy(const float *params, size_t count, const at_dataset *d, int n)
+{
+    at_model *m = bands_mlp(1);
+    size_t have;
+    float *p = at_model_params(m, &have);
+    if (have != count) {
+        at_model_free(m);
+        return NAN;
+    }
+    memcpy(p, params, count * sizeof(float));
+    const size_t image = (size_t)BANDS_HW * BANDS_HW;
+    float *x = malloc((size_t)n * image * sizeof(float)), *adv = malloc((size_t)n * image * sizeof(float));
+    uint64_t *seeds = malloc((size_t)n * sizeof(uint64_t));
+    uint8_t *fooled = malloc((size_t)n);
+    for (size_t j = 0; j < (size_t)n * image; j++)
+        x[j] = d->images[j] / 255.0f;
+    at_attack *atk = NULL;
+    at_error err;
+    at_attack_options o = {.norm = AT_NORM_LINF, .eps = 0.3f, .steps = 10};
+    CHECK_OK(at_attack_create(&atk, "iwd", m, n, &o, &err), &err);
+    at_attack_seeds(1, 0, n, seeds);
+    int robust = 0;
+    if (atk && at_attack_run(atk, x, d->labels, NULL, n, seeds, adv, fooled) == 0)
+        for (int i = 0; i < n; i++)
+            robust += !fooled[i];
+    at_attack_free(atk);
+    at_model_free(m);
+    free(x);
+    free(adv);
+    free(seeds);
+    free(fooled);
+    return (double)robust / n;
+}
+
+TEST(iwd_at_trains_and_resists_the_iwd_attack)
+{
+    at_dataset d = bands_data(128, 4);
+    at_train_config standard = bands_config("standard"), iwd = bands_config("iwd-at");
+    standard.epochs = iwd.epochs = 4;
+    size_t n1 = 0, n2 = 0;
+    float *a = bands_train(&standard, &d, &n1), *b = bands_train(&iwd, &d, &n2);
+    REQUIRE(a && b && n1 == n2);
+    bool finite = true;
+    for (size_t j = 0; j < n2; j++)
+        finite &= isfinite(b[j]);
+    CHECK(finite);
+    double acc_standard = iwd_robust_accuracy(a, n1, &d, 64);
+    double acc_iwd = iwd_robust_accuracy(b, n2, &d, 64);
+    printf("accuracy under the IWD attack: standard %.3f, iwd-at %.3f\n", acc_standard, acc_iwd);
+    if (!(acc_iwd > acc_standard))
+        TEST_FAIL_("iwd-at %.3f is not above standard training %.3f under the IWD attack", acc_iwd,
+                   acc_standard);
+    /* without the clean and PGD terms it is another run */
+    at_train_config only = bands_config("iwd-at");
+    only.epochs = 4;
+    at_train_config_set(&only, "iwd-pgd", "false");
+    at_train_config_set(&only, "iwd-clean-weight", "0");
+    float *c = bands_train(&only, &d, &n2);
+    CHECK(c && memcmp(b, c, n2 * sizeof(float)) != 0);
+    free(a);
+    free(b);
+    free(c);
+    bands_free(&d);
+}
+
+TEST(iwd_at_bad_options_are_errors)
+{
+    at_dataset d = bands_data(16, 5), val = {0};
+    at_model *m = bands_mlp(1);
+    const char *bad[][2] = {{"iwd-patch", "20"}, {"iwd-steps", "0"}, {"iwd-reg", "-1"},
+                            {"iwd-lambda", "x"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        at_train_config c = bands_config("iwd-at");
+        at_trainer *t = NULL;
+        at_error err = {0};
+        int status = at_train_config_set(&c, bad[i][0], bad[i][1]);
+        if (!status)
+            status = at_trainer_create(&t, m, &d, &val, &c, &err);
+        if (status == 0 || !strstr(err.message, bad[i][0]))
+            TEST_FAIL_("%s=%s: status %d, message '%s'", bad[i][0], bad[i][1], status, err.message);
+        at_trainer_free(t);
+    }
+    at_model_free(m);
+    bands_free(&d);
+}
+
 TEST_MAIN(TEST_ENTRY(sinkhorn_is_within_its_bound_of_the_exact_cost),
           TEST_ENTRY(sinkhorn_is_symmetric_and_handles_weights),
           TEST_ENTRY(sinkhorn_gradient_matches_finite_differences),
@@ -401,4 +488,6 @@ TEST_MAIN(TEST_ENTRY(sinkhorn_is_within_its_bound_of_the_exact_cost),
           TEST_ENTRY(iwd_gradient_matches_finite_differences),
           TEST_ENTRY(iwd_bad_options_are_errors),
           TEST_ENTRY(iwd_attack_breaks_a_weak_model_and_records_the_iwd),
-          TEST_ENTRY(iwd_attack_bad_options_are_errors))
+          TEST_ENTRY(iwd_attack_bad_options_are_errors),
+          TEST_ENTRY(iwd_at_trains_and_resists_the_iwd_attack),
+          TEST_ENTRY(iwd_at_bad_options_are_errors))

@@ -37,7 +37,7 @@ static int iwd_setup(at_attack *a, at_error *err)
 {
     at_attack_options *o = &a->o;
     if (o->iwd_lambda == 0.0f)
-        o->iwd_lambda = 1.0f;
+        o->iwd_lambda = 10.0f;
     if (!(o->iwd_lambda > 0.0f) || !isfinite(o->iwd_lambda))
         return at_fail(err, AT_ERR_ARG, "iwd-lambda must be > 0 (got %g)", o->iwd_lambda);
     if (!(o->iwd_budget >= 0.0f) || !isfinite(o->iwd_budget))
@@ -94,11 +94,14 @@ static int iwd_run(at_attack *a, const float *x, const int32_t *y, const int32_t
     double *self = per, *best_s = self + a->max_batch, *best_l = best_s + a->max_batch;
     double *best_ok = best_l + a->max_batch, *s_now = best_ok + a->max_batch;
     uint64_t *seed = (uint64_t *)(void *)(s_now + a->max_batch);
+    /* threads only for enough work: a parallel region costs more than a tiny Sinkhorn */
+    const int patches = at_iwd_patches(iwd[0]);
+    const bool parallel = (double)n * patches * patches * o->iwd.iters > 4e6;
     for (int i = 0; i < n; i++) {
         seed[i] = at_rng_next(&a->rngs[i]);
         best_ok[i] = -1.0; /* no candidate yet */
     }
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if (parallel)
     for (int i = 0; i < n; i++)
         self[i] = at_iwd_self(iwd[at_thread_id()], x + (size_t)i * image, seed[i]);
     memcpy(cur, x, count * sizeof(float));
@@ -114,7 +117,7 @@ static int iwd_run(at_attack *a, const float *x, const int32_t *y, const int32_t
         int status = at_attack_evaluate(a, x, cur, y, target, n, o->loss, o->targeted, ascend);
         if (status)
             return status;
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if (parallel)
         for (int i = 0; i < n; i++)
             s_now[i] = at_iwd_divergence(iwd[at_thread_id()], x + (size_t)i * image, self[i],
                                          cur + (size_t)i * image, seed[i],
