@@ -450,7 +450,7 @@ TEST(iwd_at_trains_and_resists_the_iwd_attack)
     /* without the clean and PGD terms it is another run */
     at_train_config only = bands_config("iwd-at");
     only.epochs = 4;
-    at_train_config_set(&only, "iwd-pgd", "false");
+    at_train_config_set(&only, "iwd-no-pgd", "true");
     at_train_config_set(&only, "iwd-clean-weight", "0");
     float *c = bands_train(&only, &d, &n2);
     CHECK(c && memcmp(b, c, n2 * sizeof(float)) != 0);

@@ -15,13 +15,15 @@ static bool in(const char *name, const char *const *list, int n)
 }
 
 /* Which attacks each option applies to. */
-static const char *const uses_steps[] = {"pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t"};
-static const char *const uses_step_size[] = {"pgd"};
-static const char *const uses_loss[] = {"pgd", "fgsm", "apgd-ce", "apgd-dlr", "apgd-t"};
+static const char *const uses_steps[] = {"pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "iwd"};
+static const char *const uses_step_size[] = {"pgd", "iwd"};
+static const char *const uses_loss[] = {"pgd", "fgsm", "apgd-ce", "apgd-dlr", "apgd-t", "iwd"};
 static const char *const uses_queries[] = {"square"};
 static const char *const uses_targets[] = {"apgd-t", "fab-t"};
-static const char *const uses_eot[] = {"fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t"};
+static const char *const uses_eot[] = {"fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t",
+                                       "iwd"};
 static const char *const uses_start[] = {"pgd"};
+static const char *const uses_iwd[] = {"iwd"};
 #define N(list) (int)(sizeof list / sizeof list[0])
 
 static int check_applies(const char *cmd, const at_eval_plan *p, bool given, const char *option,
@@ -95,6 +97,11 @@ int cli_attack_plan(const char *cmd, const cli_attack_args *a, double eps, at_ev
     if (!status)
         status = check_applies(cmd, plan, a->eot > 1, "--eot", uses_eot, N(uses_eot));
     if (!status)
+        status = check_applies(cmd, plan,
+                               a->iwd_lambda > 0 || a->iwd_budget > 0 || a->iwd_reg > 0 ||
+                                   a->iwd_patch || a->iwd_stride || a->iwd_samples || a->iwd_iters,
+                               "--iwd-*", uses_iwd, N(uses_iwd));
+    if (!status)
         status = check_applies(cmd, plan, a->no_random_start || a->early_stop,
                                "--no-random-start/--early-stop", uses_start, N(uses_start));
     if (status)
@@ -118,6 +125,13 @@ int cli_attack_plan(const char *cmd, const cli_attack_args *a, double eps, at_ev
         }
         if (in(plan->attacks[i], uses_targets, N(uses_targets)))
             o->targets = a->targets;
+        if (in(plan->attacks[i], uses_iwd, N(uses_iwd))) {
+            o->iwd_lambda = (float)a->iwd_lambda;
+            o->iwd_budget = (float)a->iwd_budget;
+            o->iwd = (at_iwd_options){.patch = a->iwd_patch, .stride = a->iwd_stride,
+                                      .samples = a->iwd_samples, .reg = (float)a->iwd_reg,
+                                      .iters = a->iwd_iters};
+        }
         if (in(plan->attacks[i], uses_start, N(uses_start))) {
             o->no_random_start = a->no_random_start;
             o->early_stop = a->early_stop;

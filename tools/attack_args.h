@@ -13,6 +13,8 @@ typedef struct cli_attack_args {
     const char *bn_mode;  /* "eval", "train", "batch-stats" */
     double eps, step_size, p_init;
     int steps, restarts, eot, queries, targets, seed;
+    double iwd_lambda, iwd_budget, iwd_reg;   /* the IWD attack's (0: its presets) */
+    int iwd_patch, iwd_stride, iwd_samples, iwd_iters;
     bool no_random_start, early_stop;
 } cli_attack_args;
 
@@ -33,7 +35,14 @@ typedef struct cli_attack_args {
     {"targets", CLI_INT, &(a).targets, 1, 1000, NULL, "N", "APGD-T/FAB-T: target classes; default 9"}, \
     {"no-random-start", CLI_FLAG, &(a).no_random_start, 0, 0, NULL, NULL, "PGD: start from the clean point"}, \
     {"early-stop", CLI_FLAG, &(a).early_stop, 0, 0, NULL, NULL, "PGD: stop moving a point once misclassified"}, \
-    {"seed", CLI_INT, &(a).seed, 0, 2147483647, NULL, "N", "seed of random starts and searches; default 0"}
+    {"seed", CLI_INT, &(a).seed, 0, 2147483647, NULL, "N", "seed of random starts and searches; default 0"}, \
+    {"iwd-lambda", CLI_FLOAT, &(a).iwd_lambda, 1e-9, 1e9, NULL, "L", "iwd: weight of the IWD in loss - lambda IWD; default 10"}, \
+    {"iwd-budget", CLI_FLOAT, &(a).iwd_budget, 1e-12, 1e6, NULL, "S", "iwd: keep only points with IWD <= S; default none"}, \
+    {"iwd-patch", CLI_INT, &(a).iwd_patch, 1, 64, NULL, "K", "iwd: KxK patches; default 3"}, \
+    {"iwd-stride", CLI_INT, &(a).iwd_stride, 1, 64, NULL, "N", "iwd: stride between patches; default 2"}, \
+    {"iwd-samples", CLI_INT, &(a).iwd_samples, 2, 4096, NULL, "N", "iwd: patches kept per image (random subset); default 256"}, \
+    {"iwd-reg", CLI_FLOAT, &(a).iwd_reg, 1e-6, 100, NULL, "EPS", "iwd: Sinkhorn regularisation on the per-pixel squared patch cost; default 0.01"}, \
+    {"iwd-iters", CLI_INT, &(a).iwd_iters, 1, 100000, NULL, "N", "iwd: Sinkhorn iterations; default 50"}
 
 /* true when an attack or a suite was asked for */
 bool cli_attack_requested(const cli_attack_args *a);

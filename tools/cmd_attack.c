@@ -1,6 +1,7 @@
 /* cmd_attack.c: `advtrain attack`: run one attack (or a cascade) on the first N points of a split
  * and write the adversarial examples: a safetensors file with the clean inputs "x", the
- * adversarial ones "x_adv", the labels "y" and the model's predictions on both, and optionally a
+ * adversarial ones "x_adv", the labels "y", the model's predictions on both and the internal
+ * Wasserstein distance "iwd" of each output to its input (at_iwd_distance), and optionally a
  * PNG grid of clean / adversarial / perturbation for the first few. */
 #include "attack_args.h"
 #include "eval_report.h"
@@ -140,6 +141,25 @@ int cmd_attack(int argc, char **argv)
         clean_ok += pred[i] == y[i];
         adv_ok += pred_adv[i] == y[i];
     }
+    /* the internal Wasserstein distance of each output, with the IWD attack's settings when it
+     * ran (its presets otherwise) and patch positions from seed 0 */
+    at_iwd_options iwd_options = {0};
+    for (int a = 0; a < plan.n_attacks; a++)
+        if (!strcmp(plan.attacks[a], "iwd"))
+            iwd_options = at_attack_get_options(atk[a])->iwd;
+    at_iwd *iwd = NULL;
+    float *iwd_each = malloc((size_t)n * sizeof(float));
+    if (!iwd_each || at_iwd_create(&iwd, &iwd_options, ds.c, ds.h, ds.w, &err)) {
+        free(iwd_each);
+        status = cli_error("attack", EXIT_WORK_FAILED, "%s", iwd_each ? err.message : "out of memory");
+        goto done;
+    }
+    double iwd_sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        iwd_each[i] = (float)at_iwd_distance(iwd, x + i * image, adv + i * image, 0, NULL);
+        iwd_sum += iwd_each[i];
+    }
+    at_iwd_free(iwd);
     at_st_writer *w = NULL;
     int64_t xshape[4] = {n, ds.c, ds.h, ds.w}, yshape[1] = {n};
     char eps_text[32];
@@ -150,16 +170,19 @@ int cmd_attack(int argc, char **argv)
         at_st_writer_add(w, "y", "I32", 1, yshape, y, (size_t)n * 4, &err) ||
         at_st_writer_add(w, "pred_clean", "I32", 1, yshape, pred, (size_t)n * 4, &err) ||
         at_st_writer_add(w, "pred_adv", "I32", 1, yshape, pred_adv, (size_t)n * 4, &err) ||
+        at_st_writer_add(w, "iwd", "F32", 1, yshape, iwd_each, (size_t)n * 4, &err) ||
         at_st_writer_meta(w, "attack", opts.attack.attack ? opts.attack.attack : opts.attack.suite, &err) ||
         at_st_writer_meta(w, "norm", at_norm_name(plan.options[0].norm), &err) ||
         at_st_writer_meta(w, "eps", eps_text, &err) ||
         at_st_writer_meta(w, "checkpoint", opts.checkpoint, &err) ||
         at_st_writer_save(w, opts.out, &err)) {
         at_st_writer_free(w);
+        free(iwd_each);
         status = cli_error("attack", EXIT_WORK_FAILED, "%s", err.message);
         goto done;
     }
     at_st_writer_free(w);
+    free(iwd_each);
     if (opts.png) {
         int rows = opts.grid < n ? opts.grid : n;
         if (plot_png_grid(opts.png, x, adv, rows, ds.c, ds.h, ds.w, ds.h < 64 ? 4 : 2, &err)) {
@@ -167,9 +190,9 @@ int cmd_attack(int argc, char **argv)
             goto done;
         }
     }
-    printf("%d points: clean accuracy %.2f%%, under the attack %.2f%%; wrote %s%s%s\n", n,
-           100.0 * clean_ok / n, 100.0 * adv_ok / n, opts.out, opts.png ? " and " : "",
-           opts.png ? opts.png : "");
+    printf("%d points: clean accuracy %.2f%%, under the attack %.2f%%, mean IWD %.4g; wrote "
+           "%s%s%s\n", n, 100.0 * clean_ok / n, 100.0 * adv_ok / n, iwd_sum / n, opts.out,
+           opts.png ? " and " : "", opts.png ? opts.png : "");
     status = 0;
 done:
     for (int a = 0; a < AT_EVAL_MAX_ATTACKS; a++)

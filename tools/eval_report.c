@@ -92,8 +92,14 @@ static json_t *options_json(const char *name, const at_attack_options *ran)
     bool square = !strcmp(name, "square");
     if (!square)
         json_object_set_new(j, "steps", json_integer(o.steps));
-    if (!strcmp(name, "pgd"))
+    if (!strcmp(name, "pgd") || !strcmp(name, "iwd"))
         json_object_set_new(j, "step_size", json_real(o.step_size));
+    if (!strcmp(name, "iwd"))
+        json_object_set_new(j, "iwd", json_pack("{s:f, s:f, s:i, s:i, s:i, s:f, s:i}", "lambda",
+                                                o.iwd_lambda, "budget", o.iwd_budget, "patch",
+                                                o.iwd.patch, "stride", o.iwd.stride, "samples",
+                                                o.iwd.samples, "reg", o.iwd.reg, "iters",
+                                                o.iwd.iters));
     json_object_set_new(j, "restarts", json_integer(o.restarts));
     json_object_set_new(j, "loss", json_string(loss_name(o.loss)));
     json_object_set_new(j, "eot", json_integer(o.eot));
@@ -143,6 +149,11 @@ json_t *cli_eval_json(const at_eval_plan *plan, const at_eval_result *r)
             json_array_append_new(curve, s->loss_count[t] ? json_real(s->loss_sum[t] / s->loss_count[t])
                                                           : json_null());
         json_object_set_new(j, "mean_loss_per_step", curve);
+        if (s->iwd_points) /* the internal Wasserstein distance of each returned point */
+            json_object_set_new(j, "iwd", json_pack("{s:I, s:f, s:f, s:I}", "points",
+                                                    (json_int_t)s->iwd_points, "mean",
+                                                    s->iwd_sum / s->iwd_points, "max", s->iwd_max,
+                                                    "over_budget", (json_int_t)s->iwd_over_budget));
         json_object_set_new(j, "seconds", json_real(r->seconds[a]));
         json_array_append_new(attacks, j);
     }
@@ -183,6 +194,9 @@ void cli_eval_flags(const at_eval_plan *plan, const at_eval_result *r, cli_flags
                      "%s: %ld of %ld input gradients were exactly zero: the loss is flat or the "
                      "model masks its gradients; do not trust white-box robustness", name,
                      s->zero_gradients, s->gradient_evals);
+        if (s->iwd_over_budget)
+            cli_flag(flags, "iwd-budget-violated", "%s returned %ld points with an IWD above its "
+                     "budget %g", name, s->iwd_over_budget, o->iwd_budget);
         if (s->nonfinite_gradients)
             cli_flag(flags, "nonfinite-gradients", "%s: %ld input gradients contained NaN or infinity",
                      name, s->nonfinite_gradients);
@@ -213,6 +227,10 @@ void cli_eval_print(FILE *out, const at_eval_plan *plan, const at_eval_result *r
                      "BN %s, %.1f s\n", label, 100.0 * r->robust_after[a] / r->points, 100 * lo,
                 100 * hi, r->broken_by[a], at_norm_name(o->norm), measured, s->out_of_range,
                 at_bn_mode_name(s->bn_mode), r->seconds[a]);
+        if (s->iwd_points)
+            fprintf(out, "  %-22s IWD of the %ld points attacked: mean %.4g, max %.4g%s\n", "",
+                    s->iwd_points, s->iwd_sum / s->iwd_points, s->iwd_max,
+                    s->iwd_over_budget ? " (OVER BUDGET)" : "");
     }
     if (!calibration_complete(&r->clean_calibration, r->points)) {
         fprintf(out, "  calibration: not measured on every point (resumed from a state file "

@@ -11,7 +11,7 @@ static json_t *stats_json(const at_attack_stats *s)
         json_array_append_new(losses, json_real(s->loss_sum[t]));
         json_array_append_new(counts, json_integer(s->loss_count[t]));
     }
-    return json_pack("{s:I,s:I,s:f,s:f,s:f,s:I,s:f,s:f,s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:i,s:o,s:o}",
+    json_t *j = json_pack("{s:I,s:I,s:f,s:f,s:f,s:I,s:f,s:f,s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:i,s:o,s:o}",
                      "points", (json_int_t)s->points, "fooled", (json_int_t)s->fooled,
                      "max_linf", s->max_linf, "max_l2", s->max_l2, "max_l1", s->max_l1,
                      "out_of_range", (json_int_t)s->out_of_range, "eval_max_linf", s->eval_max_linf,
@@ -24,6 +24,12 @@ static json_t *stats_json(const at_attack_stats *s)
                      "nonfinite_gradients", (json_int_t)s->nonfinite_gradients,
                      "bn_mode", (int)s->bn_mode, "steps", s->steps, "loss_sum", losses,
                      "loss_count", counts);
+    if (j && s->iwd_points) /* the IWD attack's measurements (absent from older state files) */
+        json_object_set_new(j, "iwd", json_pack("{s:I,s:f,s:f,s:I}", "points",
+                                                (json_int_t)s->iwd_points, "sum", s->iwd_sum,
+                                                "max", s->iwd_max, "over_budget",
+                                                (json_int_t)s->iwd_over_budget));
+    return j;
 }
 
 static int stats_from_json(json_t *j, at_attack_stats *s)
@@ -54,6 +60,15 @@ static int stats_from_json(json_t *j, at_attack_stats *s)
     s->nonfinite_gradients = nfg;
     s->bn_mode = (at_bn_mode)bn;
     s->steps = steps;
+    json_t *iwd = json_object_get(j, "iwd");
+    if (iwd) {
+        json_int_t ip = 0, io = 0;
+        if (json_unpack(iwd, "{s:I,s:F,s:F,s:I}", "points", &ip, "sum", &s->iwd_sum, "max",
+                        &s->iwd_max, "over_budget", &io))
+            return -1;
+        s->iwd_points = ip;
+        s->iwd_over_budget = io;
+    }
     for (int t = 0; t <= steps; t++) {
         s->loss_sum[t] = json_number_value(json_array_get(losses, (size_t)t));
         s->loss_count[t] = (long)json_integer_value(json_array_get(counts, (size_t)t));

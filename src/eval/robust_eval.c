@@ -34,6 +34,10 @@ void at_attack_stats_merge(at_attack_stats *into, const at_attack_stats *from)
     into->zero_gradients += from->zero_gradients;
     into->nonfinite_gradients += from->nonfinite_gradients;
     into->bn_mode = from->bn_mode;
+    into->iwd_points += from->iwd_points;
+    into->iwd_sum += from->iwd_sum;
+    into->iwd_max = from->iwd_max > into->iwd_max ? from->iwd_max : into->iwd_max;
+    into->iwd_over_budget += from->iwd_over_budget;
     into->steps = from->steps > into->steps ? from->steps : into->steps;
     for (int t = 0; t <= AT_STATS_MAX_STEPS; t++) {
         into->loss_sum[t] += from->loss_sum[t];

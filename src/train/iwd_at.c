@@ -5,13 +5,13 @@
  * optional pixel bound) crafts x'_IWD on the model with its weights fixed, and the PGD attack of
  * pgd-at crafts x'_PGD in the eps-ball (both with batch norm in the attack's mode); then
  *     L = w_clean CE(x) + CE(x'_IWD) + CE(x'_PGD)
- * (the clean and PGD terms can be switched off), each term the batch mean of its own forward pass
- * in train mode, their weight gradients summed. */
+ * (w_clean is iwd-clean-weight; iwd-no-pgd leaves out the last term), each term the batch mean
+ * of its own forward pass in train mode, their weight gradients summed. */
 #include "train/method.h"
 
 #include "attack/attack.h"
 
-enum { LAMBDA, STEPS, STEP, PIXEL, PATCH, STRIDE, SAMPLES, REG, ITERS, CLEAN, PGD };
+enum { LAMBDA, STEPS, STEP, PIXEL, PATCH, STRIDE, SAMPLES, REG, ITERS, CLEAN, NO_PGD };
 static const at_option_info iwd_at_options[] = {
     [LAMBDA] = {"iwd-lambda", AT_OPTION_FLOAT, 1e-9, 1e9, NULL, "10",
                 "lambda: weight of the IWD in the training attack's objective"},
@@ -29,8 +29,8 @@ static const at_option_info iwd_at_options[] = {
     [ITERS] = {"iwd-iters", AT_OPTION_INT, 1, 100000, NULL, "20", "Sinkhorn iterations"},
     [CLEAN] = {"iwd-clean-weight", AT_OPTION_FLOAT, 0, 1e6, NULL, "1",
                "weight of the clean cross-entropy (0: none)"},
-    [PGD] = {"iwd-pgd", AT_OPTION_FLAG, 0, 1, NULL, "true",
-             "add the cross-entropy of the PGD example in the eps-ball"},
+    [NO_PGD] = {"iwd-no-pgd", AT_OPTION_FLAG, 0, 1, NULL, "false",
+                "leave out the cross-entropy of the PGD example in the eps-ball"},
 };
 
 typedef struct iwd_at_state {
@@ -101,7 +101,7 @@ static int iwd_at_step(at_method_ctx *c, const at_batch *b, double *loss)
     s->attack->soft_targets = NULL;
     if (status)
         return status;
-    const bool pgd = c->opt[PGD] != 0.0;
+    const bool pgd = c->opt[NO_PGD] == 0.0;
     if (pgd && (status = at_method_attack(c, b, c->x_adv)))
         return status;
     *loss = 0.0;
