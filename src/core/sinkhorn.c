@@ -32,7 +32,7 @@
 
 size_t at_sinkhorn_work(int n, int m)
 {
-    return (size_t)n * (size_t)m + 6 * ((size_t)n + (size_t)m);
+    return 2 * (size_t)n * (size_t)m + 7 * ((size_t)n + (size_t)m);
 }
 
 /* out_i = -eps log sum_j w_j exp((p_j - C_ij) / eps), with C [rows, cols] read by row (by_row)
@@ -48,6 +48,57 @@ static void softmin(const double *cost, int rows, int cols, bool by_row, const d
             max = v > max ? v : max;
         }
         double sum = 0.0;
+        for (int j = 0; j < cols; j++) {
+            double c = by_row ? cost[(size_t)i * cols + j] : cost[(size_t)j * rows + i];
+            sum += exp(logw[j] + (p[j] - c) / eps - max);
+        }
+        out[i] = -eps * (max + log(sum));
+    }
+}
+
+/* The same softmin through the kernel K = exp(-C / eps) computed once per eps: out_i = -eps log
+ * sum_j K_ij u_j - shift with u_j = w_j exp((p_j - shift) / eps), shift = max_j p_j, which
+ * costs a matrix-vector product instead of an exponential per entry. The shift keeps u in
+ * [0, 1]; a row whose sum is too small for full precision (costs far above eps) is recomputed in
+ * the log domain. by_row: K [rows, cols] row by row, else K [cols, rows] column by column. */
+static void softmin_kernel(const double *kernel, const double *cost, int rows, int cols,
+                           bool by_row, const double *logw, const double *p, double eps,
+                           double *u, double *out)
+{
+    double shift = -INFINITY;
+    for (int j = 0; j < cols; j++)
+        shift = p[j] > shift ? p[j] : shift;
+    for (int j = 0; j < cols; j++)
+        u[j] = exp(logw[j] + (p[j] - shift) / eps);
+    if (by_row) {
+        for (int i = 0; i < rows; i++) {
+            const double *k = kernel + (size_t)i * cols;
+            double sum = 0.0;
+            for (int j = 0; j < cols; j++)
+                sum += k[j] * u[j];
+            out[i] = sum;
+        }
+    } else {
+        for (int i = 0; i < rows; i++)
+            out[i] = 0.0;
+        for (int j = 0; j < cols; j++) {
+            const double *k = kernel + (size_t)j * rows;
+            for (int i = 0; i < rows; i++)
+                out[i] += k[i] * u[j];
+        }
+    }
+    for (int i = 0; i < rows; i++) {
+        if (out[i] > 1e-200) {
+            out[i] = -eps * log(out[i]) - shift;
+            continue;
+        }
+        /* the log-domain form of this row alone */
+        double max = -INFINITY, sum = 0.0;
+        for (int j = 0; j < cols; j++) {
+            double c = by_row ? cost[(size_t)i * cols + j] : cost[(size_t)j * rows + i];
+            double v = logw[j] + (p[j] - c) / eps;
+            max = v > max ? v : max;
+        }
         for (int j = 0; j < cols; j++) {
             double c = by_row ? cost[(size_t)i * cols + j] : cost[(size_t)j * rows + i];
             sum += exp(logw[j] + (p[j] - c) / eps - max);
@@ -77,7 +128,7 @@ double at_sinkhorn(const double *x, const double *a, int n, const double *y, con
         iters < 0 || !weights_ok(a, n) || !weights_ok(b, m))
         return NAN;
     double *cost = work, *f = cost + (size_t)n * m, *g = f + n, *tf = g + m, *tg = tf + n;
-    double *loga = tg + m, *logb = loga + n;
+    double *loga = tg + m, *logb = loga + n, *u = logb + m, *kernel = u + (n > m ? n : m);
     for (int i = 0; i < n; i++)
         loga[i] = a ? log(a[i]) : -log((double)n);
     for (int j = 0; j < m; j++)
@@ -99,16 +150,30 @@ double at_sinkhorn(const double *x, const double *a, int n, const double *y, con
     for (size_t k = 0; k < (size_t)n * m; k++)
         cmax = cost[k] > cmax ? cost[k] : cmax;
     double e = cmax > eps ? cmax : eps; /* annealed: halved each iteration until it is eps */
+    double kernel_eps = 0.0;
     for (int t = 0; t < iters; t++, e = 0.5 * e > eps ? 0.5 * e : eps) {
-        softmin(cost, n, m, true, logb, g, e, tf);
-        softmin(cost, m, n, false, loga, f, e, tg);
+        if (e != kernel_eps) {
+            for (size_t k = 0; k < (size_t)n * m; k++)
+                kernel[k] = exp(-cost[k] / e);
+            kernel_eps = e;
+        }
+        softmin_kernel(kernel, cost, n, m, true, logb, g, e, u, tf);
+        softmin_kernel(kernel, cost, m, n, false, loga, f, e, u, tg);
         for (int i = 0; i < n; i++)
             f[i] = 0.5 * (f[i] + tf[i]);
         for (int j = 0; j < m; j++)
             g[j] = 0.5 * (g[j] + tg[j]);
     }
-    softmin(cost, n, m, true, logb, g, eps, tf); /* the last update, from the same (f, g) */
-    softmin(cost, m, n, false, loga, f, eps, tg);
+    if (iters > 0) { /* the last update, from the same (f, g) */
+        if (kernel_eps != eps)
+            for (size_t k = 0; k < (size_t)n * m; k++)
+                kernel[k] = exp(-cost[k] / eps);
+        softmin_kernel(kernel, cost, n, m, true, logb, g, eps, u, tf);
+        softmin_kernel(kernel, cost, m, n, false, loga, f, eps, u, tg);
+    } else {
+        softmin(cost, n, m, true, logb, g, eps, tf);
+        softmin(cost, m, n, false, loga, f, eps, tg);
+    }
     if (grad_x)
         for (size_t k = 0; k < (size_t)n * d; k++)
             grad_x[k] = 0.0;
