@@ -563,6 +563,32 @@ expect 2 "--out DIR is required" -- "$BIN" train-autoencoder --data-dir "$DATA"
 [ "$(wc -l <"$TMP/out")" -le 2 ] || fail "train-autoencoder without --out: too many lines"
 [ -e "$TMP/bad" ] && fail "a refused ada run started"
 
+# --- the IWD attack and defence (reconstructions): the IWD of the attacked points in the report,
+# of every output in the examples file; a budget holds; the options are the IWD attack's alone
+expect 0 "IWD of the" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" --n 30 \
+    --attack pgd,iwd --eps 0.3 --steps 3 --iwd-lambda 10 --iwd-iters 20 --json "$TMP/iwd.json" --quiet
+for key in '"over_budget": 0' '"lambda": 10' '"iters": 20' '"mean":'; do
+    grep -q "$key" "$TMP/iwd.json" || fail "the IWD evaluation report has no $key"
+done
+expect 0 "mean IWD" -- "$BIN" attack --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" --n 8 \
+    --attack iwd --eps 1 --steps 3 --iwd-budget 0.002 --iwd-stride 3 --out "$TMP/iwd.safetensors" \
+    --png "$TMP/iwd.png"
+[ "$(head -c 4 "$TMP/iwd.png" | od -An -c | tr -d ' ')" = "211PNG" ] || fail "the IWD grid is not a PNG"
+grep -a -q '"iwd"' "$TMP/iwd.safetensors" || fail "the IWD examples file has no iwd tensor"
+expect 2 "--iwd-\* does not apply" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" \
+    --attack pgd --eps 0.1 --iwd-lambda 3
+expect 1 "iwd-patch must be in 1..28" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" \
+    --data-dir "$DATA" --n 4 --attack iwd --eps 0.3 --iwd-patch 40
+expect 1 "the loss must be ce or cw" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" \
+    --data-dir "$DATA" --n 4 --attack iwd --eps 0.3 --loss dlr
+expect 0 "clean accuracy" -- "$BIN" train --data-dir "$DATA" --train-size 64 --val-size 0 --epochs 1 \
+    --batch-size 32 --method iwd-at --eps 0.1 --steps 2 --iwd-steps 2 --iwd-iters 10 --no-final-pgd \
+    --out "$TMP/iwdat" --quiet
+expect 2 "iwd-samples" -- "$BIN" train --data-dir "$DATA" --method iwd-at --eps 0.1 --iwd-samples 1 \
+    --out "$TMP/bad"
+expect 2 "does not use iwd-lambda" -- "$BIN" train --data-dir "$DATA" --method pgd-at --eps 0.1 \
+    --iwd-lambda 3 --out "$TMP/bad"
+
 if [ "$failures" -ne 0 ]; then
     echo "$failures CLI check(s) failed"
     exit 1
