@@ -68,7 +68,8 @@ TEST(sinkhorn_is_within_its_bound_of_the_exact_cost)
             const double eps_list[2] = {0.03, 0.003};
             for (int e = 0; e < 2; e++) {
                 double eps = eps_list[e];
-                double v = at_sinkhorn(x, NULL, n, y, NULL, n, d, eps, 20000, work, NULL, NULL, plan);
+                double v =
+                    at_sinkhorn(x, NULL, n, y, NULL, n, d, eps, 20000, work, NULL, NULL, plan);
                 /* OT_0 <= OT_eps <= OT_0 + eps log n */
                 if (!(v >= exact - 1e-9 && v <= exact + eps * log((double)n) + 1e-9))
                     TEST_FAIL_("n %d eps %g: sinkhorn %.9g, exact %.9g, bound %.9g", n, eps, v,
@@ -152,7 +153,8 @@ TEST(sinkhorn_gradient_matches_finite_differences)
             p[k] = keep + h;
             double up = at_sinkhorn(x, NULL, n, y, NULL, m, d, eps, iters, work, NULL, NULL, NULL);
             p[k] = keep - h;
-            double down = at_sinkhorn(x, NULL, n, y, NULL, m, d, eps, iters, work, NULL, NULL, NULL);
+            double down =
+                at_sinkhorn(x, NULL, n, y, NULL, m, d, eps, iters, work, NULL, NULL, NULL);
             p[k] = keep;
             CHECK_CLOSE(g[k], (up - down) / (2 * h), 1e-7, 1e-5);
             largest = fabs(g[k]) > largest ? fabs(g[k]) : largest;
@@ -336,7 +338,8 @@ TEST(iwd_attack_breaks_a_weak_model_and_records_the_iwd)
     CHECK_CLOSE(s.iwd_max, max, 1e-7, 1e-4);
     CHECK(mean > 0.0);
     /* the objective rises */
-    double first = s.loss_sum[0] / s.loss_count[0], last = s.loss_sum[s.steps] / s.loss_count[s.steps];
+    double first = s.loss_sum[0] / s.loss_count[0];
+    double last = s.loss_sum[s.steps] / s.loss_count[s.steps];
     if (!(last > first))
         TEST_FAIL_("objective %.6g -> %.6g did not rise", first, last);
     /* a heavier IWD penalty finds points closer in IWD */
@@ -406,7 +409,8 @@ static double iwd_robust_accuracy(const float *params, size_t count, const at_da
     }
     memcpy(p, params, count * sizeof(float));
     const size_t image = (size_t)BANDS_HW * BANDS_HW;
-    float *x = malloc((size_t)n * image * sizeof(float)), *adv = malloc((size_t)n * image * sizeof(float));
+    float *x = malloc((size_t)n * image * sizeof(float));
+    float *adv = malloc((size_t)n * image * sizeof(float));
     uint64_t *seeds = malloc((size_t)n * sizeof(uint64_t));
     uint8_t *fooled = malloc((size_t)n);
     for (size_t j = 0; j < (size_t)n * image; j++)
