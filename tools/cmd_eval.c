@@ -391,13 +391,23 @@ int cmd_eval(int argc, char **argv)
                                "bn", opts.attack.bn_mode ? opts.attack.bn_mode : "eval", "seed", opts.attack.seed,
                                "surrogate", opts.surrogate ? opts.surrogate : "");
         json_t *o = json_array();
-        for (int a = 0; a < plan.n_attacks; a++)
-            json_array_append_new(o, json_pack("{s:i, s:f, s:i, s:i, s:i, s:i, s:i, s:f, s:b, s:b}",
-                                               "steps", plan.options[a].steps, "step", plan.options[a].step_size,
-                                               "restarts", plan.options[a].restarts, "loss", (int)plan.options[a].loss,
-                                               "eot", plan.options[a].eot, "queries", plan.options[a].queries,
-                                               "targets", plan.options[a].targets, "p", plan.options[a].p_init,
-                                               "nrs", plan.options[a].no_random_start, "es", plan.options[a].early_stop));
+        for (int a = 0; a < plan.n_attacks; a++) {
+            const at_attack_options *ao = &plan.options[a];
+            json_t *entry = json_pack("{s:i, s:f, s:i, s:i, s:i, s:i, s:i, s:f, s:b, s:b}",
+                                      "steps", ao->steps, "step", ao->step_size,
+                                      "restarts", ao->restarts, "loss", (int)ao->loss,
+                                      "eot", ao->eot, "queries", ao->queries,
+                                      "targets", ao->targets, "p", ao->p_init,
+                                      "nrs", ao->no_random_start, "es", ao->early_stop);
+            if (!strcmp(plan.attacks[a], "iwd")) /* only there, so other fingerprints stay */
+                json_object_set_new(entry, "iwd", json_pack("{s:f, s:f, s:i, s:i, s:i, s:f, s:i}",
+                                                            "lambda", ao->iwd_lambda, "budget",
+                                                            ao->iwd_budget, "patch", ao->iwd.patch,
+                                                            "stride", ao->iwd.stride, "samples",
+                                                            ao->iwd.samples, "reg", ao->iwd.reg,
+                                                            "iters", ao->iwd.iters));
+            json_array_append_new(o, entry);
+        }
         json_object_set_new(fp, "options", o);
         char *fingerprint = json_dumps(fp, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(fp);
