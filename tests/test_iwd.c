@@ -13,6 +13,7 @@
 #include "advtrain.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 
 static void random_points(double *p, int count, uint64_t seed)
@@ -372,6 +373,34 @@ TEST(iwd_attack_breaks_a_weak_model_and_records_the_iwd)
     at_model_free(m);
 }
 
+/* The examples' distances run on several threads once there is enough work: the same bits. */
+TEST(iwd_attack_does_not_depend_on_the_thread_count)
+{
+    enum { n = 6, hw = 16 };
+    at_model *m = fixture_model("mlp-32", 1, hw, 10, 4);
+    REQUIRE(m);
+    float x[n * hw * hw], one[n * hw * hw], two[n * hw * hw];
+    int32_t y[n];
+    uint64_t seeds[n];
+    fixture_images(x, n * hw * hw, 2, 0.0f, 1.0f);
+    fixture_predict(m, x, n, y);
+    at_attack_seeds(3, 0, n, seeds);
+    at_attack_options o = {.eps = 0.3f, .steps = 3, .iwd = {.stride = 1}}; /* 196 patches */
+    const int threads = omp_get_max_threads();
+    for (int t = 1; t <= 2; t++) {
+        omp_set_num_threads(t);
+        at_attack *atk = NULL;
+        at_error err;
+        CHECK_OK(at_attack_create(&atk, "iwd", m, n, &o, &err), &err);
+        if (atk)
+            CHECK_OK(at_attack_run(atk, x, y, NULL, n, seeds, t == 1 ? one : two, NULL), NULL);
+        at_attack_free(atk);
+    }
+    omp_set_num_threads(threads);
+    CHECK(memcmp(one, two, sizeof one) == 0);
+    at_model_free(m);
+}
+
 TEST(iwd_attack_bad_options_are_errors)
 {
     at_model *m = fixture_model("mlp-32", 1, 8, 10, 3);
@@ -492,6 +521,7 @@ TEST_MAIN(TEST_ENTRY(sinkhorn_is_within_its_bound_of_the_exact_cost),
           TEST_ENTRY(iwd_gradient_matches_finite_differences),
           TEST_ENTRY(iwd_bad_options_are_errors),
           TEST_ENTRY(iwd_attack_breaks_a_weak_model_and_records_the_iwd),
+          TEST_ENTRY(iwd_attack_does_not_depend_on_the_thread_count),
           TEST_ENTRY(iwd_attack_bad_options_are_errors),
           TEST_ENTRY(iwd_at_trains_and_resists_the_iwd_attack),
           TEST_ENTRY(iwd_at_bad_options_are_errors))
