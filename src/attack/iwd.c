@@ -6,8 +6,9 @@
  *     J(x') = L(f(x'), y) - lambda S(x, x')        (L: CE or the CW margin, S: at_iwd_distance)
  * along the sign (Linf) or the normalised gradient (L2), each projected onto the pixel bound
  * ||x' - x|| <= eps (eps 1 with Linf: no bound) and [0,1]. The point returned is, among the
- * iterates (x itself included) with S <= iwd_budget (any S when the budget is 0), the fooling one
- * of least IWD, or when none fools the model the one of highest loss L. The patch positions of
+ * iterates (the start included) with S <= iwd_budget (any S when the budget is 0), the fooling
+ * one of least IWD, or when none fools the model the one of highest loss L; x itself when no
+ * iterate is within the budget. The patch positions of
  * each example are drawn once per run from its stream, so S is one function along the search.
  * The loss the statistics record per step is J. */
 #include "attack/attack.h"
