@@ -2,6 +2,8 @@
  * that `advtrain robustify` and `advtrain eval --robustify` share: options, robustification in
  * batches, a cascade's robust accuracy on given images, and the JSON of what was measured. */
 #include "robustify_eval.h"
+#include "eval_report.h"
+#include "plots.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -168,4 +170,124 @@ json_t *cli_robustify_stats_json(const at_robustify_options *o, const at_robusti
     json_object_set_new(j, "robust_loss_last", json_real(points ? s->loss_last_sum / points : 0.0));
     json_object_set_new(j, "gradient_evals", json_integer(s->gradient_evals));
     return j;
+}
+
+static long count(const uint8_t *v, int n)
+{
+    long k = 0;
+    for (int i = 0; i < n; i++)
+        k += v[i];
+    return k;
+}
+
+/* The cascade on one set of images: printed, and as JSON with each attack's measured norms. */
+static int attack_images(at_model *model, const at_eval_plan *plan, const char *name,
+                         const float *x, const int32_t *y, int n, int batch, json_t *out)
+{
+    uint8_t *correct = malloc((size_t)n), *robust = malloc((size_t)n);
+    at_attack_stats stats[AT_EVAL_MAX_ATTACKS];
+    int status = !correct || !robust
+                     ? cli_error("eval", EXIT_WORK_FAILED, "out of memory")
+                     : cli_cascade_robust("eval", model, plan, x, y, n, batch, correct, robust, stats);
+    if (!status) {
+        const long c = count(correct, n), r = count(robust, n);
+        printf("    %-22s clean %6.2f%% (%ld/%d), robust %6.2f%% (%ld/%d)", name, 100.0 * c / n, c,
+               n, 100.0 * r / n, r, n);
+        json_t *attacks = json_array();
+        for (int a = 0; a < plan->n_attacks; a++) {
+            const at_attack_stats *s = &stats[a];
+            const double measured = plan->options[a].norm == AT_NORM_L2   ? s->max_l2
+                                    : plan->options[a].norm == AT_NORM_L1 ? s->max_l1
+                                                                          : s->max_linf;
+            printf("%s %s max ||x_adv - x|| %.6f", a ? "," : ";", plan->attacks[a], measured);
+            json_array_append_new(attacks,
+                                  json_pack("{s:s, s:i, s:i, s:f, s:i, s:i}", "attack",
+                                            plan->attacks[a], "points", (int)s->points, "fooled",
+                                            (int)s->fooled, "measured_max_norm", measured,
+                                            "out_of_range", (int)s->out_of_range,
+                                            "nonfinite_outputs", (int)s->nonfinite_outputs));
+        }
+        printf("\n");
+        json_object_set_new(out, name, json_pack("{s:o, s:o, s:o}", "clean",
+                                                 cli_accuracy_json(c, n), "robust",
+                                                 cli_accuracy_json(r, n), "attacks", attacks));
+    }
+    free(correct);
+    free(robust);
+    return status;
+}
+
+int cli_eval_mitm(at_model *model, const at_dataset *ds, const at_eval_plan *plan,
+                  const cli_robustify_args *a, int batch, bool quiet, const char *png,
+                  json_t *report)
+{
+    at_robustify_options o, orec;
+    int status = cli_robustify_options("eval", a, plan->options[0].eps, &o);
+    if (status)
+        return status;
+    if (o.norm != plan->options[0].norm)
+        return cli_error("eval", EXIT_USAGE, "--robustify needs the attack's --norm to be linf or l2");
+    orec = o;
+    orec.reconstruct = true;
+    if (a->rec_delta > 0.0)
+        orec.delta = (float)a->rec_delta;
+    const int n = ds->n;
+    const size_t image = (size_t)ds->c * ds->h * ds->w, bytes = (size_t)n * image * sizeof(float);
+    float *x = malloc(bytes), *xr = malloc(bytes), *xrec = a->reconstruct ? malloc(bytes) : NULL;
+    int32_t *y = malloc((size_t)n * sizeof(int32_t)), *idx = malloc((size_t)n * sizeof(int32_t));
+    json_t *out = json_object();
+    if (!x || !xr || (a->reconstruct && !xrec) || !y || !idx) {
+        status = cli_error("eval", EXIT_WORK_FAILED, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++)
+        idx[i] = i;
+    at_dataset_batch(ds, idx, n, x, y, NULL, NULL);
+    at_robustify_stats st, strec;
+    double start = cli_now();
+    if ((status = cli_robustify_images("eval", model, &o, x, n, batch, plan->seed, quiet, xr, NULL,
+                                       &st)))
+        goto done;
+    const double seconds = cli_now() - start;
+    const bool ok = (o.norm == AT_NORM_L2 ? st.max_l2 : st.max_linf) <= o.delta * (1 + 1e-5) + 1e-6 &&
+                    !st.out_of_range && !st.nonfinite;
+    printf("man in the middle (Moon et al.): robustified %d points, %s delta %g against eps %g, "
+           "%d x PGD-%d, %.1f s\n", n, at_norm_name(o.norm), o.delta, o.eps, o.iters, o.steps,
+           seconds);
+    printf("    measured ||x_r - x||: max linf %.6f, max l2 %.6f, %ld outside [0,1]: %s\n",
+           st.max_linf, st.max_l2, st.out_of_range, ok ? "within the budget" : "VIOLATED");
+    printf("    robust loss %.4f at the first iteration, %.4f at x_r\n", st.loss_first_sum / n,
+           st.loss_last_sum / n);
+    json_object_set_new(out, "robustification", cli_robustify_stats_json(&o, &st, n));
+    json_object_set_new(out, "seconds", json_real(seconds));
+    if ((status = attack_images(model, plan, "original", x, y, n, batch, out)) ||
+        (status = attack_images(model, plan, "robustified", xr, y, n, batch, out)))
+        goto done;
+    if (a->reconstruct) {
+        if ((status = cli_robustify_images("eval", model, &orec, xr, n, batch, plan->seed + 1, quiet,
+                                           xrec, NULL, &strec)))
+            goto done;
+        printf("    reconstruction attack: delta %g around x_r, robust loss %.4f -> %.4f, measured "
+               "max linf ||x_rec - x_r|| %.6f, max l2 %.6f\n", orec.delta,
+               strec.loss_first_sum / n, strec.loss_last_sum / n, strec.max_linf, strec.max_l2);
+        json_object_set_new(out, "reconstruction_attack", cli_robustify_stats_json(&orec, &strec, n));
+        if ((status = attack_images(model, plan, "reconstructed", xrec, y, n, batch, out)))
+            goto done;
+    }
+    at_error err;
+    if (png && plot_png_grid(png, x, xr, n < 8 ? n : 8, ds->c, ds->h, ds->w, ds->h < 64 ? 4 : 2,
+                             &err)) {
+        status = cli_error("eval", EXIT_WORK_FAILED, "%s", err.message);
+        goto done;
+    }
+    json_object_set(report, "robustify", out);
+    status = ok ? 0 : EXIT_WORK_FAILED;
+done:
+    json_decref(out);
+    free(x);
+    free(xr);
+    free(xrec);
+    free(y);
+    free(idx);
+    return status;
 }

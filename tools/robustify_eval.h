@@ -50,4 +50,13 @@ int cli_cascade_robust(const char *cmd, at_model *model, const at_eval_plan *pla
 json_t *cli_robustify_stats_json(const at_robustify_options *o, const at_robustify_stats *s,
                                  long points);
 
+/* `advtrain eval --robustify`: robustifies every point of ds (the model's own predictions as the
+ * protected labels), runs the cascade `plan` on the originals and on the robustified images with
+ * the true labels, and with a->reconstruct the reconstruction attack from each x_r followed by the
+ * cascade from there; prints both and puts them in report["robustify"]. png (may be NULL): grid
+ * of originals and robustified images. Returns an exit status. */
+int cli_eval_mitm(at_model *model, const at_dataset *ds, const at_eval_plan *plan,
+                  const cli_robustify_args *a, int batch, bool quiet, const char *png,
+                  json_t *report);
+
 #endif
