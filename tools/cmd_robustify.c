@@ -189,7 +189,10 @@ int cmd_robustify(int argc, char **argv)
         goto done;
     }
     printf("wrote %s%s%s\n", opts.out, opts.png ? " and " : "", opts.png ? opts.png : "");
-    status = st.out_of_range || st.nonfinite ? EXIT_WORK_FAILED : 0;
+    status = st.out_of_range || st.nonfinite
+                 ? cli_error("robustify", EXIT_WORK_FAILED, "%ld robustified values outside [0,1] "
+                             "or not finite", st.out_of_range + st.nonfinite)
+                 : 0;
 done:
     json_decref(report);
     free(x);
