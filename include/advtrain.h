@@ -836,7 +836,7 @@ int at_robustify_loss(at_robustifier *r, const float *x, const int32_t *y, int n
 
 /* The outer variable v (w for linf, x_r itself for l2) of the images x: its robust loss per
  * example (into loss) and that loss's gradient w.r.t. v (into grad_v), with the inner PGD's
- * increments held constant. For tests and for the preemptive training step. */
+ * increments held constant (what one outer step descends; exposed for gradient checks). */
 int at_robustify_gradient(at_robustifier *r, const float *x, const float *v, const int32_t *y,
                           int n, const uint64_t *seeds, float *loss, float *grad_v);
 /* x_r = lo + (tanh(w) + 1)(hi - lo)/2, lo = max(x - delta, 0), hi = min(x + delta, 1) (linf's
