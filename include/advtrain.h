@@ -824,6 +824,85 @@ int at_eval_robust(at_model *model, const at_dataset *ds, const at_eval_plan *pl
 void at_eval_result_free(at_eval_result *result);
 
 /* ------------------------------------------------------------------------------------------------
+ * Preemptive image robustification (Moon, An and Song, "Preemptive Image Robustification for
+ * Protecting Users against Man-in-the-Middle Adversarial Attacks", AAAI 2022, eq. 2): the owner
+ * of a clean image x moves it to x_r with ||x_r - x|| <= delta before anyone sees it, so that
+ * the model's own prediction y^ = f(x) survives every x' with ||x' - x_r|| <= eps:
+ *     min_{x_r in B_delta(x) and [0,1]}  max_{x' in B_eps(x_r) and [0,1]}  CE(f(x'), y^).
+ * The inner max is PGD whose increments are held constant (a Danskin-style gradient: x' depends
+ * on x_r through the additive path and the projection and clamp masks, no second order). Linf:
+ * x_r = lo + (tanh(w) + 1)(hi - lo)/2 with lo = max(x - delta, 0), hi = min(x + delta, 1), and
+ * RMSprop on w (the authors' code); L2: projected steps along the normalised gradient on x_r
+ * itself. The model runs in eval BN mode throughout. With `reconstruct` the same loop ascends
+ * the robust loss instead: an adaptive attacker's attempt to undo a robustification.
+ */
+typedef struct at_robustify_options {
+    at_norm norm;          /* linf or l2 (l1 is refused) */
+    float delta;           /* the owner's budget, > 0 */
+    float eps;             /* the man-in-the-middle's budget of the inner PGD, >= 0 */
+    int iters;             /* outer iterations, >= 0 */
+    int steps;             /* inner PGD steps; 0: the robust loss is the loss at x_r itself */
+    float step_size;       /* inner PGD step, > 0 when steps > 0 */
+    float lr;              /* outer step: RMSprop's learning rate on w (linf), the length of a
+                              normalised step on x_r (l2) */
+    float rms_alpha;       /* RMSprop's decay of the squared gradient, in [0, 1) */
+    bool no_random_start;  /* start x_r at x and every inner PGD at x_r (else uniform noise) */
+    int noise_samples;     /* smoothing variant: > 0 averages every inner gradient and the outer
+                              loss over this many Gaussian draws x' + sigma N(0, I) per step */
+    float noise_sigma;     /* their standard deviation, > 0 when noise_samples > 0 */
+    bool reconstruct;      /* ascend the robust loss (the reconstruction attack) */
+} at_robustify_options;
+
+/* The authors' settings for a norm and budgets: 100 iterations of PGD-20 with step eps/4 (their
+ * 2/255 at eps 8/255; L2 0.125 at 0.5), RMSprop lr 0.1 and decay 0.99 (torch's) for linf, L2
+ * steps of delta/10 [reconstruction: their code steps lr times the raw gradient], random starts,
+ * no smoothing. */
+void at_robustify_defaults(at_robustify_options *o, at_norm norm, float delta, float eps);
+
+/* What the robustifier measured over every batch since it was made. */
+typedef struct at_robustify_stats {
+    long points;
+    double max_linf, max_l2;   /* largest ||x_r - x||, per norm (<= delta in the chosen norm) */
+    long out_of_range;         /* returned values outside [0,1] (must be 0) */
+    long nonfinite;            /* returned values NaN or infinite (must be 0) */
+    double loss_first_sum;     /* sum over points of the robust loss at the first iteration */
+    double loss_last_sum;      /* ... and at the returned x_r (one more inner PGD) */
+    long gradient_evals;       /* input-gradient evaluations, summed over examples */
+} at_robustify_stats;
+
+typedef struct at_robustifier at_robustifier;
+
+int at_robustify_create(at_robustifier **out, at_model *model, int max_batch,
+                        const at_robustify_options *options, at_error *err);
+void at_robustify_free(at_robustifier *r);
+const at_robustify_options *at_robustify_get_options(const at_robustifier *r);
+const at_robustify_stats *at_robustify_get_stats(const at_robustifier *r);
+
+/* Robustifies x [n, c, h, w] (n <= max_batch) into x_r (may not alias x) against the model's
+ * predictions at x, which go to `labels` when it is not NULL. seeds[i] drives example i's random
+ * draws, so its result does not depend on the rest of the batch. */
+int at_robustify_run(at_robustifier *r, const float *x, int n, const uint64_t *seeds, float *x_r,
+                     int32_t *labels);
+
+/* The robust loss the outer loop minimises, per example: CE(f(x'), y) at the end of the inner
+ * PGD from x (seeded by seeds[i]), averaged over the noise draws of the smoothing variant. */
+int at_robustify_loss(at_robustifier *r, const float *x, const int32_t *y, int n,
+                      const uint64_t *seeds, float *loss);
+
+/* The outer variable v (w for linf, x_r itself for l2) of the images x: its robust loss per
+ * example (into loss) and that loss's gradient w.r.t. v (into grad_v), with the inner PGD's
+ * increments held constant (what one outer step descends; exposed for gradient checks). */
+int at_robustify_gradient(at_robustifier *r, const float *x, const float *v, const int32_t *y,
+                          int n, const uint64_t *seeds, float *loss, float *grad_v);
+/* x_r = lo + (tanh(w) + 1)(hi - lo)/2, lo = max(x - delta, 0), hi = min(x + delta, 1) (linf's
+ * map from w to the delta-box, for count floats), and its inverse (w for a point of the box,
+ * scaled by 1.999 inside atanh as the authors' code, so that the box's faces stay finite). */
+void at_robustify_box_from_w(const float *x, const float *w, size_t count, float delta,
+                             float *x_r);
+void at_robustify_box_to_w(const float *x, const float *x_r, size_t count, float delta,
+                           float *w);
+
+/* ------------------------------------------------------------------------------------------------
  * Randomized smoothing (Cohen, Rosenfeld and Kolter, "Certified Adversarial Robustness via
  * Randomized Smoothing", ICML 2019). The smoothed classifier g(x) = argmax_c P(f(x + d) = c),
  * d ~ N(0, sigma^2 I), is evaluated by Monte Carlo with the model f in eval BN mode:

@@ -204,6 +204,43 @@ expect 2 "checkpoint is required" -- "$BIN" gradients --n 4
 expect 1 "nowhere.safetensors" -- "$BIN" gradients --checkpoint "$TMP/nowhere.safetensors" --data-dir "$DATA"
 [ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "gradients of a missing file: more than one line"
 
+# --- preemptive robustification (Moon et al.): images inside delta, the man-in-the-middle protocol
+R="--checkpoint $TMP/run/last.safetensors --data-dir $DATA --iters 3 --inner-steps 3"
+expect 0 "robust loss" -- "$BIN" robustify $R --n 6 --delta 0.05 --eps 0.1 --reconstruct \
+    --out "$TMP/rob.safetensors" --png "$TMP/rob.png" --json "$TMP/rob.json"
+grep -q "0 values outside \[0,1\], 0 non-finite" "$TMP/out" || fail "robustify does not report its range"
+[ "$(head -c 4 "$TMP/rob.png" | od -An -c | tr -d ' ')" = "211PNG" ] || fail "the robustify grid is not a PNG"
+/usr/bin/python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+for k in ("robustify", "reconstruction"):
+    s = r[k]
+    assert s["within_budget"] and s["out_of_range"] == 0 and s["measured_max_linf"] <= s["delta"] + 1e-6, k
+' "$TMP/rob.json" || fail "robustify report: outside the budget"
+expect 0 "robustified .*clean" -- "$BIN" eval $R --n 6 --attack pgd --eps 0.1 --steps 3 --robustify \
+    --delta 0.05 --reconstruct --robustify-png "$TMP/mitm.png" --json "$TMP/mitm.json" --no-checks --quiet
+grep -q "reconstructed" "$TMP/out" || fail "eval --robustify --reconstruct reports no reconstruction"
+for key in '"robustify"' '"original"' '"robustified"' '"reconstruction_attack"' '"within_budget": true'; do
+    grep -q "$key" "$TMP/mitm.json" || fail "eval --robustify report has no $key"
+done
+expect 2 "--delta must be given and > 0" -- "$BIN" robustify --checkpoint x --eps 0.1 --out "$TMP/r.st"
+expect 2 "--eps must be given" -- "$BIN" robustify --checkpoint x --delta 0.1 --out "$TMP/r.st"
+expect 2 "--checkpoint and --out are required" -- "$BIN" robustify --delta 0.1 --eps 0.1
+expect 2 "--noise-samples needs --noise-sigma" -- "$BIN" robustify --checkpoint x --delta 0.1 --eps 0.1 \
+    --noise-samples 2 --out "$TMP/r.st"
+expect 2 "--iters out of range" -- "$BIN" robustify --checkpoint x --delta 0.1 --eps 0.1 --iters -2 --out "$TMP/r.st"
+expect 1 "nowhere.safetensors" -- "$BIN" robustify --checkpoint "$TMP/nowhere.safetensors" --data-dir "$DATA" \
+    --delta 0.1 --eps 0.1 --out "$TMP/r.st"
+[ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "robustify of a missing file: more than one line"
+expect 2 "need --robustify" -- "$BIN" eval --checkpoint x --attack pgd --eps 0.1 --delta 0.1
+expect 2 "--robustify needs --attack" -- "$BIN" eval --checkpoint x --robustify --delta 0.1
+expect 2 "supports --norm linf or l2" -- "$BIN" eval --checkpoint x --attack pgd --eps 1 --norm l1 --robustify --delta 0.1
+expect 0 "preempt-direction" -- "$BIN" train --method preemptive --help
+expect 0 "clean accuracy" -- "$BIN" train --data-dir "$DATA" --train-size 64 --val-size 0 --epochs 1 \
+    --batch-size 32 --model mlp-16 --method preemptive --eps 0.1 --steps 2 --no-final-pgd --out "$TMP/pre" --quiet
+expect 2 "preempt-delta out of range" -- "$BIN" train --data-dir "$DATA" --method preemptive --eps 0.1 \
+    --preempt-delta -1 --out "$TMP/bad"
+
 # --- certify: randomized smoothing of the short run's model, few points and few draws
 C="certify --checkpoint $TMP/run/last.safetensors --data-dir $DATA --n-points 3 --sigma 0.25 --n0 20 --n 300"
 expect 0 "average certified radius" -- "$BIN" $C --batch-size 64 --radii 0,0.1,0.2 --json "$TMP/cert.json"

@@ -9,6 +9,7 @@
 #include "eval_report.h"
 #include "eval_state.h"
 #include "plots.h"
+#include "robustify_eval.h"
 
 #include <math.h>
 #include <omp.h>
@@ -20,12 +21,15 @@ typedef struct eval_opts {
     const char *surrogate, *surrogate_model, *state, *baseline, *corruptions;
     int batch_size, n, threads, stop_after, calibration_bins;
     cli_float_list mean, std, curve;
-    bool no_checks, quiet;
+    bool no_checks, quiet, robustify;
+    const char *robustify_png;
     cli_attack_args attack;
+    cli_robustify_args r;
 } eval_opts;
 
 static eval_opts opts = {.data = "fashion-mnist", .split = "test", .batch_size = 500,
-                         .calibration_bins = AT_CALIBRATION_DEFAULT_BINS};
+                         .calibration_bins = AT_CALIBRATION_DEFAULT_BINS,
+                         .r = {.iters = -1, .steps = -1}};
 
 static const cli_option options[] = {
     {"checkpoint", CLI_STRING, &opts.checkpoint, 0, 0, NULL, "FILE", "safetensors file to evaluate (required)"},
@@ -45,6 +49,9 @@ static const cli_option options[] = {
     {"surrogate-model", CLI_STRING, &opts.surrogate_model, 0, 0, NULL, "ARCH", "architecture of a weights-only --surrogate"},
     {"baseline", CLI_STRING, &opts.baseline, 0, 0, NULL, "FILE", "--suite corruptions: mCE against this checkpoint"},
     {"corruptions", CLI_STRING, &opts.corruptions, 0, 0, NULL, "A,B,..", "--suite corruptions: these only (advtrain list corruptions)"},
+    {"robustify", CLI_FLAG, &opts.robustify, 0, 0, NULL, NULL, "man-in-the-middle protocol (Moon et al.): also robustify the points, then attack them with the same cascade"},
+    CLI_ROBUSTIFY_OPTIONS(opts.r, "robustify-eps", "--robustify: the attacker's budget the robustification assumes; default --eps"),
+    {"robustify-png", CLI_STRING, &opts.robustify_png, 0, 0, NULL, "FILE", "--robustify: PNG grid of original, robustified and difference"},
     {"no-checks", CLI_FLAG, &opts.no_checks, 0, 0, NULL, NULL, "skip the sanity checks (large eps, more steps)"},
     {"points", CLI_STRING, &opts.points_file, 0, 0, NULL, "FILE", "write each point's outcome (CSV)"},
     {"state", CLI_STRING, &opts.state, 0, 0, NULL, "FILE", "resumable: keep progress in FILE and continue from it"},
@@ -62,6 +69,7 @@ static const cli_command command = {
     "  advtrain eval --checkpoint M --suite standard --eps 0.1 --norm linf --n 1000\n"
     "  advtrain eval --checkpoint M --attack pgd --eps 0.1 --steps 20 --step-size 0.01 --curve 0,0.05,0.1\n"
     "  advtrain eval --checkpoint M --suite corruptions --baseline STANDARD.safetensors\n"
+    "  advtrain eval --checkpoint M --attack pgd --eps 0.1 --n 200 --robustify --delta 0.1 --reconstruct\n"
     "  advtrain eval --checkpoint M --suite corruptions --data cifar10-c --data-dir CIFAR-10-C/",
     "advtrain eval --checkpoint FILE [options]", options, sizeof options / sizeof options[0]};
 
@@ -300,6 +308,19 @@ int cmd_eval(int argc, char **argv)
         return cli_error("eval", EXIT_USAGE, "--state and --stop-after resume an attack evaluation: give --attack or --suite and --eps");
     if (opts.stop_after && !opts.state)
         return cli_error("eval", EXIT_USAGE, "--stop-after needs --state (where to continue from)");
+    if (opts.robustify && (!attacking || !(opts.attack.eps > 0) || opts.curve.count ||
+                           opts.surrogate || opts.state))
+        return cli_error("eval", EXIT_USAGE, "--robustify needs --attack (or --suite) and --eps, and "
+                         "runs without --curve, --surrogate or --state");
+    if (opts.robustify && opts.attack.norm && !strcmp(opts.attack.norm, "l1"))
+        return cli_error("eval", EXIT_USAGE, "--robustify supports --norm linf or l2 (got l1)");
+    if (!opts.robustify && (opts.r.delta > 0 || opts.r.eps > 0 || opts.r.iters >= 0 ||
+                            opts.r.steps >= 0 || opts.r.step_size > 0 || opts.r.lr > 0 ||
+                            opts.r.noise_samples || opts.r.noise_sigma > 0 ||
+                            opts.r.no_random_start || opts.r.reconstruct || opts.r.rec_delta > 0 ||
+                            opts.robustify_png))
+        return cli_error("eval", EXIT_USAGE, "--delta, --iters, --reconstruct and the other "
+                         "robustification options need --robustify");
     if (opts.threads)
         omp_set_num_threads(opts.threads);
 
@@ -440,6 +461,12 @@ int cmd_eval(int argc, char **argv)
         json_decref(cascade);
         cli_eval_flags(&plan, &result, &flags);
         if (opts.points_file && (status = write_points(opts.points_file, &plan, &result, &ds)))
+            goto done;
+    }
+    if (opts.robustify) {
+        opts.r.norm = opts.attack.norm;
+        if ((status = cli_eval_mitm(model, &ds, &plan, &opts.r, opts.batch_size, opts.quiet,
+                                    opts.robustify_png, report)))
             goto done;
     }
     if (attacking && !opts.no_checks && !surrogate && (status = run_checks(model, &ds, report, &flags)))

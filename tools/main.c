@@ -15,6 +15,7 @@ static const struct {
     {"export", cmd_export, "write a checkpoint as a PyTorch state_dict (safetensors)"},
     {"corrupt", cmd_corrupt, "images under a common corruption (CIFAR-10-C's 15, severity 1..5)"},
     {"certify", cmd_certify, "certified L2 robustness of the Gaussian-smoothed model (Cohen et al.)"},
+    {"robustify", cmd_robustify, "preemptive robustification of images against a man in the middle"},
     {"gradients", cmd_gradients, "input-gradient maps of a model and how concentrated they are"},
     {"generate", cmd_generate, "synthetic training images from a generator fitted to a data set"},
     {"report", cmd_report, "one self-contained HTML page from a run directory"},
