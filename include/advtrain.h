@@ -482,6 +482,9 @@ typedef struct at_attack_options {
     int queries;              /* Square: forward passes per point; 0 = 5000 */
     float p_init;             /* Square: initial fraction of pixels changed; 0 = 0.8 */
     bool early_stop;          /* stop changing a point once it is misclassified */
+    struct at_flow *flow;     /* JSA: the normalizing flow whose inverse decodes the latent */
+    float eps_z;              /* JSA: Linf budget of the latent perturbation (eps: the pixel one) */
+    float step_size_z;        /* JSA: latent step; 0 = 2.5 * eps_z / steps */
 } at_attack_options;
 
 /* What an attack measured over every batch it ran since at_attack_reset_stats. */
@@ -503,6 +506,11 @@ typedef struct at_attack_stats {
     int steps;                /* loss_sum[0..steps] are filled (0 = the starting point) */
     double loss_sum[AT_STATS_MAX_STEPS + 1]; /* sum over examples of the attack loss at each step */
     long loss_count[AT_STATS_MAX_STEPS + 1];
+    /* JSA's two budgets, measured on what it returned (x_adv itself is F^-1(F(x) + dz) + dx,
+     * not within eps of x), and the flow's exactness on the clean images */
+    double max_latent_linf;   /* largest ||dz||_inf */
+    double max_pixel_linf;    /* largest ||dx||_inf */
+    double max_reconstruction;/* largest |F^-1(F(x)) - x| */
 } at_attack_stats;
 
 typedef struct at_attack at_attack;
