@@ -14,6 +14,10 @@ typedef struct cli_attack_args {
     double eps, step_size, p_init;
     int steps, restarts, eot, queries, targets, seed;
     bool no_random_start, early_stop;
+    const char *flow;     /* JSA: the flow file (advtrain train-flow) */
+    double eps_z, step_size_z;
+    int batch;            /* the largest batch the attacks will run (the flow is planned for it);
+                             0 = 500 */
 } cli_attack_args;
 
 /* Rows of a cli_option table for the fields of `a` (a struct variable, not a pointer). */
@@ -33,13 +37,18 @@ typedef struct cli_attack_args {
     {"targets", CLI_INT, &(a).targets, 1, 1000, NULL, "N", "APGD-T/FAB-T: target classes; default 9"}, \
     {"no-random-start", CLI_FLAG, &(a).no_random_start, 0, 0, NULL, NULL, "PGD: start from the clean point"}, \
     {"early-stop", CLI_FLAG, &(a).early_stop, 0, 0, NULL, NULL, "PGD: stop moving a point once misclassified"}, \
+    {"flow", CLI_STRING, &(a).flow, 0, 0, NULL, "FILE", "jsa: the normalizing flow (advtrain train-flow) whose inverse decodes the latent"}, \
+    {"eps-z", CLI_FLOAT, &(a).eps_z, 0, 1e6, NULL, "EPS", "jsa: Linf budget of the latent perturbation (required with jsa)"}, \
+    {"step-size-z", CLI_FLOAT, &(a).step_size_z, 1e-9, 1e6, NULL, "A", "jsa: latent step size; default 2.5 eps-z / steps"}, \
     {"seed", CLI_INT, &(a).seed, 0, 2147483647, NULL, "N", "seed of random starts and searches; default 0"}
 
 /* true when an attack or a suite was asked for */
 bool cli_attack_requested(const cli_attack_args *a);
 
 /* Builds the cascade at budget eps. Checks that every given option applies to some attack of the
- * cascade; prints the error and returns EXIT_USAGE otherwise. */
+ * cascade; prints the error and returns EXIT_USAGE otherwise. A cascade with jsa gets the flow of
+ * --flow, loaded once per process for batches of up to a->batch and kept for the process's
+ * lifetime (EXIT_USAGE when the file is missing or not a flow). */
 int cli_attack_plan(const char *cmd, const cli_attack_args *a, double eps, at_eval_plan *plan);
 
 #endif
