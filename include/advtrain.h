@@ -1126,6 +1126,9 @@ typedef struct at_train_config {
     /* AdA (method "ada"): the autoencoder file (at_autoencoder_save) whose weights the
      * adversary perturbs; read when the trainer is created. Other methods refuse it. */
     const char *autoencoder;
+    /* IJSAT (method "ijsat"): the normalizing flow file (at_flow_save) of the joint-space attack
+     * and the latent mixup; read when the trainer is created. Other methods refuse it. */
+    const char *flow;
 
     /* The method's own options (see at_method_option), read by at_trainer_create: a name the
      * method does not declare is an error; an option not given takes its preset. */
