@@ -587,8 +587,15 @@ expect 0 "wrote" -- "$BIN" attack --checkpoint "$TMP/run/last.safetensors" --dat
 expect 2 "jsa needs --flow" -- "$BIN" $J --attack jsa --eps 0.05 --eps-z 0.1
 expect 2 "jsa needs --eps-z" -- "$BIN" $J --attack jsa --eps 0.05 --flow "$TMP/flow/flow.safetensors"
 expect 2 "--flow/--eps-z/--step-size-z does not apply" -- "$BIN" $J --attack pgd --eps 0.05 --eps-z 0.1
-expect 2 "not a flow file" -- "$BIN" $J --attack jsa --eps 0.05 --eps-z 0.1 --flow "$TMP/run/last.safetensors"
-expect 2 "$TMP/none.safetensors" -- "$BIN" $J --attack jsa --eps 0.05 --eps-z 0.1 --flow "$TMP/none.safetensors"
+expect 1 "not a flow file" -- "$BIN" $J --attack jsa --eps 0.05 --eps-z 0.1 --flow "$TMP/run/last.safetensors"
+expect 1 "$TMP/none.safetensors" -- "$BIN" $J --attack jsa --eps 0.05 --eps-z 0.1 --flow "$TMP/none.safetensors"
+I="train --data-dir $DATA --train-size 64 --val-size 0 --epochs 1 --batch-size 32 --model mlp-16 --no-final-pgd"
+expect 0 "clean accuracy" -- "$BIN" $I --method ijsat --flow "$TMP/flow/flow.safetensors" --eps 0.05 \
+    --steps 1 --trades --out "$TMP/ijsat"
+grep -q '"flow_sha256"' "$TMP/ijsat/report.json" || fail "the ijsat report does not hash the flow"
+expect 2 "needs a flow file" -- "$BIN" $I --method ijsat --eps 0.05 --out "$TMP/bad"
+expect 2 "does not use a flow" -- "$BIN" $I --method pgd-at --eps 0.05 --flow "$TMP/flow/flow.safetensors" --out "$TMP/bad"
+expect 1 "not a flow file" -- "$BIN" $I --method ijsat --eps 0.05 --flow "$TMP/run/last.safetensors" --out "$TMP/bad"
 expect 2 "--out DIR is required" -- "$BIN" train-flow --data-dir "$DATA"
 expect 2 "multiples of 2^scales = 8" -- "$BIN" train-flow --data-dir "$DATA" --scales 3 --out "$TMP/bad-flow"
 

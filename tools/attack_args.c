@@ -56,7 +56,7 @@ static int load_flow(const char *cmd, const cli_attack_args *a, at_flow **out)
     at_flow *f = NULL;
     at_error err;
     if (at_flow_load(&f, a->flow, batch, &err))
-        return cli_error(cmd, EXIT_USAGE, "--flow: %s", err.message);
+        return cli_error(cmd, EXIT_WORK_FAILED, "--flow: %s", err.message);
     at_flow_free(loaded);
     loaded = f;
     snprintf(loaded_path, sizeof loaded_path, "%s", a->flow);

@@ -48,7 +48,7 @@ bool cli_attack_requested(const cli_attack_args *a);
 /* Builds the cascade at budget eps. Checks that every given option applies to some attack of the
  * cascade; prints the error and returns EXIT_USAGE otherwise. A cascade with jsa gets the flow of
  * --flow, loaded once per process for batches of up to a->batch and kept for the process's
- * lifetime (EXIT_USAGE when the file is missing or not a flow). */
+ * lifetime (EXIT_WORK_FAILED when the file is missing or not a flow). */
 int cli_attack_plan(const char *cmd, const cli_attack_args *a, double eps, at_eval_plan *plan);
 
 #endif
