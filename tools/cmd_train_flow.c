@@ -1,8 +1,8 @@
 /* cmd_train_flow.c: `advtrain train-flow`: trains the normalizing flow of the joint-space attack
  * (attack jsa, method ijsat; src/flow/) by maximum likelihood on a data set's training images
  * (uniform dequantisation, Adam), prints the test bits per dimension after every epoch, and
- * writes DIR/flow.safetensors (atomically; its metadata describes the network so
- * `--flow FILE` rebuilds it) and DIR/samples.png, a mosaic of samples at a temperature. A run is
+ * writes after every epoch DIR/flow.safetensors (atomically; its metadata describes the network
+ * so `--flow FILE` rebuilds it) and DIR/samples.png, a mosaic of samples at a temperature. A run is
  * determined by its seed (initialisation, data order, dequantisation noise, samples). */
 #include "cli.h"
 #include "plots.h"
@@ -146,6 +146,9 @@ int cmd_train_flow(int argc, char **argv)
                 "%d epochs, %d threads\n", opts.scales, opts.steps, opts.hidden,
                 opts.reverse ? "channel reversal" : "1x1 convolutions", opts.data, train.n,
                 opts.epochs, omp_get_max_threads());
+    char path[4096], png[4096];
+    snprintf(path, sizeof path, "%s/flow.safetensors", opts.out);
+    snprintf(png, sizeof png, "%s/samples.png", opts.out);
     double bpd = NAN;
     for (int epoch = 0; epoch < opts.epochs; epoch++) {
         at_rng rng;
@@ -160,13 +163,12 @@ int cmd_train_flow(int argc, char **argv)
         if (!opts.quiet)
             printf("epoch %d/%d  train bits/dim %.4f  %s bits/dim %.4f  %.1f s\n", epoch + 1,
                    opts.epochs, train_bpd, have_test ? "test" : "train", bpd, cli_now() - start);
-    }
-    char path[4096], png[4096];
-    snprintf(path, sizeof path, "%s/flow.safetensors", opts.out);
-    snprintf(png, sizeof png, "%s/samples.png", opts.out);
-    if (at_flow_save(path, flow, &err) || write_samples(flow, png, &err)) {
-        status = cli_error("train-flow", EXIT_WORK_FAILED, "%s", err.message);
-        goto done;
+        /* after every epoch, so a long run stopped early leaves its last whole epoch */
+        if (at_flow_save(path, flow, &err) || write_samples(flow, png, &err)) {
+            status = cli_error("train-flow", EXIT_WORK_FAILED, "%s", err.message);
+            goto done;
+        }
+        fflush(stdout);
     }
     printf("%s bits/dim %.4f\nwrote %s\nwrote %s\n", have_test ? "test" : "train", bpd, path, png);
 done:
