@@ -93,8 +93,11 @@ static int ijsat_setup(at_method_ctx *c, at_error *err)
                            .loss = AT_ATTACK_LOSS_CE, .flow = s->flow, .eps_z = eps_z,
                            .step_size_z = c->opt[STEP_Z] > 0 ? (float)c->opt[STEP_Z] : eps_z / 4};
     if ((status = at_attack_create(&c->attack, "jsa", c->model, c->batch, &o, err))) {
-        if (status == AT_ERR_SHAPE)
-            return at_fail(err, AT_ERR_SHAPE, "%s: %s", path, err->message);
+        if (status == AT_ERR_SHAPE) {
+            char why[sizeof err->message];
+            memcpy(why, err->message, sizeof why);
+            return at_fail(err, AT_ERR_SHAPE, "%s: %s", path, why);
+        }
         return status;
     }
     return AT_OK;
