@@ -79,6 +79,25 @@ sel fgsm-rs-collapse && run fgsm-rs-collapse --method fgsm-rs --no-overfit-check
 sel fgsm-sdi-collapse && run fgsm-sdi-collapse --method fgsm-sdi $CO $R5
 # seed 17: InfoAT on pgd-at
 sel infoat && run infoat --method infoat $E $R5
+# seed 1: IJSAT beside pgd-at and trades (attack steps 10 as theirs), its flow trained first
+# (2 epochs on all 60,000 images); then the joint-space attack (eps 0.1, eps-z 0.1) on the best
+# weights of all four, as NAME.jsa.json
+FLOW="$OUT/flow/flow.safetensors"
+if sel ijsat || sel ijsat-trades || sel jsa; then
+    [ -s "$FLOW" ] || $BIN train-flow --data fashion-mnist --epochs 2 --seed 0 --out "$OUT/flow" \
+        >"$OUT/flow.log" 2>&1
+fi
+sel ijsat && run ijsat --method ijsat --flow "$FLOW" $E $R5
+sel ijsat-trades && run ijsat-trades --method ijsat --trades --flow "$FLOW" $E $R5
+if sel jsa; then
+    for m in pgd-at trades ijsat ijsat-trades; do
+        if [ -s "$OUT/$m/best.safetensors" ] && [ ! -s "$OUT/$m.jsa.json" ]; then
+            $BIN eval --checkpoint "$OUT/$m/best.safetensors" --data fashion-mnist --n 1000 \
+                --attack jsa --flow "$FLOW" --eps 0.1 --eps-z 0.1 --seed 0 --quiet \
+                --json "$OUT/$m.jsa.json" >"$OUT/$m.jsa.log" 2>&1
+        fi
+    done
+fi
 # seed 9 in its own setting: 4-frame clips, SmallCNN per frame, fixed / curriculum / adaptive;
 # each clip 4 images to attack, so the suite runs on 250 clips (as long as 1,000 images)
 FINAL_N=250

@@ -505,6 +505,9 @@ typedef struct at_attack_options {
     at_iwd_options iwd;
     float iwd_lambda;         /* 0 = 10 */
     float iwd_budget;         /* 0 = no budget */
+    struct at_flow *flow;     /* JSA: the normalizing flow whose inverse decodes the latent */
+    float eps_z;              /* JSA: Linf budget of the latent perturbation (eps: the pixel one) */
+    float step_size_z;        /* JSA: latent step; 0 = 2.5 * eps_z / steps */
 } at_attack_options;
 
 /* What an attack measured over every batch it ran since at_attack_reset_stats. */
@@ -530,6 +533,11 @@ typedef struct at_attack_stats {
     long iwd_points;
     double iwd_sum, iwd_max;
     long iwd_over_budget;     /* returned points with S > iwd_budget (must be 0) */
+    /* JSA's two budgets, measured on what it returned (x_adv itself is F^-1(F(x) + dz) + dx,
+     * not within eps of x), and the flow's exactness on the clean images */
+    double max_latent_linf;   /* largest ||dz||_inf */
+    double max_pixel_linf;    /* largest ||dx||_inf */
+    double max_reconstruction;/* largest |F^-1(F(x)) - x| */
 } at_attack_stats;
 
 typedef struct at_attack at_attack;
@@ -1041,6 +1049,70 @@ int at_checkpoint_load(const char *path, at_model *model, at_optimizer *opt,
                        at_safetensors **st_out, at_error *err);
 
 /* ------------------------------------------------------------------------------------------------
+ * Normalizing flows: an exactly invertible map z = F(x) between [0,1] images and latent codes of
+ * the same size under a standard normal prior, the generative model of IJSAT's joint-space attack
+ * (attack "jsa", method "ijsat"). Multi-scale as RealNVP (Dinh et al., ICLR 2017): a logit
+ * pre-transform y = logit(alpha + (1 - 2 alpha) x), then at each scale a squeeze (2x2 pixels to
+ * channels) and `steps` steps of an invertible 1x1 convolution (Glow, Kingma and Dhariwal, 2018;
+ * or a fixed channel reversal) and an affine coupling layer whose network is conv3x3, ReLU,
+ * conv1x1, ReLU, conv3x3 (zero-initialised); between scales half the channels are factored out
+ * into z. Height and width must be multiples of 2^scales.
+ */
+typedef struct at_flow at_flow;
+typedef struct at_flow_options {
+    int channels, height, width;
+    int scales;               /* 0 = 2 */
+    int steps;                /* steps per scale; 0 = 4 */
+    int hidden;               /* feature maps of each coupling network; 0 = 64 */
+    bool reverse;             /* fixed channel reversal instead of learned 1x1 convolutions */
+    float alpha;              /* logit pre-transform; 0 = 0.05 (RealNVP's CIFAR-10 value) */
+    uint64_t seed;
+} at_flow_options;
+
+int at_flow_create(at_flow **out, const at_flow_options *options, int max_batch, at_error *err);
+void at_flow_free(at_flow *flow);
+const at_flow_options *at_flow_get_options(const at_flow *flow); /* with defaults filled in */
+size_t at_flow_dim(const at_flow *flow);  /* channels x height x width, also the latent size */
+int at_flow_max_batch(const at_flow *flow);
+/* z = F(x) for n examples, logdet[i] = log |det dF/dx| at example i (may be NULL). */
+int at_flow_forward(at_flow *flow, const float *x, int n, float *z, double *logdet);
+/* x = F^-1(z); x lies in (-alpha / (1 - 2 alpha), (1 - alpha) / (1 - 2 alpha)), [0,1] for z = F(x). */
+int at_flow_inverse(at_flow *flow, const float *z, int n, float *x);
+/* After at_flow_forward: accumulates into the weight gradients (at_flow_model) the gradient of a
+ * loss whose gradients w.r.t. z and the log-determinants are dz [n, dim] and dlogdet [n].
+ * AT_ERR_STATE when the last call was not a forward. */
+int at_flow_backward(at_flow *flow, const float *dz, const float *dlogdet);
+/* After at_flow_inverse: dz = J_{F^-1}(z)^T dx, through the inverse, without weight gradients.
+ * AT_ERR_STATE when the last call was not an inverse. */
+int at_flow_inverse_backward(at_flow *flow, const float *dx, float *dz);
+/* The parameter holders (each step's coupling network and 1x1 convolution, as models whose
+ * tensors are the flow's), for optimisers; gradients are zeroed with at_flow_zero_grad. With
+ * `reverse` the 1x1 convolutions are fixed and not listed. */
+int at_flow_model_count(const at_flow *flow);
+at_model *at_flow_model(at_flow *flow, int index);
+void at_flow_zero_grad(at_flow *flow);
+/* Negative log-likelihood of dequantised images in bits per dimension,
+ * (-log p(x) / dim) / log 2 + log2(256) for the density of x in [0,1]^dim. */
+double at_flow_bits_per_dim(double log_px, size_t dim);
+
+/* Saves the weights and a "flow" metadata object describing the network (atomically); load
+ * rebuilds it for batches of up to max_batch: AT_ERR_IO or AT_ERR_FORMAT for a missing, damaged
+ * or other kind of file. */
+int at_flow_save(const char *path, const at_flow *flow, at_error *err);
+int at_flow_load(at_flow **out, const char *path, int max_batch, at_error *err);
+
+/* One epoch of maximum likelihood: images of ds in an order drawn from rng, uniformly
+ * dequantised ((255 x + u) / 256, u ~ U[0,1)), the mean bits per dimension minimised by one step
+ * of each optimiser (one per at_flow_model, in that order) at rate lr; *bpd the epoch's mean. */
+int at_flow_train_epoch(at_flow *flow, at_optimizer *const *opts, const at_dataset *ds,
+                        int batch_size, float lr, at_rng *rng, double *bpd, at_error *err);
+/* Test bits per dimension of ds (dequantisation noise from `seed`). */
+int at_flow_test_bpd(at_flow *flow, const at_dataset *ds, uint64_t seed, double *bpd,
+                     at_error *err);
+/* n samples x = F^-1(temperature * N(0, I)) clamped to [0,1]. */
+int at_flow_sample(at_flow *flow, int n, float temperature, at_rng *rng, float *x, at_error *err);
+
+/* ------------------------------------------------------------------------------------------------
  * Autoencoders: the image-to-image network of AdA (method "ada"), a small convolutional
  * autoencoder trained on the classifier's own data: conv C->F, conv stride 2 F->2F, conv stride 2
  * 2F->2F (a 4x downsampled bottleneck), then twice nearest x2 upsampling and a conv (2F->2F,
@@ -1188,6 +1260,9 @@ typedef struct at_train_config {
     /* AdA (method "ada"): the autoencoder file (at_autoencoder_save) whose weights the
      * adversary perturbs; read when the trainer is created. Other methods refuse it. */
     const char *autoencoder;
+    /* IJSAT (method "ijsat"): the normalizing flow file (at_flow_save) of the joint-space attack
+     * and the latent mixup; read when the trainer is created. Other methods refuse it. */
+    const char *flow;
 
     /* The method's own options (see at_method_option), read by at_trainer_create: a name the
      * method does not declare is an error; an option not given takes its preset. */

@@ -626,6 +626,42 @@ expect 2 "iwd-samples" -- "$BIN" train --data-dir "$DATA" --method iwd-at --eps 
 expect 2 "does not use iwd-lambda" -- "$BIN" train --data-dir "$DATA" --method pgd-at --eps 0.1 \
     --iwd-lambda 3 --out "$TMP/bad"
 
+# --- flow and jsa: a tiny flow, its samples, the joint-space attack and what its report measures
+expect 0 "test bits/dim" -- "$BIN" train-flow --data-dir "$DATA" --train-size 128 --test-size 64 \
+    --epochs 1 --steps 1 --hidden 4 --batch 32 --samples 4 --out "$TMP/flow"
+[ -s "$TMP/flow/flow.safetensors" ] || fail "train-flow wrote no flow.safetensors"
+head -c 8 "$TMP/flow/samples.png" | grep -q PNG || fail "train-flow wrote no PNG samples"
+J="eval --checkpoint $TMP/run/last.safetensors --data-dir $DATA --n 20 --batch-size 10 --no-checks --quiet"
+expect 0 "latent linf" -- "$BIN" $J --attack jsa --flow "$TMP/flow/flow.safetensors" --eps 0.05 \
+    --eps-z 0.1 --steps 3 --json "$TMP/jsa.json"
+/usr/bin/python3 -c '
+import json, sys
+a = json.load(open(sys.argv[1]))["attacks"][0]
+j = a["joint_space"]
+assert a["name"] == "jsa" and a["options"]["eps_z"] > 0.0999, a["options"]
+assert 0 < j["max_latent_linf"] <= 0.1 + 1e-6 and 0 < j["max_pixel_linf"] <= 0.05 + 1e-6, j
+assert j["max_flow_reconstruction_error"] < 1e-4 and a["outputs_outside_0_1"] == 0, j
+' "$TMP/jsa.json" || fail "the jsa report does not measure its two budgets"
+grep -q "threat-model-violated" "$TMP/jsa.json" && fail "jsa flagged as outside its threat model"
+expect 0 "wrote" -- "$BIN" attack --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" --n 4 \
+    --attack jsa --flow "$TMP/flow/flow.safetensors" --eps 0.05 --eps-z 0.1 --steps 2 \
+    --out "$TMP/jsa.safetensors" --png "$TMP/jsa.png"
+[ -s "$TMP/jsa.png" ] || fail "attack jsa wrote no PNG grid"
+expect 2 "jsa needs --flow" -- "$BIN" $J --attack jsa --eps 0.05 --eps-z 0.1
+expect 2 "jsa needs --eps-z" -- "$BIN" $J --attack jsa --eps 0.05 --flow "$TMP/flow/flow.safetensors"
+expect 2 "--flow/--eps-z/--step-size-z does not apply" -- "$BIN" $J --attack pgd --eps 0.05 --eps-z 0.1
+expect 1 "not a flow file" -- "$BIN" $J --attack jsa --eps 0.05 --eps-z 0.1 --flow "$TMP/run/last.safetensors"
+expect 1 "$TMP/none.safetensors" -- "$BIN" $J --attack jsa --eps 0.05 --eps-z 0.1 --flow "$TMP/none.safetensors"
+I="train --data-dir $DATA --train-size 64 --val-size 0 --epochs 1 --batch-size 32 --model mlp-16 --no-final-pgd"
+expect 0 "clean accuracy" -- "$BIN" $I --method ijsat --flow "$TMP/flow/flow.safetensors" --eps 0.05 \
+    --steps 1 --trades --out "$TMP/ijsat"
+grep -q '"flow_sha256"' "$TMP/ijsat/report.json" || fail "the ijsat report does not hash the flow"
+expect 2 "needs a flow file" -- "$BIN" $I --method ijsat --eps 0.05 --out "$TMP/bad"
+expect 2 "does not use a flow" -- "$BIN" $I --method pgd-at --eps 0.05 --flow "$TMP/flow/flow.safetensors" --out "$TMP/bad"
+expect 1 "not a flow file" -- "$BIN" $I --method ijsat --eps 0.05 --flow "$TMP/run/last.safetensors" --out "$TMP/bad"
+expect 2 "--out DIR is required" -- "$BIN" train-flow --data-dir "$DATA"
+expect 2 "multiples of 2^scales = 8" -- "$BIN" train-flow --data-dir "$DATA" --scales 3 --out "$TMP/bad-flow"
+
 if [ "$failures" -ne 0 ]; then
     echo "$failures CLI check(s) failed"
     exit 1

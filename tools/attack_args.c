@@ -2,6 +2,7 @@
  * attack of the cascade uses is an error, never silently ignored. */
 #include "attack_args.h"
 
+#include <stdio.h>
 #include <string.h>
 
 bool cli_attack_requested(const cli_attack_args *a) { return a->attack || a->suite; }
@@ -15,15 +16,18 @@ static bool in(const char *name, const char *const *list, int n)
 }
 
 /* Which attacks each option applies to. */
-static const char *const uses_steps[] = {"pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "iwd"};
-static const char *const uses_step_size[] = {"pgd", "iwd"};
-static const char *const uses_loss[] = {"pgd", "fgsm", "apgd-ce", "apgd-dlr", "apgd-t", "iwd"};
+static const char *const uses_steps[] = {"pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "iwd",
+                                          "jsa"};
+static const char *const uses_step_size[] = {"pgd", "iwd", "jsa"};
+static const char *const uses_loss[] = {"pgd", "fgsm", "apgd-ce", "apgd-dlr", "apgd-t", "iwd", "jsa"};
 static const char *const uses_queries[] = {"square"};
 static const char *const uses_targets[] = {"apgd-t", "fab-t"};
 static const char *const uses_eot[] = {"fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t",
-                                       "iwd"};
+                                       "iwd", "jsa"};
 static const char *const uses_start[] = {"pgd"};
+static const char *const uses_random_start[] = {"pgd", "jsa"};
 static const char *const uses_iwd[] = {"iwd"};
+static const char *const uses_flow[] = {"jsa"};
 #define N(list) (int)(sizeof list / sizeof list[0])
 
 static int check_applies(const char *cmd, const at_eval_plan *p, bool given, const char *option,
@@ -35,6 +39,32 @@ static int check_applies(const char *cmd, const at_eval_plan *p, bool given, con
         if (in(p->attacks[i], list, n))
             return 0;
     return cli_error(cmd, EXIT_USAGE, "%s does not apply to any attack of this evaluation", option);
+}
+
+/* The flow of --flow, loaded once per process (again when a larger batch is asked for); it lives
+ * as long as the process, as the plans that point to it do. */
+static int load_flow(const char *cmd, const cli_attack_args *a, at_flow **out)
+{
+    static at_flow *loaded;
+    static char loaded_path[4096];
+    if (!a->flow)
+        return cli_error(cmd, EXIT_USAGE, "jsa needs --flow FILE (a flow from advtrain train-flow)");
+    if (!(a->eps_z > 0))
+        return cli_error(cmd, EXIT_USAGE, "jsa needs --eps-z EPS, the latent budget (> 0)");
+    const int batch = a->batch > 0 ? a->batch : 500;
+    if (loaded && !strcmp(loaded_path, a->flow) && at_flow_max_batch(loaded) >= batch) {
+        *out = loaded;
+        return 0;
+    }
+    at_flow *f = NULL;
+    at_error err;
+    if (at_flow_load(&f, a->flow, batch, &err))
+        return cli_error(cmd, EXIT_WORK_FAILED, "--flow: %s", err.message);
+    at_flow_free(loaded);
+    loaded = f;
+    snprintf(loaded_path, sizeof loaded_path, "%s", a->flow);
+    *out = loaded;
+    return 0;
 }
 
 int cli_attack_plan(const char *cmd, const cli_attack_args *a, double eps, at_eval_plan *plan)
@@ -102,8 +132,18 @@ int cli_attack_plan(const char *cmd, const cli_attack_args *a, double eps, at_ev
                                    a->iwd_patch || a->iwd_stride || a->iwd_samples || a->iwd_iters,
                                "--iwd-*", uses_iwd, N(uses_iwd));
     if (!status)
-        status = check_applies(cmd, plan, a->no_random_start || a->early_stop,
-                               "--no-random-start/--early-stop", uses_start, N(uses_start));
+        status = check_applies(cmd, plan, a->early_stop, "--early-stop", uses_start, N(uses_start));
+    if (!status)
+        status = check_applies(cmd, plan, a->no_random_start, "--no-random-start",
+                               uses_random_start, N(uses_random_start));
+    if (!status)
+        status = check_applies(cmd, plan, a->flow || a->eps_z > 0 || a->step_size_z > 0,
+                               "--flow/--eps-z/--step-size-z", uses_flow, N(uses_flow));
+    at_flow *flow = NULL;
+    if (!status)
+        for (int i = 0; i < plan->n_attacks && !status && !flow; i++)
+            if (in(plan->attacks[i], uses_flow, N(uses_flow)))
+                status = load_flow(cmd, a, &flow);
     if (status)
         return status;
     for (int i = 0; i < plan->n_attacks; i++) {
@@ -132,9 +172,14 @@ int cli_attack_plan(const char *cmd, const cli_attack_args *a, double eps, at_ev
                                       .samples = a->iwd_samples, .reg = (float)a->iwd_reg,
                                       .iters = a->iwd_iters};
         }
-        if (in(plan->attacks[i], uses_start, N(uses_start))) {
-            o->no_random_start = a->no_random_start;
+        if (in(plan->attacks[i], uses_start, N(uses_start)))
             o->early_stop = a->early_stop;
+        if (in(plan->attacks[i], uses_random_start, N(uses_random_start)))
+            o->no_random_start = a->no_random_start;
+        if (in(plan->attacks[i], uses_flow, N(uses_flow))) {
+            o->flow = flow;
+            o->eps_z = (float)a->eps_z;
+            o->step_size_z = (float)a->step_size_z;
         }
     }
     plan->seed = (uint64_t)a->seed;

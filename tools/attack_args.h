@@ -16,6 +16,10 @@ typedef struct cli_attack_args {
     double iwd_lambda, iwd_budget, iwd_reg;   /* the IWD attack's (0: its presets) */
     int iwd_patch, iwd_stride, iwd_samples, iwd_iters;
     bool no_random_start, early_stop;
+    const char *flow;     /* JSA: the flow file (advtrain train-flow) */
+    double eps_z, step_size_z;
+    int batch;            /* the largest batch the attacks will run (the flow is planned for it);
+                             0 = 500 */
 } cli_attack_args;
 
 /* Rows of a cli_option table for the fields of `a` (a struct variable, not a pointer). */
@@ -42,13 +46,18 @@ typedef struct cli_attack_args {
     {"iwd-stride", CLI_INT, &(a).iwd_stride, 1, 64, NULL, "N", "iwd: stride between patches; default 2"}, \
     {"iwd-samples", CLI_INT, &(a).iwd_samples, 2, 4096, NULL, "N", "iwd: patches kept per image (random subset); default 256"}, \
     {"iwd-reg", CLI_FLOAT, &(a).iwd_reg, 1e-6, 100, NULL, "EPS", "iwd: Sinkhorn regularisation on the per-pixel squared patch cost; default 0.01"}, \
-    {"iwd-iters", CLI_INT, &(a).iwd_iters, 1, 100000, NULL, "N", "iwd: Sinkhorn iterations; default 50"}
+    {"iwd-iters", CLI_INT, &(a).iwd_iters, 1, 100000, NULL, "N", "iwd: Sinkhorn iterations; default 50"}, \
+    {"flow", CLI_STRING, &(a).flow, 0, 0, NULL, "FILE", "jsa: the normalizing flow (advtrain train-flow) whose inverse decodes the latent"}, \
+    {"eps-z", CLI_FLOAT, &(a).eps_z, 0, 1e6, NULL, "EPS", "jsa: Linf budget of the latent perturbation (required with jsa)"}, \
+    {"step-size-z", CLI_FLOAT, &(a).step_size_z, 1e-9, 1e6, NULL, "A", "jsa: latent step size; default 2.5 eps-z / steps"}
 
 /* true when an attack or a suite was asked for */
 bool cli_attack_requested(const cli_attack_args *a);
 
 /* Builds the cascade at budget eps. Checks that every given option applies to some attack of the
- * cascade; prints the error and returns EXIT_USAGE otherwise. */
+ * cascade; prints the error and returns EXIT_USAGE otherwise. A cascade with jsa gets the flow of
+ * --flow, loaded once per process for batches of up to a->batch and kept for the process's
+ * lifetime (EXIT_WORK_FAILED when the file is missing or not a flow). */
 int cli_attack_plan(const char *cmd, const cli_attack_args *a, double eps, at_eval_plan *plan);
 
 #endif

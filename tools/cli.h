@@ -109,6 +109,7 @@ int cmd_export(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_train_autoencoder(int argc, char **argv);
+int cmd_train_flow(int argc, char **argv);
 int cmd_certify(int argc, char **argv);
 int cmd_robustify(int argc, char **argv);
 

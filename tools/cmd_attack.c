@@ -81,6 +81,7 @@ int cmd_attack(int argc, char **argv)
     if ((status = cli_open_dataset("attack", opts.data, opts.data_dir, opts.split, &ds)))
         return status;
     const int n = opts.n < ds.n ? opts.n : ds.n;
+    opts.attack.batch = n;
     if ((status = cli_attack_plan("attack", &opts.attack, opts.attack.eps, &plan)))
         goto done;
     if ((status = cli_load_model("attack", opts.checkpoint, opts.model, &ds, &model)))

@@ -132,7 +132,9 @@ static int run_cascade(at_model *model, at_model *surrogate, const at_dataset *d
                        int points, const cli_attack_args *args, at_eval_plan *plan,
                        at_eval_result *result)
 {
-    int status = cli_attack_plan("eval", args, eps, plan);
+    cli_attack_args with_batch = *args;
+    with_batch.batch = opts.batch_size;
+    int status = cli_attack_plan("eval", &with_batch, eps, plan);
     if (status)
         return status;
     plan->points = points;
@@ -401,6 +403,7 @@ int cmd_eval(int argc, char **argv)
     }
     if (attacking && opts.attack.eps > 0 && opts.state) {
         /* what makes a state file reusable: the same weights, points and attacks */
+        opts.attack.batch = opts.batch_size;
         if ((status = cli_attack_plan("eval", &opts.attack, opts.attack.eps, &plan)))
             goto done;
         plan.batch_size = opts.batch_size;
@@ -429,6 +432,12 @@ int cmd_eval(int argc, char **argv)
                                                             "iters", ao->iwd.iters));
             json_array_append_new(o, entry);
         }
+        for (int a = 0; a < plan.n_attacks; a++)
+            if (plan.options[a].flow) /* jsa: its latent budget and flow */
+                json_object_set_new(json_array_get(o, (size_t)a), "z",
+                                    json_pack("{s:f, s:f, s:s}", "eps", plan.options[a].eps_z,
+                                              "step", plan.options[a].step_size_z, "flow",
+                                              opts.attack.flow));
         json_object_set_new(fp, "options", o);
         char *fingerprint = json_dumps(fp, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(fp);

@@ -39,6 +39,8 @@ typedef struct train_opts {
     const char *init, *init_sha256; /* fine-tuning: the starting weights and their hash */
     const char *autoencoder;        /* ada: the autoencoder file */
     char autoencoder_sha256[65];
+    const char *flow;               /* ijsat: the flow file */
+    char flow_sha256[65];
 } train_opts;
 
 static train_opts opts = {
@@ -115,6 +117,7 @@ static const cli_option common_options[] = {
     {"init", CLI_STRING, &opts.init, 0, 0, NULL, "FILE", "fine-tune: start from the parameters and batch-norm buffers of FILE (an advtrain checkpoint, or a PyTorch state_dict of --model saved as safetensors); the optimiser, epochs and schedules start fresh"},
     {"init-sha256", CLI_STRING, &opts.init_sha256, 0, 0, NULL, "HEX", "with --init: refuse a FILE of another SHA-256 (run.cfg records it, so a replay starts from the same weights)"},
     {"autoencoder", CLI_STRING, &opts.autoencoder, 0, 0, NULL, "FILE", "ada: the autoencoder whose weights the adversary perturbs (written by advtrain train-autoencoder; required by ada, refused by other methods)"},
+    {"flow", CLI_STRING, &opts.flow, 0, 0, NULL, "FILE", "ijsat: the normalizing flow of the joint-space attack and the latent mixup (written by advtrain train-flow; required by ijsat, refused by other methods)"},
     {"resume", CLI_FLAG, &opts.resume, 0, 0, NULL, NULL, "continue the run in --out from its last checkpoint"},
     {"stop-after", CLI_INT, &opts.stop_after, 1, 100000, NULL, "E", "stop after epoch E (the schedule still spans --epochs); continue with --resume"},
     {"test-each-epoch", CLI_FLAG, &opts.test_each_epoch, 0, 0, NULL, NULL, "also log test accuracy after every epoch"},
@@ -325,6 +328,10 @@ static json_t *config_json(const bool *seen)
         json_object_set_new(c, "autoencoder", json_string(opts.autoencoder));
         json_object_set_new(c, "autoencoder_sha256", json_string(opts.autoencoder_sha256));
     }
+    if (opts.flow) {
+        json_object_set_new(c, "flow", json_string(opts.flow));
+        json_object_set_new(c, "flow_sha256", json_string(opts.flow_sha256));
+    }
     json_t *given = json_object();
     for (int k = 0; k < n_method_opts; k++)
         if (seen[N_COMMON + k]) {
@@ -448,6 +455,7 @@ static at_train_config train_config(const bool *seen, char (*texts)[64])
     cfg.coreset_start = opts.coreset ? opts.coreset_start : 0;
     cfg.coreset_bias_only = opts.coreset_bias_only;
     cfg.autoencoder = opts.autoencoder;
+    cfg.flow = opts.flow;
     for (int k = 0; k < n_method_opts; k++)
         if (seen[N_COMMON + k]) {
             method_option_text(&method_opts[k], texts[k], 64);
@@ -977,13 +985,17 @@ int cmd_train(int argc, char **argv)
     }
     if (at_trainer_create(&s.trainer, s.model, &train, &val, &cfg, &s.err)) {
         /* an autoencoder file that cannot be read or does not fit is a failed input, not usage */
-        const bool file = opts.autoencoder && s.err.status != AT_ERR_ARG;
+        const bool file = (opts.autoencoder || opts.flow) && s.err.status != AT_ERR_ARG;
         status = cli_error("train", file ? EXIT_WORK_FAILED : EXIT_USAGE, "%s%s",
-                           file ? "--autoencoder: " : "", s.err.message);
+                           file ? (opts.flow ? "--flow: " : "--autoencoder: ") : "", s.err.message);
         goto done;
     }
     if (opts.autoencoder && at_file_sha256(opts.autoencoder, opts.autoencoder_sha256, &s.err)) {
         status = cli_error("train", EXIT_WORK_FAILED, "--autoencoder: %s", s.err.message);
+        goto done;
+    }
+    if (opts.flow && at_file_sha256(opts.flow, opts.flow_sha256, &s.err)) {
+        status = cli_error("train", EXIT_WORK_FAILED, "--flow: %s", s.err.message);
         goto done;
     }
     if (opts.init && !opts.resume && at_trainer_init_weights(s.trainer, opts.init, &s.err)) {
@@ -1137,6 +1149,10 @@ int cmd_train(int argc, char **argv)
     if (opts.autoencoder) {
         json_object_set_new(report, "autoencoder", json_string(opts.autoencoder));
         json_object_set_new(report, "autoencoder_sha256", json_string(opts.autoencoder_sha256));
+    }
+    if (opts.flow) {
+        json_object_set_new(report, "flow", json_string(opts.flow));
+        json_object_set_new(report, "flow_sha256", json_string(opts.flow_sha256));
     }
     if (extra.images && !at_file_sha256(opts.extra_data, hash, &s.err))
         json_object_set_new(report, "extra_data_sha256", json_string(hash));

@@ -92,7 +92,7 @@ static json_t *options_json(const char *name, const at_attack_options *ran)
     bool square = !strcmp(name, "square");
     if (!square)
         json_object_set_new(j, "steps", json_integer(o.steps));
-    if (!strcmp(name, "pgd") || !strcmp(name, "iwd"))
+    if (!strcmp(name, "pgd") || !strcmp(name, "iwd") || o.flow)
         json_object_set_new(j, "step_size", json_real(o.step_size));
     if (!strcmp(name, "iwd"))
         json_object_set_new(j, "iwd", json_pack("{s:f, s:f, s:i, s:i, s:i, s:f, s:i}", "lambda",
@@ -100,6 +100,11 @@ static json_t *options_json(const char *name, const at_attack_options *ran)
                                                 o.iwd.patch, "stride", o.iwd.stride, "samples",
                                                 o.iwd.samples, "reg", o.iwd.reg, "iters",
                                                 o.iwd.iters));
+    if (o.flow) {
+        json_object_set_new(j, "eps_z", json_real(o.eps_z));
+        json_object_set_new(j, "step_size_z", json_real(o.step_size_z));
+        json_object_set_new(j, "random_start", json_boolean(!o.no_random_start));
+    }
     json_object_set_new(j, "restarts", json_integer(o.restarts));
     json_object_set_new(j, "loss", json_string(loss_name(o.loss)));
     json_object_set_new(j, "eot", json_integer(o.eot));
@@ -138,6 +143,13 @@ json_t *cli_eval_json(const at_eval_plan *plan, const at_eval_result *r)
         json_object_set_new(j, "max_perturbation_of_any_evaluated_point",
                             json_pack("{s:f, s:f, s:f}", "linf", s->eval_max_linf, "l2", s->eval_max_l2,
                                       "l1", s->eval_max_l1));
+        if (r->options[a].flow) /* JSA: what its two budgets measured */
+            json_object_set_new(j, "joint_space",
+                                json_pack("{s:f, s:f, s:f, s:f, s:f}", "max_latent_linf",
+                                          s->max_latent_linf, "eps_z", r->options[a].eps_z,
+                                          "max_pixel_linf", s->max_pixel_linf, "eps",
+                                          r->options[a].eps, "max_flow_reconstruction_error",
+                                          s->max_reconstruction));
         json_object_set_new(j, "outputs_outside_0_1", json_integer(s->out_of_range));
         json_object_set_new(j, "nonfinite_outputs", json_integer(s->nonfinite_outputs));
         json_object_set_new(j, "gradient_evaluations", json_integer(s->gradient_evals));
@@ -182,8 +194,19 @@ void cli_eval_flags(const at_eval_plan *plan, const at_eval_result *r, cli_flags
         const at_attack_stats *s = &r->stats[a];
         const at_attack_options *o = &plan->options[a];
         const char *name = plan->attacks[a];
-        double measured = o->norm == AT_NORM_LINF ? s->max_linf
+        /* JSA's pixel budget bounds dx, not x_adv - x (the latent step moves x_adv along the
+         * flow's manifold); its latent budget bounds dz */
+        double measured = o->flow ? s->max_pixel_linf
+                          : o->norm == AT_NORM_LINF ? s->max_linf
                           : o->norm == AT_NORM_L2 ? s->max_l2 : s->max_l1;
+        if (o->flow && s->max_latent_linf > o->eps_z + 1e-6)
+            cli_flag(flags, "threat-model-violated",
+                     "%s moved the latent code by %.9g for eps-z %g", name, s->max_latent_linf,
+                     o->eps_z);
+        if (o->flow && s->max_reconstruction > 1e-4)
+            cli_flag(flags, "flow-not-exact",
+                     "%s: the flow reconstructs clean images only to %.3g (F^-1(F(x)) != x): the "
+                     "latent budget is not measured from x itself", name, s->max_reconstruction);
         if (measured > bound(o->norm, o->eps) || s->out_of_range || s->nonfinite_outputs)
             cli_flag(flags, "threat-model-violated",
                      "%s returned points outside the threat model: max %s %.9g for eps %g, %ld "
@@ -231,6 +254,10 @@ void cli_eval_print(FILE *out, const at_eval_plan *plan, const at_eval_result *r
             fprintf(out, "  %-22s IWD of the %ld points attacked: mean %.4g, max %.4g%s\n", "",
                     s->iwd_points, s->iwd_sum / s->iwd_points, s->iwd_max,
                     s->iwd_over_budget ? " (OVER BUDGET)" : "");
+        if (o->flow)
+            fprintf(out, "  %-22s latent linf %.4g (eps-z %g), pixel linf %.4g (eps %g), flow "
+                         "reconstruction error %.2g\n", "", s->max_latent_linf, o->eps_z,
+                    s->max_pixel_linf, o->eps, s->max_reconstruction);
     }
     if (!calibration_complete(&r->clean_calibration, r->points)) {
         fprintf(out, "  calibration: not measured on every point (resumed from a state file "

@@ -4,7 +4,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+static json_t *stats_json_core(const at_attack_stats *s);
+
+/* JSA's budgets (zero for every other attack) ride along in an object of their own */
 static json_t *stats_json(const at_attack_stats *s)
+{
+    json_t *j = stats_json_core(s);
+    json_object_set_new(j, "joint", json_pack("{s:f,s:f,s:f}", "latent", s->max_latent_linf,
+                                              "pixel", s->max_pixel_linf, "reconstruction",
+                                              s->max_reconstruction));
+    return j;
+}
+
+static json_t *stats_json_core(const at_attack_stats *s)
 {
     json_t *losses = json_array(), *counts = json_array();
     for (int t = 0; t <= s->steps; t++) {
@@ -48,6 +60,10 @@ static int stats_from_json(json_t *j, at_attack_stats *s)
                     &losses, "loss_count", &counts) ||
         steps < 0 || steps > AT_STATS_MAX_STEPS || (int)json_array_size(losses) != steps + 1 ||
         (int)json_array_size(counts) != steps + 1)
+        return -1;
+    json_t *joint = json_object_get(j, "joint");
+    if (joint && json_unpack(joint, "{s:F,s:F,s:F}", "latent", &s->max_latent_linf, "pixel",
+                             &s->max_pixel_linf, "reconstruction", &s->max_reconstruction))
         return -1;
     s->points = points;
     s->fooled = fooled;

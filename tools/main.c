@@ -20,6 +20,7 @@ static const struct {
     {"generate", cmd_generate, "synthetic training images from a generator fitted to a data set"},
     {"report", cmd_report, "one self-contained HTML page from a run directory"},
     {"train-autoencoder", cmd_train_autoencoder, "train the autoencoder of method ada (reconstruction)"},
+    {"train-flow", cmd_train_flow, "train the normalizing flow of attack jsa and method ijsat"},
     {"list", cmd_list, "list models, data sets, training methods and attacks"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])

@@ -247,6 +247,14 @@ int plot_png_grid(const char *path, const float *clean, const float *adv, int n,
     return write_grid(path, &g, err);
 }
 
+int plot_png_images(const char *path, const float *images, int n, int c, int h, int w, int zoom,
+                    at_error *err)
+{
+    grid g = {.clean = images, .adv = images, .columns = 1, .n = n, .c = c, .h = h, .w = w,
+              .zoom = zoom};
+    return write_grid(path, &g, err);
+}
+
 int plot_png_maps(const char *path, const float *images, const float *maps, int n, int c, int h,
                   int w, int zoom, at_error *err)
 {

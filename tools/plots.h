@@ -19,6 +19,11 @@
 int plot_png_grid(const char *path, const float *clean, const float *adv, int n, int c, int h,
                   int w, int zoom, at_error *err);
 
+/* The images alone, one column of n rows (a mosaic of samples is one image). The same checks
+ * and atomic writing as plot_png_grid. */
+int plot_png_images(const char *path, const float *images, int n, int c, int h, int w, int zoom,
+                    at_error *err);
+
 /* A grid of two columns: each image, and beside it a map [n, h, w] of values >= 0 (an input
  * gradient's magnitude per pixel) drawn in grey from black (0) to white (that map's largest
  * value). The same checks and atomic writing as plot_png_grid. */

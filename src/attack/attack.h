@@ -20,6 +20,7 @@ typedef struct at_attack_ops {
     int min_classes;           /* the loss needs at least this many classes */
     bool supports_l1;
     bool gradient_free;        /* forwards only (Square): its pass keeps no activations */
+    bool needs_flow;           /* o.flow, o.eps_z and o.step_size_z (JSA) */
     /* floats of workspace per example, for an image of `image` floats */
     size_t (*workspace)(const at_attack *a, size_t image);
     /* optional: checks the attack's own options, fills their defaults into a->o and makes

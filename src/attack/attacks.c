@@ -6,11 +6,11 @@
 #include <string.h>
 
 extern const at_attack_ops at_attack_fgsm, at_attack_pgd, at_attack_apgd_ce, at_attack_apgd_dlr,
-    at_attack_apgd_t, at_attack_fab_t, at_attack_square, at_attack_iwd;
+    at_attack_apgd_t, at_attack_fab_t, at_attack_square, at_attack_iwd, at_attack_jsa;
 
 static const at_attack_ops *const attack_table[] = {
     &at_attack_fgsm, &at_attack_pgd, &at_attack_apgd_ce, &at_attack_apgd_dlr, &at_attack_apgd_t,
-    &at_attack_fab_t, &at_attack_square, &at_attack_iwd,
+    &at_attack_fab_t, &at_attack_square, &at_attack_iwd, &at_attack_jsa,
 };
 #define N_ATTACKS (int)(sizeof attack_table / sizeof attack_table[0])
 
@@ -104,6 +104,30 @@ int at_attack_create(at_attack **out, const char *name, at_model *model, int max
         o.targets = k - 1 < 9 ? k - 1 : 9;
     if (o.step_size == 0.0f)
         o.step_size = 2.5f * o.eps / (float)(o.steps > 0 ? o.steps : 1);
+    if (ops->needs_flow) {
+        if (!o.flow)
+            return at_fail(err, AT_ERR_ARG, "%s needs a normalizing flow (--flow FILE, from "
+                           "advtrain train-flow)", name);
+        if (o.norm != AT_NORM_LINF)
+            return at_fail(err, AT_ERR_ARG, "%s supports the Linf norm only", name);
+        if (!(o.eps_z >= 0.0f && isfinite(o.eps_z)) ||
+            !(o.step_size_z >= 0.0f && isfinite(o.step_size_z)))
+            return at_fail(err, AT_ERR_ARG, "%s: eps-z and its step size must be >= 0", name);
+        int c, h, w;
+        at_model_input_shape(model, &c, &h, &w);
+        const at_flow_options *fo = at_flow_get_options(o.flow);
+        if (fo->channels != c || fo->height != h || fo->width != w)
+            return at_fail(err, AT_ERR_SHAPE, "%s: the flow takes %dx%dx%d images, the model "
+                           "%dx%dx%d", name, fo->channels, fo->height, fo->width, c, h, w);
+        if (at_flow_max_batch(o.flow) < max_batch)
+            return at_fail(err, AT_ERR_ARG, "%s: the flow takes batches of up to %d, the attack "
+                           "%d", name, at_flow_max_batch(o.flow), max_batch);
+        if (o.step_size_z == 0.0f)
+            o.step_size_z = 2.5f * o.eps_z / (float)(o.steps > 0 ? o.steps : 1);
+    } else {
+        o.flow = NULL;
+        o.eps_z = o.step_size_z = 0.0f;
+    }
 
     at_attack *a = at_alloc(sizeof *a);
     if (!a)
@@ -216,7 +240,7 @@ int at_attack_run(at_attack *a, const float *x, const int32_t *y, const int32_t 
         at_rng_seed(&a->rngs[i], seeds[i]);
     at_pass_set_seed(a->pass, seeds[0]);
     int status;
-    if (a->o.eps == 0.0f) {
+    if (a->o.eps == 0.0f && a->o.eps_z == 0.0f) {
         memcpy(x_adv, x, (size_t)n * a->image * sizeof(float)); /* nothing to search */
         status = AT_OK;
     } else {

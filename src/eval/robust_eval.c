@@ -33,6 +33,9 @@ void at_attack_stats_merge(at_attack_stats *into, const at_attack_stats *from)
     into->forward_evals += from->forward_evals;
     into->zero_gradients += from->zero_gradients;
     into->nonfinite_gradients += from->nonfinite_gradients;
+    into->max_latent_linf = from->max_latent_linf > into->max_latent_linf ? from->max_latent_linf : into->max_latent_linf;
+    into->max_pixel_linf = from->max_pixel_linf > into->max_pixel_linf ? from->max_pixel_linf : into->max_pixel_linf;
+    into->max_reconstruction = from->max_reconstruction > into->max_reconstruction ? from->max_reconstruction : into->max_reconstruction;
     into->bn_mode = from->bn_mode;
     into->iwd_points += from->iwd_points;
     into->iwd_sum += from->iwd_sum;

@@ -16,7 +16,8 @@ enum {
     AT_USES_ATTACK_STEPS = 2,
     AT_USES_STEP_SIZE = 4,
     AT_USES_ATTACK_BN = 8,
-    AT_USES_AUTOENCODER = 16  /* autoencoder (ada) */
+    AT_USES_AUTOENCODER = 16, /* autoencoder (ada) */
+    AT_USES_FLOW = 32         /* flow (ijsat) */
 };
 
 typedef struct at_awp at_awp;

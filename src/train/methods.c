@@ -7,14 +7,14 @@ extern const at_method at_method_standard, at_method_pgd_at, at_method_trades, a
     at_method_fgsm_rs, at_method_free_at, at_method_iat, at_method_jsigr, at_method_sat,
     at_method_fgsm_sdi, at_method_infoat, at_method_gaussian, at_method_rlat,
     at_method_smoothmix, at_method_augmix, at_method_augrmixat, at_method_ada, at_method_iwd_at,
-    at_method_preemptive;
+    at_method_preemptive, at_method_ijsat;
 
 static const at_method *const method_table[] = {
     &at_method_standard, &at_method_pgd_at, &at_method_trades, &at_method_mart,
     &at_method_fgsm_rs,  &at_method_free_at, &at_method_iat,   &at_method_jsigr, &at_method_sat,
     &at_method_fgsm_sdi, &at_method_infoat, &at_method_gaussian, &at_method_rlat,
     &at_method_smoothmix, &at_method_augmix, &at_method_augrmixat, &at_method_ada,
-    &at_method_iwd_at, &at_method_preemptive,
+    &at_method_iwd_at, &at_method_preemptive, &at_method_ijsat,
 };
 #define N_METHODS (int)(sizeof method_table / sizeof method_table[0])
 

@@ -54,11 +54,11 @@ static int check_uses(const at_method *m, const at_train_config *c, at_error *er
     static const struct { unsigned bit; const char *what; } options[] = {
         {AT_USES_EPS, "eps"}, {AT_USES_ATTACK_STEPS, "attack steps"},
         {AT_USES_STEP_SIZE, "attack step size"}, {AT_USES_ATTACK_BN, "attack BN mode"},
-        {AT_USES_AUTOENCODER, "an autoencoder"},
+        {AT_USES_AUTOENCODER, "an autoencoder"}, {AT_USES_FLOW, "a flow"},
     };
     const bool set[] = {c->eps != 0.0f || c->eps_warmup != 0.0f || c->norm != AT_NORM_LINF,
                         c->attack_steps != 0, c->attack_step_size != 0.0f, c->attack_bn_given,
-                        c->autoencoder != NULL};
+                        c->autoencoder != NULL, c->flow != NULL};
     for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
         if (set[i] && !(m->uses & options[i].bit))
             return at_fail(err, AT_ERR_ARG, "method %s does not use %s", m->name, options[i].what);
