@@ -98,6 +98,9 @@ int cli_open_dataset(const char *cmd, const char *name, const char *dir, const c
 int cli_load_model(const char *cmd, const char *path, const char *arch, const at_dataset *ds,
                    at_model **model);
 
+/* The model's class (largest logit, BN in eval mode) for each of the n images x. */
+int cli_predict(const char *cmd, at_model *model, const float *x, int n, int32_t *pred);
+
 int cmd_train(int argc, char **argv);
 int cmd_gradients(int argc, char **argv);
 int cmd_corrupt(int argc, char **argv);

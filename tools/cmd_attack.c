@@ -40,25 +40,6 @@ static const cli_command command = {
     "advtrain attack --checkpoint FILE --attack NAME --eps EPS --out FILE [options]", options,
     sizeof options / sizeof options[0]};
 
-static int predictions(at_model *m, const float *x, int n, int32_t *pred)
-{
-    at_pass *p = NULL;
-    at_error err;
-    if (at_pass_create(&p, m, n, AT_PASS_FORWARD_ONLY, &err))
-        return cli_error("attack", EXIT_WORK_FAILED, "%s", err.message);
-    at_forward(p, x, n, AT_BN_EVAL);
-    const int k = at_model_num_classes(m);
-    for (int i = 0; i < n; i++) {
-        const float *z = at_pass_logits(p) + (size_t)i * k;
-        pred[i] = 0;
-        for (int j = 1; j < k; j++)
-            if (z[j] > z[pred[i]])
-                pred[i] = j;
-    }
-    at_pass_free(p);
-    return 0;
-}
-
 int cmd_attack(int argc, char **argv)
 {
     int status = cli_parse(&command, argc, argv, NULL);
@@ -104,7 +85,7 @@ int cmd_attack(int argc, char **argv)
     memcpy(adv, x, (size_t)n * image * sizeof(float));
     /* a cascade: every attack starts from the clean point; a point keeps the output of the first
      * attack that fools it (or of the last attack when none does) */
-    if ((status = predictions(model, x, n, pred)))
+    if ((status = cli_predict("attack", model, x, n, pred)))
         goto done;
     for (int i = 0; i < n; i++)
         fooled[i] = 0;
@@ -135,7 +116,7 @@ int cmd_attack(int argc, char **argv)
     free(tmp);
     if (status)
         goto done;
-    if ((status = predictions(model, adv, n, pred_adv)))
+    if ((status = cli_predict("attack", model, adv, n, pred_adv)))
         goto done;
     long clean_ok = 0, adv_ok = 0;
     for (int i = 0; i < n; i++) {

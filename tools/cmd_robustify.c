@@ -59,24 +59,6 @@ static long count_equal(const int32_t *a, const int32_t *b, int n)
     return k;
 }
 
-static int predict(at_model *m, const float *x, int n, int32_t *pred)
-{
-    at_pass *p = NULL;
-    at_error err;
-    if (at_pass_create(&p, m, n, AT_PASS_FORWARD_ONLY, &err))
-        return cli_error("robustify", EXIT_WORK_FAILED, "%s", err.message);
-    at_forward(p, x, n, AT_BN_EVAL);
-    const int k = at_model_num_classes(m);
-    for (int i = 0; i < n; i++) {
-        const float *z = at_pass_logits(p) + (size_t)i * k;
-        pred[i] = 0;
-        for (int j = 1; j < k; j++)
-            pred[i] = z[j] > z[pred[i]] ? j : pred[i];
-    }
-    at_pass_free(p);
-    return 0;
-}
-
 int cmd_robustify(int argc, char **argv)
 {
     int status = cli_parse(&command, argc, argv, NULL);
@@ -127,7 +109,7 @@ int cmd_robustify(int argc, char **argv)
     double start = cli_now();
     if ((status = cli_robustify_images("robustify", model, &o, x, n, opts.batch_size,
                                        (uint64_t)opts.seed, opts.quiet, xr, pred, &st)) ||
-        (status = predict(model, xr, n, pred_r)))
+        (status = cli_predict("robustify", model, xr, n, pred_r)))
         goto done;
     const double seconds = cli_now() - start;
     printf("robustified %d points of %s/%s (%s, delta %g, eps %g, %d x PGD-%d) in %.1f s\n", n,
@@ -148,7 +130,7 @@ int cmd_robustify(int argc, char **argv)
         if ((status = cli_robustify_images("robustify", model, &orec, xr, n, opts.batch_size,
                                            (uint64_t)opts.seed + 1, opts.quiet, xrec, NULL,
                                            &strec)) ||
-            (status = predict(model, xrec, n, pred_rec)))
+            (status = cli_predict("robustify", model, xrec, n, pred_rec)))
             goto done;
         printf("  reconstruction attack (delta %g around x_r): robust loss %.4f -> %.4f, clean "
                "accuracy %.2f%% at x_rec, max linf ||x_rec - x_r|| %.6f\n", orec.delta,

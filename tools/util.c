@@ -161,3 +161,22 @@ int cli_load_model(const char *cmd, const char *path, const char *arch, const at
     }
     return status;
 }
+
+int cli_predict(const char *cmd, at_model *model, const float *x, int n, int32_t *pred)
+{
+    at_pass *p = NULL;
+    at_error err;
+    if (at_pass_create(&p, model, n, AT_PASS_FORWARD_ONLY, &err))
+        return cli_error(cmd, EXIT_WORK_FAILED, "%s", err.message);
+    at_forward(p, x, n, AT_BN_EVAL);
+    const int k = at_model_num_classes(model);
+    for (int i = 0; i < n; i++) {
+        const float *z = at_pass_logits(p) + (size_t)i * k;
+        pred[i] = 0;
+        for (int j = 1; j < k; j++)
+            if (z[j] > z[pred[i]])
+                pred[i] = j;
+    }
+    at_pass_free(p);
+    return 0;
+}

@@ -81,6 +81,10 @@ void at_attack_count_gradients(at_attack *a, int n);
  * ranks 2, 3, ...). */
 int32_t at_attack_ranked_class(const float *z, int k, int rank);
 
+/* Whether example i's logits in a->logits are a success: the target class on top (targeted), any
+ * class but y[i] on top otherwise. */
+bool at_attack_succeeded(const at_attack *a, int i, const int32_t *y, const int32_t *target);
+
 /* Adds a->loss[0..n) to the statistics of step `step`. */
 void at_attack_record_loss(at_attack *a, int step, int n);
 

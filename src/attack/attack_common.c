@@ -101,6 +101,12 @@ int32_t at_attack_ranked_class(const float *z, int k, int rank)
     return order[rank - 1];
 }
 
+bool at_attack_succeeded(const at_attack *a, int i, const int32_t *y, const int32_t *target)
+{
+    const int32_t top = at_attack_ranked_class(a->logits + (size_t)i * a->classes, a->classes, 1);
+    return a->o.targeted ? top == target[i] : top != y[i];
+}
+
 void at_attack_record_loss(at_attack *a, int step, int n)
 {
     if (step < 0 || step > AT_STATS_MAX_STEPS)

@@ -74,16 +74,6 @@ static size_t iwd_workspace(const at_attack *a, size_t image)
     return 4 * image + 6 * sizeof(double) / sizeof(float);
 }
 
-static bool succeeded(const at_attack *a, int i, const int32_t *y, const int32_t *target)
-{
-    const float *z = a->logits + (size_t)i * a->classes;
-    int best = 0;
-    for (int j = 1; j < a->classes; j++)
-        if (z[j] > z[best])
-            best = j;
-    return a->o.targeted ? best == target[i] : best != y[i];
-}
-
 static int iwd_run(at_attack *a, const float *x, const int32_t *y, const int32_t *target, int n,
                    float *x_adv)
 {
@@ -129,7 +119,7 @@ static int iwd_run(at_attack *a, const float *x, const int32_t *y, const int32_t
             if (!isfinite(s))
                 return AT_ERR_NUMERIC;
             /* the candidate: within the budget, fooling with less IWD, or a higher loss */
-            const bool ok = succeeded(a, i, y, target);
+            const bool ok = at_attack_succeeded(a, i, y, target);
             const double l = a->loss[i];
             const bool in = o->iwd_budget == 0.0f || s <= o->iwd_budget;
             const bool better = best_ok[i] < 0.0 || (ok && (best_ok[i] == 0.0 || s < best_s[i])) ||

@@ -12,16 +12,6 @@
 /* current point, best point, direction: one image each; best score: one float */
 static size_t pgd_workspace(const at_attack *a, size_t image) { return 3 * image + 1; }
 
-static bool succeeded(const at_attack *a, int i, const int32_t *y, const int32_t *target)
-{
-    const float *z = a->logits + (size_t)i * a->classes;
-    int best = 0;
-    for (int j = 1; j < a->classes; j++)
-        if (z[j] > z[best])
-            best = j;
-    return a->o.targeted ? best == target[i] : best != y[i];
-}
-
 static int pgd_run(at_attack *a, const float *x, const int32_t *y, const int32_t *target, int n,
                    float *x_adv)
 {
@@ -41,7 +31,7 @@ static int pgd_run(at_attack *a, const float *x, const int32_t *y, const int32_t
             at_attack_record_loss(a, t, n);
             at_attack_direction(o->norm, a->grad, dir, n, image);
             for (int i = 0; i < n; i++) {
-                if (o->early_stop && succeeded(a, i, y, target))
+                if (o->early_stop && at_attack_succeeded(a, i, y, target))
                     continue;
                 float *ci = cur + (size_t)i * image;
                 const float *di = dir + (size_t)i * image;
@@ -56,7 +46,7 @@ static int pgd_run(at_attack *a, const float *x, const int32_t *y, const int32_t
             return status;
         at_attack_record_loss(a, o->steps, n);
         for (int i = 0; i < n; i++) {
-            float s = succeeded(a, i, y, target) ? INFINITY : a->loss[i];
+            float s = at_attack_succeeded(a, i, y, target) ? INFINITY : a->loss[i];
             if (r == 0 || s > score[i]) {
                 score[i] = s;
                 memcpy(best + (size_t)i * image, cur + (size_t)i * image, image * sizeof(float));
