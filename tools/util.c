@@ -122,6 +122,9 @@ int cli_open_dataset(const char *cmd, const char *name, const char *dir, const c
     at_error err;
     if (at_dataset_open(out, name, dir, split, &err))
         return cli_error(cmd, EXIT_WORK_FAILED, "%s", err.message);
+    if (out->skipped)
+        fprintf(stderr, "advtrain %s: %s (%s split): skipped %d unreadable image%s (skip-bad)\n",
+                cmd, dir ? dir : name, split, out->skipped, out->skipped == 1 ? "" : "s");
     return 0;
 }
 
