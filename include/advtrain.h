@@ -13,8 +13,9 @@
  *   losses      cross-entropy (hard, soft, smoothed labels, per-example weights) and KL divergence.
  *   at_optimizer SGD (momentum, Nesterov), Adam or AdamW for one model's parameters;
  *               at_lr_schedule gives the rate.
- *   at_dataset  images as uint8 NCHW with labels, loaded from IDX (MNIST, Fashion-MNIST) or
- *               CIFAR binary files, split, shuffled and augmented deterministically from a seed.
+ *   at_dataset  images as uint8 NCHW with labels, loaded from IDX (MNIST, Fashion-MNIST),
+ *               CIFAR binary files or folders of PNG/JPEG images, split, shuffled and augmented
+ *               deterministically from a seed.
  *   checkpoints safetensors files with PyTorch names, written atomically.
  *   at_train    the training loop: epochs, schedule, validation, checkpoints, resume, and
  *               fine-tuning from a checkpoint's or a PyTorch state_dict's weights.

@@ -20,7 +20,8 @@
 /* ---------------------------------------------------------------------------------------------
  * Writing files */
 
-/* pixels: [h][w][c] interleaved, c = 1 or 3; 16-bit when `sixteen` (values v * 257). */
+/* pixels: [h][w][c] interleaved, c = 1 grey, 2 grey + alpha, 3 RGB or 4 RGBA; 16-bit when
+ * `sixteen` (values v * 257). */
 static bool write_png_depth(const char *path, const uint8_t *pixels, int c, int h, int w,
                             bool sixteen)
 {
@@ -36,7 +37,11 @@ static bool write_png_depth(const char *path, const uint8_t *pixels, int c, int 
     } else if (ok) {
         png_init_io(png, f);
         png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, sixteen ? 16 : 8,
-                     c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                     c == 1   ? PNG_COLOR_TYPE_GRAY
+                     : c == 2 ? PNG_COLOR_TYPE_GRAY_ALPHA
+                     : c == 3 ? PNG_COLOR_TYPE_RGB
+                              : PNG_COLOR_TYPE_RGB_ALPHA,
+                     PNG_INTERLACE_NONE,
                      PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
         png_write_info(png, info);
         for (int r = 0; r < h; r++) {
@@ -301,8 +306,8 @@ TEST(jpeg_folder_within_codec_error)
     remove_tree(dir);
 }
 
-/* Colour PNGs exactly (HWC in the file, CHW in the dataset), colour to grey by BT.601 luma, and
- * a 16-bit PNG scaled to 8 bits exactly. */
+/* Colour PNGs exactly (HWC in the file, CHW in the dataset), colour to grey by BT.601 luma, a
+ * 16-bit PNG scaled to 8 bits exactly, alpha dropped, and a colour JPEG within its error. */
 TEST(colour_and_grey_conversion)
 {
     char dir[64], path[1024];
@@ -360,6 +365,60 @@ TEST(colour_and_grey_conversion)
         for (int p = 0; p < 20; p++)
             mismatches += ds.images[60 + ch * 20 + p] != px[1][p * 3 + ch];
     CHECK_EQ_INT(mismatches, 0);
+    at_dataset_free(&ds);
+    remove_tree(dir);
+
+    /* RGBA and grey + alpha: the alpha channel is dropped, the colours kept as stored */
+    uint8_t rgba[20 * 4], grey_alpha[20 * 2];
+    for (int p = 0; p < 20; p++) {
+        memcpy(rgba + 4 * p, px[0] + 3 * p, 3);
+        rgba[4 * p + 3] = grey_alpha[2 * p + 1] = (uint8_t)(p * 13);
+        grey_alpha[2 * p] = px[1][p];
+    }
+    REQUIRE(temp_dir(dir) && make_dirs(dir, "train/a") && make_dirs(dir, "test/a"));
+    REQUIRE(write_png(join(path, dir, "train/a/rgba.png"), rgba, 4, 5, 4));
+    REQUIRE(write_png(join(path, dir, "test/a/ga.png"), grey_alpha, 2, 5, 4));
+    CHECK_OK(at_dataset_open(&ds, "folder", dir, "train", &err), &err);
+    REQUIRE(ds.images);
+    CHECK_EQ_INT(ds.c, 3);
+    mismatches = 0;
+    for (int ch = 0; ch < 3; ch++)
+        for (int p = 0; p < 20; p++)
+            mismatches += ds.images[ch * 20 + p] != px[0][p * 3 + ch];
+    CHECK_EQ_INT(mismatches, 0);
+    at_dataset_free(&ds);
+    CHECK_OK(at_dataset_open(&ds, "folder:channels=1", dir, "test", &err), &err);
+    REQUIRE(ds.images);
+    CHECK_EQ_INT(memcmp(ds.images, px[1], 20), 0);
+    at_dataset_free(&ds);
+    remove_tree(dir);
+
+    /* a smooth colour JPEG at quality 95 */
+    static uint8_t smooth[32 * 32 * 3];
+    for (int r = 0; r < 32; r++)
+        for (int q = 0; q < 32; q++) {
+            uint8_t *s = smooth + (r * 32 + q) * 3;
+            s[0] = (uint8_t)(8 * r);
+            s[1] = (uint8_t)(8 * q);
+            s[2] = (uint8_t)(255 - 4 * (r + q));
+        }
+    REQUIRE(temp_dir(dir) && make_dirs(dir, "train/a") && make_dirs(dir, "test/a"));
+    REQUIRE(write_jpeg(join(path, dir, "train/a/smooth.jpeg"), smooth, 3, 32, 32, 95));
+    REQUIRE(write_jpeg(join(path, dir, "test/a/smooth.JPG"), smooth, 3, 32, 32, 95));
+    CHECK_OK(at_dataset_open(&ds, "folder", dir, "train", &err), &err);
+    REQUIRE(ds.images);
+    CHECK_EQ_INT(ds.c, 3);
+    double sum = 0;
+    worst = 0;
+    for (int ch = 0; ch < 3; ch++)
+        for (int p = 0; p < 32 * 32; p++) {
+            int d = abs((int)ds.images[ch * 1024 + p] - (int)smooth[p * 3 + ch]);
+            sum += d;
+            worst = d > worst ? d : worst;
+        }
+    printf("colour JPEG q95 32x32 gradient: max abs error %d, mean abs error %.3f\n", worst,
+           sum / (3 * 1024));
+    CHECK(worst <= 15 && sum / (3 * 1024) < 2.0);
     at_dataset_free(&ds);
     remove_tree(dir);
 }

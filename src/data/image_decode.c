@@ -20,7 +20,7 @@
 
 /* Larger images are refused before anything is allocated (far above any training image). */
 #define IMAGE_MAX_SIDE 32768
-#define IMAGE_MAX_PIXELS (1L << 28)
+#define IMAGE_MAX_PIXELS (1L << 26)
 
 void image_pixels_free(image_pixels *img)
 {
