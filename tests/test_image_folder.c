@@ -599,6 +599,11 @@ TEST(layout_and_option_errors)
     CHECK_OPEN_FAILS("folder:channels=2", dir, "train", AT_ERR_ARG, "channels=2");
     CHECK_OPEN_FAILS("folder:test-fraction=1.5", dir, "train", AT_ERR_ARG, "test-fraction=1.5");
     CHECK_OPEN_FAILS("folder:colour", dir, "train", AT_ERR_ARG, "unknown folder option 'colour'");
+    CHECK_OPEN_FAILS("folder:skip-bad,rgb=1", dir, "train", AT_ERR_ARG,
+                     "unknown folder option 'rgb'");
+    CHECK_OPEN_FAILS("folder:channels", dir, "train", AT_ERR_ARG, "channels needs a value");
+    CHECK_OPEN_FAILS("folder:skip-bad=yes", dir, "train", AT_ERR_ARG, "skip-bad takes no value");
+    CHECK_OPEN_FAILS("folder:split-seed=-1", dir, "train", AT_ERR_ARG, "split-seed=-1");
     CHECK_OPEN_FAILS("folder:test-fraction=0.5", dir, "train", AT_ERR_ARG, "has both");
     /* an image of another size, without size=: named, with the first one */
     uint8_t big[7 * 6] = {0};

@@ -56,7 +56,16 @@ static int parse_option(at_image_folder_options *o, const char *text, size_t len
     if (value)
         *value++ = '\0';
     char *end = NULL;
-    if (strcmp(item, "skip-bad") == 0 && !value) {
+    static const char *const valued[] = {"size", "resize", "channels", "test-fraction",
+                                         "split-seed"};
+    bool needs_value = false;
+    for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
+        needs_value |= strcmp(item, valued[k]) == 0;
+    if (needs_value && !value)
+        return at_fail(err, AT_ERR_ARG, "folder option %s needs a value (%s=...)", item, item);
+    if (strcmp(item, "skip-bad") == 0 && value)
+        return at_fail(err, AT_ERR_ARG, "folder option skip-bad takes no value");
+    if (strcmp(item, "skip-bad") == 0) {
         o->skip_bad = true;
     } else if (strcmp(item, "size") == 0 && value) {
         return parse_size(o, value, err);
@@ -86,7 +95,7 @@ static int parse_option(at_image_folder_options *o, const char *text, size_t len
     } else {
         return at_fail(err, AT_ERR_ARG, "unknown folder option '%s' (known: size=HxW, "
                        "resize=stretch|crop, channels=1|3, test-fraction=F, split-seed=N, "
-                       "skip-bad)", text[len] ? item : text);
+                       "skip-bad)", item);
     }
     return AT_OK;
 }
