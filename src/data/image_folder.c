@@ -207,7 +207,8 @@ static int list_names(const char *dir, bool want_dirs, char ***names, int *count
         *count = 0;
         return status;
     }
-    qsort(*names, (size_t)*count, sizeof **names, compare_names);
+    if (*count > 1)
+        qsort(*names, (size_t)*count, sizeof **names, compare_names);
     return AT_OK;
 }
 
