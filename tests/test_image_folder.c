@@ -66,6 +66,39 @@ static bool write_png(const char *path, const uint8_t *pixels, int c, int h, int
     return write_png_depth(path, pixels, c, h, w, false);
 }
 
+/* An 8-bit palette PNG, Adam7-interlaced: index[h][w] into palette[n][3]. */
+static bool write_palette_png(const char *path, const uint8_t *index, const uint8_t *palette,
+                              int n, int h, int w)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return false;
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    png_colorp colours = malloc((size_t)n * sizeof *colours);
+    png_bytep *rows = malloc((size_t)h * sizeof *rows);
+    bool ok = png && info && colours && rows;
+    if (ok && setjmp(png_jmpbuf(png))) {
+        ok = false;
+    } else if (ok) {
+        png_init_io(png, f);
+        png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_PALETTE,
+                     PNG_INTERLACE_ADAM7, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+        for (int k = 0; k < n; k++)
+            colours[k] = (png_color){palette[3 * k], palette[3 * k + 1], palette[3 * k + 2]};
+        png_set_PLTE(png, info, colours, n);
+        png_write_info(png, info);
+        for (int r = 0; r < h; r++)
+            rows[r] = (png_bytep)(index + (size_t)r * w);
+        png_write_image(png, rows); /* all passes of the interlace */
+        png_write_end(png, NULL);
+    }
+    png_destroy_write_struct(&png, &info);
+    free(colours);
+    free(rows);
+    return fclose(f) == 0 && ok;
+}
+
 static bool write_jpeg(const char *path, const uint8_t *pixels, int c, int h, int w, int quality)
 {
     FILE *f = fopen(path, "wb");
@@ -390,6 +423,24 @@ TEST(colour_and_grey_conversion)
     CHECK_OK(at_dataset_open(&ds, "folder:channels=1", dir, "test", &err), &err);
     REQUIRE(ds.images);
     CHECK_EQ_INT(memcmp(ds.images, px[1], 20), 0);
+    at_dataset_free(&ds);
+    remove_tree(dir);
+
+    /* an interlaced palette PNG: the palette's colours, exactly */
+    const uint8_t palette[4 * 3] = {255, 0, 0, 0, 128, 0, 10, 20, 30, 200, 201, 202};
+    uint8_t index[9 * 7], expected[3 * 9 * 7];
+    for (int p = 0; p < 9 * 7; p++) {
+        index[p] = (uint8_t)((p * 5 + p / 7) % 4);
+        for (int ch = 0; ch < 3; ch++)
+            expected[ch * 63 + p] = palette[3 * index[p] + ch];
+    }
+    REQUIRE(temp_dir(dir) && make_dirs(dir, "train/a") && make_dirs(dir, "test/a"));
+    REQUIRE(write_palette_png(join(path, dir, "train/a/palette.png"), index, palette, 4, 9, 7));
+    REQUIRE(write_palette_png(join(path, dir, "test/a/palette.png"), index, palette, 4, 9, 7));
+    CHECK_OK(at_dataset_open(&ds, "folder", dir, "train", &err), &err);
+    REQUIRE(ds.images);
+    CHECK(ds.c == 3 && ds.h == 9 && ds.w == 7);
+    CHECK_EQ_INT(memcmp(ds.images, expected, sizeof expected), 0);
     at_dataset_free(&ds);
     remove_tree(dir);
 
