@@ -127,7 +127,7 @@ expect 1 "folder needs its directory (--data-dir DIR)" -- "$BIN" eval \
     --checkpoint "$TMP/run/last.safetensors" --data folder
 expect 1 "folder option size=28: expected HEIGHTxWIDTH" -- "$BIN" eval \
     --checkpoint "$TMP/run/last.safetensors" --data folder:size=28 --data-dir "$TMP/folder"
-expect 0 "clean accuracy" -- "$BIN" train --data folder:skip-bad --data-dir "$TMP/folder" --val-size 0 \
+expect 0 "(test split): skipped 1 unreadable image" -- "$BIN" train --data folder:skip-bad --data-dir "$TMP/folder" --val-size 0 \
     --epochs 1 --batch-size 20 --model mlp-16 --no-final-pgd --out "$TMP/folder-run" --quiet
 expect 0 "wrote" -- "$BIN" attack --checkpoint "$TMP/folder-run/last.safetensors" --data folder:skip-bad \
     --data-dir "$TMP/folder" --n 4 --attack fgsm --eps 0.1 --out "$TMP/folder-adv.safetensors"
