@@ -13,8 +13,9 @@
  *   losses      cross-entropy (hard, soft, smoothed labels, per-example weights) and KL divergence.
  *   at_optimizer SGD (momentum, Nesterov), Adam or AdamW for one model's parameters;
  *               at_lr_schedule gives the rate.
- *   at_dataset  images as uint8 NCHW with labels, loaded from IDX (MNIST, Fashion-MNIST) or
- *               CIFAR binary files, split, shuffled and augmented deterministically from a seed.
+ *   at_dataset  images as uint8 NCHW with labels, loaded from IDX (MNIST, Fashion-MNIST),
+ *               CIFAR binary files or folders of PNG/JPEG images, split, shuffled and augmented
+ *               deterministically from a seed.
  *   checkpoints safetensors files with PyTorch names, written atomically.
  *   at_train    the training loop: epochs, schedule, validation, checkpoints, resume, and
  *               fine-tuning from a checkpoint's or a PyTorch state_dict's weights.
@@ -597,6 +598,7 @@ typedef struct at_dataset {
     int num_classes;
     uint8_t *images;      /* [n, c, h, w] */
     int32_t *labels;      /* [n] */
+    int skipped;          /* files left out as unreadable (an image folder read with skip_bad) */
 } at_dataset;
 
 void at_dataset_free(at_dataset *ds);
@@ -637,11 +639,44 @@ int at_dataset_load_cifar_c(at_dataset *out, const char *dir, const char *corrup
 int at_dataset_load_file(at_dataset *out, const char *path, int channels, int height, int width,
                          int num_classes, at_error *err);
 
+/* An image folder, the layout of torchvision's ImageFolder: one sub-directory per class under the
+ * split's root, the class index the position of its name in byte order, the images in it (not in
+ * deeper directories) files ending in .png, .jpg or .jpeg (any case). Other files and names
+ * starting with '.' are ignored. The root is dir/train or dir/test when dir holds both; else dir
+ * itself, with a seeded share of each class held out as the test split (the same classes are then
+ * in both splits). PNG is read by libpng, JPEG by libjpeg, whichever the file's signature says.
+ * Errors, each naming the file or directory: AT_ERR_NOTFOUND for a missing directory, no class
+ * directories or a class without images; AT_ERR_FORMAT for a damaged, truncated or unreadable
+ * image (unless skip_bad), or one whose size differs from the first image's when no size is
+ * given; AT_ERR_ARG for bad options or train/ and test/ with different classes. */
+typedef struct at_image_folder_options {
+    int channels;          /* 1 (grey) or 3 (colour), converted as needed; 0: the first image's */
+    int height, width;     /* every image resized to this; 0, 0: the first image's size, which
+                              every image must then have */
+    bool crop;             /* resizing: false stretches the whole image to height x width; true
+                              scales both axes alike to cover that size and cuts off the centre */
+    double test_fraction;  /* without train/ and test/: the share of each class (rounded) held out
+                              as the test split, in (0, 1); 0 means 0.2 */
+    uint64_t split_seed;   /* which images are held out */
+    bool skip_bad;         /* leave out unreadable images, counted in `skipped`, instead of failing */
+} at_image_folder_options;
+
+/* The split "train" or "test" of the image folder `dir`, named "folder". The first image (for a
+ * default size or channel count) is the first of the train split, in class then file-name order,
+ * so both splits agree. Images are resized by area averaging (see src/data/image_resize.c). */
+int at_dataset_load_folder(at_dataset *out, const char *dir, const char *split,
+                           const at_image_folder_options *options, at_error *err);
+/* Options from text, comma-separated: "size=HxW", "resize=stretch|crop", "channels=1|3",
+ * "test-fraction=F", "split-seed=N", "skip-bad"; NULL or "" leaves the defaults (all zero). */
+int at_image_folder_parse_options(at_image_folder_options *options, const char *text,
+                                  at_error *err);
+
 /* Known data sets by name: "mnist", "fashion-mnist", "cifar10", "cifar100", and sets derived
  * from them: "fashion-mnist-clips" (8-frame clips of Fashion-MNIST, at_dataset_make_clips with
  * seed 0 for the train split and 1 for the test split), "fashion-mnist-clips-T" for T frames
  * (1..64); "cifar10-c:CORRUPTION:SEVERITY" and "cifar100-c:..." (at_dataset_load_cifar_c, test
- * split only). Split "train" or "test". `dir` NULL means the default directory of that data set (of
+ * split only); "folder" or "folder:OPTIONS" (at_dataset_load_folder with
+ * at_image_folder_parse_options, dir required). Split "train" or "test". `dir` NULL means the default directory of that data set (of
  * the set it is derived from). */
 int at_dataset_open(at_dataset *out, const char *name, const char *dir, const char *split,
                     at_error *err);

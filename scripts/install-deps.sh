@@ -9,8 +9,8 @@ packages=(
     zlib1g-dev                         # gzip-compressed IDX files
     libjansson-dev                     # JSON: safetensors headers, logs, reports
     nettle-dev                         # SHA-256 of checkpoints and data in reports; base64
-    libpng-dev                         # PNG example grids written by the tool
-    libjpeg62-turbo-dev                # the JPEG corruption (compress and decode)
+    libpng-dev                         # PNG example grids written by the tool; PNG image folders
+    libjpeg62-turbo-dev                # the JPEG corruption (compress and decode); JPEG image folders
     libzip-dev                         # .npz files (zip archives of .npy arrays) of extra data
     liblapacke-dev                     # eigenvectors of the covariance for the data generator's PCA
     dataset-fashion-mnist              # the real data set of the demo and tests

@@ -88,6 +88,50 @@ expect 2 "--calibration-bins out of range" -- "$BIN" eval --checkpoint "$TMP/run
 # the checkpoint describes its own model; naming another one is an error naming a tensor
 expect 1 "missing tensor fc1.weight" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" --model mlp-16
 
+# --- an image folder (--data folder): 80 Fashion-MNIST test images written as PNG by Python's
+# zlib into class directories 0..9 (test/: the first 40), read by eval, train and attack; eval on
+# test/ counts the same correct images, with the same loss, as eval on the first 40 IDX images
+/usr/bin/python3 - "$DATA" "$TMP/folder" <<'PY' || fail "could not write the PNG folder"
+import gzip, os, struct, sys, zlib
+src, out = sys.argv[1], sys.argv[2]
+images = gzip.open(os.path.join(src, "t10k-images-idx3-ubyte.gz")).read()[16:]
+labels = gzip.open(os.path.join(src, "t10k-labels-idx1-ubyte.gz")).read()[8:]
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+for i in range(80):  # test/: images 0..39, train/: 40..79 (each has every class)
+    split = "test" if i < 40 else "train"
+    d = os.path.join(out, split, str(labels[i]))
+    os.makedirs(d, exist_ok=True)
+    raw = b"".join(b"\0" + images[784 * i + 28 * r:784 * i + 28 * r + 28] for r in range(28))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    open(os.path.join(d, "%03d.png" % i), "wb").write(png)
+PY
+expect 0 "folder" -- "$BIN" list datasets
+expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data folder \
+    --data-dir "$TMP/folder" --json "$TMP/folder.json"
+expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" \
+    --n 40 --json "$TMP/idx40.json"
+/usr/bin/python3 -c '
+import json, sys
+a, b = (json.load(open(f))["clean"] for f in sys.argv[1:])
+assert a["n"] == b["n"] == 40 and a["correct"] == b["correct"], (a, b)
+assert abs(a["loss"] - b["loss"]) < 1e-5, (a, b)
+' "$TMP/folder.json" "$TMP/idx40.json" || fail "eval on the PNG folder differs from eval on the same IDX images"
+printf 'not a picture' >"$TMP/folder/test/3/zz-bad.png"
+expect 1 "$TMP/folder/test/3/zz-bad.png: not a PNG or JPEG image" -- "$BIN" eval \
+    --checkpoint "$TMP/run/last.safetensors" --data folder --data-dir "$TMP/folder"
+expect 0 "skipped 1 unreadable image" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" \
+    --data folder:skip-bad --data-dir "$TMP/folder"
+expect 1 "folder needs its directory (--data-dir DIR)" -- "$BIN" eval \
+    --checkpoint "$TMP/run/last.safetensors" --data folder
+expect 1 "folder option size=28: expected HEIGHTxWIDTH" -- "$BIN" eval \
+    --checkpoint "$TMP/run/last.safetensors" --data folder:size=28 --data-dir "$TMP/folder"
+expect 0 "(test split): skipped 1 unreadable image" -- "$BIN" train --data folder:skip-bad --data-dir "$TMP/folder" --val-size 0 \
+    --epochs 1 --batch-size 20 --model mlp-16 --no-final-pgd --out "$TMP/folder-run" --quiet
+expect 0 "wrote" -- "$BIN" attack --checkpoint "$TMP/folder-run/last.safetensors" --data folder:skip-bad \
+    --data-dir "$TMP/folder" --n 4 --attack fgsm --eps 0.1 --out "$TMP/folder-adv.safetensors"
+
 # --- resume: stopping after epoch 1 and resuming gives the same weights as one run
 expect 0 "continue with --resume" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 \
     --epochs 2 --batch-size 64 --out "$TMP/split" --stop-after 1

@@ -350,9 +350,10 @@ TEST(open_by_name)
     const char *name, *dir, *description;
     int count = 0;
     for (; at_dataset_info(count, &name, &dir, &description); count++)
-        CHECK(name && dir[0] == '/' && strlen(description) > 10);
-    CHECK_EQ_INT(count, 7); /* and fashion-mnist-clips (test_clips.c), cifar10-c and cifar100-c
-                               (test_cifar_c.c) */
+        CHECK(name && (dir ? dir[0] == '/' : !strcmp(name, "folder")) &&
+              strlen(description) > 10);
+    CHECK_EQ_INT(count, 8); /* and fashion-mnist-clips (test_clips.c), cifar10-c and cifar100-c
+                               (test_cifar_c.c), folder (test_image_folder.c) */
     CHECK(!at_dataset_info(-1, &name, &dir, &description));
     remove_tree(t);
 }

@@ -91,6 +91,8 @@ int cli_mkdirs(const char *path, at_error *err);
 /* The data set and model options common to train and eval. */
 int cli_open_dataset(const char *cmd, const char *name, const char *dir, const char *split,
                      at_dataset *out);
+/* Says on stderr how many unreadable images a data set opened with skip-bad left out (if any). */
+void cli_report_skipped(const char *cmd, const at_dataset *ds, const char *where, const char *split);
 
 /* The model a checkpoint describes (its "model" metadata), or the architecture `arch` for a
  * weights-only file, with the file's weights loaded and checked against the data set's input

@@ -17,7 +17,10 @@ static void list_datasets(void)
     const char *name, *dir, *description;
     printf("datasets:\n");
     for (int i = 0; at_dataset_info(i, &name, &dir, &description); i++)
-        printf("  %-20s %s (default directory %s)\n", name, description, dir);
+        if (dir)
+            printf("  %-20s %s (default directory %s)\n", name, description, dir);
+        else
+            printf("  %-20s %s\n", name, description);
 }
 
 static void list_attacks(void)

@@ -748,7 +748,9 @@ static int load_data(at_dataset *train, at_dataset *val, at_dataset *test, bool 
     }
     at_dataset_free(&full);
     *have_test = at_dataset_open(test, opts.data, opts.data_dir, "test", &err) == AT_OK;
-    if (!*have_test)
+    if (*have_test)
+        cli_report_skipped("train", test, opts.data_dir ? opts.data_dir : opts.data, "test");
+    else
         fprintf(stderr, "advtrain train: no test split, the final test evaluation is skipped: %s\n",
                 err.message);
     return 0;

@@ -73,6 +73,9 @@ int cmd_train_autoencoder(int argc, char **argv)
         train = sub;
     }
     const bool have_test = at_dataset_open(&test, opts.data, opts.data_dir, "test", &err) == AT_OK;
+    if (have_test)
+        cli_report_skipped("train-autoencoder", &test, opts.data_dir ? opts.data_dir : opts.data,
+                           "test");
     if (have_test && opts.test_size > 0 && opts.test_size < test.n) {
         at_dataset sub = {0};
         if (at_dataset_slice(&sub, &test, 0, opts.test_size, &err)) {

@@ -115,7 +115,9 @@ int cmd_train_flow(int argc, char **argv)
     if ((status = cli_open_dataset("train-flow", opts.data, opts.data_dir, "train", &train)))
         return status;
     const bool have_test = at_dataset_open(&test, opts.data, opts.data_dir, "test", &err) == AT_OK;
-    if (!have_test)
+    if (have_test)
+        cli_report_skipped("train-flow", &test, opts.data_dir ? opts.data_dir : opts.data, "test");
+    else
         fprintf(stderr, "advtrain train-flow: no test split, bits/dim are measured on the "
                         "training images: %s\n", err.message);
     if (subset(&train, opts.train_size, &err) || (have_test && subset(&test, opts.test_size, &err))) {

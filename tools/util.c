@@ -122,7 +122,15 @@ int cli_open_dataset(const char *cmd, const char *name, const char *dir, const c
     at_error err;
     if (at_dataset_open(out, name, dir, split, &err))
         return cli_error(cmd, EXIT_WORK_FAILED, "%s", err.message);
+    cli_report_skipped(cmd, out, dir ? dir : name, split);
     return 0;
+}
+
+void cli_report_skipped(const char *cmd, const at_dataset *ds, const char *where, const char *split)
+{
+    if (ds->skipped)
+        fprintf(stderr, "advtrain %s: %s (%s split): skipped %d unreadable image%s (skip-bad)\n",
+                cmd, where, split, ds->skipped, ds->skipped == 1 ? "" : "s");
 }
 
 int cli_load_model(const char *cmd, const char *path, const char *arch, const at_dataset *ds,

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-typedef enum { FORMAT_IDX, FORMAT_CIFAR10, FORMAT_CIFAR100, FORMAT_CIFAR_C } set_format;
+typedef enum { FORMAT_IDX, FORMAT_CIFAR10, FORMAT_CIFAR100, FORMAT_CIFAR_C, FORMAT_FOLDER } set_format;
 
 /* Makes a derived set from the examples of the set its files hold. `suffix` is what follows
  * "<name>-" in the name asked for (a parameter, e.g. "4" in "fashion-mnist-clips-4"), or NULL. */
@@ -53,6 +53,10 @@ static const struct known_set {
     {"cifar100-c", "/usr/share/datasets/cifar100-c",
      "CIFAR-100 test images under common corruptions, 3x32x32, 100 classes, test only: "
      "cifar100-c:CORRUPTION:SEVERITY", FORMAT_CIFAR_C, NULL, NULL},
+    {"folder", NULL,
+     "your images: --data-dir DIR with DIR/CLASS/*.png|jpg (test split held out, 20%) or "
+     "DIR/train/CLASS/... and DIR/test/CLASS/...; options folder:size=HxW,resize=stretch|crop,"
+     "channels=1|3,test-fraction=F,split-seed=N,skip-bad", FORMAT_FOLDER, NULL, NULL},
 };
 #define KNOWN_SETS ((int)(sizeof known_sets / sizeof known_sets[0]))
 
@@ -191,6 +195,21 @@ static int open_cifar_c(at_dataset *out, const struct known_set *set, const char
                                    strcmp(set->name, "cifar100-c") ? 10 : 100, err);
 }
 
+/* "folder" or "folder:OPTIONS"; it has no default directory. */
+static int open_folder(at_dataset *out, const char *name, const char *options, const char *dir,
+                       const char *split, at_error *err)
+{
+    at_image_folder_options o;
+    if (!dir)
+        return at_fail(err, AT_ERR_ARG, "data set %s needs its directory (--data-dir DIR)", name);
+    int status = at_image_folder_parse_options(&o, options, err);
+    if (!status)
+        status = at_dataset_load_folder(out, dir, split, &o, err);
+    if (!status)
+        at_strlcpy(out->name, name, sizeof out->name);
+    return status;
+}
+
 /* 8 frames per clip, or T for "<name>-T"; the splits get different motions (seeds 0 and 1). */
 static int derive_clips(at_dataset *out, const at_dataset *base, const char *name,
                         const char *suffix, bool train, at_error *err)
@@ -220,8 +239,9 @@ static const struct known_set *find_set(const char *name, const char **suffix)
         const size_t len = strlen(set->name);
         if (strcmp(name, set->name) == 0)
             return set;
-        /* a corrupted set takes its corruption and severity after a colon */
-        if (set->format == FORMAT_CIFAR_C && strncmp(name, set->name, len) == 0 &&
+        /* a corrupted set takes its corruption and severity after a colon, a folder options */
+        if ((set->format == FORMAT_CIFAR_C || set->format == FORMAT_FOLDER) &&
+            strncmp(name, set->name, len) == 0 &&
             name[len] == ':') {
             *suffix = name + len + 1;
             return set;
@@ -258,6 +278,8 @@ int at_dataset_open(at_dataset *out, const char *name, const char *dir, const ch
         dir = set->dir;
     if (set->format == FORMAT_CIFAR_C)
         return open_cifar_c(out, set, suffix, dir, train, err);
+    if (set->format == FORMAT_FOLDER)
+        return open_folder(out, name, suffix, dir, split, err);
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return at_fail(err, AT_ERR_NOTFOUND, "%s: no such directory for data set %s", dir,
