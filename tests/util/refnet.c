@@ -226,6 +226,20 @@ void refnet_forward(const refnet *r, const double *x, int n, at_bn_mode mode, do
                                 in[i * in_size + ((size_t)c * is.h + oy / s) * is.w + ox / s];
             break;
         }
+        case AT_LAYER_leaky_relu:
+            for (size_t j = 0; j < in_size * n; j++)
+                y[j] = in[j] > 0 ? in[j] : (double)node->p.leaky.slope * in[j];
+            break;
+        case AT_LAYER_softplus:
+            for (size_t j = 0; j < in_size * n; j++)
+                y[j] = log1p(exp(in[j]));
+            break;
+        case AT_LAYER_mul: {
+            const double *b = out[node->inputs[1]];
+            for (size_t j = 0; j < in_size * n; j++)
+                y[j] = in[j] * b[j];
+            break;
+        }
         case AT_LAYER_COUNT:
             break;
         }
