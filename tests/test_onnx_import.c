@@ -1,0 +1,467 @@
+/* test_onnx_import.c: ONNX files written here with the protobuf-c structs generated from
+ * onnx.proto: a small valid graph whose logits are checked against a direct computation in
+ * double, its checkpoint round trip, and a catalogue of broken files, each refused with a
+ * one-line error naming the file and, for a bad node, the node and its operator. */
+#include "test.h"
+
+#include "advtrain.h"
+#include "io/checkpoint.h"
+#include "onnx.pb-c.h"
+
+#include <stdint.h>
+#include <unistd.h>
+
+enum { MAX_NODES = 12, MAX_INITS = 12, MAX_ATTRS = 24 };
+
+/* A graph under construction: every struct lives here, pointers point inside it. */
+typedef struct builder {
+    Onnx__ModelProto model;
+    Onnx__OperatorSetIdProto opset, *opsets[1];
+    Onnx__GraphProto graph;
+    Onnx__NodeProto nodes[MAX_NODES], *node_list[MAX_NODES];
+    char *node_io[MAX_NODES][6];
+    Onnx__TensorProto inits[MAX_INITS], *init_list[MAX_INITS];
+    int64_t init_dims[MAX_INITS][4];
+    Onnx__AttributeProto attrs[MAX_ATTRS], *attr_list[MAX_NODES][4];
+    int64_t attr_ints[MAX_ATTRS][4];
+    int n_attrs;
+    Onnx__ValueInfoProto io[2], *inputs[1], *outputs[1];
+    Onnx__TypeProto types[2];
+    Onnx__TypeProto__Tensor tensor_types[2];
+    Onnx__TensorShapeProto shapes[2];
+    Onnx__TensorShapeProto__Dimension dims[2][4], *dim_list[2][4];
+} builder;
+
+static void value_info(builder *b, int k, const char *name, int ndim, const int64_t *dims)
+{
+    onnx__value_info_proto__init(&b->io[k]);
+    onnx__type_proto__init(&b->types[k]);
+    onnx__type_proto__tensor__init(&b->tensor_types[k]);
+    onnx__tensor_shape_proto__init(&b->shapes[k]);
+    b->io[k].name = (char *)name;
+    b->io[k].type = &b->types[k];
+    b->types[k].value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    b->types[k].tensor_type = &b->tensor_types[k];
+    b->tensor_types[k].has_elem_type = 1;
+    b->tensor_types[k].elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    b->tensor_types[k].shape = &b->shapes[k];
+    b->shapes[k].n_dim = (size_t)ndim;
+    b->shapes[k].dim = b->dim_list[k];
+    for (int d = 0; d < ndim; d++) {
+        onnx__tensor_shape_proto__dimension__init(&b->dims[k][d]);
+        b->dim_list[k][d] = &b->dims[k][d];
+        if (dims[d] < 0) {
+            b->dims[k][d].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+            b->dims[k][d].dim_param = d == 0 ? "n" : "h";
+        } else {
+            b->dims[k][d].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+            b->dims[k][d].dim_value = dims[d];
+        }
+    }
+}
+
+/* Input "x" [n, c, h, w] (n dynamic), output "logits" [n, classes], opset 13. */
+static void begin(builder *b, int c, int h, int w, int classes)
+{
+    memset(b, 0, sizeof *b);
+    onnx__model_proto__init(&b->model);
+    onnx__operator_set_id_proto__init(&b->opset);
+    onnx__graph_proto__init(&b->graph);
+    b->model.has_ir_version = 1;
+    b->model.ir_version = 8;
+    b->opset.has_version = 1;
+    b->opset.version = 13;
+    b->opsets[0] = &b->opset;
+    b->model.n_opset_import = 1;
+    b->model.opset_import = b->opsets;
+    b->model.graph = &b->graph;
+    b->graph.name = "test";
+    b->graph.node = b->node_list;
+    b->graph.initializer = b->init_list;
+    value_info(b, 0, "x", 4, (int64_t[]){-1, c, h, w});
+    value_info(b, 1, "logits", 2, (int64_t[]){-1, classes});
+    b->inputs[0] = &b->io[0];
+    b->outputs[0] = &b->io[1];
+    b->graph.n_input = b->graph.n_output = 1;
+    b->graph.input = b->inputs;
+    b->graph.output = b->outputs;
+}
+
+static void initializer(builder *b, const char *name, int ndim, const int64_t *dims,
+                        const float *data)
+{
+    Onnx__TensorProto *t = &b->inits[b->graph.n_initializer];
+    onnx__tensor_proto__init(t);
+    size_t n = 1;
+    for (int d = 0; d < ndim; d++) {
+        b->init_dims[b->graph.n_initializer][d] = dims[d];
+        n *= (size_t)dims[d];
+    }
+    t->name = (char *)name;
+    t->n_dims = (size_t)ndim;
+    t->dims = b->init_dims[b->graph.n_initializer];
+    t->has_data_type = 1;
+    t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    t->n_float_data = n;
+    t->float_data = (float *)data;
+    b->init_list[b->graph.n_initializer++] = t;
+}
+
+/* A node reading the named inputs ("" for an omitted optional one) into one output. */
+static Onnx__NodeProto *node(builder *b, const char *op, const char *name, const char *in0,
+                             const char *in1, const char *in2, const char *out)
+{
+    int k = (int)b->graph.n_node++;
+    Onnx__NodeProto *n = &b->nodes[k];
+    onnx__node_proto__init(n);
+    n->op_type = (char *)op;
+    n->name = (char *)name;
+    const char *ins[3] = {in0, in1, in2};
+    for (int i = 0; i < 3 && ins[i]; i++)
+        b->node_io[k][n->n_input++] = (char *)ins[i];
+    n->input = b->node_io[k];
+    b->node_io[k][4] = (char *)out;
+    n->output = &b->node_io[k][4];
+    n->n_output = 1;
+    n->attribute = b->attr_list[k];
+    b->node_list[k] = n;
+    return n;
+}
+
+static Onnx__AttributeProto *attribute(builder *b, Onnx__NodeProto *n, const char *name)
+{
+    Onnx__AttributeProto *a = &b->attrs[b->n_attrs++];
+    onnx__attribute_proto__init(a);
+    a->name = (char *)name;
+    a->has_type = 1;
+    n->attribute[n->n_attribute++] = a;
+    return a;
+}
+
+static void attr_ints(builder *b, Onnx__NodeProto *n, const char *name, int count, int64_t v)
+{
+    Onnx__AttributeProto *a = attribute(b, n, name);
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+    int64_t *ints = b->attr_ints[a - b->attrs];
+    for (int i = 0; i < count; i++)
+        ints[i] = v;
+    a->n_ints = (size_t)count;
+    a->ints = ints;
+}
+
+static void attr_int(builder *b, Onnx__NodeProto *n, const char *name, int64_t v)
+{
+    Onnx__AttributeProto *a = attribute(b, n, name);
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+    a->has_i = 1;
+    a->i = v;
+}
+
+static void attr_float(builder *b, Onnx__NodeProto *n, const char *name, float v)
+{
+    Onnx__AttributeProto *a = attribute(b, n, name);
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+    a->has_f = 1;
+    a->f = v;
+}
+
+static char dir[64];
+
+static const char *path_of(const char *name)
+{
+    static char path[8][128];
+    static int next;
+    char *p = path[next++ % 8];
+    snprintf(p, 128, "%s/%s", dir, name);
+    return p;
+}
+
+static void write_bytes(const char *path, const uint8_t *bytes, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fwrite(bytes, 1, size, f);
+        fclose(f);
+    }
+}
+
+static const char *write_model(builder *b, const char *name)
+{
+    size_t size = onnx__model_proto__get_packed_size(&b->model);
+    uint8_t *bytes = malloc(size);
+    onnx__model_proto__pack(&b->model, bytes);
+    const char *path = path_of(name);
+    write_bytes(path, bytes, size);
+    free(bytes);
+    return path;
+}
+
+/* The valid graph: (x - mean) per channel, Conv 3x3 pad 1 (2 -> 3 channels), LeakyRelu 0.1,
+ * MaxPool 2, Flatten, Gemm (12 -> 4, transB 1), on 2x4x4 inputs. */
+enum { C = 2, H = 4, W = 4, OC = 3, K = 3, FEATURES = OC * 2 * 2, CLASSES = 4 };
+static float mean[C], conv_w[OC * C * K * K], conv_b[OC], fc_w[CLASSES * FEATURES], fc_b[CLASSES];
+
+static void fill(float *v, int n, unsigned seed)
+{
+    for (int i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        v[i] = (float)((seed >> 8) / 16777216.0 - 0.5);
+    }
+}
+
+static void valid_graph(builder *b)
+{
+    fill(mean, C, 1);
+    fill(conv_w, OC * C * K * K, 2);
+    fill(conv_b, OC, 3);
+    fill(fc_w, CLASSES * FEATURES, 4);
+    fill(fc_b, CLASSES, 5);
+    begin(b, C, H, W, CLASSES);
+    initializer(b, "mean", 4, (int64_t[]){1, C, 1, 1}, mean);
+    initializer(b, "conv.weight", 4, (int64_t[]){OC, C, K, K}, conv_w);
+    initializer(b, "conv.bias", 1, (int64_t[]){OC}, conv_b);
+    initializer(b, "fc.weight", 2, (int64_t[]){CLASSES, FEATURES}, fc_w);
+    initializer(b, "fc.bias", 1, (int64_t[]){CLASSES}, fc_b);
+    node(b, "Sub", "centre", "x", "mean", NULL, "xc");
+    Onnx__NodeProto *conv = node(b, "Conv", "conv", "xc", "conv.weight", "conv.bias", "c");
+    attr_ints(b, conv, "kernel_shape", 2, K);
+    attr_ints(b, conv, "pads", 4, 1);
+    attr_ints(b, conv, "strides", 2, 1);
+    attr_float(b, node(b, "LeakyRelu", "act", "c", NULL, NULL, "a"), "alpha", 0.1f);
+    Onnx__NodeProto *pool = node(b, "MaxPool", "pool", "a", NULL, NULL, "p");
+    attr_ints(b, pool, "kernel_shape", 2, 2);
+    attr_ints(b, pool, "strides", 2, 2);
+    node(b, "Flatten", "flat", "p", NULL, NULL, "f");
+    attr_int(b, node(b, "Gemm", "fc", "f", "fc.weight", "fc.bias", "logits"), "transB", 1);
+}
+
+/* The valid graph's logits, straight from the definitions of its operators, in double. */
+static void direct_logits(const float *x, double *logits)
+{
+    double conv[OC][H][W], pooled[FEATURES];
+    for (int o = 0; o < OC; o++)
+        for (int i = 0; i < H; i++)
+            for (int j = 0; j < W; j++) {
+                double s = conv_b[o];
+                for (int c = 0; c < C; c++)
+                    for (int u = 0; u < K; u++)
+                        for (int v = 0; v < K; v++) {
+                            int yi = i + u - 1, xj = j + v - 1;
+                            if (yi >= 0 && yi < H && xj >= 0 && xj < W)
+                                s += (double)conv_w[((o * C + c) * K + u) * K + v] *
+                                     ((double)x[(c * H + yi) * W + xj] - mean[c]);
+                        }
+                conv[o][i][j] = s > 0 ? s : 0.1 * s;
+            }
+    for (int o = 0; o < OC; o++)
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 2; j++) {
+                double m = conv[o][2 * i][2 * j];
+                for (int u = 0; u < 2; u++)
+                    for (int v = 0; v < 2; v++)
+                        m = conv[o][2 * i + u][2 * j + v] > m ? conv[o][2 * i + u][2 * j + v] : m;
+                pooled[(o * 2 + i) * 2 + j] = m;
+            }
+    for (int k = 0; k < CLASSES; k++) {
+        double s = fc_b[k];
+        for (int f = 0; f < FEATURES; f++)
+            s += (double)fc_w[k * FEATURES + f] * pooled[f];
+        logits[k] = s;
+    }
+}
+
+static void logits_of(at_model *m, const float *x, int n, float *out)
+{
+    at_pass *p = NULL;
+    at_error err;
+    CHECK_OK(at_pass_create(&p, m, n, AT_PASS_FORWARD_ONLY, &err), &err);
+    if (!p)
+        return;
+    at_forward(p, x, n, AT_BN_EVAL);
+    memcpy(out, at_pass_logits(p), (size_t)n * CLASSES * sizeof(float));
+    at_pass_free(p);
+}
+
+TEST(valid_graph_computes_its_definition)
+{
+    builder b;
+    valid_graph(&b);
+    const char *path = write_model(&b, "valid.onnx");
+    at_model *m = NULL;
+    at_error err;
+    CHECK_OK(at_model_import_onnx(&m, path, &err), &err);
+    REQUIRE(m);
+    CHECK_STR_EQ(at_model_arch(m), "graph");
+    CHECK_EQ_INT(at_model_num_classes(m), CLASSES);
+    /* the layers keep the initializers' module paths */
+    CHECK(at_model_find_tensor(m, "conv.weight") >= 0);
+    CHECK(at_model_find_tensor(m, "conv.bias") >= 0);
+    CHECK(at_model_find_tensor(m, "fc.weight") >= 0);
+    enum { N = 3 };
+    float x[N * C * H * W], got[N * CLASSES];
+    fill(x, N * C * H * W, 9);
+    for (int i = 0; i < N * C * H * W; i++)
+        x[i] += 0.5f; /* pixels in [0, 1) */
+    logits_of(m, x, N, got);
+    double max_err = 0;
+    for (int i = 0; i < N; i++) {
+        double want[CLASSES];
+        direct_logits(x + i * C * H * W, want);
+        for (int k = 0; k < CLASSES; k++) {
+            CHECK_CLOSE(got[i * CLASSES + k], want[k], 1e-6, 1e-5);
+            max_err = fmax(max_err, fabs(got[i * CLASSES + k] - want[k]));
+        }
+    }
+    printf("  valid graph: max |logit - direct| %.2e\n", max_err);
+
+    /* its checkpoint describes it: rebuilt from the description, the same logits bit for bit */
+    const char *ckpt = path_of("valid.safetensors");
+    char *spec = at_model_spec(m);
+    REQUIRE(spec);
+    CHECK(strstr(spec, "\"nodes\"") != NULL);
+    at_kv meta[] = {{"model", spec}};
+    CHECK_OK(at_checkpoint_save(ckpt, m, NULL, meta, 1, &err), &err);
+    at_model *again = NULL;
+    CHECK_OK(at_model_create_from_spec(&again, spec, &err), &err);
+    REQUIRE(again);
+    CHECK_OK(at_checkpoint_load(ckpt, again, NULL, NULL, &err), &err);
+    float reloaded[N * CLASSES];
+    logits_of(again, x, N, reloaded);
+    CHECK(memcmp(got, reloaded, sizeof got) == 0);
+
+    /* --init from the .onnx file: the weights of the graph come back */
+    size_t count;
+    float *params = at_model_params(again, &count);
+    for (size_t i = 0; i < count; i++)
+        params[i] = 0.0f;
+    CHECK_OK(at_checkpoint_load_init(path, again, &err), &err);
+    logits_of(again, x, N, reloaded);
+    CHECK(memcmp(got, reloaded, sizeof got) == 0);
+    free(spec);
+    at_model_free(again);
+    at_model_free(m);
+}
+
+/* The import fails with one line that names the file and holds each of `words`. */
+static void check_refused(const char *path, const char *w1, const char *w2, const char *w3)
+{
+    at_model *m = NULL;
+    at_error err;
+    memset(&err, 0, sizeof err);
+    int status = at_model_import_onnx(&m, path, &err);
+    CHECK(status != AT_OK);
+    CHECK(m == NULL);
+    const char *words[4] = {path, w1, w2, w3};
+    for (int i = 0; i < 4; i++)
+        if (words[i] && !strstr(err.message, words[i]))
+            TEST_FAIL_("the error for %s lacks \"%s\": %s", path, words[i], err.message);
+    CHECK(strchr(err.message, '\n') == NULL);
+    printf("  %s\n", err.message + strlen(dir) + 1);
+    at_model_free(m);
+}
+
+TEST(broken_files_are_refused_with_their_reason)
+{
+    builder b;
+    valid_graph(&b);
+    size_t size = onnx__model_proto__get_packed_size(&b.model);
+    uint8_t *bytes = malloc(size);
+    onnx__model_proto__pack(&b.model, bytes);
+    write_bytes(path_of("truncated.onnx"), bytes, size / 2);
+    check_refused(path_of("truncated.onnx"), "not an ONNX model", NULL, NULL);
+    free(bytes);
+
+    uint8_t noise[512];
+    unsigned seed = 7;
+    for (size_t i = 0; i < sizeof noise; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        noise[i] = (uint8_t)(seed >> 24);
+    }
+    write_bytes(path_of("noise.onnx"), noise, sizeof noise);
+    check_refused(path_of("noise.onnx"), "not an ONNX model", NULL, NULL);
+    write_bytes(path_of("empty.onnx"), noise, 0);
+    check_refused(path_of("empty.onnx"), "not an ONNX model", NULL, NULL);
+    check_refused(path_of("absent.onnx"), "cannot open", NULL, NULL);
+
+    valid_graph(&b);
+    b.nodes[5].op_type = "Einsum";
+    check_refused(write_model(&b, "einsum.onnx"), "'fc'", "(Einsum)", "not supported");
+
+    valid_graph(&b); /* a weight for 5 input channels after a 2-channel input */
+    b.init_dims[1][1] = 5;
+    static float wide[OC * 5 * K * K];
+    b.inits[1].float_data = wide;
+    b.inits[1].n_float_data = OC * 5 * K * K;
+    check_refused(write_model(&b, "chain.onnx"), "'conv' (Conv)", "conv.weight", "2 channels");
+
+    valid_graph(&b); /* the classifier expects 10 features, the flatten gives 12 */
+    b.init_dims[3][1] = 10;
+    b.inits[3].n_float_data = CLASSES * 10;
+    check_refused(write_model(&b, "features.onnx"), "'fc' (Gemm)", "12 features", NULL);
+
+    valid_graph(&b);
+    b.graph.n_initializer = 3; /* fc.weight and fc.bias are gone */
+    check_refused(write_model(&b, "missing.onnx"), "'fc' (Gemm)", "fc.weight", "initializer");
+
+    valid_graph(&b); /* data that does not fill the declared shape */
+    b.inits[2].n_float_data = 2;
+    check_refused(write_model(&b, "short.onnx"), "conv.bias", "holds 2 values", NULL);
+
+    valid_graph(&b);
+    attr_int(&b, &b.nodes[1], "group", 2);
+    check_refused(write_model(&b, "group.onnx"), "'conv' (Conv)", "group", NULL);
+
+    valid_graph(&b);
+    b.attr_ints[1][2] = 0; /* pads 1, 1, 0, 1 */
+    check_refused(write_model(&b, "asymmetric.onnx"), "'conv' (Conv)", "asymmetric", NULL);
+
+    valid_graph(&b);
+    attr_int(&b, &b.nodes[3], "ceil_mode", 1);
+    check_refused(write_model(&b, "ceil.onnx"), "'pool' (MaxPool)", "ceil_mode", NULL);
+
+    valid_graph(&b);
+    attr_int(&b, &b.nodes[2], "unknown_knob", 1);
+    check_refused(write_model(&b, "attribute.onnx"), "'act' (LeakyRelu)", "unknown_knob", NULL);
+
+    valid_graph(&b); /* a dynamic height */
+    b.dims[0][2].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+    b.dims[0][2].dim_param = "h";
+    check_refused(write_model(&b, "dynamic.onnx"), "input x", "dynamic", NULL);
+
+    valid_graph(&b);
+    b.opset.version = 20;
+    check_refused(write_model(&b, "opset.onnx"), "opset 20", NULL, NULL);
+
+    valid_graph(&b); /* the declared output disagrees with the graph */
+    b.dims[1][1].dim_value = 7;
+    check_refused(write_model(&b, "classes.onnx"), "logits", "7 classes", NULL);
+
+    valid_graph(&b); /* Add of two nodes whose shapes differ */
+    b.nodes[4].op_type = "Add";
+    b.nodes[4].n_input = 2;
+    b.node_io[4][1] = "a";
+    check_refused(write_model(&b, "broadcast.onnx"), "'flat' (Add)", "broadcasting", NULL);
+}
+
+TEST_MAIN(TEST_ENTRY(valid_graph_computes_its_definition),
+          TEST_ENTRY(broken_files_are_refused_with_their_reason))
+
+/* one temporary directory for the whole program, removed with its files at exit */
+__attribute__((constructor)) static void make_dir(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/at_onnx_XXXXXX");
+    if (!mkdtemp(dir))
+        snprintf(dir, sizeof dir, "/tmp");
+}
+
+__attribute__((destructor)) static void remove_dir(void)
+{
+    static const char *const names[] = {"valid.onnx", "valid.safetensors", "truncated.onnx",
+        "noise.onnx", "empty.onnx", "einsum.onnx", "chain.onnx", "features.onnx", "missing.onnx",
+        "short.onnx", "group.onnx", "asymmetric.onnx", "ceil.onnx", "attribute.onnx",
+        "dynamic.onnx", "opset.onnx", "classes.onnx", "broadcast.onnx"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        unlink(path_of(names[i]));
+    if (strcmp(dir, "/tmp") != 0)
+        rmdir(dir);
+}
