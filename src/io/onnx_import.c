@@ -31,12 +31,19 @@
 
 #define MAX_FILE_BYTES ((size_t)1 << 31)
 
-/* A named value of the graph: a layer's output (node >= 0) or a constant tensor. */
+/* The batch size in a list of dimensions computed from a Shape: unknown until a forward. */
+#define BATCH INT64_MIN
+
+/* A named value of the graph: a layer's output (node >= 0), a constant tensor, or a list of
+ * dimensions computed from a Shape (x.view(x.size(0), -1) exports Shape, Gather, Unsqueeze,
+ * Concat and Reshape), whose entries may be BATCH. */
 typedef struct value {
     const char *name;
-    int node;                       /* the advtrain node, or -1 for a constant */
-    const Onnx__TensorProto *tensor; /* the constant */
+    int node;                       /* the advtrain node, or -1 for a constant or dimensions */
+    const Onnx__TensorProto *tensor; /* the constant, or NULL */
     int pad;                        /* zero padding (Pad) still to fold into a Conv */
+    const int64_t *dims;            /* the dimensions when node < 0 and tensor is NULL */
+    int n_dims;
 } value;
 
 /* A tensor of the file to copy into the finished model. */
@@ -55,7 +62,7 @@ typedef struct importer {
     int n_values, cap_values;
     weight_copy *copies;
     int n_copies, cap_copies;
-    float **owned;
+    void **owned; /* tensor data and dimension lists, freed when the import ends */
     int n_owned, cap_owned;
     bool *absorbed; /* per ONNX node: an Add taken into the MatMul before it */
 } importer;
@@ -111,8 +118,34 @@ static int set_value(importer *im, const char *name, int node, const Onnx__Tenso
 {
     if (grow((void **)&im->values, &im->cap_values, im->n_values, sizeof *im->values))
         return at_fail(im->err, AT_ERR_NOMEM, "%s: out of memory", im->file);
-    im->values[im->n_values++] = (value){name, node, tensor, pad};
+    im->values[im->n_values++] = (value){name, node, tensor, pad, NULL, 0};
     return AT_OK;
+}
+
+/* Memory kept until the import ends. */
+static void *keep(importer *im, size_t bytes)
+{
+    void *p = NULL;
+    if (!grow((void **)&im->owned, &im->cap_owned, im->n_owned, sizeof *im->owned) &&
+        (p = malloc(bytes ? bytes : 1)))
+        im->owned[im->n_owned++] = p;
+    if (!p)
+        at_fail(im->err, AT_ERR_NOMEM, "%s: out of memory", im->file);
+    return p;
+}
+
+static int set_dims(importer *im, const char *name, const int64_t *dims, int n)
+{
+    int64_t *copy = keep(im, (size_t)n * sizeof *copy);
+    if (!copy)
+        return im->err->status;
+    memcpy(copy, dims, (size_t)n * sizeof *copy);
+    int status = set_value(im, name, -1, NULL, 0);
+    if (!status) {
+        im->values[im->n_values - 1].dims = copy;
+        im->values[im->n_values - 1].n_dims = n;
+    }
+    return status;
 }
 
 static size_t tensor_numel(const Onnx__TensorProto *t)
@@ -157,16 +190,9 @@ static const float *tensor_floats(importer *im, const Onnx__NodeProto *node,
         file_error(im, "tensor %s holds %zu values but its shape has %zu", name, have, n);
         return NULL;
     }
-    if (grow((void **)&im->owned, &im->cap_owned, im->n_owned, sizeof *im->owned)) {
-        at_fail(im->err, AT_ERR_NOMEM, "%s: out of memory", im->file);
+    float *data = keep(im, n * sizeof(float));
+    if (!data)
         return NULL;
-    }
-    float *data = malloc(n ? n * sizeof(float) : 1);
-    if (!data) {
-        at_fail(im->err, AT_ERR_NOMEM, "%s: out of memory", im->file);
-        return NULL;
-    }
-    im->owned[im->n_owned++] = data;
     /* raw_data is little-endian IEEE float32, as is every machine advtrain runs on */
     memcpy(data, t->has_raw_data ? (const void *)t->raw_data.data : (const void *)t->float_data,
            n * sizeof(float));
@@ -237,10 +263,29 @@ static int const_input(importer *im, const Onnx__NodeProto *node, size_t k, bool
             return node_error(im, node, "input %zu is missing", k);
         return AT_OK;
     }
-    if (v->node >= 0)
+    if (v->node >= 0 || !v->tensor)
         return node_error(im, node, "input '%s' must be an initializer or a constant",
                           node->input[k]);
     *t = v->tensor;
+    return AT_OK;
+}
+
+/* Input k as a list of integers: an int64 constant, or dimensions computed from a Shape. */
+static int int_list(importer *im, const Onnx__NodeProto *node, size_t k, int64_t *out,
+                    size_t cap, size_t *count)
+{
+    const value *v;
+    int status = input_value(im, node, k, &v);
+    if (status)
+        return status;
+    if (!v || v->node >= 0)
+        return node_error(im, node, "input %zu must be a constant list of integers", k);
+    if (v->tensor)
+        return tensor_ints(im, node, v->tensor, out, cap, count);
+    if ((size_t)v->n_dims > cap)
+        return node_error(im, node, "input %zu has too many values", k);
+    memcpy(out, v->dims, (size_t)v->n_dims * sizeof *out);
+    *count = (size_t)v->n_dims;
     return AT_OK;
 }
 
@@ -521,7 +566,7 @@ static int import_linear(importer *im, const Onnx__NodeProto *node, int index, b
         const Onnx__NodeProto *add = readers == 1 ? im->g->node[reader] : NULL;
         if (add && strcmp(add->op_type, "Add") == 0 && add->n_input == 2) {
             const value *v = find_value(im, add->input[strcmp(add->input[0], node->output[0]) == 0]);
-            if (v && v->node < 0 && tensor_numel(v->tensor) == (size_t)out &&
+            if (v && v->node < 0 && v->tensor && tensor_numel(v->tensor) == (size_t)out &&
                 (v->tensor->n_dims == 1 || (v->tensor->n_dims == 2 && v->tensor->dims[0] == 1))) {
                 b = v->tensor;
                 bias_name = v->name;
@@ -589,8 +634,9 @@ static int import_arithmetic(importer *im, const Onnx__NodeProto *node)
         return node_error(im, node, "needs two inputs");
     if (a->pad || b->pad)
         return node_error(im, node, "a Pad before it can only fold into a Conv");
-    if (a->node < 0 && b->node < 0)
-        return node_error(im, node, "arithmetic on two constants is not supported");
+    if ((a->node < 0 && b->node < 0) || (a->node < 0 && !a->tensor) || (b->node < 0 && !b->tensor))
+        return node_error(im, node, "arithmetic on two constants or on dimensions is not "
+                          "supported");
     int y;
     if (a->node >= 0 && b->node >= 0) {
         at_shape sa = at_graph_shape(im->m, a->node), sb = at_graph_shape(im->m, b->node);
@@ -703,9 +749,8 @@ static int import_pad(importer *im, const Onnx__NodeProto *node)
         if (attr_float(node, "value", 0.0f) != 0.0f)
             return node_error(im, node, "only zero padding is supported");
     } else {
-        const Onnx__TensorProto *t, *fill;
-        if ((status = const_input(im, node, 1, true, &t)) ||
-            (status = tensor_ints(im, node, t, pads, 8, &n)) ||
+        const Onnx__TensorProto *fill;
+        if ((status = int_list(im, node, 1, pads, 8, &n)) ||
             (status = const_input(im, node, 2, false, &fill)))
             return status;
         if (node->n_input > 3 && node->input[3][0])
@@ -733,13 +778,12 @@ static int import_flatten(importer *im, const Onnx__NodeProto *node, bool reshap
         return status;
     size_t numel = at_shape_numel(at_graph_shape(im->m, x));
     if (reshape) {
-        const Onnx__TensorProto *t;
         int64_t shape[8];
         size_t n;
-        if ((status = const_input(im, node, 1, true, &t)) ||
-            (status = tensor_ints(im, node, t, shape, 8, &n)))
+        if ((status = int_list(im, node, 1, shape, 8, &n)))
             return status;
-        bool flat = n == 2 && shape[0] >= -1 && attr_int(node, "allowzero", 0) == 0 &&
+        bool flat = n == 2 && (shape[0] >= -1 || shape[0] == BATCH) &&
+                    attr_int(node, "allowzero", 0) == 0 &&
                     (shape[1] == -1 || shape[1] == (int64_t)numel) &&
                     !(shape[0] == -1 && shape[1] == -1);
         if (!flat)
@@ -807,6 +851,65 @@ static int import_constant(importer *im, const Onnx__NodeProto *node)
     return set_value(im, node->output[0], -1, a->t, 0);
 }
 
+/* The rank ONNX gives a layer's output: 2 after a flatten or a linear layer (and the
+ * element-wise layers after them), 4 from the image input on. */
+static int onnx_rank(const at_model *m, int k)
+{
+    while (k > 0 && m->nodes[k].kind != AT_LAYER_flatten && m->nodes[k].kind != AT_LAYER_linear &&
+           m->nodes[k].kind != AT_LAYER_conv2d)
+        k = m->nodes[k].inputs[0];
+    return k > 0 && m->nodes[k].kind != AT_LAYER_conv2d ? 2 : 4;
+}
+
+/* Shape, Gather (of dimensions), Unsqueeze and Concat (of dimension lists): the arithmetic on
+ * shapes that x.view(x.size(0), -1) exports, carried out here with the batch size kept as BATCH. */
+static int import_shape_op(importer *im, const Onnx__NodeProto *node)
+{
+    static const char *const known[] = {"axis", "axes", "start", "end", NULL};
+    const char *op = node->op_type;
+    int64_t dims[8], more[8];
+    size_t n = 0, extra = 0;
+    int status = check_attributes(im, node, known);
+    if (status)
+        return status;
+    if (!strcmp(op, "Shape")) {
+        int x;
+        if ((status = data_input(im, node, 0, false, &x, NULL)))
+            return status;
+        if (attribute(node, "start") || attribute(node, "end"))
+            return node_error(im, node, "start and end are not supported");
+        at_shape s = at_graph_shape(im->m, x);
+        int64_t all[4] = {BATCH, s.c, s.h, s.w};
+        return set_dims(im, node->output[0], all, onnx_rank(im->m, x));
+    }
+    if ((status = int_list(im, node, 0, dims, 8, &n)))
+        return status;
+    if (!strcmp(op, "Gather")) {
+        if (attr_int(node, "axis", 0) != 0 || (status = int_list(im, node, 1, more, 8, &extra)))
+            return status ? status : node_error(im, node, "only axis 0 is supported");
+        for (size_t i = 0; i < extra; i++) {
+            int64_t at = more[i] < 0 ? more[i] + (int64_t)n : more[i];
+            if (at < 0 || at >= (int64_t)n)
+                return node_error(im, node, "index %lld is out of range", (long long)more[i]);
+            more[i] = dims[at];
+        }
+        return set_dims(im, node->output[0], more, (int)extra);
+    }
+    if (!strcmp(op, "Unsqueeze")) /* of a scalar or a list of one, into a list of one */
+        return n == 1 ? set_dims(im, node->output[0], dims, 1)
+                      : node_error(im, node, "only a single value can be unsqueezed");
+    /* Concat of lists along axis 0 */
+    if (attr_int(node, "axis", 0) != 0)
+        return node_error(im, node, "only axis 0 is supported");
+    for (size_t k = 1; k < node->n_input; k++) {
+        if ((status = int_list(im, node, k, more, 8 - n, &extra)))
+            return status;
+        memcpy(dims + n, more, extra * sizeof *dims);
+        n += extra;
+    }
+    return set_dims(im, node->output[0], dims, (int)n);
+}
+
 static int import_node(importer *im, const Onnx__NodeProto *node, int index)
 {
     const char *op = node->op_type ? node->op_type : "";
@@ -837,6 +940,9 @@ static int import_node(importer *im, const Onnx__NodeProto *node, int index)
         return import_pass_through(im, node);
     if (!strcmp(op, "Constant"))
         return import_constant(im, node);
+    if (!strcmp(op, "Shape") || !strcmp(op, "Gather") || !strcmp(op, "Unsqueeze") ||
+        !strcmp(op, "Concat"))
+        return import_shape_op(im, node);
     return node_error(im, node, "operator %s is not supported", op);
 }
 

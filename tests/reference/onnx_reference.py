@@ -58,7 +58,8 @@ class SmallCNN(nn.Module):
 
 
 class StridedNet(nn.Module):
-    """Strided convolutions and no pooling."""
+    """Strided convolutions and no pooling; x.view(x.size(0), -1), which exports the arithmetic
+    on shapes (Shape, Gather, Unsqueeze, Concat, Reshape)."""
 
     def __init__(self):
         super().__init__()
@@ -71,7 +72,7 @@ class StridedNet(nn.Module):
         x = F.relu(self.conv1(x))
         x = F.relu(self.conv2(x))
         x = F.relu(self.conv3(x))
-        return self.fc(torch.flatten(x, 1))
+        return self.fc(x.view(x.size(0), -1))
 
 
 class AvgPoolLeaky(nn.Module):
@@ -115,7 +116,7 @@ class Residual(nn.Module):
 
 
 class Normalised(nn.Module):
-    """Input normalisation as Sub and Div by per-channel constants."""
+    """Input normalisation as Sub and Div by per-channel constants; x.view(-1, features)."""
 
     def __init__(self):
         super().__init__()
@@ -127,7 +128,7 @@ class Normalised(nn.Module):
     def forward(self, x):
         x = (x - self.mean) / self.std
         x = F.max_pool2d(F.relu(self.conv(x)), 2)
-        return self.fc(torch.flatten(x, 1))
+        return self.fc(x.view(-1, 8 * 6 * 6))
 
 
 class SiLUNet(nn.Module):
@@ -174,6 +175,7 @@ RESIDUAL_BN_NAMES = {f"{b}.{t}" for b in ("bn0", "bn1", "bn2", "bn_sc")
 CASES = [
     ("smallcnn", SmallCNN, (1, 28, 28), 13, False, SMALLCNN_NAMES, set()),
     ("strided", StridedNet, (3, 16, 16), 9, False, {"conv3.weight", "fc.bias"}, set()),
+    ("strided_unfolded", StridedNet, (3, 16, 16), 15, True, {"conv3.weight", "fc.bias"}, set()),
     ("avgpool_leaky", AvgPoolLeaky, (3, 12, 12), 17, False, {"fc2.weight"}, set()),
     ("residual_folded", Residual, (3, 8, 8), 13, False, {"fc.weight"}, RESIDUAL_BN_NAMES),
     ("residual_bn", Residual, (3, 8, 8), 13, True, RESIDUAL_BN_NAMES | {"shortcut.weight"}, set()),
