@@ -107,6 +107,17 @@ static void initializer(builder *b, const char *name, int ndim, const int64_t *d
     b->init_list[b->graph.n_initializer++] = t;
 }
 
+static void initializer_i64(builder *b, const char *name, int ndim, const int64_t *dims,
+                            const int64_t *data)
+{
+    initializer(b, name, ndim, dims, NULL);
+    Onnx__TensorProto *t = &b->inits[b->graph.n_initializer - 1];
+    t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+    t->n_float_data = 0;
+    t->n_int64_data = ndim ? (size_t)dims[0] : 1;
+    t->int64_data = (int64_t *)data;
+}
+
 /* A node reading the named inputs ("" for an omitted optional one) into one output. */
 static Onnx__NodeProto *node(builder *b, const char *op, const char *name, const char *in0,
                              const char *in1, const char *in2, const char *out)
@@ -209,8 +220,13 @@ static void fill(float *v, int n, unsigned seed)
     }
 }
 
-static void valid_graph(builder *b)
+/* The valid graph, or the same function written another way. */
+typedef enum variant { PLAIN, PAD_BEFORE_CONV, VIEW, PAD_BEFORE_POOL } variant;
+
+static void graph_variant(builder *b, variant v)
 {
+    static const int64_t pads[8] = {0, 0, 1, 1, 0, 0, 1, 1};
+    static const int64_t zero = 0, minus_one[1] = {-1}, axes[1] = {0};
     fill(mean, C, 1);
     fill(conv_w, OC * C * K * K, 2);
     fill(conv_b, OC, 3);
@@ -222,18 +238,38 @@ static void valid_graph(builder *b)
     initializer(b, "conv.bias", 1, (int64_t[]){OC}, conv_b);
     initializer(b, "fc.weight", 2, (int64_t[]){CLASSES, FEATURES}, fc_w);
     initializer(b, "fc.bias", 1, (int64_t[]){CLASSES}, fc_b);
+    initializer_i64(b, "pads", 1, (int64_t[]){8}, pads);
     node(b, "Sub", "centre", "x", "mean", NULL, "xc");
-    Onnx__NodeProto *conv = node(b, "Conv", "conv", "xc", "conv.weight", "conv.bias", "c");
+    if (v == PAD_BEFORE_CONV)
+        node(b, "Pad", "pad", "xc", "pads", NULL, "xp");
+    Onnx__NodeProto *conv = node(b, "Conv", "conv", v == PAD_BEFORE_CONV ? "xp" : "xc",
+                                 "conv.weight", "conv.bias", "c");
     attr_ints(b, conv, "kernel_shape", 2, K);
-    attr_ints(b, conv, "pads", 4, 1);
+    attr_ints(b, conv, "pads", 4, v == PAD_BEFORE_CONV ? 0 : 1);
     attr_ints(b, conv, "strides", 2, 1);
     attr_float(b, node(b, "LeakyRelu", "act", "c", NULL, NULL, "a"), "alpha", 0.1f);
-    Onnx__NodeProto *pool = node(b, "MaxPool", "pool", "a", NULL, NULL, "p");
+    if (v == PAD_BEFORE_POOL)
+        node(b, "Pad", "pad", "a", "pads", NULL, "ap");
+    Onnx__NodeProto *pool = node(b, "MaxPool", "pool", v == PAD_BEFORE_POOL ? "ap" : "a", NULL,
+                                 NULL, "p");
     attr_ints(b, pool, "kernel_shape", 2, 2);
     attr_ints(b, pool, "strides", 2, 2);
-    node(b, "Flatten", "flat", "p", NULL, NULL, "f");
+    if (v == VIEW) {
+        initializer_i64(b, "zero", 0, NULL, &zero);
+        initializer_i64(b, "minus_one", 1, (int64_t[]){1}, minus_one);
+        initializer_i64(b, "axes", 1, (int64_t[]){1}, axes);
+        node(b, "Shape", "shape", "p", NULL, NULL, "s");
+        node(b, "Gather", "batch", "s", "zero", NULL, "n");
+        node(b, "Unsqueeze", "batch1", "n", "axes", NULL, "n1");
+        attr_int(b, node(b, "Concat", "target", "n1", "minus_one", NULL, "shape"), "axis", 0);
+        node(b, "Reshape", "view", "p", "shape", NULL, "f");
+    } else {
+        node(b, "Flatten", "flat", "p", NULL, NULL, "f");
+    }
     attr_int(b, node(b, "Gemm", "fc", "f", "fc.weight", "fc.bias", "logits"), "transB", 1);
 }
+
+static void valid_graph(builder *b) { graph_variant(b, PLAIN); }
 
 /* The valid graph's logits, straight from the definitions of its operators, in double. */
 static void direct_logits(const float *x, double *logits)
@@ -268,6 +304,40 @@ static void direct_logits(const float *x, double *logits)
             s += (double)fc_w[k * FEATURES + f] * pooled[f];
         logits[k] = s;
     }
+}
+
+/* The valid graph's logits against the direct computation on three images. */
+static void check_against_definition(const char *path, const char *label)
+{
+    at_model *m = NULL;
+    at_error err;
+    CHECK_OK(at_model_import_onnx(&m, path, &err), &err);
+    if (!m)
+        return;
+    enum { N = 3 };
+    float x[N * C * H * W];
+    fill(x, N * C * H * W, 9);
+    for (int i = 0; i < N * C * H * W; i++)
+        x[i] += 0.5f; /* pixels in [0, 1) */
+    at_pass *p = NULL;
+    CHECK_OK(at_pass_create(&p, m, N, AT_PASS_FORWARD_ONLY, &err), &err);
+    if (p) {
+        at_forward(p, x, N, AT_BN_EVAL);
+        double max_err = 0;
+        for (int i = 0; i < N; i++) {
+            double want[CLASSES];
+            direct_logits(x + i * C * H * W, want);
+            for (int k = 0; k < CLASSES; k++) {
+                const float got = at_pass_logits(p)[i * CLASSES + k];
+                CHECK_CLOSE(got, want[k], 1e-6, 1e-5);
+                max_err = fmax(max_err, fabs(got - want[k]));
+            }
+        }
+        printf("  %s: max |logit - direct| %.2e (%d layers)\n", label, max_err,
+               at_model_node_count(m) - 1);
+        at_pass_free(p);
+    }
+    at_model_free(m);
 }
 
 static void logits_of(at_model *m, const float *x, int n, float *out)
@@ -443,7 +513,21 @@ TEST(broken_files_are_refused_with_their_reason)
     check_refused(write_model(&b, "broadcast.onnx"), "'flat' (Add)", "broadcasting", NULL);
 }
 
+/* The same function written other ways: Pad of zeros folded into a Conv without padding, and
+ * the Flatten as x.view(x.size(0), -1) exports it (Shape, Gather, Unsqueeze, Concat, Reshape). */
+TEST(pad_and_shape_arithmetic_compute_the_same_function)
+{
+    builder b;
+    graph_variant(&b, PAD_BEFORE_CONV);
+    check_against_definition(write_model(&b, "pad.onnx"), "Pad folded into Conv");
+    graph_variant(&b, VIEW);
+    check_against_definition(write_model(&b, "view.onnx"), "x.view(x.size(0), -1)");
+    graph_variant(&b, PAD_BEFORE_POOL);
+    check_refused(write_model(&b, "padpool.onnx"), "'pool' (MaxPool)", "Pad", NULL);
+}
+
 TEST_MAIN(TEST_ENTRY(valid_graph_computes_its_definition),
+          TEST_ENTRY(pad_and_shape_arithmetic_compute_the_same_function),
           TEST_ENTRY(broken_files_are_refused_with_their_reason))
 
 /* one temporary directory for the whole program, removed with its files at exit */
@@ -459,7 +543,8 @@ __attribute__((destructor)) static void remove_dir(void)
     static const char *const names[] = {"valid.onnx", "valid.safetensors", "truncated.onnx",
         "noise.onnx", "empty.onnx", "einsum.onnx", "chain.onnx", "features.onnx", "missing.onnx",
         "short.onnx", "group.onnx", "asymmetric.onnx", "ceil.onnx", "attribute.onnx",
-        "dynamic.onnx", "opset.onnx", "classes.onnx", "broadcast.onnx"};
+        "dynamic.onnx", "opset.onnx", "classes.onnx", "broadcast.onnx", "pad.onnx", "view.onnx",
+        "padpool.onnx"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         unlink(path_of(names[i]));
     if (strcmp(dir, "/tmp") != 0)
