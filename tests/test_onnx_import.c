@@ -6,175 +6,10 @@
 
 #include "advtrain.h"
 #include "io/checkpoint.h"
-#include "onnx.pb-c.h"
+#include "util/onnx_builder.h"
 
 #include <stdint.h>
 #include <unistd.h>
-
-enum { MAX_NODES = 12, MAX_INITS = 12, MAX_ATTRS = 24 };
-
-/* A graph under construction: every struct lives here, pointers point inside it. */
-typedef struct builder {
-    Onnx__ModelProto model;
-    Onnx__OperatorSetIdProto opset, *opsets[1];
-    Onnx__GraphProto graph;
-    Onnx__NodeProto nodes[MAX_NODES], *node_list[MAX_NODES];
-    char *node_io[MAX_NODES][6];
-    Onnx__TensorProto inits[MAX_INITS], *init_list[MAX_INITS];
-    int64_t init_dims[MAX_INITS][4];
-    Onnx__AttributeProto attrs[MAX_ATTRS], *attr_list[MAX_NODES][4];
-    int64_t attr_ints[MAX_ATTRS][4];
-    int n_attrs;
-    Onnx__ValueInfoProto io[2], *inputs[1], *outputs[1];
-    Onnx__TypeProto types[2];
-    Onnx__TypeProto__Tensor tensor_types[2];
-    Onnx__TensorShapeProto shapes[2];
-    Onnx__TensorShapeProto__Dimension dims[2][4], *dim_list[2][4];
-} builder;
-
-static void value_info(builder *b, int k, const char *name, int ndim, const int64_t *dims)
-{
-    onnx__value_info_proto__init(&b->io[k]);
-    onnx__type_proto__init(&b->types[k]);
-    onnx__type_proto__tensor__init(&b->tensor_types[k]);
-    onnx__tensor_shape_proto__init(&b->shapes[k]);
-    b->io[k].name = (char *)name;
-    b->io[k].type = &b->types[k];
-    b->types[k].value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
-    b->types[k].tensor_type = &b->tensor_types[k];
-    b->tensor_types[k].has_elem_type = 1;
-    b->tensor_types[k].elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
-    b->tensor_types[k].shape = &b->shapes[k];
-    b->shapes[k].n_dim = (size_t)ndim;
-    b->shapes[k].dim = b->dim_list[k];
-    for (int d = 0; d < ndim; d++) {
-        onnx__tensor_shape_proto__dimension__init(&b->dims[k][d]);
-        b->dim_list[k][d] = &b->dims[k][d];
-        if (dims[d] < 0) {
-            b->dims[k][d].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
-            b->dims[k][d].dim_param = d == 0 ? "n" : "h";
-        } else {
-            b->dims[k][d].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-            b->dims[k][d].dim_value = dims[d];
-        }
-    }
-}
-
-/* Input "x" [n, c, h, w] (n dynamic), output "logits" [n, classes], opset 13. */
-static void begin(builder *b, int c, int h, int w, int classes)
-{
-    memset(b, 0, sizeof *b);
-    onnx__model_proto__init(&b->model);
-    onnx__operator_set_id_proto__init(&b->opset);
-    onnx__graph_proto__init(&b->graph);
-    b->model.has_ir_version = 1;
-    b->model.ir_version = 8;
-    b->opset.has_version = 1;
-    b->opset.version = 13;
-    b->opsets[0] = &b->opset;
-    b->model.n_opset_import = 1;
-    b->model.opset_import = b->opsets;
-    b->model.graph = &b->graph;
-    b->graph.name = "test";
-    b->graph.node = b->node_list;
-    b->graph.initializer = b->init_list;
-    value_info(b, 0, "x", 4, (int64_t[]){-1, c, h, w});
-    value_info(b, 1, "logits", 2, (int64_t[]){-1, classes});
-    b->inputs[0] = &b->io[0];
-    b->outputs[0] = &b->io[1];
-    b->graph.n_input = b->graph.n_output = 1;
-    b->graph.input = b->inputs;
-    b->graph.output = b->outputs;
-}
-
-static void initializer(builder *b, const char *name, int ndim, const int64_t *dims,
-                        const float *data)
-{
-    Onnx__TensorProto *t = &b->inits[b->graph.n_initializer];
-    onnx__tensor_proto__init(t);
-    size_t n = 1;
-    for (int d = 0; d < ndim; d++) {
-        b->init_dims[b->graph.n_initializer][d] = dims[d];
-        n *= (size_t)dims[d];
-    }
-    t->name = (char *)name;
-    t->n_dims = (size_t)ndim;
-    t->dims = b->init_dims[b->graph.n_initializer];
-    t->has_data_type = 1;
-    t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
-    t->n_float_data = n;
-    t->float_data = (float *)data;
-    b->init_list[b->graph.n_initializer++] = t;
-}
-
-static void initializer_i64(builder *b, const char *name, int ndim, const int64_t *dims,
-                            const int64_t *data)
-{
-    initializer(b, name, ndim, dims, NULL);
-    Onnx__TensorProto *t = &b->inits[b->graph.n_initializer - 1];
-    t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
-    t->n_float_data = 0;
-    t->n_int64_data = ndim ? (size_t)dims[0] : 1;
-    t->int64_data = (int64_t *)data;
-}
-
-/* A node reading the named inputs ("" for an omitted optional one) into one output. */
-static Onnx__NodeProto *node(builder *b, const char *op, const char *name, const char *in0,
-                             const char *in1, const char *in2, const char *out)
-{
-    int k = (int)b->graph.n_node++;
-    Onnx__NodeProto *n = &b->nodes[k];
-    onnx__node_proto__init(n);
-    n->op_type = (char *)op;
-    n->name = (char *)name;
-    const char *ins[3] = {in0, in1, in2};
-    for (int i = 0; i < 3 && ins[i]; i++)
-        b->node_io[k][n->n_input++] = (char *)ins[i];
-    n->input = b->node_io[k];
-    b->node_io[k][4] = (char *)out;
-    n->output = &b->node_io[k][4];
-    n->n_output = 1;
-    n->attribute = b->attr_list[k];
-    b->node_list[k] = n;
-    return n;
-}
-
-static Onnx__AttributeProto *attribute(builder *b, Onnx__NodeProto *n, const char *name)
-{
-    Onnx__AttributeProto *a = &b->attrs[b->n_attrs++];
-    onnx__attribute_proto__init(a);
-    a->name = (char *)name;
-    a->has_type = 1;
-    n->attribute[n->n_attribute++] = a;
-    return a;
-}
-
-static void attr_ints(builder *b, Onnx__NodeProto *n, const char *name, int count, int64_t v)
-{
-    Onnx__AttributeProto *a = attribute(b, n, name);
-    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
-    int64_t *ints = b->attr_ints[a - b->attrs];
-    for (int i = 0; i < count; i++)
-        ints[i] = v;
-    a->n_ints = (size_t)count;
-    a->ints = ints;
-}
-
-static void attr_int(builder *b, Onnx__NodeProto *n, const char *name, int64_t v)
-{
-    Onnx__AttributeProto *a = attribute(b, n, name);
-    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
-    a->has_i = 1;
-    a->i = v;
-}
-
-static void attr_float(builder *b, Onnx__NodeProto *n, const char *name, float v)
-{
-    Onnx__AttributeProto *a = attribute(b, n, name);
-    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
-    a->has_f = 1;
-    a->f = v;
-}
 
 static char dir[64];
 
@@ -187,23 +22,10 @@ static const char *path_of(const char *name)
     return p;
 }
 
-static void write_bytes(const char *path, const uint8_t *bytes, size_t size)
+static const char *write_model(onnx_builder *b, const char *name)
 {
-    FILE *f = fopen(path, "wb");
-    if (f) {
-        fwrite(bytes, 1, size, f);
-        fclose(f);
-    }
-}
-
-static const char *write_model(builder *b, const char *name)
-{
-    size_t size = onnx__model_proto__get_packed_size(&b->model);
-    uint8_t *bytes = malloc(size);
-    onnx__model_proto__pack(&b->model, bytes);
     const char *path = path_of(name);
-    write_bytes(path, bytes, size);
-    free(bytes);
+    onnx_write_model(b, path);
     return path;
 }
 
@@ -223,7 +45,7 @@ static void fill(float *v, int n, unsigned seed)
 /* The valid graph, or the same function written another way. */
 typedef enum variant { PLAIN, PAD_BEFORE_CONV, VIEW, PAD_BEFORE_POOL } variant;
 
-static void graph_variant(builder *b, variant v)
+static void graph_variant(onnx_builder *b, variant v)
 {
     static const int64_t pads[8] = {0, 0, 1, 1, 0, 0, 1, 1};
     static const int64_t zero = 0, minus_one[1] = {-1}, axes[1] = {0};
@@ -232,44 +54,44 @@ static void graph_variant(builder *b, variant v)
     fill(conv_b, OC, 3);
     fill(fc_w, CLASSES * FEATURES, 4);
     fill(fc_b, CLASSES, 5);
-    begin(b, C, H, W, CLASSES);
-    initializer(b, "mean", 4, (int64_t[]){1, C, 1, 1}, mean);
-    initializer(b, "conv.weight", 4, (int64_t[]){OC, C, K, K}, conv_w);
-    initializer(b, "conv.bias", 1, (int64_t[]){OC}, conv_b);
-    initializer(b, "fc.weight", 2, (int64_t[]){CLASSES, FEATURES}, fc_w);
-    initializer(b, "fc.bias", 1, (int64_t[]){CLASSES}, fc_b);
-    initializer_i64(b, "pads", 1, (int64_t[]){8}, pads);
-    node(b, "Sub", "centre", "x", "mean", NULL, "xc");
+    onnx_begin(b, C, H, W, CLASSES);
+    onnx_initializer(b, "mean", 4, (int64_t[]){1, C, 1, 1}, mean);
+    onnx_initializer(b, "conv.weight", 4, (int64_t[]){OC, C, K, K}, conv_w);
+    onnx_initializer(b, "conv.bias", 1, (int64_t[]){OC}, conv_b);
+    onnx_initializer(b, "fc.weight", 2, (int64_t[]){CLASSES, FEATURES}, fc_w);
+    onnx_initializer(b, "fc.bias", 1, (int64_t[]){CLASSES}, fc_b);
+    onnx_initializer_i64(b, "pads", 1, (int64_t[]){8}, pads);
+    onnx_node(b, "Sub", "centre", "x", "mean", NULL, "xc");
     if (v == PAD_BEFORE_CONV)
-        node(b, "Pad", "pad", "xc", "pads", NULL, "xp");
-    Onnx__NodeProto *conv = node(b, "Conv", "conv", v == PAD_BEFORE_CONV ? "xp" : "xc",
+        onnx_node(b, "Pad", "pad", "xc", "pads", NULL, "xp");
+    Onnx__NodeProto *conv = onnx_node(b, "Conv", "conv", v == PAD_BEFORE_CONV ? "xp" : "xc",
                                  "conv.weight", "conv.bias", "c");
-    attr_ints(b, conv, "kernel_shape", 2, K);
-    attr_ints(b, conv, "pads", 4, v == PAD_BEFORE_CONV ? 0 : 1);
-    attr_ints(b, conv, "strides", 2, 1);
-    attr_float(b, node(b, "LeakyRelu", "act", "c", NULL, NULL, "a"), "alpha", 0.1f);
+    onnx_attr_ints(b, conv, "kernel_shape", 2, K);
+    onnx_attr_ints(b, conv, "pads", 4, v == PAD_BEFORE_CONV ? 0 : 1);
+    onnx_attr_ints(b, conv, "strides", 2, 1);
+    onnx_attr_float(b, onnx_node(b, "LeakyRelu", "act", "c", NULL, NULL, "a"), "alpha", 0.1f);
     if (v == PAD_BEFORE_POOL)
-        node(b, "Pad", "pad", "a", "pads", NULL, "ap");
-    Onnx__NodeProto *pool = node(b, "MaxPool", "pool", v == PAD_BEFORE_POOL ? "ap" : "a", NULL,
+        onnx_node(b, "Pad", "pad", "a", "pads", NULL, "ap");
+    Onnx__NodeProto *pool = onnx_node(b, "MaxPool", "pool", v == PAD_BEFORE_POOL ? "ap" : "a", NULL,
                                  NULL, "p");
-    attr_ints(b, pool, "kernel_shape", 2, 2);
-    attr_ints(b, pool, "strides", 2, 2);
+    onnx_attr_ints(b, pool, "kernel_shape", 2, 2);
+    onnx_attr_ints(b, pool, "strides", 2, 2);
     if (v == VIEW) {
-        initializer_i64(b, "zero", 0, NULL, &zero);
-        initializer_i64(b, "minus_one", 1, (int64_t[]){1}, minus_one);
-        initializer_i64(b, "axes", 1, (int64_t[]){1}, axes);
-        node(b, "Shape", "shape", "p", NULL, NULL, "s");
-        node(b, "Gather", "batch", "s", "zero", NULL, "n");
-        node(b, "Unsqueeze", "batch1", "n", "axes", NULL, "n1");
-        attr_int(b, node(b, "Concat", "target", "n1", "minus_one", NULL, "shape"), "axis", 0);
-        node(b, "Reshape", "view", "p", "shape", NULL, "f");
+        onnx_initializer_i64(b, "zero", 0, NULL, &zero);
+        onnx_initializer_i64(b, "minus_one", 1, (int64_t[]){1}, minus_one);
+        onnx_initializer_i64(b, "axes", 1, (int64_t[]){1}, axes);
+        onnx_node(b, "Shape", "shape", "p", NULL, NULL, "s");
+        onnx_node(b, "Gather", "batch", "s", "zero", NULL, "n");
+        onnx_node(b, "Unsqueeze", "batch1", "n", "axes", NULL, "n1");
+        onnx_attr_int(b, onnx_node(b, "Concat", "target", "n1", "minus_one", NULL, "shape"), "axis", 0);
+        onnx_node(b, "Reshape", "view", "p", "shape", NULL, "f");
     } else {
-        node(b, "Flatten", "flat", "p", NULL, NULL, "f");
+        onnx_node(b, "Flatten", "flat", "p", NULL, NULL, "f");
     }
-    attr_int(b, node(b, "Gemm", "fc", "f", "fc.weight", "fc.bias", "logits"), "transB", 1);
+    onnx_attr_int(b, onnx_node(b, "Gemm", "fc", "f", "fc.weight", "fc.bias", "logits"), "transB", 1);
 }
 
-static void valid_graph(builder *b) { graph_variant(b, PLAIN); }
+static void valid_graph(onnx_builder *b) { graph_variant(b, PLAIN); }
 
 /* The valid graph's logits, straight from the definitions of its operators, in double. */
 static void direct_logits(const float *x, double *logits)
@@ -354,7 +176,7 @@ static void logits_of(at_model *m, const float *x, int n, float *out)
 
 TEST(valid_graph_computes_its_definition)
 {
-    builder b;
+    onnx_builder b;
     valid_graph(&b);
     const char *path = write_model(&b, "valid.onnx");
     at_model *m = NULL;
@@ -432,12 +254,12 @@ static void check_refused(const char *path, const char *w1, const char *w2, cons
 
 TEST(broken_files_are_refused_with_their_reason)
 {
-    builder b;
+    onnx_builder b;
     valid_graph(&b);
     size_t size = onnx__model_proto__get_packed_size(&b.model);
     uint8_t *bytes = malloc(size);
     onnx__model_proto__pack(&b.model, bytes);
-    write_bytes(path_of("truncated.onnx"), bytes, size / 2);
+    onnx_write_bytes(path_of("truncated.onnx"), bytes, size / 2);
     check_refused(path_of("truncated.onnx"), "not an ONNX model", NULL, NULL);
     free(bytes);
 
@@ -447,9 +269,9 @@ TEST(broken_files_are_refused_with_their_reason)
         seed = seed * 1664525u + 1013904223u;
         noise[i] = (uint8_t)(seed >> 24);
     }
-    write_bytes(path_of("noise.onnx"), noise, sizeof noise);
+    onnx_write_bytes(path_of("noise.onnx"), noise, sizeof noise);
     check_refused(path_of("noise.onnx"), "not an ONNX model", NULL, NULL);
-    write_bytes(path_of("empty.onnx"), noise, 0);
+    onnx_write_bytes(path_of("empty.onnx"), noise, 0);
     check_refused(path_of("empty.onnx"), "not an ONNX model", NULL, NULL);
     check_refused(path_of("absent.onnx"), "cannot open", NULL, NULL);
 
@@ -478,7 +300,7 @@ TEST(broken_files_are_refused_with_their_reason)
     check_refused(write_model(&b, "short.onnx"), "conv.bias", "holds 2 values", NULL);
 
     valid_graph(&b);
-    attr_int(&b, &b.nodes[1], "group", 2);
+    onnx_attr_int(&b, &b.nodes[1], "group", 2);
     check_refused(write_model(&b, "group.onnx"), "'conv' (Conv)", "group", NULL);
 
     valid_graph(&b);
@@ -486,11 +308,11 @@ TEST(broken_files_are_refused_with_their_reason)
     check_refused(write_model(&b, "asymmetric.onnx"), "'conv' (Conv)", "asymmetric", NULL);
 
     valid_graph(&b);
-    attr_int(&b, &b.nodes[3], "ceil_mode", 1);
+    onnx_attr_int(&b, &b.nodes[3], "ceil_mode", 1);
     check_refused(write_model(&b, "ceil.onnx"), "'pool' (MaxPool)", "ceil_mode", NULL);
 
     valid_graph(&b);
-    attr_int(&b, &b.nodes[2], "unknown_knob", 1);
+    onnx_attr_int(&b, &b.nodes[2], "unknown_knob", 1);
     check_refused(write_model(&b, "attribute.onnx"), "'act' (LeakyRelu)", "unknown_knob", NULL);
 
     valid_graph(&b); /* a dynamic height */
@@ -517,7 +339,7 @@ TEST(broken_files_are_refused_with_their_reason)
  * the Flatten as x.view(x.size(0), -1) exports it (Shape, Gather, Unsqueeze, Concat, Reshape). */
 TEST(pad_and_shape_arithmetic_compute_the_same_function)
 {
-    builder b;
+    onnx_builder b;
     graph_variant(&b, PAD_BEFORE_CONV);
     check_against_definition(write_model(&b, "pad.onnx"), "Pad folded into Conv");
     graph_variant(&b, VIEW);
