@@ -29,32 +29,11 @@ except ImportError as e:  # the optional tier: a visible skip, never a pass
     print(f"SKIPPED: the ONNX reference tier needs PyTorch and NumPy ({e})")
     sys.exit(77)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_models import PreActResNet18, SmallCNN  # noqa: E402  advtrain's own architectures
+
 TOLERANCE = 1e-4
 N = 4
-
-
-class SmallCNN(nn.Module):
-    """advtrain's smallcnn (TRADES SmallCNN), under the same module names."""
-
-    def __init__(self):
-        super().__init__()
-        self.feature_extractor = nn.Sequential()
-        fe = self.feature_extractor
-        fe.add_module("conv1", nn.Conv2d(1, 32, 3)), fe.add_module("relu1", nn.ReLU())
-        fe.add_module("conv2", nn.Conv2d(32, 32, 3)), fe.add_module("relu2", nn.ReLU())
-        fe.add_module("maxpool1", nn.MaxPool2d(2, 2))
-        fe.add_module("conv3", nn.Conv2d(32, 64, 3)), fe.add_module("relu3", nn.ReLU())
-        fe.add_module("conv4", nn.Conv2d(64, 64, 3)), fe.add_module("relu4", nn.ReLU())
-        fe.add_module("maxpool2", nn.MaxPool2d(2, 2))
-        self.classifier = nn.Sequential()
-        cl = self.classifier
-        cl.add_module("fc1", nn.Linear(64 * 4 * 4, 200)), cl.add_module("relu1", nn.ReLU())
-        cl.add_module("drop", nn.Dropout(0.5))
-        cl.add_module("fc2", nn.Linear(200, 200)), cl.add_module("relu2", nn.ReLU())
-        cl.add_module("fc3", nn.Linear(200, 10))
-
-    def forward(self, x):
-        return self.classifier(torch.flatten(self.feature_extractor(x), 1))
 
 
 class StridedNet(nn.Module):
@@ -165,15 +144,15 @@ def randomise_batchnorm(model):
             m.bias.data.copy_(torch.randn(c, generator=g) * 0.1)
 
 
-SMALLCNN_NAMES = {f"feature_extractor.conv{i}.{t}" for i in range(1, 5) for t in ("weight", "bias")} | \
-    {f"classifier.fc{i}.{t}" for i in range(1, 4) for t in ("weight", "bias")}
+STATE_DICT = "the module's whole state_dict"
 RESIDUAL_BN_NAMES = {f"{b}.{t}" for b in ("bn0", "bn1", "bn2", "bn_sc")
                      for t in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
 
 # name, constructor, input shape, opset, export keeps batch norm (TrainingMode.PRESERVE), and
 # tensors the imported checkpoint must hold (the module's state_dict names), or must not
 CASES = [
-    ("smallcnn", SmallCNN, (1, 28, 28), 13, False, SMALLCNN_NAMES, set()),
+    ("smallcnn", SmallCNN, (1, 28, 28), 13, False, STATE_DICT, set()),
+    ("preact_resnet18", PreActResNet18, (3, 32, 32), 14, True, STATE_DICT, set()),
     ("strided", StridedNet, (3, 16, 16), 9, False, {"conv3.weight", "fc.bias"}, set()),
     ("strided_unfolded", StridedNet, (3, 16, 16), 15, True, {"conv3.weight", "fc.bias"}, set()),
     ("avgpool_leaky", AvgPoolLeaky, (3, 12, 12), 17, False, {"fc2.weight"}, set()),
@@ -236,6 +215,9 @@ def run_case(name, make, shape, opset, keep_bn, present, absent, tmp, dump, advt
         print(f"FAIL {name}: advtrain import: {r.stderr.strip()}")
         return False
     names = tensor_names(ckpt)
+    if present == STATE_DICT:  # under the very names PyTorch (and advtrain's own model) use
+        present = set(model.state_dict())
+        absent = names - present
     if not present <= names or absent & names:
         print(f"FAIL {name}: the checkpoint lacks {sorted(present - names)} or holds "
               f"{sorted(absent & names)}")
