@@ -348,7 +348,55 @@ TEST(pad_and_shape_arithmetic_compute_the_same_function)
     check_refused(write_model(&b, "padpool.onnx"), "'pool' (MaxPool)", "Pad", NULL);
 }
 
+/* Bytes of the valid file changed at random: each import fails with one line naming the file, or
+ * succeeds with a model that runs (a change in a weight's value is still a valid file). Run
+ * under valgrind or a sanitizer, this is where a parser crash would show. */
+TEST(corrupted_bytes_never_crash_the_import)
+{
+    onnx_builder b;
+    valid_graph(&b);
+    size_t size = onnx__model_proto__get_packed_size(&b.model);
+    uint8_t *bytes = malloc(size), *changed = malloc(size);
+    REQUIRE(bytes && changed);
+    onnx__model_proto__pack(&b.model, bytes);
+    const char *path = path_of("corrupted.onnx");
+    unsigned seed = 12345;
+    int refused = 0, accepted = 0;
+    for (int trial = 0; trial < 400; trial++) {
+        memcpy(changed, bytes, size);
+        for (int k = 0; k < 1 + trial % 4; k++) {
+            seed = seed * 1664525u + 1013904223u;
+            size_t at = (seed >> 8) % size;
+            seed = seed * 1664525u + 1013904223u;
+            changed[at] = trial % 2 ? (uint8_t)(seed >> 24) : changed[at] ^ (uint8_t)(1u << (seed >> 29));
+        }
+        onnx_write_bytes(path, changed, size);
+        at_model *m = NULL;
+        at_error err;
+        memset(&err, 0, sizeof err);
+        if (at_model_import_onnx(&m, path, &err) == AT_OK) {
+            float x[C * H * W] = {0}, logits[CLASSES];
+            if (at_model_num_classes(m) == CLASSES) {
+                int c, h, w;
+                at_model_input_shape(m, &c, &h, &w);
+                if (c == C && h == H && w == W)
+                    logits_of(m, x, 1, logits);
+            }
+            at_model_free(m);
+            accepted++;
+        } else {
+            CHECK(strstr(err.message, path) == err.message);
+            CHECK(strchr(err.message, '\n') == NULL);
+            refused++;
+        }
+    }
+    printf("  400 corrupted files: %d refused, %d still valid\n", refused, accepted);
+    free(bytes);
+    free(changed);
+}
+
 TEST_MAIN(TEST_ENTRY(valid_graph_computes_its_definition),
+          TEST_ENTRY(corrupted_bytes_never_crash_the_import),
           TEST_ENTRY(pad_and_shape_arithmetic_compute_the_same_function),
           TEST_ENTRY(broken_files_are_refused_with_their_reason))
 
@@ -366,7 +414,7 @@ __attribute__((destructor)) static void remove_dir(void)
         "noise.onnx", "empty.onnx", "einsum.onnx", "chain.onnx", "features.onnx", "missing.onnx",
         "short.onnx", "group.onnx", "asymmetric.onnx", "ceil.onnx", "attribute.onnx",
         "dynamic.onnx", "opset.onnx", "classes.onnx", "broadcast.onnx", "pad.onnx", "view.onnx",
-        "padpool.onnx"};
+        "padpool.onnx", "corrupted.onnx"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         unlink(path_of(names[i]));
     if (strcmp(dir, "/tmp") != 0)

@@ -80,6 +80,15 @@ static int grow(void **items, int *cap, int used, size_t size)
     return AT_OK;
 }
 
+/* Names come from the file: a control character in one must not break the one-line message. */
+static int printable(at_error *err, int status)
+{
+    for (char *c = err->message; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+    return status;
+}
+
 static int file_error(importer *im, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int file_error(importer *im, const char *fmt, ...)
 {
@@ -88,7 +97,7 @@ static int file_error(importer *im, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    return at_fail(im->err, AT_ERR_FORMAT, "%s: %s", im->file, text);
+    return printable(im->err, at_fail(im->err, AT_ERR_FORMAT, "%s: %s", im->file, text));
 }
 
 static int node_error(importer *im, const Onnx__NodeProto *node, const char *fmt, ...)
@@ -100,9 +109,9 @@ static int node_error(importer *im, const Onnx__NodeProto *node, const char *fmt
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    return at_fail(im->err, AT_ERR_FORMAT, "%s: node '%s' (%s): %s", im->file,
-                   node->name && node->name[0] ? node->name : "(unnamed)",
-                   node->op_type ? node->op_type : "?", text);
+    return printable(im->err, at_fail(im->err, AT_ERR_FORMAT, "%s: node '%s' (%s): %s", im->file,
+                                      node->name && node->name[0] ? node->name : "(unnamed)",
+                                      node->op_type ? node->op_type : "?", text));
 }
 
 static const value *find_value(const importer *im, const char *name)
