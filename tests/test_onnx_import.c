@@ -43,7 +43,7 @@ static void fill(float *v, int n, unsigned seed)
 }
 
 /* The valid graph, or the same function written another way. */
-typedef enum variant { PLAIN, PAD_BEFORE_CONV, VIEW, PAD_BEFORE_POOL } variant;
+typedef enum variant { PLAIN, PAD_BEFORE_CONV, TORCH_PAD, VIEW, PAD_BEFORE_POOL } variant;
 
 static void graph_variant(onnx_builder *b, variant v)
 {
@@ -64,10 +64,32 @@ static void graph_variant(onnx_builder *b, variant v)
     onnx_node(b, "Sub", "centre", "x", "mean", NULL, "xc");
     if (v == PAD_BEFORE_CONV)
         onnx_node(b, "Pad", "pad", "xc", "pads", NULL, "xp");
-    Onnx__NodeProto *conv = onnx_node(b, "Conv", "conv", v == PAD_BEFORE_CONV ? "xp" : "xc",
-                                 "conv.weight", "conv.bias", "c");
+    if (v == TORCH_PAD) { /* F.pad's pads as torch.onnx.export computes them from opset 11 on */
+        static const int64_t ones[4] = {1, 1, 1, 1}, zeros[4] = {0}, rows[2] = {-1, 2},
+                             start = -1, end = INT64_MIN + 1, axis = 0, step = -1, flat = -1;
+        onnx_initializer_i64(b, "ones", 1, (int64_t[]){4}, ones);
+        onnx_initializer_i64(b, "zeros", 1, (int64_t[]){4}, zeros);
+        onnx_initializer_i64(b, "rows", 1, (int64_t[]){2}, rows);
+        onnx_initializer_i64(b, "start", 1, (int64_t[]){1}, &start);
+        onnx_initializer_i64(b, "end", 1, (int64_t[]){1}, &end);
+        onnx_initializer_i64(b, "axis", 1, (int64_t[]){1}, &axis);
+        onnx_initializer_i64(b, "step", 1, (int64_t[]){1}, &step);
+        onnx_initializer_i64(b, "flat", 1, (int64_t[]){1}, &flat);
+        onnx_attr_int(b, onnx_node(b, "Concat", "concat", "ones", "zeros", NULL, "p8"), "axis", 0);
+        onnx_node(b, "Reshape", "pairs", "p8", "rows", NULL, "p42");
+        Onnx__NodeProto *flip = onnx_node(b, "Slice", "flip", "p42", "start", "end", "p42r");
+        flip->input[flip->n_input++] = "axis";
+        flip->input[flip->n_input++] = "step";
+        onnx_node(b, "Transpose", "swap", "p42r", NULL, NULL, "p24");
+        onnx_node(b, "Reshape", "list", "p24", "flat", NULL, "pl");
+        onnx_attr_int(b, onnx_node(b, "Cast", "cast", "pl", NULL, NULL, "pc"), "to", 7);
+        onnx_node(b, "Pad", "pad", "xc", "pc", NULL, "xp");
+    }
+    const bool padded = v == PAD_BEFORE_CONV || v == TORCH_PAD;
+    Onnx__NodeProto *conv = onnx_node(b, "Conv", "conv", padded ? "xp" : "xc", "conv.weight",
+                                      "conv.bias", "c");
     onnx_attr_ints(b, conv, "kernel_shape", 2, K);
-    onnx_attr_ints(b, conv, "pads", 4, v == PAD_BEFORE_CONV ? 0 : 1);
+    onnx_attr_ints(b, conv, "pads", 4, padded ? 0 : 1);
     onnx_attr_ints(b, conv, "strides", 2, 1);
     onnx_attr_float(b, onnx_node(b, "LeakyRelu", "act", "c", NULL, NULL, "a"), "alpha", 0.1f);
     if (v == PAD_BEFORE_POOL)
@@ -342,6 +364,8 @@ TEST(pad_and_shape_arithmetic_compute_the_same_function)
     onnx_builder b;
     graph_variant(&b, PAD_BEFORE_CONV);
     check_against_definition(write_model(&b, "pad.onnx"), "Pad folded into Conv");
+    graph_variant(&b, TORCH_PAD);
+    check_against_definition(write_model(&b, "torchpad.onnx"), "pads computed as torch does");
     graph_variant(&b, VIEW);
     check_against_definition(write_model(&b, "view.onnx"), "x.view(x.size(0), -1)");
     graph_variant(&b, PAD_BEFORE_POOL);
@@ -414,7 +438,7 @@ __attribute__((destructor)) static void remove_dir(void)
         "noise.onnx", "empty.onnx", "einsum.onnx", "chain.onnx", "features.onnx", "missing.onnx",
         "short.onnx", "group.onnx", "asymmetric.onnx", "ceil.onnx", "attribute.onnx",
         "dynamic.onnx", "opset.onnx", "classes.onnx", "broadcast.onnx", "pad.onnx", "view.onnx",
-        "padpool.onnx", "corrupted.onnx"};
+        "padpool.onnx", "corrupted.onnx", "torchpad.onnx"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         unlink(path_of(names[i]));
     if (strcmp(dir, "/tmp") != 0)

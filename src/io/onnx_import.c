@@ -11,7 +11,9 @@
  *   constant after it: its bias) -> linear, Flatten(axis 1) and Reshape to [N, -1] -> flatten,
  *   Add and Mul of two nodes -> add and mul, Sub/Div/Add/Mul by a constant scalar or per-channel
  *   vector -> normalize (mean, std) or scale, Dropout and Identity pass their input through,
- *   Constant holds a value for the nodes after it.
+ *   Constant holds a value for the nodes after it. The integer operators an export uses to
+ *   compute shapes and pads (x.view(x.size(0), -1); F.pad from opset 11 on) are evaluated here
+ *   (onnx_shapes.c), with the batch size kept as a symbol.
  * Anything else (an operator, an attribute value, a dynamic dimension other than the batch) is
  * refused with one line naming the node and its operator: an import never guesses.
  *
@@ -20,6 +22,7 @@
  * Otherwise (eval-mode export folds batch norm into "onnx::Conv_42"-style initializers) the layer
  * takes the node's name. Gemm with transB 0 and MatMul store [in, out] weights; the layer holds
  * them transposed, as nn.Linear does. */
+#include "io/onnx_shapes.h"
 #include "models/graph_spec.h"
 #include "onnx.pb-c.h"
 
@@ -31,19 +34,15 @@
 
 #define MAX_FILE_BYTES ((size_t)1 << 31)
 
-/* The batch size in a list of dimensions computed from a Shape: unknown until a forward. */
-#define BATCH INT64_MIN
-
-/* A named value of the graph: a layer's output (node >= 0), a constant tensor, or a list of
- * dimensions computed from a Shape (x.view(x.size(0), -1) exports Shape, Gather, Unsqueeze,
- * Concat and Reshape), whose entries may be BATCH. */
+/* A named value of the graph: a layer's output (node >= 0), a constant tensor, or integers
+ * computed at import (onnx_shapes.c: x.view(x.size(0), -1) exports Shape, Gather, Unsqueeze,
+ * Concat and Reshape), which may hold the batch size as ONNX_BATCH. */
 typedef struct value {
     const char *name;
-    int node;                       /* the advtrain node, or -1 for a constant or dimensions */
+    int node;                       /* the advtrain node, or -1 for a constant or integers */
     const Onnx__TensorProto *tensor; /* the constant, or NULL */
     int pad;                        /* zero padding (Pad) still to fold into a Conv */
-    const int64_t *dims;            /* the dimensions when node < 0 and tensor is NULL */
-    int n_dims;
+    const onnx_ints *ints;          /* the integers when node < 0 and tensor is NULL */
 } value;
 
 /* A tensor of the file to copy into the finished model. */
@@ -127,7 +126,7 @@ static int set_value(importer *im, const char *name, int node, const Onnx__Tenso
 {
     if (grow((void **)&im->values, &im->cap_values, im->n_values, sizeof *im->values))
         return at_fail(im->err, AT_ERR_NOMEM, "%s: out of memory", im->file);
-    im->values[im->n_values++] = (value){name, node, tensor, pad, NULL, 0};
+    im->values[im->n_values++] = (value){name, node, tensor, pad, NULL};
     return AT_OK;
 }
 
@@ -143,17 +142,15 @@ static void *keep(importer *im, size_t bytes)
     return p;
 }
 
-static int set_dims(importer *im, const char *name, const int64_t *dims, int n)
+static int set_ints(importer *im, const char *name, const onnx_ints *ints)
 {
-    int64_t *copy = keep(im, (size_t)n * sizeof *copy);
+    onnx_ints *copy = keep(im, sizeof *copy);
     if (!copy)
         return im->err->status;
-    memcpy(copy, dims, (size_t)n * sizeof *copy);
+    *copy = *ints;
     int status = set_value(im, name, -1, NULL, 0);
-    if (!status) {
-        im->values[im->n_values - 1].dims = copy;
-        im->values[im->n_values - 1].n_dims = n;
-    }
+    if (!status)
+        im->values[im->n_values - 1].ints = copy;
     return status;
 }
 
@@ -291,11 +288,36 @@ static int int_list(importer *im, const Onnx__NodeProto *node, size_t k, int64_t
         return node_error(im, node, "input %zu must be a constant list of integers", k);
     if (v->tensor)
         return tensor_ints(im, node, v->tensor, out, cap, count);
-    if ((size_t)v->n_dims > cap)
+    const int n = onnx_ints_count(v->ints);
+    if ((size_t)n > cap)
         return node_error(im, node, "input %zu has too many values", k);
-    memcpy(out, v->dims, (size_t)v->n_dims * sizeof *out);
-    *count = (size_t)v->n_dims;
+    memcpy(out, v->ints->v, (size_t)n * sizeof *out);
+    *count = (size_t)n;
     return AT_OK;
+}
+
+/* A value as integers: computed ones, or a short int64 constant; false for anything else. */
+static bool as_ints(const value *v, onnx_ints *out)
+{
+    if (v->node >= 0)
+        return false;
+    if (v->ints) {
+        *out = *v->ints;
+        return true;
+    }
+    const Onnx__TensorProto *t = v->tensor;
+    size_t n = tensor_numel(t);
+    if (t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__INT64 || t->n_dims > 2 ||
+        n > ONNX_INTS_MAX || (t->has_raw_data ? t->raw_data.len != n * sizeof(int64_t)
+                                              : t->n_int64_data != n))
+        return false;
+    memset(out, 0, sizeof *out);
+    out->rank = (int)t->n_dims;
+    for (size_t d = 0; d < t->n_dims; d++)
+        out->shape[d] = t->dims[d];
+    memcpy(out->v, t->has_raw_data ? (const void *)t->raw_data.data : (const void *)t->int64_data,
+           n * sizeof(int64_t));
+    return true;
 }
 
 static const Onnx__AttributeProto *attribute(const Onnx__NodeProto *node, const char *name)
@@ -791,7 +813,7 @@ static int import_flatten(importer *im, const Onnx__NodeProto *node, bool reshap
         size_t n;
         if ((status = int_list(im, node, 1, shape, 8, &n)))
             return status;
-        bool flat = n == 2 && (shape[0] >= -1 || shape[0] == BATCH) &&
+        bool flat = n == 2 && (shape[0] >= -1 || shape[0] == ONNX_BATCH) &&
                     attr_int(node, "allowzero", 0) == 0 &&
                     (shape[1] == -1 || shape[1] == (int64_t)numel) &&
                     !(shape[0] == -1 && shape[1] == -1);
@@ -870,53 +892,48 @@ static int onnx_rank(const at_model *m, int k)
     return k > 0 && m->nodes[k].kind != AT_LAYER_conv2d ? 2 : 4;
 }
 
-/* Shape, Gather (of dimensions), Unsqueeze and Concat (of dimension lists): the arithmetic on
- * shapes that x.view(x.size(0), -1) exports, carried out here with the batch size kept as BATCH. */
-static int import_shape_op(importer *im, const Onnx__NodeProto *node)
+/* An operator on integers (onnx_shapes.c), and Shape of a layer's output: the dimensions of
+ * its ONNX tensor with the batch size as ONNX_BATCH. false in *done when an input is neither. */
+static int import_ints(importer *im, const Onnx__NodeProto *node, bool *done)
 {
-    static const char *const known[] = {"axis", "axes", "start", "end", NULL};
-    const char *op = node->op_type;
-    int64_t dims[8], more[8];
-    size_t n = 0, extra = 0;
-    int status = check_attributes(im, node, known);
-    if (status)
-        return status;
-    if (!strcmp(op, "Shape")) {
-        int x;
-        if ((status = data_input(im, node, 0, false, &x, NULL)))
+    onnx_ints in[6], out;
+    const onnx_ints *ptr[6] = {NULL};
+    int status;
+    *done = false;
+    if (node->n_input > 6)
+        return AT_OK;
+    if (!strcmp(node->op_type, "Shape") && node->n_input == 1) {
+        const value *v;
+        if ((status = input_value(im, node, 0, &v)))
             return status;
-        if (attribute(node, "start") || attribute(node, "end"))
-            return node_error(im, node, "start and end are not supported");
-        at_shape s = at_graph_shape(im->m, x);
-        int64_t all[4] = {BATCH, s.c, s.h, s.w};
-        return set_dims(im, node->output[0], all, onnx_rank(im->m, x));
-    }
-    if ((status = int_list(im, node, 0, dims, 8, &n)))
-        return status;
-    if (!strcmp(op, "Gather")) {
-        if (attr_int(node, "axis", 0) != 0 || (status = int_list(im, node, 1, more, 8, &extra)))
-            return status ? status : node_error(im, node, "only axis 0 is supported");
-        for (size_t i = 0; i < extra; i++) {
-            int64_t at = more[i] < 0 ? more[i] + (int64_t)n : more[i];
-            if (at < 0 || at >= (int64_t)n)
-                return node_error(im, node, "index %lld is out of range", (long long)more[i]);
-            more[i] = dims[at];
+        if (v && v->node >= 0) {
+            *done = true;
+            if (attribute(node, "start") || attribute(node, "end"))
+                return node_error(im, node, "start and end are not supported");
+            at_shape s = at_graph_shape(im->m, v->node);
+            memset(&out, 0, sizeof out);
+            out.rank = 1;
+            out.shape[0] = onnx_rank(im->m, v->node);
+            out.v[0] = ONNX_BATCH;
+            out.v[1] = s.c;
+            out.v[2] = s.h;
+            out.v[3] = s.w;
+            return set_ints(im, node->output[0], &out);
         }
-        return set_dims(im, node->output[0], more, (int)extra);
     }
-    if (!strcmp(op, "Unsqueeze")) /* of a scalar or a list of one, into a list of one */
-        return n == 1 ? set_dims(im, node->output[0], dims, 1)
-                      : node_error(im, node, "only a single value can be unsqueezed");
-    /* Concat of lists along axis 0 */
-    if (attr_int(node, "axis", 0) != 0)
-        return node_error(im, node, "only axis 0 is supported");
-    for (size_t k = 1; k < node->n_input; k++) {
-        if ((status = int_list(im, node, k, more, 8 - n, &extra)))
+    for (size_t k = 0; k < node->n_input; k++) {
+        const value *v;
+        if ((status = input_value(im, node, k, &v)))
             return status;
-        memcpy(dims + n, more, extra * sizeof *dims);
-        n += extra;
+        if (v && !as_ints(v, &in[k]))
+            return AT_OK;
+        ptr[k] = v ? &in[k] : NULL;
     }
-    return set_dims(im, node->output[0], dims, (int)n);
+    *done = true;
+    char why[200];
+    if (onnx_ints_eval(node, ptr, (int)node->n_input, &out, why, sizeof why))
+        return node_error(im, node, "%s", why);
+    return set_ints(im, node->output[0], &out);
 }
 
 static int import_node(importer *im, const Onnx__NodeProto *node, int index)
@@ -928,6 +945,12 @@ static int import_node(importer *im, const Onnx__NodeProto *node, int index)
         return node_error(im, node, "has no output");
     if (im->absorbed[index])
         return AT_OK; /* the bias of the MatMul before it */
+    if (onnx_ints_op(op)) { /* on integers: shapes and paddings */
+        bool done;
+        int status = import_ints(im, node, &done);
+        if (status || done)
+            return status;
+    }
     if (!strcmp(op, "Conv"))
         return import_conv(im, node, index);
     if (!strcmp(op, "BatchNormalization"))
@@ -949,9 +972,9 @@ static int import_node(importer *im, const Onnx__NodeProto *node, int index)
         return import_pass_through(im, node);
     if (!strcmp(op, "Constant"))
         return import_constant(im, node);
-    if (!strcmp(op, "Shape") || !strcmp(op, "Gather") || !strcmp(op, "Unsqueeze") ||
-        !strcmp(op, "Concat"))
-        return import_shape_op(im, node);
+    if (onnx_ints_op(op))
+        return node_error(im, node, "operator %s is supported on integers only (shapes, pads)",
+                          op);
     return node_error(im, node, "operator %s is not supported", op);
 }
 

@@ -132,6 +132,59 @@ class SiLUNet(nn.Module):
         return x @ self.w + self.b
 
 
+class ZeroPadded(nn.Module):
+    """nn.ZeroPad2d before convolutions (F.pad's pads are computed by integer operators from
+    opset 11 on), one of them padded itself as well."""
+
+    def __init__(self):
+        super().__init__()
+        self.pad1 = nn.ZeroPad2d(2)
+        self.conv1 = nn.Conv2d(1, 4, 5)
+        self.pad2 = nn.ZeroPad2d(1)
+        self.conv2 = nn.Conv2d(4, 6, 3, stride=2, padding=1)
+        self.fc = nn.Linear(6 * 6 * 6, 4)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(self.pad1(x)))
+        x = F.relu(self.conv2(self.pad2(x)))
+        return self.fc(torch.flatten(x, 1))
+
+
+class Refused(nn.Module):
+    """Models the import must refuse, naming the node's operator: never a wrong model."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        self.conv = nn.Conv2d(2, 2, 3, padding=1, groups=2 if kind == "depthwise" else 1)
+        self.fc = nn.Linear(2 * 8 * 8, 3)
+
+    def forward(self, x):
+        if self.kind == "reflect":
+            x = F.pad(x, (1, 1, 1, 1), mode="reflect")[:, :, 1:-1, 1:-1]
+        elif self.kind == "upsample":
+            x = F.interpolate(F.avg_pool2d(x, 2), scale_factor=2.0)
+        elif self.kind == "asymmetric":
+            x = F.pad(x, (0, 1, 0, 1))[:, :, :8, :8]
+        elif self.kind == "maxpool_padded":
+            x = F.max_pool2d(x, 3, 1, 1)
+        x = self.conv(x)
+        if self.kind == "einsum":
+            x = torch.einsum("nchw->nchw", x)
+        return self.fc(torch.flatten(x, 1))
+
+
+# kind, opset, what the one-line error must name
+REFUSED = [
+    ("depthwise", 13, "(Conv): grouped convolution"),
+    ("reflect", 13, "(Pad): only constant padding"),
+    ("upsample", 13, "(Resize)"),
+    ("asymmetric", 13, "(Pad): only the same zero padding"),
+    ("maxpool_padded", 13, "(MaxPool): padding"),
+    ("einsum", 13, "(Einsum): operator Einsum is not supported"),
+]
+
+
 def randomise_batchnorm(model):
     """Running statistics and affine parameters away from their defaults, so every one counts."""
     g = torch.Generator().manual_seed(5)
@@ -160,6 +213,9 @@ CASES = [
     ("residual_bn", Residual, (3, 8, 8), 13, True, RESIDUAL_BN_NAMES | {"shortcut.weight"}, set()),
     ("normalised", Normalised, (3, 14, 14), 11, False, {"conv.weight", "fc.weight"}, set()),
     ("silu", SiLUNet, (1, 16, 16), 14, False, {"conv1.weight", "conv2.bias"}, set()),
+    ("zero_padded", ZeroPadded, (1, 10, 10), 13, False, STATE_DICT, set()),
+    ("zero_padded_unfolded", ZeroPadded, (1, 10, 10), 15, True, STATE_DICT, set()),
+    ("zero_padded_opset9", ZeroPadded, (1, 10, 10), 9, False, STATE_DICT, set()),
 ]
 
 
@@ -245,7 +301,19 @@ def run_case(name, make, shape, opset, keep_bn, present, absent, tmp, dump, advt
         e = relative(got, ref)
         errors.append(f"{key} {e:.1e}")
         ok = ok and e <= TOLERANCE
-    print(f"{'ok  ' if ok else 'FAIL'} {name:16s} opset {opset:2d}  " + "  ".join(errors))
+    print(f"{'ok  ' if ok else 'FAIL'} {name:20s} opset {opset:2d}  " + "  ".join(errors))
+    return ok
+
+
+def run_refused(kind, opset, expected, tmp, advtrain):
+    torch.manual_seed(0)
+    path = os.path.join(tmp, f"refused_{kind}.onnx")
+    export(Refused(kind).eval(), (2, 8, 8), opset, False, path)
+    r = subprocess.run([advtrain, "import", path, "--out", path + ".safetensors"],
+                       capture_output=True, text=True)
+    message = r.stderr.strip()
+    ok = r.returncode == 1 and expected in message and path in message and "\n" not in message
+    print(f"{'ok  ' if ok else 'FAIL'} refused {kind:15s} {message[message.find('node'):]}")
     return ok
 
 
@@ -260,8 +328,9 @@ def main():
         where = args.keep or tmp
         os.makedirs(where, exist_ok=True)
         results = [run_case(*case, where, args.dump, args.advtrain) for case in CASES]
+        results += [run_refused(*case, where, args.advtrain) for case in REFUSED]
     failed = results.count(False)
-    print(f"{len(results)} ONNX models, {failed} failure(s)")
+    print(f"{len(CASES)} ONNX models and {len(REFUSED)} refusals, {failed} failure(s)")
     return 1 if failed else 0
 
 

@@ -105,8 +105,8 @@ Onnx__NodeProto *onnx_node(onnx_builder *b, const char *op, const char *name, co
     for (int i = 0; i < 3 && ins[i]; i++)
         b->node_io[k][n->n_input++] = (char *)ins[i];
     n->input = b->node_io[k];
-    b->node_io[k][4] = (char *)out;
-    n->output = &b->node_io[k][4];
+    b->node_io[k][7] = (char *)out;
+    n->output = &b->node_io[k][7];
     n->n_output = 1;
     n->attribute = b->attr_list[k];
     b->node_list[k] = n;

@@ -1,6 +1,6 @@
 /* onnx_builder.h: small ONNX files written with the protobuf-c structs generated from onnx.proto
  * (the ONNX import test and the CLI test's fixture). One builder holds every struct of a graph
- * of up to 12 nodes and 12 initializers; pointers point inside it. */
+ * of up to 20 nodes and 20 initializers; pointers point inside it. */
 #ifndef AT_TEST_ONNX_BUILDER_H
 #define AT_TEST_ONNX_BUILDER_H
 
@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { MAX_NODES = 12, MAX_INITS = 12, MAX_ATTRS = 24 };
+enum { MAX_NODES = 20, MAX_INITS = 20, MAX_ATTRS = 24 };
 
 /* A graph under construction: every struct lives here, pointers point inside it. */
 typedef struct onnx_builder {
@@ -17,7 +17,7 @@ typedef struct onnx_builder {
     Onnx__OperatorSetIdProto opset, *opsets[1];
     Onnx__GraphProto graph;
     Onnx__NodeProto nodes[MAX_NODES], *node_list[MAX_NODES];
-    char *node_io[MAX_NODES][6];
+    char *node_io[MAX_NODES][8]; /* inputs, then the output at [7] */
     Onnx__TensorProto inits[MAX_INITS], *init_list[MAX_INITS];
     int64_t init_dims[MAX_INITS][4];
     Onnx__AttributeProto attrs[MAX_ATTRS], *attr_list[MAX_NODES][4];
