@@ -42,6 +42,11 @@ cmp -s "$TMP/from_onnx" "$TMP/from_checkpoint" || fail "the imported checkpoint 
 expect 0 "starting from the weights of .*tiny.onnx" -- "$BIN" train --init "$M" --data-dir "$DATA" \
     --train-size 128 --epochs 1 --batch-size 64 --out "$TMP/run"
 expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" $EVAL
+# a run of the imported graph stopped after its first epoch continues with that graph
+expect 0 "" -- "$BIN" train --init "$M" --data-dir "$DATA" --train-size 128 --epochs 2 \
+    --stop-after 1 --batch-size 64 --out "$TMP/run3"
+expect 0 "epoch 2/2" -- "$BIN" train --resume --data-dir "$DATA" --train-size 128 --epochs 2 \
+    --batch-size 64 --out "$TMP/run3"
 
 # refused: an unsupported operator, a file that is not ONNX, an architecture beside a graph
 expect 1 "einsum.onnx: node 'fc' (Einsum): operator Einsum is not supported" -- \

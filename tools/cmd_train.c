@@ -770,6 +770,24 @@ static int make_model(const at_dataset *train, at_model **model)
         }
     }
     at_error err;
+    if (opts.resume) { /* a run of an imported graph continues with the graph it describes */
+        char path[4096];
+        snprintf(path, sizeof path, "%s/last.safetensors", opts.out);
+        at_safetensors *st = NULL;
+        if (at_st_open(&st, path, &err) == AT_OK) {
+            const char *spec = at_st_meta(st, "model");
+            json_t *root = spec ? json_loads(spec, 0, NULL) : NULL;
+            const char *arch = json_string_value(json_object_get(root, "arch"));
+            const bool graph = arch && strcmp(arch, "graph") == 0;
+            const bool failed = graph && at_model_create_from_spec(model, spec, &err) != AT_OK;
+            json_decref(root);
+            at_st_free(st);
+            if (failed)
+                return cli_error("train", EXIT_WORK_FAILED, "--resume: %s: %s", path, err.message);
+            if (graph)
+                return cli_check_model_data("train", path, train, model);
+        }
+    }
     if (opts.init && at_is_onnx_path(opts.init)) { /* the graph to fine-tune, from the file */
         if (mo.normalize || mo.input_levels || mo.input_noise > 0.0f)
             return cli_error("train", EXIT_USAGE, "--init %s describes its model: drop --mean, "
