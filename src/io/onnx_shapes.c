@@ -9,9 +9,10 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const OPS[] = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast",
-                                  "ConstantOfShape", "Reshape", "Slice", "Transpose", "Add", "Sub",
-                                  "Mul", "Div", NULL};
+static const char *const OPS[] = {
+    "Shape",   "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "ConstantOfShape",
+    "Reshape", "Slice",  "Transpose", "Add",     "Sub",    "Mul",  "Div",
+    NULL};
 
 int onnx_ints_op(const char *op)
 {
@@ -21,7 +22,8 @@ int onnx_ints_op(const char *op)
     return 0;
 }
 
-static int refuse(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int refuse(char *why, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int refuse(char *why, size_t cap, const char *fmt, ...)
 {
     va_list ap;
@@ -104,8 +106,8 @@ static int reshape(const onnx_ints *data, const onnx_ints *shape, onnx_ints *out
 static int slice(const onnx_ints *const *in, int n_in, onnx_ints *out, char *why, size_t cap)
 {
     const onnx_ints *data = in[0];
-    if (n_in < 3 || !in[1] || !in[2] || onnx_ints_count(in[1]) != 1 || onnx_ints_count(in[2]) != 1 ||
-        data->rank < 1)
+    if (n_in < 3 || !in[1] || !in[2] || onnx_ints_count(in[1]) != 1 ||
+        onnx_ints_count(in[2]) != 1 || data->rank < 1)
         return refuse(why, cap, "only a slice of integers along one axis is supported");
     int64_t axis = n_in > 3 && in[3] ? in[3]->v[0] : 0, step = n_in > 4 && in[4] ? in[4]->v[0] : 1;
     if (axis < 0)
@@ -131,8 +133,10 @@ static int slice(const onnx_ints *const *in, int n_in, onnx_ints *out, char *why
         picked[count++] = i;
     *out = *data;
     out->shape[axis] = count;
-    const int64_t rows = data->rank == 2 ? data->shape[0] : 1, cols = data->rank == 2 ? data->shape[1] : data->shape[0];
-    const int64_t out_rows = data->rank == 2 ? out->shape[0] : 1, out_cols = data->rank == 2 ? out->shape[1] : out->shape[0];
+    const int64_t rows = data->rank == 2 ? data->shape[0] : 1,
+                  cols = data->rank == 2 ? data->shape[1] : data->shape[0];
+    const int64_t out_rows = data->rank == 2 ? out->shape[0] : 1,
+                  out_cols = data->rank == 2 ? out->shape[1] : out->shape[0];
     for (int64_t r = 0; r < out_rows; r++)
         for (int64_t c = 0; c < out_cols; c++) {
             int64_t sr = r, sc = c;
