@@ -33,7 +33,8 @@ static void tiny(onnx_builder *b)
     onnx_attr_ints(b, conv, "strides", 2, 3);
     onnx_node(b, "Relu", "act", "c", NULL, NULL, "a");
     onnx_node(b, "Flatten", "flat", "a", NULL, NULL, "f");
-    onnx_attr_int(b, onnx_node(b, "Gemm", "fc", "f", "fc.weight", "fc.bias", "logits"), "transB", 1);
+    Onnx__NodeProto *gemm = onnx_node(b, "Gemm", "fc", "f", "fc.weight", "fc.bias", "logits");
+    onnx_attr_int(b, gemm, "transB", 1);
 }
 
 int main(int argc, char **argv)

@@ -105,12 +105,14 @@ static void graph_variant(onnx_builder *b, variant v)
         onnx_node(b, "Shape", "shape", "p", NULL, NULL, "s");
         onnx_node(b, "Gather", "batch", "s", "zero", NULL, "n");
         onnx_node(b, "Unsqueeze", "batch1", "n", "axes", NULL, "n1");
-        onnx_attr_int(b, onnx_node(b, "Concat", "target", "n1", "minus_one", NULL, "shape"), "axis", 0);
+        Onnx__NodeProto *concat = onnx_node(b, "Concat", "target", "n1", "minus_one", NULL, "shape");
+        onnx_attr_int(b, concat, "axis", 0);
         onnx_node(b, "Reshape", "view", "p", "shape", NULL, "f");
     } else {
         onnx_node(b, "Flatten", "flat", "p", NULL, NULL, "f");
     }
-    onnx_attr_int(b, onnx_node(b, "Gemm", "fc", "f", "fc.weight", "fc.bias", "logits"), "transB", 1);
+    Onnx__NodeProto *gemm = onnx_node(b, "Gemm", "fc", "f", "fc.weight", "fc.bias", "logits");
+    onnx_attr_int(b, gemm, "transB", 1);
 }
 
 static void valid_graph(onnx_builder *b) { graph_variant(b, PLAIN); }
@@ -392,7 +394,8 @@ TEST(corrupted_bytes_never_crash_the_import)
             seed = seed * 1664525u + 1013904223u;
             size_t at = (seed >> 8) % size;
             seed = seed * 1664525u + 1013904223u;
-            changed[at] = trial % 2 ? (uint8_t)(seed >> 24) : changed[at] ^ (uint8_t)(1u << (seed >> 29));
+            const uint8_t bit = (uint8_t)(1u << (seed >> 29));
+            changed[at] = trial % 2 ? (uint8_t)(seed >> 24) : changed[at] ^ bit;
         }
         onnx_write_bytes(path, changed, size);
         at_model *m = NULL;
@@ -419,7 +422,39 @@ TEST(corrupted_bytes_never_crash_the_import)
     free(changed);
 }
 
+/* A checkpoint's description of a graph that does not build is refused, not guessed at. */
+TEST(invalid_graph_descriptions_are_refused)
+{
+    static const char *const bad[] = {
+        "{\"arch\": \"graph\", \"num_classes\": 3, \"input\": [1, 4, 4]}", /* no nodes */
+        "{\"arch\": \"graph\", \"num_classes\": 3, \"input\": [1, 4, 4], \"nodes\": "
+        "[{\"op\": \"flatten\", \"in\": [0]}, {\"op\": \"linear\", \"in\": [5], "
+        "\"name\": \"fc\", \"out_features\": 3, \"bias\": true}]}", /* a later input */
+        "{\"arch\": \"graph\", \"num_classes\": 3, \"input\": [1, 4, 4], \"nodes\": "
+        "[{\"op\": \"flatten\", \"in\": [0]}, {\"op\": \"einsum\", \"in\": [1]}]}",
+        "{\"arch\": \"graph\", \"num_classes\": 5, \"input\": [1, 4, 4], \"nodes\": "
+        "[{\"op\": \"flatten\", \"in\": [0]}, {\"op\": \"linear\", \"in\": [1], "
+        "\"name\": \"fc\", \"out_features\": 3, \"bias\": true}]}", /* 3 classes, not 5 */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        at_model *m = NULL;
+        at_error err;
+        CHECK(at_model_create_from_spec(&m, bad[i], &err) != AT_OK);
+        CHECK(m == NULL);
+        printf("  %s\n", err.message);
+    }
+    const char *good = "{\"arch\": \"graph\", \"num_classes\": 3, \"input\": [1, 4, 4], "
+                       "\"nodes\": [{\"op\": \"flatten\", \"in\": [0]}, {\"op\": \"linear\", "
+                       "\"in\": [1], \"name\": \"fc\", \"out_features\": 3, \"bias\": true}]}";
+    at_model *m = NULL;
+    at_error err;
+    CHECK_OK(at_model_create_from_spec(&m, good, &err), &err);
+    CHECK(m && at_model_find_tensor(m, "fc.weight") >= 0);
+    at_model_free(m);
+}
+
 TEST_MAIN(TEST_ENTRY(valid_graph_computes_its_definition),
+          TEST_ENTRY(invalid_graph_descriptions_are_refused),
           TEST_ENTRY(corrupted_bytes_never_crash_the_import),
           TEST_ENTRY(pad_and_shape_arithmetic_compute_the_same_function),
           TEST_ENTRY(broken_files_are_refused_with_their_reason))

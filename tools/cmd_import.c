@@ -1,9 +1,10 @@
 /* cmd_import.c: `advtrain import`: a PyTorch state_dict of a reference architecture, saved as
  * safetensors, or an ONNX model (`advtrain import model.onnx --out FILE`, any graph of the
- * operators onnx_import.c supports) becomes a self-describing advtrain checkpoint. The names, shapes and dtypes are
- * checked (a clear error for any mismatch); a wrapper module's prefix ("model.", "module.") is
- * recognised, and so are a normalisation wrapper's "mean"/"std" (or "mu"/"sigma") buffers, which
- * become the model's input normalisation; the number of classes is read from the last layer. */
+ * operators onnx_import.c supports) becomes a self-describing advtrain checkpoint. For a
+ * state_dict the names, shapes and dtypes are checked (a clear error for any mismatch); a
+ * wrapper module's prefix ("model.", "module.") is recognised, and so are a normalisation
+ * wrapper's "mean"/"std" (or "mu"/"sigma") buffers, which become the model's input
+ * normalisation; the number of classes is read from the last layer. */
 #include "cli.h"
 
 #include <stdlib.h>

@@ -94,6 +94,13 @@ static float get_float(json_t *d, const char *key)
     return json_is_number(v) ? (float)json_number_value(v) : NAN;
 }
 
+/* An input: the index of a node already built, or -1. */
+static int earlier_node(const at_model *m, json_t *v)
+{
+    json_int_t k = json_is_integer(v) ? json_integer_value(v) : -1;
+    return k >= 0 && k < m->n_nodes ? (int)k : -1;
+}
+
 /* Appends one described node; a negative status for a malformed description. */
 static int add_node(at_model *m, json_t *d)
 {
@@ -102,14 +109,11 @@ static int add_node(at_model *m, json_t *d)
     json_t *in = json_object_get(d, "in");
     if (!op || !json_is_array(in) || json_array_size(in) < 1 || json_array_size(in) > 2)
         return AT_ERR_FORMAT;
-    int y = -1;
-    int x = json_is_integer(json_array_get(in, 0)) ? (int)json_integer_value(json_array_get(in, 0)) : -1;
-    if (json_array_size(in) == 2)
-        y = json_is_integer(json_array_get(in, 1)) ? (int)json_integer_value(json_array_get(in, 1))
-                                                    : -1;
-    if (x < 0 || x >= m->n_nodes || (json_array_size(in) == 2 && (y < 0 || y >= m->n_nodes)))
-        return AT_ERR_FORMAT;
     const bool two = json_array_size(in) == 2;
+    const int x = earlier_node(m, json_array_get(in, 0));
+    const int y = two ? earlier_node(m, json_array_get(in, 1)) : 0;
+    if (x < 0 || y < 0)
+        return AT_ERR_FORMAT;
     const bool bias = json_is_true(json_object_get(d, "bias"));
     if (!strcmp(op, "conv2d") && name && !two)
         return at_add_conv2d(m, x, name, get_int(d, "out_channels", 0), get_int(d, "kernel", 0),
