@@ -190,6 +190,9 @@ int at_add_leaky_relu(at_model *m, int input, float negative_slope);
 int at_add_softplus(at_model *m, int input);
 /* y = a * b elementwise for two nodes of one shape (SiLU as at_add_mul(x, at_add_sigmoid(x))). */
 int at_add_mul(at_model *m, int input_a, int input_b);
+/* nn.ConstantPad2d((left, right, top, bottom), value): each plane grows by top + bottom rows and
+ * left + right columns of `value` (-FLT_MAX before a max-pool stands for PyTorch's padding). */
+int at_add_pad2d(at_model *m, int input, int top, int left, int bottom, int right, float value);
 /* nn.Upsample(scale_factor=factor, mode="nearest"): each pixel becomes a factor x factor block
  * (1..64; AT_ERR_ARG otherwise). */
 int at_add_upsample2d(at_model *m, int input, int factor);

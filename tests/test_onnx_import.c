@@ -43,7 +43,7 @@ static void fill(float *v, int n, unsigned seed)
 }
 
 /* The valid graph, or the same function written another way. */
-typedef enum variant { PLAIN, PAD_BEFORE_CONV, TORCH_PAD, VIEW, PAD_BEFORE_POOL } variant;
+typedef enum variant { PLAIN, PAD_BEFORE_CONV, TORCH_PAD, VIEW, UNEVEN_PADS } variant;
 
 static void graph_variant(onnx_builder *b, variant v)
 {
@@ -62,8 +62,10 @@ static void graph_variant(onnx_builder *b, variant v)
     onnx_initializer(b, "fc.bias", 1, (int64_t[]){CLASSES}, fc_b);
     onnx_initializer_i64(b, "pads", 1, (int64_t[]){8}, pads);
     onnx_node(b, "Sub", "centre", "x", "mean", NULL, "xc");
-    if (v == PAD_BEFORE_CONV)
-        onnx_node(b, "Pad", "pad", "xc", "pads", NULL, "xp");
+    static const int64_t uneven[8] = {0, 0, 1, 0, 0, 0, 0, 1}; /* top 1 and right 1 */
+    onnx_initializer_i64(b, "uneven", 1, (int64_t[]){8}, uneven);
+    if (v == PAD_BEFORE_CONV || v == UNEVEN_PADS)
+        onnx_node(b, "Pad", "pad", "xc", v == UNEVEN_PADS ? "uneven" : "pads", NULL, "xp");
     if (v == TORCH_PAD) { /* F.pad's pads as torch.onnx.export computes them from opset 11 on */
         static const int64_t ones[4] = {1, 1, 1, 1}, zeros[4] = {0}, rows[2] = {-1, 2},
                              start = -1, end = INT64_MIN + 1, axis = 0, step = -1, flat = -1;
@@ -85,17 +87,18 @@ static void graph_variant(onnx_builder *b, variant v)
         onnx_attr_int(b, onnx_node(b, "Cast", "cast", "pl", NULL, NULL, "pc"), "to", 7);
         onnx_node(b, "Pad", "pad", "xc", "pc", NULL, "xp");
     }
-    const bool padded = v == PAD_BEFORE_CONV || v == TORCH_PAD;
+    const bool padded = v == PAD_BEFORE_CONV || v == TORCH_PAD || v == UNEVEN_PADS;
     Onnx__NodeProto *conv = onnx_node(b, "Conv", "conv", padded ? "xp" : "xc", "conv.weight",
                                       "conv.bias", "c");
     onnx_attr_ints(b, conv, "kernel_shape", 2, K);
     onnx_attr_ints(b, conv, "pads", 4, padded ? 0 : 1);
+    if (v == UNEVEN_PADS) { /* the conv's own pads: left 1 and bottom 1 */
+        conv->attribute[conv->n_attribute - 1]->ints[1] = 1;
+        conv->attribute[conv->n_attribute - 1]->ints[2] = 1;
+    }
     onnx_attr_ints(b, conv, "strides", 2, 1);
     onnx_attr_float(b, onnx_node(b, "LeakyRelu", "act", "c", NULL, NULL, "a"), "alpha", 0.1f);
-    if (v == PAD_BEFORE_POOL)
-        onnx_node(b, "Pad", "pad", "a", "pads", NULL, "ap");
-    Onnx__NodeProto *pool = onnx_node(b, "MaxPool", "pool", v == PAD_BEFORE_POOL ? "ap" : "a", NULL,
-                                 NULL, "p");
+    Onnx__NodeProto *pool = onnx_node(b, "MaxPool", "pool", "a", NULL, NULL, "p");
     onnx_attr_ints(b, pool, "kernel_shape", 2, 2);
     onnx_attr_ints(b, pool, "strides", 2, 2);
     if (v == VIEW) {
@@ -328,8 +331,8 @@ TEST(broken_files_are_refused_with_their_reason)
     check_refused(write_model(&b, "group.onnx"), "'conv' (Conv)", "group", NULL);
 
     valid_graph(&b);
-    b.attr_ints[1][2] = 0; /* pads 1, 1, 0, 1 */
-    check_refused(write_model(&b, "asymmetric.onnx"), "'conv' (Conv)", "asymmetric", NULL);
+    b.attr_ints[1][2] = -1; /* pads 1, 1, -1, 1 */
+    check_refused(write_model(&b, "negative.onnx"), "'conv' (Conv)", "none negative", NULL);
 
     valid_graph(&b);
     onnx_attr_int(&b, &b.nodes[3], "ceil_mode", 1);
@@ -359,8 +362,10 @@ TEST(broken_files_are_refused_with_their_reason)
     check_refused(write_model(&b, "broadcast.onnx"), "'flat' (Add)", "broadcasting", NULL);
 }
 
-/* The same function written other ways: Pad of zeros folded into a Conv without padding, and
- * the Flatten as x.view(x.size(0), -1) exports it (Shape, Gather, Unsqueeze, Concat, Reshape). */
+/* The same function written other ways: Pad of zeros folded into a Conv without padding (its
+ * pads given as numbers, or computed as torch does), an uneven Pad and uneven Conv pads that add
+ * up to the same padding (two pad2d layers), and the Flatten as x.view(x.size(0), -1) exports it
+ * (Shape, Gather, Unsqueeze, Concat, Reshape). */
 TEST(pad_and_shape_arithmetic_compute_the_same_function)
 {
     onnx_builder b;
@@ -370,8 +375,8 @@ TEST(pad_and_shape_arithmetic_compute_the_same_function)
     check_against_definition(write_model(&b, "torchpad.onnx"), "pads computed as torch does");
     graph_variant(&b, VIEW);
     check_against_definition(write_model(&b, "view.onnx"), "x.view(x.size(0), -1)");
-    graph_variant(&b, PAD_BEFORE_POOL);
-    check_refused(write_model(&b, "padpool.onnx"), "'pool' (MaxPool)", "Pad", NULL);
+    graph_variant(&b, UNEVEN_PADS);
+    check_against_definition(write_model(&b, "uneven.onnx"), "uneven Pad and Conv pads");
 }
 
 /* Bytes of the valid file changed at random: each import fails with one line naming the file, or
@@ -471,9 +476,9 @@ __attribute__((destructor)) static void remove_dir(void)
 {
     static const char *const names[] = {"valid.onnx", "valid.safetensors", "truncated.onnx",
         "noise.onnx", "empty.onnx", "einsum.onnx", "chain.onnx", "features.onnx", "missing.onnx",
-        "short.onnx", "group.onnx", "asymmetric.onnx", "ceil.onnx", "attribute.onnx",
+        "short.onnx", "group.onnx", "negative.onnx", "ceil.onnx", "attribute.onnx",
         "dynamic.onnx", "opset.onnx", "classes.onnx", "broadcast.onnx", "pad.onnx", "view.onnx",
-        "padpool.onnx", "corrupted.onnx", "torchpad.onnx"};
+        "uneven.onnx", "corrupted.onnx", "torchpad.onnx"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         unlink(path_of(names[i]));
     if (strcmp(dir, "/tmp") != 0)

@@ -4,10 +4,11 @@
  * The file is parsed by the C code protobuf-c generates at build time from onnx.proto (Debian's
  * libonnx-dev). Nodes are taken in file order (ONNX requires a topological order) and each
  * becomes zero or more layers:
- *   Conv -> conv2d (group 1, square kernel, equal strides, one padding on all sides; a Pad of
- *   zeros before it folds into that padding), BatchNormalization -> batchnorm2d (eps, and
- *   PyTorch's momentum = 1 - ONNX momentum), Relu, LeakyRelu, Sigmoid, Tanh, Softplus,
- *   MaxPool/AveragePool (no padding), GlobalAveragePool, Gemm and MatMul (with an Add of a
+ *   Conv -> conv2d (group 1, square kernel, equal strides; a Pad of zeros alike on every side
+ *   before it folds into its padding, other padding is a pad2d layer before it), Pad -> pad2d
+ *   (constant mode), BatchNormalization -> batchnorm2d (eps, and PyTorch's momentum = 1 - ONNX
+ *   momentum), Relu, LeakyRelu, Sigmoid, Tanh, Softplus, MaxPool/AveragePool (padding as a
+ *   pad2d layer of -FLT_MAX or counted zeros; no ceil_mode), GlobalAveragePool, Gemm and MatMul (with an Add of a
  *   constant after it: its bias) -> linear, Flatten(axis 1) and Reshape to [N, -1] -> flatten,
  *   Add and Mul of two nodes -> add and mul, Sub/Div/Add/Mul by a constant scalar or per-channel
  *   vector -> normalize (mean, std) or scale, Dropout and Identity pass their input through,
@@ -78,10 +79,10 @@ static int begin_model(onnx_importer *im)
                        im->err))
         return at_onnx_file_error(im, "input %s has an invalid shape", input->name);
     at_strlcpy(im->m->arch, AT_GRAPH_ARCH, sizeof im->m->arch);
-    int status = at_onnx_set_value(im, input->name, 0, NULL, 0);
+    int status = at_onnx_set_value(im, input->name, 0, NULL);
     for (size_t i = 0; i < g->n_initializer && !status; i++)
         if (g->initializer[i]->name)
-            status = at_onnx_set_value(im, g->initializer[i]->name, -1, g->initializer[i], 0);
+            status = at_onnx_set_value(im, g->initializer[i]->name, -1, g->initializer[i]);
     return status;
 }
 

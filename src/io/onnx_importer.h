@@ -17,7 +17,8 @@ typedef struct onnx_value {
     const char *name;
     int node; /* the advtrain node, or -1 for a constant or integers */
     const Onnx__TensorProto *tensor; /* the constant, or NULL */
-    int pad; /* zero padding (Pad) still to fold into a Conv */
+    int pad[4]; /* a Pad not applied yet (top, left, bottom, right): folded into the */
+    float pad_value; /* Conv after it when zero and even, else a pad2d layer */
     const onnx_ints *ints; /* the integers when node < 0 and tensor is NULL */
 } onnx_value;
 
@@ -54,7 +55,10 @@ int at_onnx_shape_mismatch(onnx_importer *im, const Onnx__NodeProto *node,
 /* The named values: layer outputs, constants and integers (find_value finds the latest). */
 const onnx_value *at_onnx_find_value(const onnx_importer *im, const char *name);
 int at_onnx_set_value(onnx_importer *im, const char *name, int node,
-                      const Onnx__TensorProto *tensor, int pad);
+                      const Onnx__TensorProto *tensor);
+int at_onnx_set_padded(onnx_importer *im, const char *name, int node, const int pad[4],
+                       float value);
+int at_onnx_alias(onnx_importer *im, const char *name, const onnx_value *v);
 int at_onnx_set_ints(onnx_importer *im, const char *name, const onnx_ints *ints);
 void *at_onnx_keep(onnx_importer *im, size_t bytes);
 
@@ -71,8 +75,9 @@ void at_onnx_dims_text(char *out, size_t cap, const Onnx__TensorProto *t);
 /* A node's inputs: any value, a layer output, a constant, a list of integers. */
 int at_onnx_input_value(onnx_importer *im, const Onnx__NodeProto *node, size_t k,
                         const onnx_value **out);
-int at_onnx_data_input(onnx_importer *im, const Onnx__NodeProto *node, size_t k, bool pad_ok,
-                       int *x, int *pad);
+int at_onnx_data_input(onnx_importer *im, const Onnx__NodeProto *node, size_t k, bool fold_ok,
+                       int *x, int *fold);
+int at_onnx_layer_of(onnx_importer *im, const Onnx__NodeProto *node, const onnx_value *v, int *x);
 int at_onnx_const_input(onnx_importer *im, const Onnx__NodeProto *node, size_t k, bool required,
                         const Onnx__TensorProto **t);
 int at_onnx_int_list(onnx_importer *im, const Onnx__NodeProto *node, size_t k, int64_t *out,

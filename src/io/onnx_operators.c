@@ -2,6 +2,7 @@
  * and its limits: onnx_import.c). A node that cannot be computed exactly is refused by name. */
 #include "io/onnx_importer.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,8 +42,19 @@ static int import_conv(onnx_importer *im, const Onnx__NodeProto *node, int index
             pads = at_onnx_ints_same(node, "pads", 0);
     if (stride < 1)
         return at_onnx_node_error(im, node, "unequal strides are not supported");
-    if (pads < 0)
-        return at_onnx_node_error(im, node, "asymmetric padding is not supported");
+    if (pads < 0) { /* uneven padding ("same" with an even kernel or stride): a pad2d layer */
+        const Onnx__AttributeProto *p = at_onnx_attribute(node, "pads");
+        bool valid = p->n_ints == 4;
+        for (size_t q = 0; q < p->n_ints && valid; q++)
+            valid = p->ints[q] >= 0 && p->ints[q] <= 65536;
+        if (!valid)
+            return at_onnx_node_error(im, node, "pads must be 4 values, none negative");
+        x = at_add_pad2d(im->m, x, (int)p->ints[0] + pad, (int)p->ints[1] + pad,
+                         (int)p->ints[2] + pad, (int)p->ints[3] + pad, 0.0f);
+        if (x < 0)
+            return at_onnx_build_error(im, node, x, 0);
+        pads = pad = 0;
+    }
     if (b && !at_onnx_dims_are(b, 1, (int64_t[]){oc}))
         return at_onnx_shape_mismatch(im, node, b, "the convolution has that many output channels");
     char name[96];
@@ -60,7 +72,7 @@ static int import_conv(onnx_importer *im, const Onnx__NodeProto *node, int index
     if ((status = at_onnx_add_copy(im, name, "weight", wd, 0, 0)) ||
         (b && (status = at_onnx_add_copy(im, name, "bias", bd, 0, 0))))
         return status;
-    return at_onnx_set_value(im, node->output[0], y, NULL, 0);
+    return at_onnx_set_value(im, node->output[0], y, NULL);
 }
 
 static int import_batchnorm(onnx_importer *im, const Onnx__NodeProto *node, int index)
@@ -104,7 +116,7 @@ static int import_batchnorm(onnx_importer *im, const Onnx__NodeProto *node, int 
     for (int k = 0; k < 4; k++)
         if ((status = at_onnx_add_copy(im, name, suffixes[k], data[k], 0, 0)))
             return status;
-    return at_onnx_set_value(im, node->output[0], y, NULL, 0);
+    return at_onnx_set_value(im, node->output[0], y, NULL);
 }
 
 /* Gemm (A B^T + C with transB 1, as nn.Linear exports) and MatMul followed by an Add of [out]. */
@@ -176,10 +188,10 @@ static int import_linear(onnx_importer *im, const Onnx__NodeProto *node, int ind
         return status;
     if (absorbed >= 0) {
         im->absorbed[absorbed] = true;
-        if ((status = at_onnx_set_value(im, im->g->node[absorbed]->output[0], y, NULL, 0)))
+        if ((status = at_onnx_set_value(im, im->g->node[absorbed]->output[0], y, NULL)))
             return status;
     }
-    return at_onnx_set_value(im, node->output[0], y, NULL, 0);
+    return at_onnx_set_value(im, node->output[0], y, NULL);
 }
 
 /* A constant that acts per channel on a node of shape s: a scalar, or C values laid out as
@@ -218,8 +230,12 @@ static int import_arithmetic(onnx_importer *im, const Onnx__NodeProto *node)
         return status;
     if (!a || !b)
         return at_onnx_node_error(im, node, "needs two inputs");
-    if (a->pad || b->pad)
-        return at_onnx_node_error(im, node, "a Pad before it can only fold into a Conv");
+    onnx_value pa = *a, pb = *b; /* with a pending Pad applied */
+    if ((status = at_onnx_layer_of(im, node, a, &pa.node)) ||
+        (status = at_onnx_layer_of(im, node, b, &pb.node)))
+        return status;
+    a = &pa;
+    b = &pb;
     if ((a->node < 0 && b->node < 0) || (a->node < 0 && !a->tensor) || (b->node < 0 && !b->tensor))
         return at_onnx_node_error(im, node,
                                   "arithmetic on two constants or on dimensions is not "
@@ -238,7 +254,7 @@ static int import_arithmetic(onnx_importer *im, const Onnx__NodeProto *node)
         y = add ? at_add_add(im->m, a->node, b->node) : at_add_mul(im->m, a->node, b->node);
         if (y < 0)
             return at_onnx_build_error(im, node, y, a->node);
-        return at_onnx_set_value(im, node->output[0], y, NULL, 0);
+        return at_onnx_set_value(im, node->output[0], y, NULL);
     }
     const bool constant_first = a->node < 0;
     const onnx_value *x = constant_first ? b : a, *k = constant_first ? a : b;
@@ -268,7 +284,7 @@ static int import_arithmetic(onnx_importer *im, const Onnx__NodeProto *node)
         y = at_add_scale(im->m, x->node, op[0] == 'M' ? data[0] : 1.0f / data[0]);
         if (y < 0)
             return at_onnx_build_error(im, node, y, x->node);
-        return at_onnx_set_value(im, node->output[0], y, NULL, 0);
+        return at_onnx_set_value(im, node->output[0], y, NULL);
     }
     /* (x - mean) / std with one of the two trivial */
     for (int c = 0; c < s.c; c++) {
@@ -288,7 +304,7 @@ static int import_arithmetic(onnx_importer *im, const Onnx__NodeProto *node)
     y = at_add_normalize(im->m, x->node, mean, std);
     if (y < 0)
         return at_onnx_build_error(im, node, y, x->node);
-    return at_onnx_set_value(im, node->output[0], y, NULL, 0);
+    return at_onnx_set_value(im, node->output[0], y, NULL);
 }
 
 static int import_pool(onnx_importer *im, const Onnx__NodeProto *node, bool max)
@@ -307,40 +323,60 @@ static int import_pool(onnx_importer *im, const Onnx__NodeProto *node, bool max)
     int64_t stride = at_onnx_ints_same(node, "strides", 1);
     if (stride < 1)
         return at_onnx_node_error(im, node, "unequal strides are not supported");
-    if (!at_onnx_ints_all(node, "pads", 0))
-        return at_onnx_node_error(im, node, "padding is not supported");
     if (!at_onnx_ints_all(node, "dilations", 1) || at_onnx_attr_int(node, "ceil_mode", 0) != 0 ||
         at_onnx_attr_int(node, "storage_order", 0) != 0)
         return at_onnx_node_error(im, node,
                                   "dilations, ceil_mode and storage_order are not supported");
+    /* pads [top, left, bottom, right]: a pad2d layer before the pool, of -FLT_MAX (PyTorch's
+     * max-pool padding, never the maximum: at most half a window, as PyTorch requires, leaves a
+     * real element in every window) or of zeros an average counts (count_include_pad) */
+    const Onnx__AttributeProto *pads = at_onnx_attribute(node, "pads");
+    if (pads && !at_onnx_ints_all(node, "pads", 0)) {
+        bool valid = pads->n_ints == 4;
+        for (size_t k = 0; k < pads->n_ints && valid; k++)
+            valid = pads->ints[k] >= 0 && 2 * pads->ints[k] <= ks->ints[0];
+        if (!valid)
+            return at_onnx_node_error(im, node,
+                                      "padding must be 4 values of at most half the "
+                                      "kernel size");
+        if (!max && at_onnx_attr_int(node, "count_include_pad", 0) != 1)
+            return at_onnx_node_error(im, node,
+                                      "padding not counted in the average "
+                                      "(count_include_pad 0) is not supported");
+        x = at_add_pad2d(im->m, x, (int)pads->ints[0], (int)pads->ints[1], (int)pads->ints[2],
+                         (int)pads->ints[3], max ? -FLT_MAX : 0.0f);
+        if (x < 0)
+            return at_onnx_build_error(im, node, x, 0);
+    }
     int y = max ? at_add_maxpool2d(im->m, x, (int)ks->ints[0], (int)stride)
                 : at_add_avgpool2d(im->m, x, (int)ks->ints[0], (int)stride);
     if (y < 0)
         return at_onnx_build_error(im, node, y, x);
-    return at_onnx_set_value(im, node->output[0], y, NULL, 0);
+    return at_onnx_set_value(im, node->output[0], y, NULL);
 }
 
-/* Pad of zeros on height and width alike, kept on the value until a Conv takes it. */
+/* Pad of a constant on height and width, kept on the value: a Conv after it takes zeros alike
+ * on every side as its own padding, anything else reads it through a pad2d layer. */
 static int import_pad(onnx_importer *im, const Onnx__NodeProto *node)
 {
     static const char *const known[] = {"mode", "pads", "value", NULL};
-    int x, pad, status;
+    int x, status;
     if ((status = at_onnx_check_attributes(im, node, known)) ||
-        (status = at_onnx_data_input(im, node, 0, true, &x, &pad)))
+        (status = at_onnx_data_input(im, node, 0, false, &x, NULL)))
         return status;
     const Onnx__AttributeProto *mode = at_onnx_attribute(node, "mode");
     if (mode && !(mode->s.len == 8 && memcmp(mode->s.data, "constant", 8) == 0))
         return at_onnx_node_error(im, node, "only constant padding is supported");
     int64_t pads[8];
     size_t n = 0;
+    float value = 0.0f;
     const Onnx__AttributeProto *p = at_onnx_attribute(node, "pads");
     if (p) { /* opset < 11 */
         n = p->n_ints;
         if (n > 8)
             return at_onnx_node_error(im, node, "pads has %zu values", n);
         memcpy(pads, p->ints, n * sizeof *pads);
-        if (at_onnx_attr_float(node, "value", 0.0f) != 0.0f)
-            return at_onnx_node_error(im, node, "only zero padding is supported");
+        value = at_onnx_attr_float(node, "value", 0.0f);
     } else {
         const Onnx__TensorProto *fill;
         if ((status = at_onnx_int_list(im, node, 1, pads, 8, &n)) ||
@@ -350,17 +386,24 @@ static int import_pad(onnx_importer *im, const Onnx__NodeProto *node)
             return at_onnx_node_error(im, node, "the axes input is not supported");
         size_t nv;
         const float *v = fill ? at_onnx_tensor_floats(im, node, fill, &nv) : NULL;
-        if (fill && (!v || nv != 1 || v[0] != 0.0f))
-            return v ? at_onnx_node_error(im, node, "only zero padding is supported")
-                     : im->err->status;
+        if (fill && !v)
+            return im->err->status;
+        if (fill && nv != 1)
+            return at_onnx_node_error(im, node, "the constant value must be a scalar");
+        value = v ? v[0] : 0.0f;
     }
+    if (!isfinite(value))
+        return at_onnx_node_error(im, node, "padding with %g is not supported", value);
     /* [n_begin, c_begin, h_begin, w_begin, n_end, c_end, h_end, w_end] */
-    if (n != 8 || pads[0] || pads[1] || pads[4] || pads[5] || pads[2] != pads[3] ||
-        pads[2] != pads[6] || pads[2] != pads[7] || pads[2] < 0 || pads[2] > 65536)
+    const int pad[4] = {(int)pads[2], (int)pads[3], (int)pads[6], (int)pads[7]};
+    bool valid = n == 8 && !pads[0] && !pads[1] && !pads[4] && !pads[5];
+    for (int k = 2; k < 8 && valid; k++)
+        valid = pads[k] >= 0 && pads[k] <= 65536;
+    if (!valid)
         return at_onnx_node_error(im, node,
-                                  "only the same zero padding on all four sides of the image is "
+                                  "only padding of the height and width (not negative) is "
                                   "supported");
-    return at_onnx_set_value(im, node->output[0], x, NULL, pad + (int)pads[2]);
+    return at_onnx_set_padded(im, node->output[0], x, pad, value);
 }
 
 static int import_flatten(onnx_importer *im, const Onnx__NodeProto *node, bool reshape)
@@ -389,7 +432,7 @@ static int import_flatten(onnx_importer *im, const Onnx__NodeProto *node, bool r
     int y = at_add_flatten(im->m, x);
     if (y < 0)
         return at_onnx_build_error(im, node, y, x);
-    return at_onnx_set_value(im, node->output[0], y, NULL, 0);
+    return at_onnx_set_value(im, node->output[0], y, NULL);
 }
 
 /* Relu, LeakyRelu, Sigmoid, Tanh, Softplus, GlobalAveragePool: one input, one layer. */
@@ -418,7 +461,7 @@ static int import_unary(onnx_importer *im, const Onnx__NodeProto *node)
         y = at_add_global_avgpool(im->m, x);
     if (y < 0)
         return at_onnx_build_error(im, node, y, x);
-    return at_onnx_set_value(im, node->output[0], y, NULL, 0);
+    return at_onnx_set_value(im, node->output[0], y, NULL);
 }
 
 /* Identity and Dropout (at inference, and its mask unused): the output is the input. */
@@ -432,7 +475,7 @@ static int import_pass_through(onnx_importer *im, const Onnx__NodeProto *node)
         return status;
     if (!v)
         return at_onnx_node_error(im, node, "needs an input");
-    return at_onnx_set_value(im, node->output[0], v->node, v->tensor, v->pad);
+    return at_onnx_alias(im, node->output[0], v);
 }
 
 static int import_constant(onnx_importer *im, const Onnx__NodeProto *node)
@@ -444,7 +487,7 @@ static int import_constant(onnx_importer *im, const Onnx__NodeProto *node)
     const Onnx__AttributeProto *a = at_onnx_attribute(node, "value");
     if (!a || !a->t)
         return at_onnx_node_error(im, node, "only a tensor 'value' is supported");
-    return at_onnx_set_value(im, node->output[0], -1, a->t, 0);
+    return at_onnx_set_value(im, node->output[0], -1, a->t);
 }
 
 /* The rank ONNX gives a layer's output: 2 after a flatten or a linear layer (and the

@@ -62,12 +62,34 @@ const onnx_value *at_onnx_find_value(const onnx_importer *im, const char *name)
 }
 
 int at_onnx_set_value(onnx_importer *im, const char *name, int node,
-                      const Onnx__TensorProto *tensor, int pad)
+                      const Onnx__TensorProto *tensor)
 {
     if (grow((void **)&im->values, &im->cap_values, im->n_values, sizeof *im->values))
         return at_fail(im->err, AT_ERR_NOMEM, "%s: out of memory", im->file);
-    im->values[im->n_values++] = (onnx_value){name, node, tensor, pad, NULL};
+    im->values[im->n_values++] = (onnx_value){name, node, tensor, {0, 0, 0, 0}, 0.0f, NULL};
     return AT_OK;
+}
+
+int at_onnx_set_padded(onnx_importer *im, const char *name, int node, const int pad[4], float value)
+{
+    int status = at_onnx_set_value(im, name, node, NULL);
+    if (!status) {
+        memcpy(im->values[im->n_values - 1].pad, pad, 4 * sizeof *pad);
+        im->values[im->n_values - 1].pad_value = value;
+    }
+    return status;
+}
+
+int at_onnx_alias(onnx_importer *im, const char *name, const onnx_value *v)
+{
+    const onnx_value copy = *v; /* v may move when the table grows */
+    int status = at_onnx_set_value(im, name, copy.node, copy.tensor);
+    if (!status) {
+        onnx_value *alias = &im->values[im->n_values - 1];
+        *alias = copy;
+        alias->name = name;
+    }
+    return status;
 }
 
 /* Memory kept until the import ends. */
@@ -88,7 +110,7 @@ int at_onnx_set_ints(onnx_importer *im, const char *name, const onnx_ints *ints)
     if (!copy)
         return im->err->status;
     *copy = *ints;
-    int status = at_onnx_set_value(im, name, -1, NULL, 0);
+    int status = at_onnx_set_value(im, name, -1, NULL);
     if (!status)
         im->values[im->n_values - 1].ints = copy;
     return status;
@@ -181,9 +203,28 @@ int at_onnx_input_value(onnx_importer *im, const Onnx__NodeProto *node, size_t k
     return AT_OK;
 }
 
-/* Input k as a layer's output (not a constant, no Pad pending unless `pad_ok`). */
-int at_onnx_data_input(onnx_importer *im, const Onnx__NodeProto *node, size_t k, bool pad_ok,
-                       int *x, int *pad)
+static bool padded(const onnx_value *v)
+{
+    return v->pad[0] || v->pad[1] || v->pad[2] || v->pad[3];
+}
+
+/* The layer computing a value: its node, after a pad2d layer for a Pad still pending. */
+int at_onnx_layer_of(onnx_importer *im, const Onnx__NodeProto *node, const onnx_value *v, int *x)
+{
+    *x = v->node;
+    if (v->node < 0 || !padded(v))
+        return AT_OK;
+    int y = at_add_pad2d(im->m, v->node, v->pad[0], v->pad[1], v->pad[2], v->pad[3], v->pad_value);
+    if (y < 0)
+        return at_onnx_build_error(im, node, y, v->node);
+    *x = y;
+    return AT_OK;
+}
+
+/* Input k as a layer's output (not a constant). With `fold_ok`, a pending Pad of zeros alike on
+ * every side is left to the caller (*fold); any other pending Pad becomes a pad2d layer. */
+int at_onnx_data_input(onnx_importer *im, const Onnx__NodeProto *node, size_t k, bool fold_ok,
+                       int *x, int *fold)
 {
     const onnx_value *v;
     int status = at_onnx_input_value(im, node, k, &v);
@@ -194,12 +235,15 @@ int at_onnx_data_input(onnx_importer *im, const Onnx__NodeProto *node, size_t k,
                                   "input %zu must be computed from the model input, not a "
                                   "constant",
                                   k);
-    if (v->pad && !pad_ok)
-        return at_onnx_node_error(im, node, "a Pad before it can only fold into a Conv");
-    *x = v->node;
-    if (pad)
-        *pad = v->pad;
-    return AT_OK;
+    if (fold)
+        *fold = 0;
+    if (fold_ok && fold && padded(v) && v->pad_value == 0.0f && v->pad[0] == v->pad[1] &&
+        v->pad[0] == v->pad[2] && v->pad[0] == v->pad[3]) {
+        *x = v->node;
+        *fold = v->pad[0];
+        return AT_OK;
+    }
+    return at_onnx_layer_of(im, node, v, x);
 }
 
 /* Input k as a constant (initializer or Constant output); optional inputs may be absent. */

@@ -62,6 +62,11 @@ json_t *at_graph_spec_nodes(const at_model *m)
         case AT_LAYER_leaky_relu:
             json_object_set_new(d, "slope", json_real(node->p.leaky.slope));
             break;
+        case AT_LAYER_pad2d:
+            json_object_set_new(d, "pad", json_pack("[iiii]", node->p.pad.top, node->p.pad.left,
+                                                    node->p.pad.bottom, node->p.pad.right));
+            json_object_set_new(d, "value", json_real(node->p.pad.value));
+            break;
         case AT_LAYER_relu:
         case AT_LAYER_sigmoid:
         case AT_LAYER_tanh:
@@ -160,6 +165,15 @@ static int add_node(at_model *m, json_t *d)
         return at_add_scale(m, x, get_float(d, "factor"));
     if (!strcmp(op, "leaky_relu") && !two)
         return at_add_leaky_relu(m, x, get_float(d, "slope"));
+    if (!strcmp(op, "pad2d") && !two) {
+        json_t *pad = json_object_get(d, "pad");
+        int q[4];
+        for (int i = 0; i < 4; i++)
+            q[i] = json_array_size(pad) == 4 && json_is_integer(json_array_get(pad, (size_t)i))
+                       ? (int)json_integer_value(json_array_get(pad, (size_t)i))
+                       : -1;
+        return at_add_pad2d(m, x, q[0], q[1], q[2], q[3], get_float(d, "value"));
+    }
     if (!strcmp(op, "relu") && !two)
         return at_add_relu(m, x);
     if (!strcmp(op, "sigmoid") && !two)

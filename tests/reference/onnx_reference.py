@@ -150,6 +150,26 @@ class ZeroPadded(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+class Stem(nn.Module):
+    """The padding the layers themselves lack: a ResNet stem's max-pool with padding, an average
+    pool counting its zero padding, an uneven "same" padding before a strided convolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.smooth = nn.AvgPool2d(3, stride=1, padding=1)
+        self.same = nn.ZeroPad2d((0, 1, 0, 1))
+        self.conv2 = nn.Conv2d(8, 8, 2, stride=2)
+        self.fc = nn.Linear(8 * 4 * 4, 4)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.bn1(self.conv1(x))))
+        x = F.relu(self.conv2(self.same(self.smooth(x))))
+        return self.fc(torch.flatten(x, 1))
+
+
 class Refused(nn.Module):
     """Models the import must refuse, naming the node's operator: never a wrong model."""
 
@@ -164,10 +184,10 @@ class Refused(nn.Module):
             x = F.pad(x, (1, 1, 1, 1), mode="reflect")[:, :, 1:-1, 1:-1]
         elif self.kind == "upsample":
             x = F.interpolate(F.avg_pool2d(x, 2), scale_factor=2.0)
-        elif self.kind == "asymmetric":
-            x = F.pad(x, (0, 1, 0, 1))[:, :, :8, :8]
-        elif self.kind == "maxpool_padded":
-            x = F.max_pool2d(x, 3, 1, 1)
+        elif self.kind == "avgpool_uncounted":
+            x = F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+        elif self.kind == "ceil_mode":
+            x = F.interpolate(F.max_pool2d(x, 3, 2, ceil_mode=True), size=(8, 8))
         x = self.conv(x)
         if self.kind == "einsum":
             x = torch.einsum("nchw->nchw", x)
@@ -179,8 +199,8 @@ REFUSED = [
     ("depthwise", 13, "(Conv): grouped convolution"),
     ("reflect", 13, "(Pad): only constant padding"),
     ("upsample", 13, "(Resize)"),
-    ("asymmetric", 13, "(Pad): only the same zero padding"),
-    ("maxpool_padded", 13, "(MaxPool): padding"),
+    ("avgpool_uncounted", 13, "(AveragePool): padding not counted"),
+    ("ceil_mode", 13, "(MaxPool): dilations, ceil_mode"),
     ("einsum", 13, "(Einsum): operator Einsum is not supported"),
 ]
 
@@ -213,6 +233,8 @@ CASES = [
     ("residual_bn", Residual, (3, 8, 8), 13, True, RESIDUAL_BN_NAMES | {"shortcut.weight"}, set()),
     ("normalised", Normalised, (3, 14, 14), 11, False, {"conv.weight", "fc.weight"}, set()),
     ("silu", SiLUNet, (1, 16, 16), 14, False, {"conv1.weight", "conv2.bias"}, set()),
+    ("stem", Stem, (3, 15, 15), 13, False, {"conv2.weight", "fc.weight"}, {"bn1.weight"}),
+    ("stem_bn", Stem, (3, 15, 15), 17, True, STATE_DICT, set()),
     ("zero_padded", ZeroPadded, (1, 10, 10), 13, False, STATE_DICT, set()),
     ("zero_padded_unfolded", ZeroPadded, (1, 10, 10), 15, True, STATE_DICT, set()),
     ("zero_padded_opset9", ZeroPadded, (1, 10, 10), 9, False, STATE_DICT, set()),
