@@ -39,6 +39,9 @@ grep "clean accuracy\|after fgsm" "$TMP/out" | sed 's/[0-9.]* s$//' >"$TMP/from_
 sed -i 's/[0-9.]* s$//' "$TMP/from_onnx"
 [ -s "$TMP/from_onnx" ] || fail "eval of the .onnx file printed no accuracy"
 cmp -s "$TMP/from_onnx" "$TMP/from_checkpoint" || fail "the imported checkpoint evaluates otherwise than the .onnx file: $(cat "$TMP/from_onnx" "$TMP/from_checkpoint")"
+expect 0 "" -- "$BIN" attack --checkpoint "$M" --data-dir "$DATA" --n 20 --attack pgd --eps 0.1 \
+    --steps 3 --out "$TMP/adv.safetensors"
+[ -s "$TMP/adv.safetensors" ] || fail "attack on the .onnx file wrote no examples"
 expect 0 "starting from the weights of .*tiny.onnx" -- "$BIN" train --init "$M" --data-dir "$DATA" \
     --train-size 128 --epochs 1 --batch-size 64 --out "$TMP/run"
 expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" $EVAL
