@@ -335,8 +335,8 @@ TEST(broken_files_are_refused_with_their_reason)
     check_refused(write_model(&b, "negative.onnx"), "'conv' (Conv)", "none negative", NULL);
 
     valid_graph(&b);
-    onnx_attr_int(&b, &b.nodes[3], "ceil_mode", 1);
-    check_refused(write_model(&b, "ceil.onnx"), "'pool' (MaxPool)", "ceil_mode", NULL);
+    onnx_attr_ints(&b, &b.nodes[3], "dilations", 2, 2);
+    check_refused(write_model(&b, "dilated.onnx"), "'pool' (MaxPool)", "dilations", NULL);
 
     valid_graph(&b);
     onnx_attr_int(&b, &b.nodes[2], "unknown_knob", 1);
@@ -476,7 +476,7 @@ __attribute__((destructor)) static void remove_dir(void)
 {
     static const char *const names[] = {"valid.onnx", "valid.safetensors", "truncated.onnx",
         "noise.onnx", "empty.onnx", "einsum.onnx", "chain.onnx", "features.onnx", "missing.onnx",
-        "short.onnx", "group.onnx", "negative.onnx", "ceil.onnx", "attribute.onnx",
+        "short.onnx", "group.onnx", "negative.onnx", "dilated.onnx", "attribute.onnx",
         "dynamic.onnx", "opset.onnx", "classes.onnx", "broadcast.onnx", "pad.onnx", "view.onnx",
         "uneven.onnx", "corrupted.onnx", "torchpad.onnx"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)

@@ -8,8 +8,8 @@
  *   before it folds into its padding, other padding is a pad2d layer before it), Pad -> pad2d
  *   (constant mode), BatchNormalization -> batchnorm2d (eps, and PyTorch's momentum = 1 - ONNX
  *   momentum), Relu, LeakyRelu, Sigmoid, Tanh, Softplus, MaxPool/AveragePool (padding as a
- *   pad2d layer of -FLT_MAX or counted zeros; no ceil_mode), GlobalAveragePool, Gemm and MatMul (with an Add of a
- *   constant after it: its bias) -> linear, Flatten(axis 1) and Reshape to [N, -1] -> flatten,
+ *   pad2d layer of -FLT_MAX or counted zeros; MaxPool also in ceil_mode), GlobalAveragePool,
+ *   Gemm and MatMul (with an Add of a constant after it: its bias) -> linear, Flatten(axis 1) and Reshape to [N, -1] -> flatten,
  *   Add and Mul of two nodes -> add and mul, Sub/Div/Add/Mul by a constant scalar or per-channel
  *   vector -> normalize (mean, std) or scale, Dropout and Identity pass their input through,
  *   Constant holds a value for the nodes after it. The integer operators an export uses to

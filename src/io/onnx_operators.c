@@ -307,6 +307,18 @@ static int import_arithmetic(onnx_importer *im, const Onnx__NodeProto *node)
     return at_onnx_set_value(im, node->output[0], y, NULL);
 }
 
+/* Extra rows (or columns) of padding after the image that make a floor-mode pool give the
+ * output size of ceil_mode (PyTorch's pooling_output_shape: the last window must start inside
+ * the image or its leading padding). */
+static int ceil_extra(int size, int kernel, int stride, int pad)
+{
+    int out = (size + 2 * pad - kernel + stride - 1) / stride + 1;
+    if ((out - 1) * stride >= size + pad)
+        out--;
+    int extra = (out - 1) * stride + kernel - (size + 2 * pad);
+    return extra > 0 ? extra : 0;
+}
+
 static int import_pool(onnx_importer *im, const Onnx__NodeProto *node, bool max)
 {
     static const char *const known[] = {"kernel_shape",  "strides",           "pads",
@@ -318,23 +330,28 @@ static int import_pool(onnx_importer *im, const Onnx__NodeProto *node, bool max)
         (status = at_onnx_data_input(im, node, 0, false, &x, NULL)))
         return status;
     const Onnx__AttributeProto *ks = at_onnx_attribute(node, "kernel_shape");
-    if (!ks || ks->n_ints != 2 || ks->ints[0] != ks->ints[1] || ks->ints[0] < 1)
+    if (!ks || ks->n_ints != 2 || ks->ints[0] != ks->ints[1] || ks->ints[0] < 1 ||
+        ks->ints[0] > 65536)
         return at_onnx_node_error(im, node, "only a square 2-d kernel_shape is supported");
+    const int k = (int)ks->ints[0];
     int64_t stride = at_onnx_ints_same(node, "strides", 1);
-    if (stride < 1)
+    if (stride < 1 || stride > 65536)
         return at_onnx_node_error(im, node, "unequal strides are not supported");
-    if (!at_onnx_ints_all(node, "dilations", 1) || at_onnx_attr_int(node, "ceil_mode", 0) != 0 ||
-        at_onnx_attr_int(node, "storage_order", 0) != 0)
-        return at_onnx_node_error(im, node,
-                                  "dilations, ceil_mode and storage_order are not supported");
+    const bool ceil_mode = at_onnx_attr_int(node, "ceil_mode", 0) != 0;
+    if (!at_onnx_ints_all(node, "dilations", 1) || at_onnx_attr_int(node, "storage_order", 0) != 0)
+        return at_onnx_node_error(im, node, "dilations and storage_order are not supported");
+    if (ceil_mode && !max)
+        return at_onnx_node_error(im, node, "ceil_mode is supported for MaxPool only");
     /* pads [top, left, bottom, right]: a pad2d layer before the pool, of -FLT_MAX (PyTorch's
      * max-pool padding, never the maximum: at most half a window, as PyTorch requires, leaves a
-     * real element in every window) or of zeros an average counts (count_include_pad) */
+     * real element in every window) or of zeros an average counts (count_include_pad); with
+     * ceil_mode, more of -FLT_MAX after the image */
     const Onnx__AttributeProto *pads = at_onnx_attribute(node, "pads");
+    int pad[4] = {0, 0, 0, 0};
     if (pads && !at_onnx_ints_all(node, "pads", 0)) {
         bool valid = pads->n_ints == 4;
-        for (size_t k = 0; k < pads->n_ints && valid; k++)
-            valid = pads->ints[k] >= 0 && 2 * pads->ints[k] <= ks->ints[0];
+        for (size_t q = 0; q < pads->n_ints && valid; q++)
+            valid = pads->ints[q] >= 0 && 2 * pads->ints[q] <= k;
         if (!valid)
             return at_onnx_node_error(im, node,
                                       "padding must be 4 values of at most half the "
@@ -343,13 +360,24 @@ static int import_pool(onnx_importer *im, const Onnx__NodeProto *node, bool max)
             return at_onnx_node_error(im, node,
                                       "padding not counted in the average "
                                       "(count_include_pad 0) is not supported");
-        x = at_add_pad2d(im->m, x, (int)pads->ints[0], (int)pads->ints[1], (int)pads->ints[2],
-                         (int)pads->ints[3], max ? -FLT_MAX : 0.0f);
-        if (x < 0)
-            return at_onnx_build_error(im, node, x, 0);
+        for (int q = 0; q < 4; q++)
+            pad[q] = (int)pads->ints[q];
     }
-    int y = max ? at_add_maxpool2d(im->m, x, (int)ks->ints[0], (int)stride)
-                : at_add_avgpool2d(im->m, x, (int)ks->ints[0], (int)stride);
+    if (ceil_mode) {
+        if (pad[0] != pad[2] || pad[1] != pad[3])
+            return at_onnx_node_error(im, node, "ceil_mode with uneven padding is not supported");
+        at_shape s = at_graph_shape(im->m, x);
+        pad[2] += ceil_extra(s.h, k, (int)stride, pad[0]);
+        pad[3] += ceil_extra(s.w, k, (int)stride, pad[1]);
+    }
+    if (pad[0] || pad[1] || pad[2] || pad[3]) {
+        int padded = at_add_pad2d(im->m, x, pad[0], pad[1], pad[2], pad[3], max ? -FLT_MAX : 0.0f);
+        if (padded < 0)
+            return at_onnx_build_error(im, node, padded, x);
+        x = padded;
+    }
+    int y = max ? at_add_maxpool2d(im->m, x, k, (int)stride)
+                : at_add_avgpool2d(im->m, x, k, (int)stride);
     if (y < 0)
         return at_onnx_build_error(im, node, y, x);
     return at_onnx_set_value(im, node->output[0], y, NULL);

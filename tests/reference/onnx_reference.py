@@ -152,22 +152,24 @@ class ZeroPadded(nn.Module):
 
 class Stem(nn.Module):
     """The padding the layers themselves lack: a ResNet stem's max-pool with padding, an average
-    pool counting its zero padding, an uneven "same" padding before a strided convolution."""
+    pool counting its zero padding, an uneven "same" padding before a strided convolution, and
+    a max-pool in ceil_mode."""
 
     def __init__(self):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 8, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(8)
         self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.pool2 = nn.MaxPool2d(2, stride=2, ceil_mode=True)
         self.smooth = nn.AvgPool2d(3, stride=1, padding=1)
         self.same = nn.ZeroPad2d((0, 1, 0, 1))
         self.conv2 = nn.Conv2d(8, 8, 2, stride=2)
-        self.fc = nn.Linear(8 * 4 * 4, 4)
+        self.fc = nn.Linear(8 * 3 * 3, 4)
 
     def forward(self, x):
         x = self.pool(F.relu(self.bn1(self.conv1(x))))
         x = F.relu(self.conv2(self.same(self.smooth(x))))
-        return self.fc(torch.flatten(x, 1))
+        return self.fc(torch.flatten(self.pool2(x), 1))
 
 
 class Refused(nn.Module):
@@ -186,8 +188,8 @@ class Refused(nn.Module):
             x = F.interpolate(F.avg_pool2d(x, 2), scale_factor=2.0)
         elif self.kind == "avgpool_uncounted":
             x = F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
-        elif self.kind == "ceil_mode":
-            x = F.interpolate(F.max_pool2d(x, 3, 2, ceil_mode=True), size=(8, 8))
+        elif self.kind == "avgpool_ceil_mode":
+            x = F.interpolate(F.avg_pool2d(x, 3, 2, ceil_mode=True), size=(8, 8))
         x = self.conv(x)
         if self.kind == "einsum":
             x = torch.einsum("nchw->nchw", x)
@@ -200,7 +202,7 @@ REFUSED = [
     ("reflect", 13, "(Pad): only constant padding"),
     ("upsample", 13, "(Resize)"),
     ("avgpool_uncounted", 13, "(AveragePool): padding not counted"),
-    ("ceil_mode", 13, "(MaxPool): dilations, ceil_mode"),
+    ("avgpool_ceil_mode", 13, "(AveragePool): ceil_mode is supported for MaxPool only"),
     ("einsum", 13, "(Einsum): operator Einsum is not supported"),
 ]
 
@@ -233,8 +235,8 @@ CASES = [
     ("residual_bn", Residual, (3, 8, 8), 13, True, RESIDUAL_BN_NAMES | {"shortcut.weight"}, set()),
     ("normalised", Normalised, (3, 14, 14), 11, False, {"conv.weight", "fc.weight"}, set()),
     ("silu", SiLUNet, (1, 16, 16), 14, False, {"conv1.weight", "conv2.bias"}, set()),
-    ("stem", Stem, (3, 15, 15), 13, False, {"conv2.weight", "fc.weight"}, {"bn1.weight"}),
-    ("stem_bn", Stem, (3, 15, 15), 17, True, STATE_DICT, set()),
+    ("stem", Stem, (3, 19, 19), 13, False, {"conv2.weight", "fc.weight"}, {"bn1.weight"}),
+    ("stem_bn", Stem, (3, 19, 19), 17, True, STATE_DICT, set()),
     ("zero_padded", ZeroPadded, (1, 10, 10), 13, False, STATE_DICT, set()),
     ("zero_padded_unfolded", ZeroPadded, (1, 10, 10), 15, True, STATE_DICT, set()),
     ("zero_padded_opset9", ZeroPadded, (1, 10, 10), 9, False, STATE_DICT, set()),
