@@ -69,7 +69,14 @@ static int arithmetic(char op, const onnx_ints *a, const onnx_ints *b, onnx_ints
             return refuse(why, cap, "arithmetic on the batch size is not supported");
         if (op == 'D' && y == 0)
             return refuse(why, cap, "integer division by zero");
-        out->v[i] = op == 'A' ? x + y : op == 'S' ? x - y : op == 'M' ? x * y : x / y;
+        /* in unsigned arithmetic: a file's overflowing constants wrap instead of being undefined */
+        const uint64_t ux = (uint64_t)x, uy = (uint64_t)y;
+        if (op == 'D' && x == INT64_MIN && y == -1)
+            return refuse(why, cap, "integer division overflows");
+        out->v[i] = op == 'A' ? (int64_t)(ux + uy)
+            : op == 'S'       ? (int64_t)(ux - uy)
+            : op == 'M'       ? (int64_t)(ux * uy)
+                              : x / y;
     }
     return 0;
 }
@@ -86,7 +93,7 @@ static int reshape(const onnx_ints *data, const onnx_ints *shape, onnx_ints *out
         s[d] = shape->v[d] == 0 ? (d < data->rank ? data->shape[d] : 1) : shape->v[d];
         if (s[d] == -1)
             unknown = d;
-        else if (s[d] < 1)
+        else if (s[d] < 1 || s[d] > ONNX_INTS_MAX)
             return refuse(why, cap, "invalid reshape of integers");
         else
             known *= s[d];
