@@ -6,6 +6,7 @@
 
 #include "advtrain.h"
 #include "io/checkpoint.h"
+#include "io/onnx_shapes.h"
 #include "util/onnx_builder.h"
 
 #include <stdint.h>
@@ -458,7 +459,85 @@ TEST(invalid_graph_descriptions_are_refused)
     at_model_free(m);
 }
 
+static onnx_ints ints_of(int rank, int64_t rows, int64_t cols, const int64_t *v)
+{
+    onnx_ints t;
+    memset(&t, 0, sizeof t);
+    t.rank = rank;
+    t.shape[0] = rows;
+    t.shape[1] = cols;
+    memcpy(t.v, v, (size_t)onnx_ints_count(&t) * sizeof *v);
+    return t;
+}
+
+/* Runs one integer operator; its output's values, or a status with the reason. */
+static int eval_op(const char *op, const onnx_ints *a, const onnx_ints *b, const onnx_ints *c,
+                   const onnx_ints *d, const onnx_ints *e, onnx_ints *out)
+{
+    Onnx__NodeProto node;
+    onnx__node_proto__init(&node);
+    node.op_type = (char *)op;
+    const onnx_ints *in[5] = {a, b, c, d, e};
+    int n = 5;
+    while (n > 1 && !in[n - 1])
+        n--;
+    char why[128];
+    return onnx_ints_eval(&node, in, n, out, why, sizeof why);
+}
+
+/* The integer operators against their definitions (onnx/docs/Operators.md), on the values
+ * F.pad's export computes, and their refusals. */
+TEST(integer_operators_follow_their_definitions)
+{
+    onnx_ints out;
+    /* torch's pads: [1, 2, 3, 4] + [0] * 4, as pairs, reversed, transposed, flattened */
+    const onnx_ints pads = ints_of(1, 8, 0, (int64_t[]){1, 2, 3, 4, 0, 0, 0, 0});
+    const onnx_ints rows = ints_of(1, 2, 0, (int64_t[]){-1, 2});
+    CHECK_EQ_INT(eval_op("Reshape", &pads, &rows, NULL, NULL, NULL, &out), 0);
+    CHECK(out.rank == 2 && out.shape[0] == 4 && out.shape[1] == 2);
+    const onnx_ints pairs = out;
+    const onnx_ints start = ints_of(1, 1, 0, (int64_t[]){-1}),
+                    end = ints_of(1, 1, 0, (int64_t[]){INT64_MIN + 1}),
+                    axis = ints_of(1, 1, 0, (int64_t[]){0}),
+                    step = ints_of(1, 1, 0, (int64_t[]){-1});
+    CHECK_EQ_INT(eval_op("Slice", &pairs, &start, &end, &axis, &step, &out), 0);
+    const int64_t reversed[8] = {0, 0, 0, 0, 3, 4, 1, 2};
+    CHECK(out.shape[0] == 4 && memcmp(out.v, reversed, sizeof reversed) == 0);
+    const onnx_ints flipped = out;
+    CHECK_EQ_INT(eval_op("Transpose", &flipped, NULL, NULL, NULL, NULL, &out), 0);
+    const int64_t onnx_order[8] = {0, 0, 3, 1, 0, 0, 4, 2}; /* begins (H, W), then ends */
+    CHECK(out.shape[0] == 2 && out.shape[1] == 4);
+    CHECK(memcmp(out.v, onnx_order, sizeof onnx_order) == 0);
+    /* a slice with step 2, and Gather with a negative index */
+    const onnx_ints list = ints_of(1, 5, 0, (int64_t[]){10, 11, 12, 13, 14});
+    const onnx_ints one = ints_of(1, 1, 0, (int64_t[]){1}),
+                    big = ints_of(1, 1, 0, (int64_t[]){100}),
+                    two = ints_of(1, 1, 0, (int64_t[]){2});
+    CHECK_EQ_INT(eval_op("Slice", &list, &one, &big, &axis, &two, &out), 0);
+    CHECK(out.shape[0] == 2 && out.v[0] == 11 && out.v[1] == 13);
+    const onnx_ints last = ints_of(0, 0, 0, (int64_t[]){-1});
+    CHECK_EQ_INT(eval_op("Gather", &list, &last, NULL, NULL, NULL, &out), 0);
+    CHECK(out.rank == 0 && out.v[0] == 14);
+    /* a scalar minus a list of one is a list of one; Mul wraps rather than overflows */
+    const onnx_ints eight = ints_of(0, 0, 0, (int64_t[]){8});
+    CHECK_EQ_INT(eval_op("Sub", &eight, &two, NULL, NULL, NULL, &out), 0);
+    CHECK(out.rank == 1 && out.v[0] == 6);
+    const onnx_ints huge = ints_of(0, 0, 0, (int64_t[]){INT64_MAX});
+    CHECK_EQ_INT(eval_op("Mul", &huge, &huge, NULL, NULL, NULL, &out), 0);
+    /* refusals: an index out of range, a division by zero, arithmetic on the batch size, a
+     * reshape that does not fit */
+    const onnx_ints five = ints_of(0, 0, 0, (int64_t[]){5}),
+                    zero = ints_of(0, 0, 0, (int64_t[]){0}),
+                    batch = ints_of(1, 1, 0, (int64_t[]){ONNX_BATCH}),
+                    three = ints_of(1, 1, 0, (int64_t[]){3});
+    CHECK(eval_op("Gather", &list, &five, NULL, NULL, NULL, &out) != 0);
+    CHECK(eval_op("Div", &eight, &zero, NULL, NULL, NULL, &out) != 0);
+    CHECK(eval_op("Mul", &batch, &two, NULL, NULL, NULL, &out) != 0);
+    CHECK(eval_op("Reshape", &pads, &three, NULL, NULL, NULL, &out) != 0);
+}
+
 TEST_MAIN(TEST_ENTRY(valid_graph_computes_its_definition),
+          TEST_ENTRY(integer_operators_follow_their_definitions),
           TEST_ENTRY(invalid_graph_descriptions_are_refused),
           TEST_ENTRY(corrupted_bytes_never_crash_the_import),
           TEST_ENTRY(pad_and_shape_arithmetic_compute_the_same_function),
