@@ -109,7 +109,8 @@ static void graph_variant(onnx_builder *b, variant v)
         onnx_node(b, "Shape", "shape", "p", NULL, NULL, "s");
         onnx_node(b, "Gather", "batch", "s", "zero", NULL, "n");
         onnx_node(b, "Unsqueeze", "batch1", "n", "axes", NULL, "n1");
-        Onnx__NodeProto *concat = onnx_node(b, "Concat", "target", "n1", "minus_one", NULL, "shape");
+        Onnx__NodeProto *concat =
+            onnx_node(b, "Concat", "target", "n1", "minus_one", NULL, "shape");
         onnx_attr_int(b, concat, "axis", 0);
         onnx_node(b, "Reshape", "view", "p", "shape", NULL, "f");
     } else {
