@@ -185,6 +185,15 @@ int at_add_tanh(at_model *m, int input);
 int at_add_prelu(at_model *m, int input, const char *name, int num_parameters);
 /* nn.Sigmoid: y = 1 / (1 + exp(-x)) (an autoencoder's last layer: an image in [0,1]). */
 int at_add_sigmoid(at_model *m, int input);
+/* nn.LeakyReLU(negative_slope): y = x if x > 0, else negative_slope * x (a fixed slope). */
+int at_add_leaky_relu(at_model *m, int input, float negative_slope);
+/* nn.Softplus (beta 1): y = log(1 + exp(x)). */
+int at_add_softplus(at_model *m, int input);
+/* y = a * b elementwise for two nodes of one shape (SiLU as at_add_mul(x, at_add_sigmoid(x))). */
+int at_add_mul(at_model *m, int input_a, int input_b);
+/* nn.ConstantPad2d((left, right, top, bottom), value): each plane grows by top + bottom rows and
+ * left + right columns of `value` (-FLT_MAX before a max-pool stands for PyTorch's padding). */
+int at_add_pad2d(at_model *m, int input, int top, int left, int bottom, int right, float value);
 /* nn.Upsample(scale_factor=factor, mode="nearest"): each pixel becomes a factor x factor block
  * (1..64; AT_ERR_ARG otherwise). */
 int at_add_upsample2d(at_model *m, int input, int factor);
@@ -217,6 +226,15 @@ int at_model_finish(at_model *m, uint64_t seed, at_error *err);
  * returned string is allocated with malloc; the caller frees it. NULL when out of memory. */
 char *at_model_spec(const at_model *model);
 int at_model_create_from_spec(at_model **out, const char *spec, at_error *err);
+
+/* An ONNX model file (as torch.onnx.export writes it, opsets 9 to 17) as an advtrain model with
+ * its weights: arch "graph", whose spec lists its nodes, so its checkpoints describe themselves.
+ * Layers with weights are named after their weight initializers ("conv1.weight" gives layer
+ * "conv1"), else after their ONNX node. An operator, attribute or shape the engine cannot
+ * compute exactly fails with a one-line error naming the file, the node and its operator. */
+int at_model_import_onnx(at_model **out, const char *path, at_error *err);
+/* Whether a path names an ONNX file (ends in ".onnx"): what --checkpoint and --init take as one. */
+bool at_is_onnx_path(const char *path);
 
 /* Multiply-adds x 2 of the convolutions and linear layers for one example (the usual FLOP count;
  * other layers are not counted). */

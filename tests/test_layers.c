@@ -7,6 +7,7 @@
 
 #include "advtrain.h"
 
+#include <float.h>
 #include <omp.h>
 #include <stdlib.h>
 
@@ -325,7 +326,65 @@ TEST(slice_and_scale_refuse_bad_arguments)
     at_model_free(m);
 }
 
-TEST_MAIN(TEST_ENTRY(conv2d_gradients), TEST_ENTRY(batchnorm2d_gradients_every_mode),
+static int leaky_relu_layer(at_model *m, int x) { return at_add_leaky_relu(m, x, 0.2f); }
+static int softplus_layer(at_model *m, int x) { return at_add_softplus(m, x); }
+/* SiLU as ONNX writes it: x * sigmoid(x), the two inputs of mul from one node */
+static int silu(at_model *m, int x) { return at_add_mul(m, x, at_add_sigmoid(m, x)); }
+static int square(at_model *m, int x) { return at_add_mul(m, x, x); }
+/* two different nodes into mul: a gate of one convolution by another */
+static int conv_gate(at_model *m, int x)
+{
+    int a = at_add_conv2d(m, x, "a", 2, 3, 1, 1, true);
+    int b = at_add_conv2d(m, x, "b", 2, 1, 1, 0, true);
+    return at_add_mul(m, a, b);
+}
+
+static int pad_asymmetric(at_model *m, int x) { return at_add_pad2d(m, x, 0, 1, 2, 1, 0.0f); }
+/* a max-pool's padding: the pad value never wins, so the gradient reaches only real elements */
+static int pad_then_maxpool(at_model *m, int x)
+{
+    return at_add_maxpool2d(m, at_add_pad2d(m, x, 1, 1, 1, 1, -FLT_MAX), 3, 2);
+}
+static int pad_value_then_conv(at_model *m, int x)
+{
+    return at_add_conv2d(m, at_add_pad2d(m, x, 1, 0, 0, 1, 0.5f), "conv", 2, 2, 2, 0, true);
+}
+
+TEST(pad2d_gradients)
+{
+    check_layer("pad2d asymmetric", 2, 4, 3, pad_asymmetric, AT_BN_TRAIN);
+    check_layer("pad2d -max, maxpool 3/2", 2, 5, 5, pad_then_maxpool, AT_BN_TRAIN);
+    check_layer("pad2d 0.5, conv k2 s2", 2, 4, 5, pad_value_then_conv, AT_BN_TRAIN);
+    at_model *m = NULL;
+    at_error err;
+    CHECK_OK(at_model_begin(&m, 2, 4, 4, &err), &err);
+    CHECK_EQ_INT(at_add_pad2d(m, 0, -1, 0, 0, 0, 0.0f), AT_ERR_ARG);
+    at_model_free(m);
+    CHECK_OK(at_model_begin(&m, 2, 4, 4, &err), &err);
+    CHECK_EQ_INT(at_add_pad2d(m, 0, 1, 1, 1, 1, NAN), AT_ERR_ARG);
+    at_model_free(m);
+}
+
+TEST(leaky_relu_softplus_and_mul_gradients)
+{
+    check_layer("leaky relu 0.2", 3, 4, 5, leaky_relu_layer, AT_BN_TRAIN);
+    check_layer("softplus", 2, 5, 4, softplus_layer, AT_BN_TRAIN);
+    check_layer("silu (x * sigmoid x)", 3, 4, 4, silu, AT_BN_TRAIN);
+    check_layer("x * x", 2, 3, 3, square, AT_BN_TRAIN);
+    check_layer("conv * conv", 2, 4, 4, conv_gate, AT_BN_TRAIN);
+    at_model *m = NULL;
+    at_error err;
+    CHECK_OK(at_model_begin(&m, 2, 4, 4, &err), &err);
+    int pooled = at_add_maxpool2d(m, 0, 2, 2);
+    CHECK_EQ_INT(at_add_mul(m, 0, pooled), AT_ERR_SHAPE); /* shapes differ */
+    at_model_free(m);
+    CHECK_OK(at_model_begin(&m, 2, 4, 4, &err), &err);
+    CHECK_EQ_INT(at_add_leaky_relu(m, 0, NAN), AT_ERR_ARG);
+    at_model_free(m);
+}
+
+TEST_MAIN(TEST_ENTRY(conv2d_gradients), TEST_ENTRY(leaky_relu_softplus_and_mul_gradients),
+          TEST_ENTRY(pad2d_gradients), TEST_ENTRY(batchnorm2d_gradients_every_mode),
           TEST_ENTRY(activation_and_pooling_gradients), TEST_ENTRY(linear_and_flatten_gradients),
           TEST_ENTRY(add_and_normalize_gradients), TEST_ENTRY(slice_and_scale_gradients),
           TEST_ENTRY(slice_and_scale_refuse_bad_arguments), TEST_ENTRY(tanh_and_prelu_gradients),

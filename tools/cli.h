@@ -99,6 +99,9 @@ void cli_report_skipped(const char *cmd, const at_dataset *ds, const char *where
  * shape and classes; a one-line error naming the file otherwise. */
 int cli_load_model(const char *cmd, const char *path, const char *arch, const at_dataset *ds,
                    at_model **model);
+/* A loaded model must take the data set's images and have at least its classes; otherwise an
+ * error naming `path`, and the model is freed. */
+int cli_check_model_data(const char *cmd, const char *path, const at_dataset *ds, at_model **model);
 
 /* The model's class (largest logit, BN in eval mode) for each of the n images x. */
 int cli_predict(const char *cmd, at_model *model, const float *x, int n, int32_t *pred);

@@ -79,6 +79,14 @@ static int load_model(const char *path, const char *arch, const at_dataset *ds, 
     at_error err;
     at_safetensors *st = NULL;
     *model = NULL;
+    if (at_is_onnx_path(path)) { /* the graph and its weights, from the file */
+        if (arch || opts.mean.count || opts.std.count)
+            return cli_error("eval", EXIT_USAGE, "%s describes its model: drop --model, --mean "
+                             "and --std", path);
+        if (at_model_import_onnx(model, path, &err))
+            return cli_error("eval", EXIT_WORK_FAILED, "%s", err.message);
+        return cli_check_model_data("eval", path, ds, model);
+    }
     if (at_st_open(&st, path, &err))
         return cli_error("eval", EXIT_WORK_FAILED, "%s", err.message);
     const char *spec = at_st_meta(st, "model");

@@ -1,8 +1,10 @@
 /* cmd_import.c: `advtrain import`: a PyTorch state_dict of a reference architecture, saved as
- * safetensors, becomes a self-describing advtrain checkpoint. The names, shapes and dtypes are
- * checked (a clear error for any mismatch); a wrapper module's prefix ("model.", "module.") is
- * recognised, and so are a normalisation wrapper's "mean"/"std" (or "mu"/"sigma") buffers, which
- * become the model's input normalisation; the number of classes is read from the last layer. */
+ * safetensors, or an ONNX model (`advtrain import model.onnx --out FILE`, any graph of the
+ * operators onnx_import.c supports) becomes a self-describing advtrain checkpoint. For a
+ * state_dict the names, shapes and dtypes are checked (a clear error for any mismatch); a
+ * wrapper module's prefix ("model.", "module.") is recognised, and so are a normalisation
+ * wrapper's "mean"/"std" (or "mu"/"sigma") buffers, which become the model's input
+ * normalisation; the number of classes is read from the last layer. */
 #include "cli.h"
 
 #include <stdlib.h>
@@ -28,9 +30,12 @@ static const cli_option options[] = {
 
 static const cli_command command = {
     "import",
-    "Turn a PyTorch state_dict saved as safetensors into an advtrain checkpoint. Example:\n"
-    "  advtrain import --model preact-resnet18 --weights torch.safetensors --out model.safetensors",
-    "advtrain import --model ARCH --weights FILE --out FILE [options]", options,
+    "Turn a PyTorch state_dict saved as safetensors, or an ONNX model, into an advtrain\n"
+    "checkpoint. Examples:\n"
+    "  advtrain import --model preact-resnet18 --weights torch.safetensors --out model.safetensors\n"
+    "  advtrain import model.onnx --out model.safetensors",
+    "advtrain import --model ARCH --weights FILE --out FILE [options] | import FILE.onnx --out FILE",
+    options,
     sizeof options / sizeof options[0]};
 
 /* A normalisation wrapper's per-channel buffer, flattened: [C] or [1, C, 1, 1]. */
@@ -45,11 +50,52 @@ static int read_channels(const at_st_tensor *t, float *out, int channels)
     return 0;
 }
 
+/* The ONNX file's graph and weights, its path and SHA-256 recorded beside its description. */
+static int import_onnx(const char *path)
+{
+    if (opts.model || opts.weights || opts.classes || opts.input.count || opts.mean.count ||
+        opts.std.count)
+        return cli_error("import", EXIT_USAGE, "an ONNX file describes its model: give only --out");
+    if (!opts.out)
+        return cli_error("import", EXIT_USAGE, "--out is required\nusage: %s", command.usage);
+    at_error err;
+    at_model *model = NULL;
+    char hash[65];
+    if (at_model_import_onnx(&model, path, &err) || at_file_sha256(path, hash, &err))
+        return cli_error("import", EXIT_WORK_FAILED, "%s", err.message);
+    char *spec = at_model_spec(model);
+    at_kv meta[] = {{"model", spec}, {"imported_from", path}, {"imported_sha256", hash},
+                    {"advtrain_version", AT_VERSION_STRING}};
+    if (!spec) {
+        at_model_free(model);
+        return cli_error("import", EXIT_WORK_FAILED, "out of memory describing the model");
+    }
+    int status = at_checkpoint_save(opts.out, model, NULL, meta, 4, &err);
+    free(spec);
+    if (status == AT_OK)
+        printf("imported %s (%d layers, %d classes) into %s\n", path, at_model_node_count(model) - 1,
+               at_model_num_classes(model), opts.out);
+    at_model_free(model);
+    return status ? cli_error("import", EXIT_WORK_FAILED, "%s", err.message) : 0;
+}
+
 int cmd_import(int argc, char **argv)
 {
+    /* `import FILE.onnx --out ...`: the file stands before the options */
+    const char *onnx = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
+    if (onnx && !at_is_onnx_path(onnx))
+        return cli_error("import", EXIT_USAGE, "%s: only an ONNX file (.onnx) is taken without an "
+                         "option; a state_dict takes --model and --weights", onnx);
+    if (onnx) {
+        argv[1] = argv[0];
+        argc--;
+        argv++;
+    }
     int status = cli_parse(&command, argc, argv, NULL);
     if (status)
         return status < 0 ? 0 : status;
+    if (onnx)
+        return import_onnx(onnx);
     if (!opts.model || !opts.weights || !opts.out)
         return cli_error("import", EXIT_USAGE, "--model, --weights and --out are required\nusage: %s",
                          command.usage);

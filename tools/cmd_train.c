@@ -114,7 +114,7 @@ static const cli_option common_options[] = {
     {"std", CLI_FLOAT_LIST, &opts.std, 1e-6, 1000, NULL, "S1,..", "per-channel standard deviation (with --mean)"},
     {"input-levels", CLI_INT, &opts.input_levels, 2, 65536, NULL, "L", "quantise inputs to L levels (a gradient-masking defence)"},
     {"input-noise", CLI_FLOAT, &opts.input_noise, 1e-6, 10, NULL, "S", "add N(0, S^2) noise to inputs in every forward (randomised)"},
-    {"init", CLI_STRING, &opts.init, 0, 0, NULL, "FILE", "fine-tune: start from the parameters and batch-norm buffers of FILE (an advtrain checkpoint, or a PyTorch state_dict of --model saved as safetensors); the optimiser, epochs and schedules start fresh"},
+    {"init", CLI_STRING, &opts.init, 0, 0, NULL, "FILE", "fine-tune: start from the parameters and batch-norm buffers of FILE (an advtrain checkpoint, a PyTorch state_dict of --model saved as safetensors, or an ONNX model, whose graph is then the model); the optimiser, epochs and schedules start fresh"},
     {"init-sha256", CLI_STRING, &opts.init_sha256, 0, 0, NULL, "HEX", "with --init: refuse a FILE of another SHA-256 (run.cfg records it, so a replay starts from the same weights)"},
     {"autoencoder", CLI_STRING, &opts.autoencoder, 0, 0, NULL, "FILE", "ada: the autoencoder whose weights the adversary perturbs (written by advtrain train-autoencoder; required by ada, refused by other methods)"},
     {"flow", CLI_STRING, &opts.flow, 0, 0, NULL, "FILE", "ijsat: the normalizing flow of the joint-space attack and the latent mixup (written by advtrain train-flow; required by ijsat, refused by other methods)"},
@@ -772,6 +772,32 @@ static int make_model(const at_dataset *train, at_model **model)
         }
     }
     at_error err;
+    if (opts.resume) { /* a run of an imported graph continues with the graph it describes */
+        char path[4096];
+        snprintf(path, sizeof path, "%s/last.safetensors", opts.out);
+        at_safetensors *st = NULL;
+        if (at_st_open(&st, path, &err) == AT_OK) {
+            const char *spec = at_st_meta(st, "model");
+            json_t *root = spec ? json_loads(spec, 0, NULL) : NULL;
+            const char *arch = json_string_value(json_object_get(root, "arch"));
+            const bool graph = arch && strcmp(arch, "graph") == 0;
+            const bool failed = graph && at_model_create_from_spec(model, spec, &err) != AT_OK;
+            json_decref(root);
+            at_st_free(st);
+            if (failed)
+                return cli_error("train", EXIT_WORK_FAILED, "--resume: %s: %s", path, err.message);
+            if (graph)
+                return cli_check_model_data("train", path, train, model);
+        }
+    }
+    if (opts.init && at_is_onnx_path(opts.init)) { /* the graph to fine-tune, from the file */
+        if (mo.normalize || mo.input_levels || mo.input_noise > 0.0f)
+            return cli_error("train", EXIT_USAGE, "--init %s describes its model: drop --mean, "
+                             "--std, --input-levels and --input-noise", opts.init);
+        if (at_model_import_onnx(model, opts.init, &err))
+            return cli_error("train", EXIT_WORK_FAILED, "--init: %s", err.message);
+        return cli_check_model_data("train", opts.init, train, model);
+    }
     if (at_model_create(model, opts.model, &mo, &err))
         return cli_error("train", EXIT_USAGE, "%s", err.message);
     return 0;

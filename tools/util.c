@@ -139,12 +139,19 @@ int cli_load_model(const char *cmd, const char *path, const char *arch, const at
     at_error err;
     at_safetensors *st = NULL;
     *model = NULL;
+    int status = 0;
+    if (at_is_onnx_path(path)) { /* the graph and its weights, from the file */
+        if (arch)
+            return cli_error(cmd, EXIT_USAGE, "%s describes its model: drop --model", path);
+        if (at_model_import_onnx(model, path, &err))
+            return cli_error(cmd, EXIT_WORK_FAILED, "%s", err.message);
+        return cli_check_model_data(cmd, path, ds, model);
+    }
     if (at_st_open(&st, path, &err))
         return cli_error(cmd, EXIT_WORK_FAILED, "%s", err.message);
     const char *spec = at_st_meta(st, "model");
     at_model_options mo = {.num_classes = ds->num_classes, .in_channels = ds->c,
                            .in_height = ds->h, .in_width = ds->w};
-    int status = 0;
     if (!arch && !spec)
         status = cli_error(cmd, EXIT_USAGE, "%s holds weights only; name its architecture with "
                            "--model", path);
@@ -154,19 +161,26 @@ int cli_load_model(const char *cmd, const char *path, const char *arch, const at
     at_st_free(st);
     if (!status && at_checkpoint_load(path, *model, NULL, NULL, &err))
         status = cli_error(cmd, EXIT_WORK_FAILED, "%s", err.message);
-    int c, h, w;
-    if (!status) {
-        at_model_input_shape(*model, &c, &h, &w);
-        if (c != ds->c || h != ds->h || w != ds->w || at_model_num_classes(*model) < ds->num_classes)
-            status = cli_error(cmd, EXIT_WORK_FAILED, "%s: the model takes %dx%dx%d inputs with %d "
-                               "classes, %s has %dx%dx%d with %d", path, c, h, w,
-                               at_model_num_classes(*model), ds->name, ds->c, ds->h, ds->w,
-                               ds->num_classes);
-    }
     if (status) {
         at_model_free(*model);
         *model = NULL;
+        return status;
     }
+    return cli_check_model_data(cmd, path, ds, model);
+}
+
+int cli_check_model_data(const char *cmd, const char *path, const at_dataset *ds, at_model **model)
+{
+    int c, h, w;
+    at_model_input_shape(*model, &c, &h, &w);
+    if (c == ds->c && h == ds->h && w == ds->w && at_model_num_classes(*model) >= ds->num_classes)
+        return 0;
+    int status = cli_error(cmd, EXIT_WORK_FAILED, "%s: the model takes %dx%dx%d inputs with %d "
+                           "classes, %s has %dx%dx%d with %d", path, c, h, w,
+                           at_model_num_classes(*model), ds->name, ds->c, ds->h, ds->w,
+                           ds->num_classes);
+    at_model_free(*model);
+    *model = NULL;
     return status;
 }
 

@@ -45,7 +45,11 @@ static inline size_t at_shape_numel(at_shape s) { return (size_t)s.c * (size_t)s
     X(tanh)              \
     X(prelu)             \
     X(upsample2d)        \
-    X(sigmoid)
+    X(sigmoid)           \
+    X(leaky_relu)        \
+    X(softplus)          \
+    X(mul)               \
+    X(pad2d)
 
 typedef enum at_layer_kind {
 #define AT_LAYER_ENUM_(name) AT_LAYER_##name,
@@ -72,6 +76,8 @@ typedef struct at_node {
         struct { float factor; } scale;
         struct { int slopes; } prelu; /* 1 (shared) or one per channel */
         struct { int factor; } upsample;
+        struct { float slope; } leaky; /* negative-side slope of leaky_relu */
+        struct { int top, left, bottom, right; float value; } pad;
     } p;
     size_t param_offset, n_params;   /* into the model's parameter slab */
     size_t buffer_offset, n_buffers; /* into the model's float buffer slab */

@@ -13,6 +13,8 @@
  * networks a method trains beside the model), which loading passes over: the trainer reads it
  * back from the opened file.
  *
+ * An ONNX file (at_is_onnx_path) initialises the model imported from it (at_checkpoint_load_init).
+ *
  * Loading is strict (every tensor present, right shape and dtype, finite, nothing unknown) and
  * validates the whole file before writing anything, so a failed load leaves the model and the
  * optimiser exactly as they were. Loading to fine-tune (at_checkpoint_load_init, for
@@ -499,6 +501,17 @@ int at_checkpoint_load(const char *path, at_model *model, at_optimizer *opt,
 
 int at_checkpoint_load_init(const char *path, at_model *model, at_error *err)
 {
+    if (at_is_onnx_path(path)) { /* the weights of the graph the model was imported from */
+        at_model *source = NULL;
+        int status = at_model_import_onnx(&source, path, err);
+        if (status == AT_OK && strcmp(at_model_arch(model), at_model_arch(source)) != 0)
+            status = at_fail(err, AT_ERR_ARG, "%s: an ONNX model initialises only the model "
+                             "imported from it, not %s", path, at_model_arch(model));
+        if (status == AT_OK)
+            status = at_model_copy_weights(model, source, err);
+        at_model_free(source);
+        return status;
+    }
     const name_view plain = {NULL, NULL};
     return load(path, model, NULL, &plain, true, NULL, err);
 }

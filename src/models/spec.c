@@ -2,8 +2,10 @@
  *   {"arch": "smallcnn", "num_classes": 10, "input": [1, 28, 28],
  *    "mean": [0.5], "std": [0.25],       (only with input normalisation)
  *    "input_levels": 8, "input_noise": 0.25}   (only with those input layers)
- * The initialisation seed is not part of it: weights come from the file. */
+ * The initialisation seed is not part of it: weights come from the file. A model built node by
+ * node (an imported ONNX graph, arch "graph") adds its list of nodes (graph_spec.c). */
 #include "core/util.h"
+#include "models/graph_spec.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -17,6 +19,14 @@ char *at_model_spec(const at_model *m)
     int c, h, w;
     at_model_input_shape(m, &c, &h, &w);
     json_object_set_new(root, "input", json_pack("[iii]", c, h, w));
+    if (strcmp(at_model_arch(m), AT_GRAPH_ARCH) == 0) {
+        json_t *nodes = at_graph_spec_nodes(m);
+        if (!nodes) {
+            json_decref(root);
+            return NULL;
+        }
+        json_object_set_new(root, "nodes", nodes);
+    }
     if (o->normalize) {
         json_t *mean = json_array(), *std = json_array();
         for (int i = 0; i < c && i < 4; i++) {
@@ -70,6 +80,18 @@ int at_model_create_from_spec(at_model **out, const char *spec, at_error *err)
     o.in_width = (int)json_integer_value(json_array_get(input, 2));
     if (o.in_channels < 1 || o.in_height < 1 || o.in_width < 1) {
         status = at_fail(err, AT_ERR_FORMAT, "model description has an invalid input shape");
+        goto done;
+    }
+    if (strcmp(json_string_value(arch), AT_GRAPH_ARCH) == 0) {
+        status = at_graph_spec_build(out, o.in_channels, o.in_height, o.in_width,
+                                     json_object_get(root, "nodes"), err);
+        int built = status ? 0 : at_model_num_classes(*out);
+        if (!status && built != o.num_classes) {
+            at_model_free(*out);
+            *out = NULL;
+            status = at_fail(err, AT_ERR_FORMAT, "model description: its nodes give %d classes, "
+                             "not %d", built, o.num_classes);
+        }
         goto done;
     }
     json_t *mean = json_object_get(root, "mean"), *std = json_object_get(root, "std");

@@ -226,6 +226,34 @@ void refnet_forward(const refnet *r, const double *x, int n, at_bn_mode mode, do
                                 in[i * in_size + ((size_t)c * is.h + oy / s) * is.w + ox / s];
             break;
         }
+        case AT_LAYER_leaky_relu:
+            for (size_t j = 0; j < in_size * n; j++)
+                y[j] = in[j] > 0 ? in[j] : (double)node->p.leaky.slope * in[j];
+            break;
+        case AT_LAYER_softplus:
+            for (size_t j = 0; j < in_size * n; j++)
+                y[j] = log1p(exp(in[j]));
+            break;
+        case AT_LAYER_mul: {
+            const double *b = out[node->inputs[1]];
+            for (size_t j = 0; j < in_size * n; j++)
+                y[j] = in[j] * b[j];
+            break;
+        }
+        case AT_LAYER_pad2d: {
+            const int top = node->p.pad.top, left = node->p.pad.left;
+            for (int i = 0; i < n; i++)
+                for (int c = 0; c < is.c; c++)
+                    for (int oy = 0; oy < os.h; oy++)
+                        for (int ox = 0; ox < os.w; ox++) {
+                            const int sy = oy - top, sx = ox - left;
+                            y[i * out_size + ((size_t)c * os.h + oy) * os.w + ox] =
+                                sy >= 0 && sy < is.h && sx >= 0 && sx < is.w
+                                    ? in[i * in_size + ((size_t)c * is.h + sy) * is.w + sx]
+                                    : (double)node->p.pad.value;
+                        }
+            break;
+        }
         case AT_LAYER_COUNT:
             break;
         }

@@ -1,0 +1,71 @@
+#!/bin/sh
+# onnx_cli_test.sh ADVTRAIN ONNX_FIXTURE: ONNX files on the command line. eval takes a .onnx file
+# as --checkpoint, import turns it into a checkpoint that evaluates to the same numbers, train
+# --init fine-tunes its graph; a broken file and a misuse exit non-zero with one line naming the
+# file, node and operator. Uses the Fashion-MNIST files of the dataset-fashion-mnist package.
+set -u
+BIN=$1
+FIXTURE=$2
+DATA=${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+failures=0
+
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# expect CODE PATTERN -- command...: exit status CODE and stderr+stdout matching PATTERN
+expect() {
+    code=$1 pattern=$2
+    shift 3
+    "$@" >"$TMP/out" 2>&1
+    got=$?
+    if [ "$got" -ne "$code" ]; then
+        fail "$* exited $got, expected $code: $(head -c 300 "$TMP/out")"
+    elif ! grep -q -e "$pattern" "$TMP/out"; then
+        fail "$* printed no '$pattern': $(head -c 300 "$TMP/out")"
+    fi
+}
+
+[ -d "$DATA" ] || { echo "FAIL: $DATA missing (install dataset-fashion-mnist)"; exit 1; }
+"$FIXTURE" "$TMP" || { echo "FAIL: onnx_fixture"; exit 1; }
+M=$TMP/tiny.onnx
+EVAL="--data-dir $DATA --n 100 --attack fgsm --eps 0.1 --quiet"
+
+expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$M" $EVAL
+grep "clean accuracy\|after fgsm" "$TMP/out" >"$TMP/from_onnx"
+expect 0 "imported .*tiny.onnx (5 layers, 10 classes)" -- "$BIN" import "$M" --out "$TMP/tiny.safetensors"
+expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$TMP/tiny.safetensors" $EVAL
+grep "clean accuracy\|after fgsm" "$TMP/out" | sed 's/[0-9.]* s$//' >"$TMP/from_checkpoint"
+sed -i 's/[0-9.]* s$//' "$TMP/from_onnx"
+[ -s "$TMP/from_onnx" ] || fail "eval of the .onnx file printed no accuracy"
+cmp -s "$TMP/from_onnx" "$TMP/from_checkpoint" || fail "the imported checkpoint evaluates otherwise than the .onnx file: $(cat "$TMP/from_onnx" "$TMP/from_checkpoint")"
+expect 0 "" -- "$BIN" attack --checkpoint "$M" --data-dir "$DATA" --n 20 --attack pgd --eps 0.1 \
+    --steps 3 --out "$TMP/adv.safetensors"
+[ -s "$TMP/adv.safetensors" ] || fail "attack on the .onnx file wrote no examples"
+expect 0 "starting from the weights of .*tiny.onnx" -- "$BIN" train --init "$M" --data-dir "$DATA" \
+    --train-size 128 --epochs 1 --batch-size 64 --out "$TMP/run"
+expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" $EVAL
+# a run of the imported graph stopped after its first epoch continues with that graph
+expect 0 "" -- "$BIN" train --init "$M" --data-dir "$DATA" --train-size 128 --epochs 2 \
+    --stop-after 1 --batch-size 64 --out "$TMP/run3"
+expect 0 "epoch 2/2" -- "$BIN" train --resume --data-dir "$DATA" --train-size 128 --epochs 2 \
+    --batch-size 64 --out "$TMP/run3"
+
+# refused: an unsupported operator, a file that is not ONNX, an architecture beside a graph
+expect 1 "einsum.onnx: node 'fc' (Einsum): operator Einsum is not supported" -- \
+    "$BIN" eval --checkpoint "$TMP/einsum.onnx" $EVAL
+expect 1 "einsum.onnx: node 'fc' (Einsum)" -- "$BIN" import "$TMP/einsum.onnx" --out "$TMP/x.safetensors"
+expect 1 "einsum.onnx: node 'fc' (Einsum)" -- "$BIN" train --init "$TMP/einsum.onnx" \
+    --data-dir "$DATA" --epochs 1 --out "$TMP/run2"
+printf 'not a model' >"$TMP/text.onnx"
+expect 1 "text.onnx: not an ONNX model" -- "$BIN" eval --checkpoint "$TMP/text.onnx" $EVAL
+expect 2 "describes its model" -- "$BIN" eval --checkpoint "$M" --model smallcnn $EVAL
+expect 2 "give only --out" -- "$BIN" import "$M" --model smallcnn --out "$TMP/y.safetensors"
+expect 2 "only an ONNX file" -- "$BIN" import "$TMP/tiny.safetensors" --out "$TMP/z.safetensors"
+[ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "the error is not one line: $(cat "$TMP/out")"
+
+if [ "$failures" -ne 0 ]; then
+    echo "$failures failure(s)"
+    exit 1
+fi
+echo "onnx cli: all passed"
