@@ -136,10 +136,19 @@ expect 0 "wrote" -- "$BIN" attack --checkpoint "$TMP/folder-run/last.safetensors
 expect 0 "continue with --resume" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 \
     --epochs 2 --batch-size 64 --out "$TMP/split" --stop-after 1
 expect 0 "resuming" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 --epochs 2 \
-    --batch-size 64 --out "$TMP/split" --resume
+    --batch-size 64 --out "$TMP/split" --resume --json "$TMP/split.json"
 cmp -s "$TMP/run/last.safetensors" "$TMP/split/last.safetensors" ||
     fail "resumed run differs from the uninterrupted run"
 [ "$(wc -l <"$TMP/split/log.jsonl")" -eq 2 ] || fail "resumed log.jsonl should have 2 lines"
+/usr/bin/python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+log = [json.loads(l) for l in open(sys.argv[2])]
+assert [e["epoch"] for e in r["epochs"]] == [1, 2], r["epochs"]
+for a, b in zip(r["epochs"], log):  # the log rounds to float32 precision
+    assert a.keys() == b.keys() and all(abs(a[k] - b[k]) <= 1e-6 * max(1, abs(b[k])) for k in a), (a, b)
+assert r["train_seconds"] >= sum(e["seconds"] for e in log), r["train_seconds"]
+' "$TMP/split.json" "$TMP/split/log.jsonl" || fail "a resumed run's report does not cover the epochs before it"
 expect 2 "option 'lr' was" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 \
     --epochs 2 --batch-size 64 --out "$TMP/split" --resume --lr 0.1
 expect 1 "no optimiser state\|last.safetensors" -- "$BIN" train --data-dir "$DATA" --out "$TMP/none" --resume

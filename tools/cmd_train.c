@@ -583,6 +583,39 @@ static int save_checkpoints(run_state *s, int epoch, bool best)
     return status;
 }
 
+/* A resumed run's report covers the whole run: the records of epochs 1..through_epoch come from
+ * log.jsonl (the last record of an epoch wins: a session killed after logging an epoch but before
+ * its checkpoint logged it twice), and their seconds are added to the training time. */
+static double load_earlier_epochs(const char *log_path, int through_epoch, json_t *epochs)
+{
+    FILE *f = fopen(log_path, "r");
+    if (!f)
+        return 0.0;
+    json_t *by_epoch = json_array();
+    for (int e = 0; e < through_epoch; e++)
+        json_array_append_new(by_epoch, json_null());
+    char line[8192];
+    while (fgets(line, sizeof line, f)) {
+        json_t *rec = json_loads(line, 0, NULL);
+        json_int_t e = json_integer_value(json_object_get(rec, "epoch"));
+        if (rec && e >= 1 && e <= through_epoch)
+            json_array_set(by_epoch, (size_t)e - 1, rec);
+        json_decref(rec);
+    }
+    fclose(f);
+    double seconds = 0.0;
+    size_t i;
+    json_t *rec;
+    json_array_foreach(by_epoch, i, rec) {
+        if (json_is_object(rec)) {
+            json_array_append(epochs, rec);
+            seconds += json_number_value(json_object_get(rec, "seconds"));
+        }
+    }
+    json_decref(by_epoch);
+    return seconds;
+}
+
 static int on_epoch(void *user, const at_epoch_stats *st)
 {
     run_state *s = user;
@@ -1065,6 +1098,7 @@ int cmd_train(int argc, char **argv)
     s.model_spec = at_model_spec(s.model);
     s.test = have_test ? &test : NULL;
     s.epochs = json_array();
+    int resumed_epoch = 0; /* the epoch a resumed run continues after */
 
     if (opts.resume) {
         at_safetensors *st = NULL;
@@ -1113,9 +1147,11 @@ int cmd_train(int argc, char **argv)
         }
         if (!opts.quiet)
             fprintf(stderr, "resuming %s after epoch %d of %d\n", opts.out, epoch, opts.epochs);
+        resumed_epoch = epoch;
     }
     char log_path[4096];
     snprintf(log_path, sizeof log_path, "%s/log.jsonl", opts.out);
+    const double earlier_seconds = resumed_epoch > 0 ? load_earlier_epochs(log_path, resumed_epoch, s.epochs) : 0.0;
     s.log = fopen(log_path, opts.resume ? "a" : "w");
     if (!s.log) {
         status = cli_error("train", EXIT_WORK_FAILED, "%s: cannot open for writing", log_path);
@@ -1146,7 +1182,7 @@ int cmd_train(int argc, char **argv)
             goto done;
         }
     }
-    double train_seconds = cli_now() - start;
+    double train_seconds = earlier_seconds + cli_now() - start;
     if (last_epoch < passes && !at_trainer_stopped(s.trainer)) {
         if (!opts.quiet)
             fprintf(stderr, "stopped after epoch %d of %d; continue with --resume\n", last_epoch,
