@@ -34,7 +34,10 @@ EVAL="--data-dir $DATA --n 100 --attack fgsm --eps 0.1 --quiet"
 expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$M" $EVAL
 grep "clean accuracy\|after fgsm" "$TMP/out" >"$TMP/from_onnx"
 expect 0 "imported .*tiny.onnx (5 layers, 10 classes)" -- "$BIN" import "$M" --out "$TMP/tiny.safetensors"
-expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$TMP/tiny.safetensors" $EVAL
+expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$TMP/tiny.safetensors" $EVAL --json "$TMP/tiny.json"
+grep -q "\"imported_from\": \"$M\"" "$TMP/tiny.json" &&
+    grep -q "\"imported_sha256\": \"$(sha256sum "$M" | cut -c1-64)\"" "$TMP/tiny.json" ||
+    fail "the report of an imported checkpoint does not name its source file and SHA-256"
 grep "clean accuracy\|after fgsm" "$TMP/out" | sed 's/[0-9.]* s$//' >"$TMP/from_checkpoint"
 sed -i 's/[0-9.]* s$//' "$TMP/from_onnx"
 [ -s "$TMP/from_onnx" ] || fail "eval of the .onnx file printed no accuracy"

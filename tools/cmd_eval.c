@@ -74,6 +74,21 @@ static const cli_command command = {
     "advtrain eval --checkpoint FILE [options]", options, sizeof options / sizeof options[0]};
 
 /* The model a file describes, or the one named by `arch` for weights-only files; weights loaded. */
+/* A checkpoint made by `advtrain import` names the file it came from: the report keeps that
+ * source and its SHA-256 beside the checkpoint's own. */
+static void add_import_source(json_t *report, const char *path)
+{
+    at_safetensors *st = NULL;
+    at_error err;
+    if (at_is_onnx_path(path) || at_st_open(&st, path, &err))
+        return;
+    static const char *const keys[] = {"imported_from", "imported_sha256"};
+    for (int k = 0; k < 2; k++)
+        if (at_st_meta(st, keys[k]))
+            json_object_set_new(report, keys[k], json_string(at_st_meta(st, keys[k])));
+    at_st_free(st);
+}
+
 static int load_model(const char *path, const char *arch, const at_dataset *ds, at_model **model)
 {
     at_error err;
@@ -375,6 +390,7 @@ int cmd_eval(int argc, char **argv)
                        "checkpoint_sha256", checkpoint_hash, "model_spec", spec ? spec : "",
                        "data", ds.name, "data_sha256", data_hash, "split", opts.split, "n", ds.n);
     free(spec);
+    add_import_source(report, opts.checkpoint);
     if (!opts.quiet)
         printf("%s on %s/%s, %d points\n", opts.checkpoint, ds.name, opts.split, ds.n);
     if (corruption_suite) {

@@ -478,7 +478,15 @@ static void write_page(FILE *out, const char *dir, json_t *train, json_t *epochs
         html_text(out, json_string_value(json_object_get(ev, "checkpoint")));
         fprintf(out, " (SHA-256 <code>");
         html_text(out, json_string_value(json_object_get(ev, "checkpoint_sha256")));
-        fprintf(out, "</code>), data <code>");
+        fprintf(out, "</code>)");
+        if (json_object_get(ev, "imported_from")) {
+            fprintf(out, ", imported from ");
+            html_text(out, json_string_value(json_object_get(ev, "imported_from")));
+            fprintf(out, " (SHA-256 <code>");
+            html_text(out, json_string_value(json_object_get(ev, "imported_sha256")));
+            fprintf(out, "</code>)");
+        }
+        fprintf(out, ", data <code>");
         html_text(out, json_string_value(json_object_get(ev, "data_sha256")));
         fprintf(out, "</code>.</p>\n");
         cascade_table(out, ev, "Per-attack breakdown");
