@@ -4,6 +4,8 @@
  * gradient only); (d) PGD-10 adversarial training step; (e) FGSM-RS fast-AT step. Attacks run
  * with batch norm in train mode, as the comparison program does. Prints images/s (median and
  * best), achieved GFLOP/s and peak resident memory; --json writes the same figures.
+ * --onnx FILE runs the rows on an imported graph of the workload's input shape instead of the
+ * built-in architecture (bench/onnx_speed.sh compares the two).
  * Row (s), run alone, is the ceiling to read the rows against: square sgemm of n = 1024 through
  * the oneDNN the library uses, on all the threads. */
 #include "advtrain.h"
@@ -140,7 +142,7 @@ static json_t *sgemm_ceiling(int threads)
 
 int main(int argc, char **argv)
 {
-    const char *which = "w1", *modes = "abcde", *json_path = NULL;
+    const char *which = "w1", *modes = "abcde", *json_path = NULL, *onnx_path = NULL;
     int threads = 2, batch = 128;
     double scale = 1.0;
     for (int i = 1; i < argc; i++) {
@@ -151,9 +153,10 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--batch") && v) batch = atoi(v), i++;
         else if (!strcmp(a, "--repeats-scale") && v) scale = atof(v), i++;
         else if (!strcmp(a, "--json") && v) json_path = v, i++;
+        else if (!strcmp(a, "--onnx") && v) onnx_path = v, i++;
         else {
             fprintf(stderr, "usage: advtrain-bench [--workload w1|w2] [--modes abcde|s] [--threads N] "
-                            "[--batch N] [--repeats-scale X] [--json FILE]\n");
+                            "[--batch N] [--repeats-scale X] [--json FILE] [--onnx FILE]\n");
             return 2;
         }
     }
@@ -184,11 +187,21 @@ int main(int argc, char **argv)
     }
     /* only the passes the rows need, so the peak memory of a one-row run is that row's */
     const bool infer = strchr(modes, 'a') != NULL, train = strpbrk(modes, "bcde") != NULL;
-    if (at_model_create(&b.model, w->arch, &mo, &err) ||
+    /* --onnx: the workload's architecture as an imported graph (same input shape), to compare
+     * an imported model's speed with the built-in one's */
+    if ((onnx_path ? at_model_import_onnx(&b.model, onnx_path, &err)
+                   : at_model_create(&b.model, w->arch, &mo, &err)) ||
         (train && at_pass_create(&b.train, b.model, batch, 0, &err)) ||
         (infer && at_pass_create(&b.infer, b.model, batch, AT_PASS_FORWARD_ONLY, &err)) ||
         at_optimizer_create(&b.opt, b.model, &(at_optimizer_options){.momentum = 0.9f, .weight_decay = 5e-4f}, &err)) {
         fprintf(stderr, "advtrain-bench: %s\n", err.message);
+        return 1;
+    }
+    int in_c, in_h, in_w;
+    at_model_input_shape(b.model, &in_c, &in_h, &in_w);
+    if (in_c != w->c || in_h != w->size || in_w != w->size) {
+        fprintf(stderr, "advtrain-bench: %s takes %dx%dx%d inputs, workload %s %dx%dx%d\n",
+                onnx_path, in_c, in_h, in_w, which, w->c, w->size, w->size);
         return 1;
     }
     b.k = at_model_num_classes(b.model);
