@@ -2,11 +2,14 @@
  * independent reader at_model_import_onnx: the built-in architectures (with and without input
  * normalisation) and a graph of the other layers compute the same logits after the round trip,
  * import -> export -> import keeps every tensor under its name, bit for bit, and a layer without
- * an inference meaning is refused with one line naming it and the model, writing nothing. The
- * files' validity for other runtimes is the reference tier's part (onnx_export_reference.py). */
+ * an inference meaning is refused with one line naming it and the model, writing nothing. Each
+ * file is also read with the generated protobuf-c parser and checked for what ONNX requires of a
+ * graph (each value defined once, before it is read) and the interface it promises; running it
+ * in other runtimes is the reference tier's part (onnx_export_reference.py). */
 #include "test.h"
 
 #include "advtrain.h"
+#include "onnx.pb-c.h"
 
 #include <stdint.h>
 #include <unistd.h>
@@ -84,6 +87,70 @@ static void check_same_tensors(const at_model *got, const at_model *want, const 
     CHECK(compared > 0);
 }
 
+static bool defined(char **names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Opset 13; input "input" [N, C, H, W] and output "logits" [N, K] with N symbolic; every value
+ * (input, initializer, node output) named once, and every node reading only values before it
+ * (ONNX's static single assignment and topological order). */
+static void check_well_formed(const char *path, const at_model *m, const char *label)
+{
+    FILE *f = fopen(path, "rb");
+    REQUIRE(f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *bytes = malloc((size_t)size);
+    REQUIRE(bytes && fread(bytes, 1, (size_t)size, f) == (size_t)size);
+    fclose(f);
+    Onnx__ModelProto *model = onnx__model_proto__unpack(NULL, (size_t)size, bytes);
+    free(bytes);
+    REQUIRE(model && model->graph);
+    const Onnx__GraphProto *g = model->graph;
+    CHECK_EQ_INT(model->n_opset_import, 1);
+    CHECK_EQ_INT(model->opset_import[0]->version, 13);
+    REQUIRE(g->n_input == 1 && g->n_output == 1);
+    CHECK_STR_EQ(g->input[0]->name, "input");
+    CHECK_STR_EQ(g->output[0]->name, "logits");
+    const Onnx__TensorShapeProto *in = g->input[0]->type->tensor_type->shape,
+                                 *out = g->output[0]->type->tensor_type->shape;
+    REQUIRE(in->n_dim == 4 && out->n_dim == 2);
+    CHECK_STR_EQ(in->dim[0]->dim_param, "N");
+    CHECK_STR_EQ(out->dim[0]->dim_param, "N");
+    int c, h, w;
+    at_model_input_shape(m, &c, &h, &w);
+    CHECK(in->dim[1]->dim_value == c && in->dim[2]->dim_value == h && in->dim[3]->dim_value == w);
+    CHECK_EQ_INT(out->dim[1]->dim_value, at_model_num_classes(m));
+    size_t cap = 1 + g->n_initializer + g->n_node, n = 0;
+    char **names = malloc(cap * sizeof *names);
+    REQUIRE(names);
+    names[n++] = g->input[0]->name;
+    for (size_t i = 0; i < g->n_initializer; i++) {
+        if (defined(names, n, g->initializer[i]->name))
+            TEST_FAIL_("%s: initializer %s named twice", label, g->initializer[i]->name);
+        names[n++] = g->initializer[i]->name;
+    }
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *node = g->node[i];
+        for (size_t j = 0; j < node->n_input; j++)
+            if (node->input[j][0] && !defined(names, n, node->input[j]))
+                TEST_FAIL_("%s: node %s reads %s before it is defined", label, node->name,
+                           node->input[j]);
+        CHECK_EQ_INT(node->n_output, 1);
+        if (defined(names, n, node->output[0]))
+            TEST_FAIL_("%s: value %s is defined twice", label, node->output[0]);
+        names[n++] = node->output[0];
+    }
+    CHECK(n > 0 && strcmp(names[n - 1], "logits") == 0);
+    free(names);
+    onnx__model_proto__free_unpacked(model, NULL);
+}
+
 /* model -> file -> imported: same logits on random inputs (the two computations differ only in
  * how normalisation is split into two layers, exact in float); imported -> file -> imported
  * again: the same tensors, names and bits. */
@@ -92,6 +159,7 @@ static void check_round_trip(at_model *m, const char *label, int n)
     at_error err;
     const char *first = path_of("first.onnx"), *second = path_of("second.onnx");
     CHECK_OK(at_model_export_onnx(m, first, &err), &err);
+    check_well_formed(first, m, label);
     at_model *imported = NULL, *again = NULL;
     CHECK_OK(at_model_import_onnx(&imported, first, &err), &err);
     if (!imported) {
@@ -171,8 +239,8 @@ TEST(built_in_architectures_survive_the_round_trip)
 }
 
 /* The layers the architectures above do not use, in one graph the import can read back: leaky
- * ReLU, uneven constant padding, a non-global average pool, sigmoid and tanh branches joined by a
- * product, a constant factor, softplus, a residual sum, a global pool without a flatten before
+ * ReLU, uneven constant padding, layers named as the graph's input and output, a non-global
+ * average pool, sigmoid and tanh branches joined by a product, a constant factor, softplus, a residual sum, a global pool without a flatten before
  * the linear layer, and a linear layer without bias. */
 TEST(other_layers_survive_the_round_trip)
 {
@@ -181,14 +249,14 @@ TEST(other_layers_survive_the_round_trip)
     CHECK_OK(at_model_begin(&m, 2, 9, 9, &err), &err);
     if (!m)
         return;
-    int x = at_add_conv2d(m, 0, "stem", 4, 3, 1, 1, true);
+    int x = at_add_conv2d(m, 0, "input", 4, 3, 1, 1, true); /* a name ONNX gives the input */
     x = at_add_leaky_relu(m, x, 0.1f);
     x = at_add_pad2d(m, x, 1, 0, 0, 1, 0.5f);
     x = at_add_avgpool2d(m, x, 2, 2);
     int s = at_add_sigmoid(m, x), t = at_add_tanh(m, x);
     x = at_add_mul(m, s, t);
     x = at_add_scale(m, x, 0.5f);
-    int y = at_add_softplus(m, at_add_conv2d(m, x, "body", 4, 3, 1, 1, false));
+    int y = at_add_softplus(m, at_add_conv2d(m, x, "logits", 4, 3, 1, 1, false));
     x = at_add_add(m, x, y);
     x = at_add_global_avgpool(m, x);
     x = at_add_linear(m, x, "head", 5, false);

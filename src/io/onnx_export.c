@@ -257,15 +257,28 @@ static int model_tensor(onnx_exporter *ex, const at_node *node, const char *suff
     return AT_OK;
 }
 
-/* The name the ONNX graph gives node k's output (and the ONNX node computing it). */
+static bool name_taken(const onnx_exporter *ex, int k, const char *name)
+{
+    if (strcmp(name, "input") == 0 || strcmp(name, "logits") == 0)
+        return true;
+    for (int j = 0; j < k; j++)
+        if (strcmp(ex->value[j], name) == 0)
+            return true;
+    return false;
+}
+
+/* The name the ONNX graph gives node k's output (and the ONNX node computing it): the layer's
+ * name, else its kind and index; never one given before, nor the graph's input or output. */
 static char *value_name(onnx_exporter *ex, int k)
 {
     const at_node *node = &ex->m->nodes[k];
     if (k == 0)
         return text(ex, "input");
-    if (node->name[0] && !node->source)
-        return text(ex, "%s", node->name);
-    return text(ex, "%s_%d", at_layer_name(node->kind), k);
+    char *name = node->name[0] && !node->source ? text(ex, "%s", node->name)
+                                                : text(ex, "%s_%d", at_layer_name(node->kind), k);
+    if (name_taken(ex, k, name))
+        name = text(ex, "%s_%d", name, k);
+    return name;
 }
 
 /* Node k's input j as a tensor of rank `want` (4 or 2): a [N, C, 1, 1] value read as [N, C]
