@@ -240,8 +240,10 @@ TEST(built_in_architectures_survive_the_round_trip)
 
 /* The layers the architectures above do not use, in one graph the import can read back: leaky
  * ReLU, uneven constant padding, layers named as the graph's input and output, a non-global
- * average pool, sigmoid and tanh branches joined by a product, a constant factor, softplus, a residual sum, a global pool without a flatten before
- * the linear layer, and a linear layer without bias. */
+ * average pool, sigmoid and tanh branches joined by a product, a constant factor, softplus, a
+ * residual sum, batch norm without affine parameters, a global average and a max-pool over the
+ * whole image summed without a flatten before a linear layer, batch norm of a vector, and a
+ * linear layer without bias. */
 TEST(other_layers_survive_the_round_trip)
 {
     at_model *m = NULL;
@@ -258,8 +260,12 @@ TEST(other_layers_survive_the_round_trip)
     x = at_add_scale(m, x, 0.5f);
     int y = at_add_softplus(m, at_add_conv2d(m, x, "logits", 4, 3, 1, 1, false));
     x = at_add_add(m, x, y);
-    x = at_add_global_avgpool(m, x);
-    x = at_add_linear(m, x, "head", 5, false);
+    x = at_add_batchnorm2d_affine(m, x, "plain_bn", false);
+    int g = at_add_global_avgpool(m, x), p = at_add_maxpool2d(m, x, 5, 1);
+    x = at_add_add(m, g, p);
+    x = at_add_linear(m, x, "head", 6, true);
+    x = at_add_batchnorm2d(m, x, "head_bn");
+    x = at_add_linear(m, x, "out", 5, false);
     CHECK(x > 0);
     CHECK_OK(at_model_finish(m, 3, &err), &err);
     randomise(m, 5);

@@ -83,18 +83,19 @@ static int export_batchnorm2d(onnx_exporter *ex, int k)
     return AT_OK;
 }
 
+/* An average over the whole image is GlobalAveragePool (what the import reads as a global
+ * pool); any other window, max-pooling's included, is MaxPool or AveragePool of that window. */
 static int export_pool(onnx_exporter *ex, int k, bool max)
 {
     const at_node *node = &ex->m->nodes[k];
     const at_shape in = at_graph_shape(ex->m, node->inputs[0]);
     const int64_t kh = node->p.pool.kernel_h, kw = node->p.pool.kernel_w, s = node->p.pool.stride;
-    const bool global = kh == in.h && kw == in.w;
     const char *x = ex->value[node->inputs[0]];
-    if (global)
-        return at_onnx_node(ex, max ? "GlobalMaxPool" : "GlobalAveragePool", ex->value[k],
-                            (const char *[]){x, NULL}, ex->value[k])
-                   ? AT_OK
-                   : AT_ERR_NOMEM;
+    if (!max && kh == in.h && kw == in.w) {
+        at_onnx_node(ex, "GlobalAveragePool", ex->value[k], (const char *[]){x, NULL},
+                     ex->value[k]);
+        return AT_OK;
+    }
     Onnx__NodeProto *n = at_onnx_node(ex, max ? "MaxPool" : "AveragePool", ex->value[k],
                                       (const char *[]){x, NULL}, ex->value[k]);
     at_onnx_put_ints(ex, n, "kernel_shape", 2, (int64_t[]){kh, kw});

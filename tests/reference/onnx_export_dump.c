@@ -38,7 +38,8 @@ static void randomise(at_model *m, unsigned seed)
 
 /* The layers no architecture uses: PReLU (shared and per channel), uneven padding, average
  * pooling, nearest upsampling, a channel slice, sigmoid and tanh joined by a product, a
- * constant factor, softplus, leaky ReLU, a residual sum, and the input quantised to 16 levels. */
+ * constant factor, softplus, leaky ReLU, a residual sum, batch norm without affine parameters and
+ * of a vector, and the input quantised to 16 levels. */
 static int layers_model(at_model **out, at_error *err)
 {
     int status = at_model_begin(out, 3, 12, 12, err);
@@ -58,8 +59,10 @@ static int layers_model(at_model **out, at_error *err)
     int y = at_add_softplus(m, at_add_conv2d(m, x, "body", 4, 3, 2, 1, false));
     y = at_add_leaky_relu(m, y, 0.1f);
     x = at_add_add(m, at_add_maxpool2d(m, x, 2, 2), y);
+    x = at_add_batchnorm2d_affine(m, x, "plain_bn", false);
     x = at_add_flatten(m, x);
     x = at_add_linear(m, x, "fc1", 16, true);
+    x = at_add_batchnorm2d(m, x, "fc1_bn");
     x = at_add_prelu(m, x, "act2", 1);
     x = at_add_linear(m, x, "fc2", 7, true);
     (void)x; /* a failed step is reported by at_model_finish */
