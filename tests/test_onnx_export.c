@@ -239,11 +239,11 @@ TEST(built_in_architectures_survive_the_round_trip)
 }
 
 /* The layers the architectures above do not use, in one graph the import can read back: leaky
- * ReLU, uneven constant padding, layers named as the graph's input and output, a non-global
- * average pool, sigmoid and tanh branches joined by a product, a constant factor, softplus, a
- * residual sum, batch norm without affine parameters, a global average and a max-pool over the
- * whole image summed without a flatten before a linear layer, batch norm of a vector, and a
- * linear layer without bias. */
+ * ReLU, Gaussian noise of sigma 0, uneven constant padding, layers named as the graph's input
+ * and output, a non-global average pool, sigmoid and tanh branches joined by a product, a
+ * constant factor, softplus, a residual sum, batch norm without affine parameters, a global
+ * average and a max-pool over the whole image summed without a flatten before a linear layer,
+ * batch norm of a vector, and a linear layer without bias. */
 TEST(other_layers_survive_the_round_trip)
 {
     at_model *m = NULL;
@@ -253,6 +253,7 @@ TEST(other_layers_survive_the_round_trip)
         return;
     int x = at_add_conv2d(m, 0, "input", 4, 3, 1, 1, true); /* a name ONNX gives the input */
     x = at_add_leaky_relu(m, x, 0.1f);
+    x = at_add_gaussian_noise(m, x, 0.0f); /* no noise: an Identity */
     x = at_add_pad2d(m, x, 1, 0, 0, 1, 0.5f);
     x = at_add_avgpool2d(m, x, 2, 2);
     int s = at_add_sigmoid(m, x), t = at_add_tanh(m, x);
