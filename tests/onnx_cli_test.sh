@@ -67,6 +67,13 @@ grep "clean accuracy\|after fgsm" "$TMP/out" | sed 's/[0-9.]* s$//' >"$TMP/cnn_o
 cmp -s "$TMP/cnn_onnx" "$TMP/cnn_checkpoint" || fail "the exported file evaluates otherwise than its checkpoint: $(cat "$TMP/cnn_checkpoint" "$TMP/cnn_onnx")"
 expect 0 "to .*graph.onnx" -- "$BIN" export --checkpoint "$TMP/tiny.safetensors" --onnx "$TMP/graph.onnx"
 expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$TMP/graph.onnx" $EVAL
+grep "clean accuracy\|after fgsm" "$TMP/out" | sed 's/[0-9.]* s$//' >"$TMP/graph_onnx"
+cmp -s "$TMP/graph_onnx" "$TMP/from_checkpoint" || fail "the re-exported graph evaluates otherwise: $(cat "$TMP/from_checkpoint" "$TMP/graph_onnx")"
+expect 0 "to .*again.onnx" -- "$BIN" export --checkpoint "$TMP/cnn.onnx" --onnx "$TMP/again.onnx"
+expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$TMP/again.onnx" $EVAL
+grep "clean accuracy\|after fgsm" "$TMP/out" | sed 's/[0-9.]* s$//' >"$TMP/again_onnx"
+cmp -s "$TMP/again_onnx" "$TMP/cnn_onnx" || fail "an ONNX file exported again evaluates otherwise: $(cat "$TMP/cnn_onnx" "$TMP/again_onnx")"
+expect 1 "einsum.onnx: node 'fc' (Einsum)" -- "$BIN" export --checkpoint "$TMP/einsum.onnx" --onnx "$TMP/e.onnx"
 expect 2 "one of --out or --onnx" -- "$BIN" export --checkpoint "$TMP/cnn/last.safetensors"
 [ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "the usage error is not one line: $(cat "$TMP/out")"
 expect 2 "one of --out or --onnx" -- "$BIN" export --checkpoint "$TMP/cnn/last.safetensors" \

@@ -16,7 +16,7 @@ typedef struct export_opts {
 static export_opts opts;
 
 static const cli_option options[] = {
-    {"checkpoint", CLI_STRING, &opts.checkpoint, 0, 0, NULL, "FILE", "advtrain checkpoint (required)"},
+    {"checkpoint", CLI_STRING, &opts.checkpoint, 0, 0, NULL, "FILE", "advtrain checkpoint (required; with --onnx also a .onnx file)"},
     {"out", CLI_STRING, &opts.out, 0, 0, NULL, "FILE", "safetensors state_dict to write"},
     {"onnx", CLI_STRING, &opts.onnx, 0, 0, NULL, "FILE", "ONNX model to write instead (opset 13)"},
     {"wrap-normalization", CLI_FLAG, &opts.wrap, 0, 0, NULL, NULL, "names under model. with mean/std buffers"},
@@ -57,6 +57,13 @@ int cmd_export(int argc, char **argv)
     at_model *model = NULL;
     at_st_writer *w = NULL;
     char (*names)[256] = NULL;
+    if (opts.onnx && at_is_onnx_path(opts.checkpoint)) { /* an ONNX file, written anew */
+        status = at_model_import_onnx(&model, opts.checkpoint, &err)
+                     ? cli_error("export", EXIT_WORK_FAILED, "%s", err.message)
+                     : export_onnx(model);
+        at_model_free(model);
+        return status;
+    }
     if (at_st_open(&st, opts.checkpoint, &err))
         return cli_error("export", EXIT_WORK_FAILED, "%s", err.message);
     const char *spec = at_st_meta(st, "model");

@@ -220,7 +220,7 @@ const char *at_onnx_input_as(onnx_exporter *ex, int k, int j, int want)
     const int x = ex->m->nodes[k].inputs[j];
     if (ex->rank[x] == want || want == 4)
         return ex->value[x];
-    const char *flat = at_onnx_text(ex, "%s_flat_%d", ex->value[x], k);
+    const char *flat = at_onnx_text(ex, "%s_flat_%d_%d", ex->value[x], k, j);
     Onnx__NodeProto *n =
         at_onnx_node(ex, "Flatten", flat, (const char *[]){ex->value[x], NULL}, flat);
     at_onnx_put_int(ex, n, "axis", 1);

@@ -2,8 +2,6 @@
  * (the list: onnx_export.c). One function per kind, in a table indexed by kind. */
 #include "io/onnx_exporter.h"
 
-#include <string.h>
-
 /* One input, one operator, no attributes. */
 static int export_unary(onnx_exporter *ex, int k, const char *op)
 {
@@ -274,7 +272,8 @@ static int export_input(onnx_exporter *ex, int k)
     return at_onnx_refuse(ex, k, "is an input inside the graph");
 }
 
-/* The operators of each layer kind, in AT_LAYER_LIST's order of names. */
+/* The operators of each layer kind, named after AT_LAYER_LIST: a new kind does not build until
+ * it says here what it becomes (or why it is refused). */
 #define AT_EXPORT_ENTRY_(name) [AT_LAYER_##name] = export_##name,
 static const at_onnx_layer_fn exporters[AT_LAYER_COUNT] = {AT_LAYER_LIST(AT_EXPORT_ENTRY_)};
 #undef AT_EXPORT_ENTRY_
