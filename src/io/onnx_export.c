@@ -22,6 +22,7 @@
 #include "io/onnx_exporter.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 
 #define OPSET 13
 #define IR_VERSION 7 /* the IR of ONNX 1.8, which introduced opset 13 */
+#define MAX_FILE_BYTES (((size_t)1 << 31) - 1) /* what protobuf parsers read in one message */
 
 static bool name_taken(const onnx_exporter *ex, int k, const char *name)
 {
@@ -157,6 +159,30 @@ static int build_graph(onnx_exporter *ex, Onnx__GraphProto *g)
     return AT_OK;
 }
 
+/* After the rename the directory entry must reach the disk for the file to survive a crash (as
+ * checkpoints do, safetensors.c); some file systems cannot sync a directory (EINVAL). */
+static int sync_directory(const char *path, at_error *err)
+{
+    size_t n = strlen(path);
+    char *dir = malloc(n + 2);
+    if (!dir)
+        return at_fail(err, AT_ERR_NOMEM, "%s: out of memory", path);
+    memcpy(dir, path, n + 1);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        strcpy(dir, ".");
+    else
+        slash[slash == dir ? 1 : 0] = '\0';
+    int status = AT_OK, fd = open(dir, O_RDONLY);
+    if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL))
+        status = at_fail(err, AT_ERR_IO, "%s: written, but syncing directory %s failed: %s", path,
+                         dir, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    free(dir);
+    return status;
+}
+
 /* Temporary file beside the target, synced, then renamed over it. */
 static int write_atomically(const char *path, const uint8_t *bytes, size_t size, at_error *err)
 {
@@ -181,6 +207,8 @@ static int write_atomically(const char *path, const uint8_t *bytes, size_t size,
                              strerror(errno));
         if (status != AT_OK)
             remove(tmp);
+        else
+            status = sync_directory(path, err);
     }
     free(tmp);
     return status;
@@ -215,9 +243,14 @@ int at_model_export_onnx(const at_model *m, const char *path, at_error *err)
     uint8_t *bytes = NULL;
     if (!status) {
         size_t size = onnx__model_proto__get_packed_size(&model);
-        bytes = malloc(size ? size : 1);
+        bytes = size <= MAX_FILE_BYTES ? malloc(size ? size : 1) : NULL;
         status = bytes ? write_atomically(path, bytes, onnx__model_proto__pack(&model, bytes), err)
-                       : at_fail(err, AT_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, size);
+                 : size > MAX_FILE_BYTES
+                     ? at_fail(err, AT_ERR_ARG,
+                               "%s: model '%s' needs %zu bytes, over protobuf's 2 GiB limit for "
+                               "one ONNX file",
+                               path, m->arch, size)
+                     : at_fail(err, AT_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, size);
     }
     free(bytes);
     for (size_t i = 0; i < ex.n_owned; i++)
