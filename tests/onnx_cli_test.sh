@@ -78,6 +78,8 @@ expect 2 "one of --out or --onnx" -- "$BIN" export --checkpoint "$TMP/cnn/last.s
 [ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "the usage error is not one line: $(cat "$TMP/out")"
 expect 2 "one of --out or --onnx" -- "$BIN" export --checkpoint "$TMP/cnn/last.safetensors" \
     --out "$TMP/x.safetensors" --onnx "$TMP/x.onnx"
+expect 2 "goes with --out" -- "$BIN" export --checkpoint "$TMP/cnn/last.safetensors" \
+    --onnx "$TMP/x.onnx" --wrap-normalization
 expect 1 "cannot create" -- "$BIN" export --checkpoint "$TMP/cnn/last.safetensors" \
     --onnx "$TMP/no/such/dir/x.onnx"
 [ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "the write error is not one line: $(cat "$TMP/out")"
