@@ -142,7 +142,8 @@ static Onnx__TensorProto *initializer(onnx_exporter *ex, const char *name, int n
         return NULL;
     }
     onnx__tensor_proto__init(t);
-    memcpy(d, dims, (size_t)ndim * sizeof *d);
+    if (ndim > 0) /* a scalar has no dimensions (dims may be NULL) */
+        memcpy(d, dims, (size_t)ndim * sizeof *d);
     t->name = at_onnx_text(ex, "%s", name);
     t->dims = d;
     t->n_dims = (size_t)ndim;
