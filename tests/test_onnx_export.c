@@ -151,10 +151,9 @@ static void check_well_formed(const char *path, const at_model *m, const char *l
     onnx__model_proto__free_unpacked(model, NULL);
 }
 
-/* model -> file -> imported: same logits on random inputs (the two computations differ only in
- * how normalisation is split into two layers, exact in float); imported -> file -> imported
- * again: the same tensors, names and bits. */
-static void check_round_trip(at_model *m, const char *label, int n)
+/* model -> file -> imported: the same logits on random inputs, bit for bit when `exact`, else
+ * within 1e-6 relative; imported -> file -> imported again: the same tensors, names and bits. */
+static void check_round_trip(at_model *m, const char *label, int n, bool exact)
 {
     at_error err;
     const char *first = path_of("first.onnx"), *second = path_of("second.onnx");
@@ -184,7 +183,7 @@ static void check_round_trip(at_model *m, const char *label, int n)
         worst = fmax(worst, fabs((double)a[i] - b[i]));
         scale = fmax(scale, fabs((double)a[i]));
     }
-    if (!(worst <= 1e-6 * scale))
+    if (exact ? worst != 0.0 : !(worst <= 1e-6 * scale))
         TEST_FAIL_("%s: logits differ after export and import by %.3g (scale %.3g)", label, worst,
                    scale);
     fprintf(stderr, "  %s: max |logit difference| %.3g of %.3g\n", label, worst, scale);
@@ -218,22 +217,28 @@ static at_model *built_in(const char *arch, at_model_options o)
 
 TEST(built_in_architectures_survive_the_round_trip)
 {
+    /* Exact but for one case: normalisation is exported as Sub and Div by [1, C, 1, 1], and the
+     * import reads a Div by a single value (one channel) as a product with its reciprocal,
+     * which may differ from the division in the last bit. */
     static const struct {
         const char *arch;
         at_model_options options;
+        bool exact;
     } cases[] = {
-        {"smallcnn", {0}},
-        {"smallcnn", {.normalize = 1, .mean = {0.2860f}, .std = {0.3530f}}},
-        {"mlp-32", {.in_height = 8, .in_width = 8, .normalize = 1,
-                    .mean = {0.4914f, 0.4822f, 0.4465f}, .std = {0.2471f, 0.2435f, 0.2616f}}},
-        {"linear", {.num_classes = 3, .in_channels = 2, .in_height = 5, .in_width = 7}},
-        {"wrn-10-1", {.in_height = 16, .in_width = 16}},
-        {"preact-resnet18", {.normalize = 1, .mean = {0.5f, 0.4f, 0.3f}, .std = {0.2f, 0.25f, 0.3f}}},
+        {"smallcnn", {0}, true},
+        {"smallcnn", {.normalize = 1, .mean = {0.2860f}, .std = {0.3530f}}, false},
+        {"mlp-32", {.in_channels = 3, .in_height = 8, .in_width = 8, .normalize = 1,
+                    .mean = {0.4914f, 0.4822f, 0.4465f}, .std = {0.2471f, 0.2435f, 0.2616f}},
+         true},
+        {"linear", {.num_classes = 3, .in_channels = 2, .in_height = 5, .in_width = 7}, true},
+        {"wrn-10-1", {.in_height = 16, .in_width = 16}, true},
+        {"preact-resnet18",
+         {.normalize = 1, .mean = {0.5f, 0.4f, 0.3f}, .std = {0.2f, 0.25f, 0.3f}}, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         at_model *m = built_in(cases[i].arch, cases[i].options);
         if (m)
-            check_round_trip(m, cases[i].arch, 3);
+            check_round_trip(m, cases[i].arch, 3, cases[i].exact);
         at_model_free(m);
     }
 }
@@ -270,7 +275,7 @@ TEST(other_layers_survive_the_round_trip)
     CHECK(x > 0);
     CHECK_OK(at_model_finish(m, 3, &err), &err);
     randomise(m, 5);
-    check_round_trip(m, "other layers", 4);
+    check_round_trip(m, "other layers", 4, true);
     at_model_free(m);
 }
 

@@ -127,8 +127,8 @@ int main(int argc, char **argv)
         {"preact-resnet18", "preact-resnet18", {0}},
         {"normalised-smallcnn", "smallcnn", {.normalize = 1, .mean = {0.2860f}, .std = {0.3530f}}},
         {"normalised-mlp", "mlp-64",
-         {.in_height = 8, .in_width = 8, .normalize = 1, .mean = {0.4914f, 0.4822f, 0.4465f},
-          .std = {0.2471f, 0.2435f, 0.2616f}}},
+         {.in_channels = 3, .in_height = 8, .in_width = 8, .normalize = 1,
+          .mean = {0.4914f, 0.4822f, 0.4465f}, .std = {0.2471f, 0.2435f, 0.2616f}}},
         {"wrn-10-2", "wrn-10-2", {.in_height = 16, .in_width = 16}},
         /* frames sliced from the channels, one SmallCNN shared by all, logits averaged */
         {"smallcnn-clip", "smallcnn-clip", {.in_channels = 4}},
