@@ -217,7 +217,7 @@ static at_model *built_in(const char *arch, at_model_options o)
 
 TEST(built_in_architectures_survive_the_round_trip)
 {
-    /* Exact but for one case: normalisation is exported as Sub and Div by [1, C, 1, 1], and the
+    /* Exact but for one case: normalisation is exported as Sub and Div by [C, 1, 1], and the
      * import reads a Div by a single value (one channel) as a product with its reciprocal,
      * which may differ from the division in the last bit. */
     static const struct {

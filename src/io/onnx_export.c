@@ -9,7 +9,7 @@
  *   prelu -> Relu, LeakyRelu, Sigmoid, Tanh, Softplus, PRelu; add, mul -> Add, Mul;
  *   maxpool2d -> MaxPool; avgpool2d -> AveragePool, or GlobalAveragePool when its window is the
  *   whole image; flatten -> Flatten; linear -> Gemm (transB 1, nn.Linear's layout); normalize ->
- *   Sub and Div by [1, C, 1, 1] constants; scale -> Mul by a constant; pad2d -> Pad (constant);
+ *   Sub and Div by [C, 1, 1] constants; scale -> Mul by a constant; pad2d -> Pad (constant);
  *   slice -> Slice of channels; upsample2d -> Resize (nearest, asymmetric coordinates, floor:
  *   exactly y[oy, ox] = x[oy / s, ox / s]); quantize -> Mul, Round, Div (Round rounds half to
  *   even, as the layer's nearbyintf does); gaussian_noise of sigma 0 -> Identity.

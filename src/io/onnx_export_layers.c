@@ -142,15 +142,17 @@ static int export_binary(onnx_exporter *ex, int k, const char *op)
 static int export_add(onnx_exporter *ex, int k) { return export_binary(ex, k, "Add"); }
 static int export_mul(onnx_exporter *ex, int k) { return export_binary(ex, k, "Mul"); }
 
-/* A per-channel constant laid out to broadcast over node k's output: [1, C, 1, 1] or [1, C]. */
+/* A per-channel constant laid out to broadcast over node k's output (ONNX's multidirectional
+ * broadcasting aligns trailing dimensions): [C, 1, 1], or [C] on a vector. [1, C, 1, 1] is
+ * equally valid, but OpenCV 4.6's dnn fails on it before a Flatten with batches of more than one. */
 static const char *channel_constant(onnx_exporter *ex, int k, const char *what, const float *v)
 {
     const int c = ex->m->nodes[k].out.c;
     const char *name = at_onnx_text(ex, "%s.%s", ex->value[k], what);
     if (ex->rank[k] == 4)
-        at_onnx_constant(ex, name, 4, (int64_t[]){1, c, 1, 1}, v);
+        at_onnx_constant(ex, name, 3, (int64_t[]){c, 1, 1}, v);
     else
-        at_onnx_constant(ex, name, 2, (int64_t[]){1, c}, v);
+        at_onnx_constant(ex, name, 1, (int64_t[]){c}, v);
     return name;
 }
 

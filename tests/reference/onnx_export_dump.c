@@ -129,7 +129,9 @@ int main(int argc, char **argv)
         {"normalised-mlp", "mlp-64",
          {.in_channels = 3, .in_height = 8, .in_width = 8, .normalize = 1,
           .mean = {0.4914f, 0.4822f, 0.4465f}, .std = {0.2471f, 0.2435f, 0.2616f}}},
-        {"wrn-10-2", "wrn-10-2", {.in_height = 16, .in_width = 16}},
+        {"normalised-wrn-10-2", "wrn-10-2",
+         {.in_height = 16, .in_width = 16, .normalize = 1, .mean = {0.5f, 0.4f, 0.3f},
+          .std = {0.2f, 0.25f, 0.3f}}},
         /* frames sliced from the channels, one SmallCNN shared by all, logits averaged */
         {"smallcnn-clip", "smallcnn-clip", {.in_channels = 4}},
     };
