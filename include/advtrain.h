@@ -233,6 +233,12 @@ int at_model_create_from_spec(at_model **out, const char *spec, at_error *err);
  * "conv1"), else after their ONNX node. An operator, attribute or shape the engine cannot
  * compute exactly fails with a one-line error naming the file, the node and its operator. */
 int at_model_import_onnx(at_model **out, const char *path, at_error *err);
+/* The model as an ONNX file (opset 13) for inference in any ONNX runtime: input "input" float
+ * [N, C, H, W], output "logits" [N, K], N symbolic; input normalisation inside the graph, batch
+ * norm on its running statistics, weights as initializers under the model's tensor names. A
+ * layer without a fixed inference meaning (Gaussian noise) fails with one line naming the layer
+ * and the model, and nothing is written. The file is replaced atomically (temporary + rename). */
+int at_model_export_onnx(const at_model *model, const char *path, at_error *err);
 /* Whether a path names an ONNX file (ends in ".onnx"): what --checkpoint and --init take as one. */
 bool at_is_onnx_path(const char *path);
 

@@ -13,12 +13,13 @@ packages=(
     libjpeg62-turbo-dev                # the JPEG corruption (compress and decode); JPEG image folders
     libzip-dev                         # .npz files (zip archives of .npy arrays) of extra data
     liblapacke-dev                     # eigenvectors of the covariance for the data generator's PCA
-    libonnx-dev                        # onnx.proto, the schema of ONNX files (advtrain import/eval of .onnx)
+    libonnx-dev                        # onnx.proto, the schema of ONNX files (import, eval, export)
     protobuf-c-compiler                # protoc-c: generates the C parser for onnx.proto at build time
     libprotobuf-c-dev                  # the protobuf-c runtime that parser links against
     dataset-fashion-mnist              # the real data set of the demo and tests
     python3-torch python3-numpy        # the PyTorch reference tier of the tests (optional at run time)
     python3-scipy                      # the SciPy tier: randomized smoothing's statistics (optional)
+    python3-onnx python3-opencv        # the ONNX export tier: onnx.checker and OpenCV's dnn (optional)
     chromium                           # the test that renders the HTML report headless
 )
 

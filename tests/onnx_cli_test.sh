@@ -1,8 +1,9 @@
 #!/bin/sh
 # onnx_cli_test.sh ADVTRAIN ONNX_FIXTURE: ONNX files on the command line. eval takes a .onnx file
 # as --checkpoint, import turns it into a checkpoint that evaluates to the same numbers, train
-# --init fine-tunes its graph; a broken file and a misuse exit non-zero with one line naming the
-# file, node and operator. Uses the Fashion-MNIST files of the dataset-fashion-mnist package.
+# --init fine-tunes its graph, export --onnx writes a checkpoint as a file that evaluates alike; a
+# broken file and a misuse exit non-zero with one line naming the file, node and operator. Uses
+# the Fashion-MNIST files of the dataset-fashion-mnist package.
 set -u
 BIN=$1
 FIXTURE=$2
@@ -53,6 +54,38 @@ expect 0 "" -- "$BIN" train --init "$M" --data-dir "$DATA" --train-size 128 --ep
     --stop-after 1 --batch-size 64 --out "$TMP/run3"
 expect 0 "epoch 2/2" -- "$BIN" train --resume --data-dir "$DATA" --train-size 128 --epochs 2 \
     --batch-size 64 --out "$TMP/run3"
+
+# export --onnx: a trained checkpoint (input normalisation inside) as an ONNX file that
+# evaluates as the checkpoint does; the imported graph exports too
+# (trained past chance, about 50%, so that the comparison means something)
+expect 0 "" -- "$BIN" train --model smallcnn --mean 0.286 --std 0.353 --data-dir "$DATA" \
+    --train-size 1024 --epochs 1 --batch-size 64 --lr 0.05 --out "$TMP/cnn"
+expect 0 "exported .*last.safetensors (.* layers, 10 classes) to .*cnn.onnx" -- "$BIN" export \
+    --checkpoint "$TMP/cnn/last.safetensors" --onnx "$TMP/cnn.onnx"
+expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$TMP/cnn/last.safetensors" $EVAL
+grep "clean accuracy\|after fgsm" "$TMP/out" | sed 's/[0-9.]* s$//' >"$TMP/cnn_checkpoint"
+expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$TMP/cnn.onnx" $EVAL
+grep "clean accuracy\|after fgsm" "$TMP/out" | sed 's/[0-9.]* s$//' >"$TMP/cnn_onnx"
+[ -s "$TMP/cnn_onnx" ] || fail "eval of the exported file printed no accuracy"
+cmp -s "$TMP/cnn_onnx" "$TMP/cnn_checkpoint" || fail "the exported file evaluates otherwise than its checkpoint: $(cat "$TMP/cnn_checkpoint" "$TMP/cnn_onnx")"
+expect 0 "to .*graph.onnx" -- "$BIN" export --checkpoint "$TMP/tiny.safetensors" --onnx "$TMP/graph.onnx"
+expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$TMP/graph.onnx" $EVAL
+grep "clean accuracy\|after fgsm" "$TMP/out" | sed 's/[0-9.]* s$//' >"$TMP/graph_onnx"
+cmp -s "$TMP/graph_onnx" "$TMP/from_checkpoint" || fail "the re-exported graph evaluates otherwise: $(cat "$TMP/from_checkpoint" "$TMP/graph_onnx")"
+expect 0 "to .*again.onnx" -- "$BIN" export --checkpoint "$TMP/cnn.onnx" --onnx "$TMP/again.onnx"
+expect 0 "clean accuracy" -- "$BIN" eval --checkpoint "$TMP/again.onnx" $EVAL
+grep "clean accuracy\|after fgsm" "$TMP/out" | sed 's/[0-9.]* s$//' >"$TMP/again_onnx"
+cmp -s "$TMP/again_onnx" "$TMP/cnn_onnx" || fail "an ONNX file exported again evaluates otherwise: $(cat "$TMP/cnn_onnx" "$TMP/again_onnx")"
+expect 1 "einsum.onnx: node 'fc' (Einsum)" -- "$BIN" export --checkpoint "$TMP/einsum.onnx" --onnx "$TMP/e.onnx"
+expect 2 "one of --out or --onnx" -- "$BIN" export --checkpoint "$TMP/cnn/last.safetensors"
+[ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "the usage error is not one line: $(cat "$TMP/out")"
+expect 2 "one of --out or --onnx" -- "$BIN" export --checkpoint "$TMP/cnn/last.safetensors" \
+    --out "$TMP/x.safetensors" --onnx "$TMP/x.onnx"
+expect 2 "goes with --out" -- "$BIN" export --checkpoint "$TMP/cnn/last.safetensors" \
+    --onnx "$TMP/x.onnx" --wrap-normalization
+expect 1 "cannot create" -- "$BIN" export --checkpoint "$TMP/cnn/last.safetensors" \
+    --onnx "$TMP/no/such/dir/x.onnx"
+[ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "the write error is not one line: $(cat "$TMP/out")"
 
 # refused: an unsupported operator, a file that is not ONNX, an architecture beside a graph
 expect 1 "einsum.onnx: node 'fc' (Einsum): operator Einsum is not supported" -- \

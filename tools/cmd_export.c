@@ -1,5 +1,6 @@
 /* cmd_export.c: `advtrain export`: an advtrain checkpoint as a plain PyTorch state_dict in
- * safetensors (model tensors only, PyTorch names, no optimiser state). With
+ * safetensors (model tensors only, PyTorch names, no optimiser state), or with --onnx as an ONNX
+ * file for any ONNX runtime (at_model_export_onnx). With
  * --wrap-normalization a model with input normalisation is written as a normalisation wrapper
  * would hold it: every name under "model." plus "mean" and "std" buffers of shape [1, C, 1, 1]. */
 #include "cli.h"
@@ -8,38 +9,61 @@
 #include <string.h>
 
 typedef struct export_opts {
-    const char *checkpoint, *out;
+    const char *checkpoint, *out, *onnx;
     bool wrap;
 } export_opts;
 
 static export_opts opts;
 
 static const cli_option options[] = {
-    {"checkpoint", CLI_STRING, &opts.checkpoint, 0, 0, NULL, "FILE", "advtrain checkpoint (required)"},
-    {"out", CLI_STRING, &opts.out, 0, 0, NULL, "FILE", "safetensors state_dict to write (required)"},
+    {"checkpoint", CLI_STRING, &opts.checkpoint, 0, 0, NULL, "FILE", "advtrain checkpoint (required; with --onnx also a .onnx file)"},
+    {"out", CLI_STRING, &opts.out, 0, 0, NULL, "FILE", "safetensors state_dict to write"},
+    {"onnx", CLI_STRING, &opts.onnx, 0, 0, NULL, "FILE", "ONNX model to write instead (opset 13)"},
     {"wrap-normalization", CLI_FLAG, &opts.wrap, 0, 0, NULL, NULL, "names under model. with mean/std buffers"},
 };
 
 static const cli_command command = {
     "export",
-    "Write a checkpoint's weights as a PyTorch state_dict in safetensors. Example:\n"
-    "  advtrain export --checkpoint runs/at/best.safetensors --out state_dict.safetensors",
-    "advtrain export --checkpoint FILE --out FILE [--wrap-normalization]", options,
+    "Write a checkpoint's weights as a PyTorch state_dict in safetensors, or the model as an ONNX\n"
+    "file to run in any ONNX runtime. Examples:\n"
+    "  advtrain export --checkpoint runs/at/best.safetensors --out state_dict.safetensors\n"
+    "  advtrain export --checkpoint runs/at/best.safetensors --onnx model.onnx",
+    "advtrain export --checkpoint FILE (--out FILE [--wrap-normalization] | --onnx FILE)", options,
     sizeof options / sizeof options[0]};
+
+/* The loaded model as an ONNX file. */
+static int export_onnx(const at_model *model)
+{
+    at_error err;
+    if (at_model_export_onnx(model, opts.onnx, &err))
+        return cli_error("export", EXIT_WORK_FAILED, "%s", err.message);
+    printf("exported %s (%d layers, %d classes) to %s\n", opts.checkpoint,
+           at_model_node_count(model), at_model_num_classes(model), opts.onnx);
+    return 0;
+}
 
 int cmd_export(int argc, char **argv)
 {
     int status = cli_parse(&command, argc, argv, NULL);
     if (status)
         return status < 0 ? 0 : status;
-    if (!opts.checkpoint || !opts.out)
-        return cli_error("export", EXIT_USAGE, "--checkpoint and --out are required\nusage: %s",
+    if (!opts.checkpoint || !opts.out == !opts.onnx || (opts.onnx && opts.wrap))
+        return cli_error("export", EXIT_USAGE,
+                         "--checkpoint and one of --out or --onnx are required (--wrap-normalization "
+                         "goes with --out); usage: %s",
                          command.usage);
     at_error err;
     at_safetensors *st = NULL;
     at_model *model = NULL;
     at_st_writer *w = NULL;
     char (*names)[256] = NULL;
+    if (opts.onnx && at_is_onnx_path(opts.checkpoint)) { /* an ONNX file, written anew */
+        status = at_model_import_onnx(&model, opts.checkpoint, &err)
+                     ? cli_error("export", EXIT_WORK_FAILED, "%s", err.message)
+                     : export_onnx(model);
+        at_model_free(model);
+        return status;
+    }
     if (at_st_open(&st, opts.checkpoint, &err))
         return cli_error("export", EXIT_WORK_FAILED, "%s", err.message);
     const char *spec = at_st_meta(st, "model");
@@ -50,8 +74,12 @@ int cmd_export(int argc, char **argv)
     }
     if (at_model_create_from_spec(&model, spec, &err) ||
         at_checkpoint_load(opts.checkpoint, model, NULL, NULL, &err) ||
-        at_st_writer_create(&w, &err)) {
+        (!opts.onnx && at_st_writer_create(&w, &err))) {
         status = cli_error("export", EXIT_WORK_FAILED, "%s", err.message);
+        goto done;
+    }
+    if (opts.onnx) {
+        status = export_onnx(model);
         goto done;
     }
     const at_model_options *o = at_model_get_options(model);
