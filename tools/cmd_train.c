@@ -584,7 +584,7 @@ static int save_checkpoints(run_state *s, int epoch, bool best)
 }
 
 /* A resumed run's report covers the whole run: the records of epochs 1..through_epoch come from
- * log.jsonl (the last record of an epoch wins: a session killed after logging an epoch but before
+ * log.jsonl (the last record of an epoch wins: a process killed after logging an epoch but before
  * its checkpoint logged it twice), and their seconds are added to the training time. */
 static double load_earlier_epochs(const char *log_path, int through_epoch, json_t *epochs)
 {
