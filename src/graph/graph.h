@@ -207,6 +207,13 @@ static inline int at_team(int workers)
     return t < workers ? t : workers;
 }
 
+/* Element-wise layers (activations, add, mul, scale): every output element is computed from
+ * its own input elements alone, so fixed blocks of the flat batch array are shared out among the
+ * workers with no effect on the result. at_each_block calls fn on elements [first, first + count)
+ * of each block of the layer's first input, n examples of in_shape[0]. */
+typedef void (*at_block_fn)(const at_layer_ctx *c, size_t first, size_t count);
+void at_each_block(const at_layer_ctx *c, at_block_fn fn);
+
 /* Used by the builders in layers/: append a node (NULL on error, recorded in the model), then
  * declare its tensors in state_dict order. */
 at_node *at_graph_append(at_model *m, at_layer_kind kind, const int *inputs, int n_inputs,

@@ -2,8 +2,6 @@
 #include "graph/graph.h"
 #include "kernels/kernels.h"
 
-#define BLOCK 16384
-
 int at_add_add(at_model *m, int input_a, int input_b)
 {
     int inputs[2] = {input_a, input_b};
@@ -17,31 +15,21 @@ int at_add_add(at_model *m, int input_a, int input_b)
     return at_graph_index(m, node);
 }
 
-static void add_forward(const at_layer_ctx *c)
+static void add_forward_block(const at_layer_ctx *c, size_t first, size_t count)
 {
-    const size_t count = at_shape_numel(c->in_shape[0]) * (size_t)c->n;
-    const long blocks = (long)((count + BLOCK - 1) / BLOCK);
-#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
-    for (long b = 0; b < blocks; b++) {
-        size_t first = (size_t)b * BLOCK, n = count - first < BLOCK ? count - first : BLOCK;
-        at_add_kernel(c->x[0] + first, c->x[1] + first, c->y + first, n);
-    }
+    at_add_kernel(c->x[0] + first, c->x[1] + first, c->y + first, count);
 }
 
-static void add_backward(const at_layer_ctx *c)
+static void add_backward_block(const at_layer_ctx *c, size_t first, size_t count)
 {
-    const size_t count = at_shape_numel(c->in_shape[0]) * (size_t)c->n;
-    const long blocks = (long)((count + BLOCK - 1) / BLOCK);
-    for (int k = 0; k < 2; k++) {
-        if (!c->dx[k])
-            continue;
-#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
-        for (long b = 0; b < blocks; b++) {
-            size_t first = (size_t)b * BLOCK, n = count - first < BLOCK ? count - first : BLOCK;
-            at_accumulate_kernel(c->dy + first, c->dx[k] + first, n);
-        }
-    }
+    for (int k = 0; k < 2; k++)
+        if (c->dx[k])
+            at_accumulate_kernel(c->dy + first, c->dx[k] + first, count);
 }
+
+static void add_forward(const at_layer_ctx *c) { at_each_block(c, add_forward_block); }
+
+static void add_backward(const at_layer_ctx *c) { at_each_block(c, add_backward_block); }
 
 const at_layer_ops at_layer_add = {
     .name = "add",

@@ -4,13 +4,10 @@
  *   dx += dy if x > 0, else slope * dy
  *
  * At exactly x = 0 PyTorch's leaky_relu_backward takes the negative branch (its test is x > 0),
- * and so does this layer. The slope is fixed, not learned (that is prelu.c). Every element is
- * computed alone, so blocks of the flat array split the work with no effect on the result. */
+ * and so does this layer. The slope is fixed, not learned (that is prelu.c). */
 #include "graph/graph.h"
 
 #include <math.h>
-
-#define BLOCK 16384
 
 int at_add_leaky_relu(at_model *m, int input, float negative_slope)
 {
@@ -24,34 +21,31 @@ int at_add_leaky_relu(at_model *m, int input, float negative_slope)
     return at_graph_index(m, node);
 }
 
+static void leaky_relu_forward_block(const at_layer_ctx *c, size_t first, size_t count)
+{
+    const float slope = c->node->p.leaky.slope;
+    for (size_t j = first; j < first + count; j++) {
+        const float x = c->x[0][j];
+        c->y[j] = x > 0.0f ? x : slope * x;
+    }
+}
+
+static void leaky_relu_backward_block(const at_layer_ctx *c, size_t first, size_t count)
+{
+    const float slope = c->node->p.leaky.slope;
+    for (size_t j = first; j < first + count; j++)
+        c->dx[0][j] += c->x[0][j] > 0.0f ? c->dy[j] : slope * c->dy[j];
+}
+
 static void leaky_relu_forward(const at_layer_ctx *c)
 {
-    const size_t count = at_shape_numel(c->in_shape[0]) * (size_t)c->n;
-    const long blocks = (long)((count + BLOCK - 1) / BLOCK);
-    const float slope = c->node->p.leaky.slope;
-#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
-    for (long b = 0; b < blocks; b++) {
-        size_t first = (size_t)b * BLOCK, last = count - first < BLOCK ? count : first + BLOCK;
-        for (size_t j = first; j < last; j++) {
-            const float x = c->x[0][j];
-            c->y[j] = x > 0.0f ? x : slope * x;
-        }
-    }
+    at_each_block(c, leaky_relu_forward_block);
 }
 
 static void leaky_relu_backward(const at_layer_ctx *c)
 {
-    if (!c->dx[0])
-        return;
-    const size_t count = at_shape_numel(c->in_shape[0]) * (size_t)c->n;
-    const long blocks = (long)((count + BLOCK - 1) / BLOCK);
-    const float slope = c->node->p.leaky.slope;
-#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
-    for (long b = 0; b < blocks; b++) {
-        size_t first = (size_t)b * BLOCK, last = count - first < BLOCK ? count : first + BLOCK;
-        for (size_t j = first; j < last; j++)
-            c->dx[0][j] += c->x[0][j] > 0.0f ? c->dy[j] : slope * c->dy[j];
-    }
+    if (c->dx[0])
+        at_each_block(c, leaky_relu_backward_block);
 }
 
 const at_layer_ops at_layer_leaky_relu = {

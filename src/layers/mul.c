@@ -3,8 +3,6 @@
  * both terms add into its gradient, as they should. */
 #include "graph/graph.h"
 
-#define BLOCK 16384
-
 int at_add_mul(at_model *m, int input_a, int input_b)
 {
     int inputs[2] = {input_a, input_b};
@@ -18,35 +16,26 @@ int at_add_mul(at_model *m, int input_a, int input_b)
     return at_graph_index(m, node);
 }
 
-static void mul_forward(const at_layer_ctx *c)
+static void mul_forward_block(const at_layer_ctx *c, size_t first, size_t count)
 {
-    const size_t count = at_shape_numel(c->in_shape[0]) * (size_t)c->n;
-    const long blocks = (long)((count + BLOCK - 1) / BLOCK);
-#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
-    for (long b = 0; b < blocks; b++) {
-        size_t first = (size_t)b * BLOCK, last = count - first < BLOCK ? count : first + BLOCK;
-        for (size_t j = first; j < last; j++)
-            c->y[j] = c->x[0][j] * c->x[1][j];
-    }
+    for (size_t j = first; j < first + count; j++)
+        c->y[j] = c->x[0][j] * c->x[1][j];
 }
 
-static void mul_backward(const at_layer_ctx *c)
+static void mul_backward_block(const at_layer_ctx *c, size_t first, size_t count)
 {
-    const size_t count = at_shape_numel(c->in_shape[0]) * (size_t)c->n;
-    const long blocks = (long)((count + BLOCK - 1) / BLOCK);
     for (int k = 0; k < 2; k++) {
         if (!c->dx[k])
             continue;
         const float *other = c->x[1 - k];
-        float *dx = c->dx[k];
-#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
-        for (long b = 0; b < blocks; b++) {
-            size_t first = (size_t)b * BLOCK, last = count - first < BLOCK ? count : first + BLOCK;
-            for (size_t j = first; j < last; j++)
-                dx[j] += c->dy[j] * other[j];
-        }
+        for (size_t j = first; j < first + count; j++)
+            c->dx[k][j] += c->dy[j] * other[j];
     }
 }
+
+static void mul_forward(const at_layer_ctx *c) { at_each_block(c, mul_forward_block); }
+
+static void mul_backward(const at_layer_ctx *c) { at_each_block(c, mul_backward_block); }
 
 const at_layer_ops at_layer_mul = {
     .name = "mul",

@@ -7,9 +7,6 @@
 #include "graph/graph.h"
 #include "kernels/kernels.h"
 
-/* Elements per unit of work: big enough to amortise the call, small enough to balance. */
-#define BLOCK 16384
-
 int at_add_relu(at_model *m, int input)
 {
     at_node *node = at_graph_append(m, AT_LAYER_relu, &input, 1, "");
@@ -19,36 +16,30 @@ int at_add_relu(at_model *m, int input)
     return at_graph_index(m, node);
 }
 
-static void relu_forward(const at_layer_ctx *c)
+static void relu_forward_block(const at_layer_ctx *c, size_t first, size_t count)
 {
-    const size_t count = at_shape_numel(c->in_shape[0]) * (size_t)c->n;
-    const long blocks = (long)((count + BLOCK - 1) / BLOCK);
-#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
-    for (long b = 0; b < blocks; b++) {
-        size_t first = (size_t)b * BLOCK, n = count - first < BLOCK ? count - first : BLOCK;
-        if (c->pattern)
-            at_relu_pattern_forward_kernel(c->x[0] + first, (const uint8_t *)c->pattern + first,
-                                           c->y + first, n);
-        else
-            at_relu_forward_kernel(c->x[0] + first, c->y + first, n);
-    }
+    if (c->pattern)
+        at_relu_pattern_forward_kernel(c->x[0] + first, (const uint8_t *)c->pattern + first,
+                                       c->y + first, count);
+    else
+        at_relu_forward_kernel(c->x[0] + first, c->y + first, count);
 }
+
+static void relu_backward_block(const at_layer_ctx *c, size_t first, size_t count)
+{
+    if (c->pattern)
+        at_relu_pattern_backward_kernel((const uint8_t *)c->pattern + first, c->dy + first,
+                                        c->dx[0] + first, count);
+    else
+        at_relu_backward_kernel(c->y + first, c->dy + first, c->dx[0] + first, count);
+}
+
+static void relu_forward(const at_layer_ctx *c) { at_each_block(c, relu_forward_block); }
 
 static void relu_backward(const at_layer_ctx *c)
 {
-    if (!c->dx[0])
-        return;
-    const size_t count = at_shape_numel(c->in_shape[0]) * (size_t)c->n;
-    const long blocks = (long)((count + BLOCK - 1) / BLOCK);
-#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
-    for (long b = 0; b < blocks; b++) {
-        size_t first = (size_t)b * BLOCK, n = count - first < BLOCK ? count - first : BLOCK;
-        if (c->pattern)
-            at_relu_pattern_backward_kernel((const uint8_t *)c->pattern + first, c->dy + first,
-                                            c->dx[0] + first, n);
-        else
-            at_relu_backward_kernel(c->y + first, c->dy + first, c->dx[0] + first, n);
-    }
+    if (c->dx[0])
+        at_each_block(c, relu_backward_block);
 }
 
 static size_t relu_pattern_bytes(const at_node *node, const at_shape *in, int max_batch)
@@ -56,14 +47,18 @@ static size_t relu_pattern_bytes(const at_node *node, const at_shape *in, int ma
     return at_shape_numel(in[0]) * (size_t)max_batch;
 }
 
+/* Elements per unit of work of the capture, the size of at_each_block's. */
+#define CAPTURE_BLOCK 16384
+
 /* The units its backward treats as active (the output of a fused one lives at this node too). */
 static void relu_capture(const at_layer_ctx *c, void *pattern)
 {
     const size_t count = at_shape_numel(c->in_shape[0]) * (size_t)c->n;
-    const long blocks = (long)((count + BLOCK - 1) / BLOCK);
+    const long blocks = (long)((count + CAPTURE_BLOCK - 1) / CAPTURE_BLOCK);
 #pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
     for (long b = 0; b < blocks; b++) {
-        size_t first = (size_t)b * BLOCK, n = count - first < BLOCK ? count - first : BLOCK;
+        size_t first = (size_t)b * CAPTURE_BLOCK;
+        size_t n = count - first < CAPTURE_BLOCK ? count - first : CAPTURE_BLOCK;
         at_relu_mask_kernel(c->y + first, (uint8_t *)pattern + first, n);
     }
 }

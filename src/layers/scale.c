@@ -4,8 +4,6 @@
 
 #include <math.h>
 
-#define BLOCK 16384
-
 int at_add_scale(at_model *m, int input, float factor)
 {
     at_node *node = at_graph_append(m, AT_LAYER_scale, &input, 1, "");
@@ -18,32 +16,26 @@ int at_add_scale(at_model *m, int input, float factor)
     return at_graph_index(m, node);
 }
 
-static void scale_forward(const at_layer_ctx *c)
+static void scale_forward_block(const at_layer_ctx *c, size_t first, size_t count)
 {
-    const size_t count = at_shape_numel(c->in_shape[0]) * (size_t)c->n;
-    const long blocks = (long)((count + BLOCK - 1) / BLOCK);
     const float factor = c->node->p.scale.factor;
-#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
-    for (long b = 0; b < blocks; b++) {
-        size_t first = (size_t)b * BLOCK, last = count - first < BLOCK ? count : first + BLOCK;
-        for (size_t j = first; j < last; j++)
-            c->y[j] = factor * c->x[0][j];
-    }
+    for (size_t j = first; j < first + count; j++)
+        c->y[j] = factor * c->x[0][j];
 }
+
+static void scale_backward_block(const at_layer_ctx *c, size_t first, size_t count)
+{
+    const float factor = c->node->p.scale.factor;
+    for (size_t j = first; j < first + count; j++)
+        c->dx[0][j] += factor * c->dy[j];
+}
+
+static void scale_forward(const at_layer_ctx *c) { at_each_block(c, scale_forward_block); }
 
 static void scale_backward(const at_layer_ctx *c)
 {
-    if (!c->dx[0])
-        return;
-    const size_t count = at_shape_numel(c->in_shape[0]) * (size_t)c->n;
-    const long blocks = (long)((count + BLOCK - 1) / BLOCK);
-    const float factor = c->node->p.scale.factor;
-#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
-    for (long b = 0; b < blocks; b++) {
-        size_t first = (size_t)b * BLOCK, last = count - first < BLOCK ? count : first + BLOCK;
-        for (size_t j = first; j < last; j++)
-            c->dx[0][j] += factor * c->dy[j];
-    }
+    if (c->dx[0])
+        at_each_block(c, scale_backward_block);
 }
 
 const at_layer_ops at_layer_scale = {
