@@ -17,16 +17,14 @@
  * naming the layer and the model; no file is written then.
  *
  * Weights are initializers under the model's own tensor names (PyTorch state_dict names), so
- * at_model_import_onnx names the layers as the model did. The file is written to a temporary
- * file beside the target and renamed over it, so a reader never sees half a file. */
+ * at_model_import_onnx names the layers as the model did. The file is written atomically
+ * (atomic_file.c), so a reader never sees half a file. */
+#include "io/atomic_file.h"
 #include "io/onnx_exporter.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define OPSET 13
 #define IR_VERSION 7 /* the IR of ONNX 1.8, which introduced opset 13 */
@@ -159,59 +157,16 @@ static int build_graph(onnx_exporter *ex, Onnx__GraphProto *g)
     return AT_OK;
 }
 
-/* After the rename the directory entry must reach the disk for the file to survive a crash (as
- * checkpoints do, safetensors.c); some file systems cannot sync a directory (EINVAL). */
-static int sync_directory(const char *path, at_error *err)
-{
-    size_t n = strlen(path);
-    char *dir = malloc(n + 2);
-    if (!dir)
-        return at_fail(err, AT_ERR_NOMEM, "%s: out of memory", path);
-    memcpy(dir, path, n + 1);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        strcpy(dir, ".");
-    else
-        slash[slash == dir ? 1 : 0] = '\0';
-    int status = AT_OK, fd = open(dir, O_RDONLY);
-    if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL))
-        status = at_fail(err, AT_ERR_IO, "%s: written, but syncing directory %s failed: %s", path,
-                         dir, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    free(dir);
-    return status;
-}
+/* The packed model, for at_write_atomically. */
+typedef struct packed_model {
+    const uint8_t *bytes;
+    size_t size;
+} packed_model;
 
-/* Temporary file beside the target, synced, then renamed over it. */
-static int write_atomically(const char *path, const uint8_t *bytes, size_t size, at_error *err)
+static int write_packed(FILE *f, const void *arg)
 {
-    size_t cap = strlen(path) + 32;
-    char *tmp = malloc(cap);
-    if (!tmp)
-        return at_fail(err, AT_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, cap, "%s.tmp.%ld", path, (long)getpid());
-    int status = AT_OK;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        status = at_fail(err, AT_ERR_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-    } else {
-        if (fwrite(bytes, 1, size, f) != size || fflush(f) != 0 || fsync(fileno(f)) != 0)
-            status =
-                at_fail(err, AT_ERR_IO, "%s: writing %s failed: %s", path, tmp, strerror(errno));
-        if (fclose(f) != 0 && status == AT_OK)
-            status =
-                at_fail(err, AT_ERR_IO, "%s: closing %s failed: %s", path, tmp, strerror(errno));
-        if (status == AT_OK && rename(tmp, path) != 0)
-            status = at_fail(err, AT_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp,
-                             strerror(errno));
-        if (status != AT_OK)
-            remove(tmp);
-        else
-            status = sync_directory(path, err);
-    }
-    free(tmp);
-    return status;
+    const packed_model *packed = arg;
+    return fwrite(packed->bytes, 1, packed->size, f) == packed->size ? 0 : -1;
 }
 
 int at_model_export_onnx(const at_model *m, const char *path, at_error *err)
@@ -244,7 +199,8 @@ int at_model_export_onnx(const at_model *m, const char *path, at_error *err)
     if (!status) {
         size_t size = onnx__model_proto__get_packed_size(&model);
         bytes = size <= MAX_FILE_BYTES ? malloc(size ? size : 1) : NULL;
-        status = bytes ? write_atomically(path, bytes, onnx__model_proto__pack(&model, bytes), err)
+        packed_model packed = {bytes, bytes ? onnx__model_proto__pack(&model, bytes) : 0};
+        status = bytes ? at_write_atomically(path, write_packed, &packed, err)
                  : size > MAX_FILE_BYTES
                      ? at_fail(err, AT_ERR_ARG,
                                "%s: model '%s' needs %zu bytes, over protobuf's 2 GiB limit for "

@@ -14,16 +14,15 @@
  * It writes atomically: a crash or a full disk never leaves half a checkpoint under the name.
  */
 #include "core/util.h"
+#include "io/atomic_file.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 /* Tensor data is handed out and taken in as raw bytes, which the format defines as little-endian;
  * a big-endian host would need byte swapping that nothing here does. */
@@ -481,42 +480,28 @@ static int write_all(FILE *f, const void *data, size_t n)
     return n == 0 || fwrite(data, 1, n, f) == n ? 0 : -1;
 }
 
+/* What a saved file holds: the header JSON of these tensors, then their data. */
+typedef struct st_file {
+    const at_st_writer *w;
+    const char *json;
+} st_file;
+
 /* Header length, header padded with spaces to a multiple of 8, then the data. */
-static int write_contents(FILE *f, const at_st_writer *w, const char *json)
+static int write_contents(FILE *f, const void *arg)
 {
-    size_t len = strlen(json), padded = (len + 7) & ~(size_t)7;
+    const st_file *file = arg;
+    size_t len = strlen(file->json), padded = (len + 7) & ~(size_t)7;
     unsigned char length[8];
     for (int i = 0; i < 8; i++)
         length[i] = (unsigned char)((uint64_t)padded >> (8 * i));
     static const char spaces[] = "       "; /* at most 7 are needed */
-    if (write_all(f, length, 8) || write_all(f, json, len) || write_all(f, spaces, padded - len))
+    if (write_all(f, length, 8) || write_all(f, file->json, len) ||
+        write_all(f, spaces, padded - len))
         return -1;
-    for (int i = 0; i < w->n_tensors; i++)
-        if (write_all(f, w->tensors[i].data, w->tensors[i].nbytes))
+    for (int i = 0; i < file->w->n_tensors; i++)
+        if (write_all(f, file->w->tensors[i].data, file->w->tensors[i].nbytes))
             return -1;
     return 0;
-}
-
-/* After the rename, the directory entry itself must reach the disk for the new file to survive a
- * crash. Some file systems cannot fsync a directory (EINVAL); nothing more can be done there. */
-static int sync_directory(const char *path, at_error *err)
-{
-    char *dir = copy_string(path);
-    if (!dir)
-        return at_fail(err, AT_ERR_NOMEM, "%s: out of memory", path);
-    char *slash = strrchr(dir, '/');
-    const char *name = slash ? dir : ".";
-    if (slash)
-        slash[slash == dir ? 1 : 0] = '\0';
-    int status = AT_OK;
-    int fd = open(name, O_RDONLY);
-    if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL))
-        status = at_fail(err, AT_ERR_IO, "%s: written, but syncing directory %s failed: %s", path,
-                         name, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    at_free(dir);
-    return status;
 }
 
 int at_st_writer_save(at_st_writer *w, const char *path, at_error *err)
@@ -526,35 +511,10 @@ int at_st_writer_save(at_st_writer *w, const char *path, at_error *err)
     if (w->n_tensors > 0) /* the writer has no order of its own to keep */
         qsort(w->tensors, (size_t)w->n_tensors, sizeof *w->tensors, compare_entries);
     char *json = header_json(w);
-    size_t tmp_cap = strlen(path) + 32;
-    char *tmp = at_alloc(tmp_cap);
-    FILE *f = NULL;
-    int status = AT_OK;
-    if (!json || !tmp) {
-        status = at_fail(err, AT_ERR_NOMEM, "%s: out of memory", path);
-    } else {
-        /* Next to the target, so that the rename stays within one file system. */
-        snprintf(tmp, tmp_cap, "%s.tmp.%ld", path, (long)getpid());
-        if (!(f = fopen(tmp, "wb")))
-            status = at_fail(err, AT_ERR_IO, "%s: cannot create %s: %s", path, tmp,
-                             strerror(errno));
-    }
-    if (f) {
-        if (write_contents(f, w, json) != 0 || fflush(f) != 0 || fsync(fileno(f)) != 0)
-            status = at_fail(err, AT_ERR_IO, "%s: writing %s failed: %s", path, tmp,
-                             strerror(errno));
-        if (fclose(f) != 0 && status == AT_OK)
-            status = at_fail(err, AT_ERR_IO, "%s: closing %s failed: %s", path, tmp,
-                             strerror(errno));
-        if (status == AT_OK && rename(tmp, path) != 0)
-            status = at_fail(err, AT_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp,
-                             strerror(errno));
-        if (status != AT_OK)
-            remove(tmp);
-        else
-            status = sync_directory(path, err);
-    }
+    if (!json)
+        return at_fail(err, AT_ERR_NOMEM, "%s: out of memory", path);
+    st_file file = {w, json};
+    int status = at_write_atomically(path, write_contents, &file, err);
     free(json); /* from jansson, which allocates with malloc */
-    at_free(tmp);
     return status;
 }
