@@ -39,16 +39,9 @@ void at_augmix_batch(at_method_ctx *c, const at_batch *b, const at_augmix_option
                   i < b->scored ? c->rng : c->rng_unscored);
 }
 
-typedef struct augmix_state {
-    at_augmix_options aug;
-    float *x;        /* [3 batch, image]: clean, aug1, aug2 */
-    float *dlogits;  /* [3 batch, classes] */
-    float *scratch;  /* [2 image] */
-} augmix_state;
-
-static void free_state(void *p)
+static void free_views(void *p)
 {
-    augmix_state *s = p;
+    at_augmix_views *s = p;
     if (!s)
         return;
     at_free(s->x);
@@ -57,36 +50,42 @@ static void free_state(void *p)
     at_free(s);
 }
 
+int at_augmix_views_setup(at_method_ctx *c, int first, int views, at_error *err)
+{
+    at_augmix_views *s = at_alloc(sizeof *s);
+    if (!s)
+        return at_fail(err, AT_ERR_NOMEM, "out of memory");
+    c->state = s;
+    c->free_state = free_views;
+    int status = at_augmix_setup(c, first, &s->aug, err);
+    if (status)
+        return status;
+    const size_t rows = (size_t)views * c->batch;
+    s->x = at_alloc(rows * c->image * sizeof(float));
+    s->dlogits = at_alloc(rows * c->num_classes * sizeof(float));
+    s->scratch = at_alloc(2 * c->image * sizeof(float));
+    if (!s->x || !s->dlogits || !s->scratch)
+        return at_fail(err, AT_ERR_NOMEM, "out of memory for the AugMix views' buffers");
+    if (views == 1)
+        return AT_OK;
+    at_pass_free(c->train);
+    c->train = NULL;
+    return at_pass_create(&c->train, c->model, views * c->batch, 0, err);
+}
+
 static int augmix_setup(at_method_ctx *c, at_error *err)
 {
     const bool jsd = c->opt[NO_JSD] == 0.0;
     if (!jsd && c->opt_given[JSD_WEIGHT])
         return at_fail(err, AT_ERR_ARG, "jsd-weight has no effect with no-jsd");
-    augmix_state *s = at_alloc(sizeof *s);
-    if (!s)
-        return at_fail(err, AT_ERR_NOMEM, "out of memory");
-    c->state = s;
-    c->free_state = free_state;
-    int status = at_augmix_setup(c, AUGMIX, &s->aug, err);
-    if (status)
-        return status;
-    const size_t rows = jsd ? 3 * (size_t)c->batch : (size_t)c->batch;
-    s->x = at_alloc(rows * c->image * sizeof(float));
-    s->dlogits = at_alloc(rows * c->num_classes * sizeof(float));
-    s->scratch = at_alloc(2 * c->image * sizeof(float));
-    if (!s->x || !s->dlogits || !s->scratch)
-        return at_fail(err, AT_ERR_NOMEM, "out of memory for AugMix buffers");
-    if (!jsd)
-        return AT_OK;
-    /* the three branches are one batch of 3n rows (cifar.py: net(torch.cat(images))) */
-    at_pass_free(c->train);
-    c->train = NULL;
-    return at_pass_create(&c->train, c->model, 3 * c->batch, 0, err);
+    /* with the JS term the three branches are one batch of 3n rows (cifar.py:
+     * net(torch.cat(images))): clean, aug1, aug2 */
+    return at_augmix_views_setup(c, AUGMIX, jsd ? 3 : 1, err);
 }
 
 static int augmix_step(at_method_ctx *c, const at_batch *b, double *loss)
 {
-    augmix_state *s = c->state;
+    at_augmix_views *s = c->state;
     const int n = b->n, k = c->num_classes;
     const size_t image = (size_t)n * c->image, logits = (size_t)n * k;
     if (c->opt[NO_JSD] != 0.0) {

@@ -84,50 +84,17 @@ void at_rmix_example(const float *x, const float *x_aug, const float *x_adv, flo
         out[j] = fminf(fmaxf(out[j], 0.0f), 1.0f);
 }
 
-typedef struct augrmixat_state {
-    at_augmix_options aug;
-    float *x;        /* [3 batch, image]: clean, aug, mixed */
-    float *dlogits;  /* [3 batch, classes] */
-    float *scratch;  /* [2 image] */
-} augrmixat_state;
-
-static void free_state(void *p)
-{
-    augrmixat_state *s = p;
-    if (!s)
-        return;
-    at_free(s->x);
-    at_free(s->dlogits);
-    at_free(s->scratch);
-    at_free(s);
-}
-
 static void augrmixat_defaults(at_train_config *c) { at_attack_presets(c, 10, AT_BN_TRAIN); }
 
 static int augrmixat_setup(at_method_ctx *c, at_error *err)
 {
-    augrmixat_state *s = at_alloc(sizeof *s);
-    if (!s)
-        return at_fail(err, AT_ERR_NOMEM, "out of memory");
-    c->state = s;
-    c->free_state = free_state;
-    int status = at_augmix_setup(c, AUGMIX, &s->aug, err);
-    if (status)
-        return status;
-    const size_t rows = 3 * (size_t)c->batch;
-    s->x = at_alloc(rows * c->image * sizeof(float));
-    s->dlogits = at_alloc(rows * c->num_classes * sizeof(float));
-    s->scratch = at_alloc(2 * c->image * sizeof(float));
-    if (!s->x || !s->dlogits || !s->scratch)
-        return at_fail(err, AT_ERR_NOMEM, "out of memory for AugRmixAT buffers");
-    at_pass_free(c->train);
-    c->train = NULL;
-    return at_pass_create(&c->train, c->model, 3 * c->batch, 0, err);
+    /* clean, AugMix and mixed views as one batch of 3n rows */
+    return at_augmix_views_setup(c, AUGMIX, 3, err);
 }
 
 static int augrmixat_step(at_method_ctx *c, const at_batch *b, double *loss)
 {
-    augrmixat_state *s = c->state;
+    at_augmix_views *s = c->state;
     const int n = b->n, k = c->num_classes;
     const size_t image = (size_t)n * c->image, logits = (size_t)n * k;
     float *clean = s->x, *aug = s->x + image, *mixed = s->x + 2 * image;

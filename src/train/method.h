@@ -157,6 +157,18 @@ int at_augmix_setup(const at_method_ctx *c, int first, at_augmix_options *o, at_
 void at_augmix_batch(at_method_ctx *c, const at_batch *b, const at_augmix_options *o, float *out,
                      float *scratch);
 
+/* The buffers of a method that puts several views of each batch (clean, AugMix, ...) through
+ * one pass of views x batch rows (augmix.c, augrmixat.c), as its c->state. */
+typedef struct at_augmix_views {
+    at_augmix_options aug;
+    float *x;       /* [views batch, image] */
+    float *dlogits; /* [views batch, classes] */
+    float *scratch; /* [2 image], for at_augmix_batch */
+} at_augmix_views;
+/* Checks the AugMix options at `first` (at_augmix_setup), makes the buffers c->state, and for
+ * more than one view remakes c->train for views x batch rows. */
+int at_augmix_views_setup(at_method_ctx *c, int first, int views, at_error *err);
+
 /* AugRmixAT's random mixing of one example (augrmixat.c): lambda ~ Beta(alpha, alpha); out is
  * lambda x_aug + (1 - lambda) x_adv, or with `mask` x_aug with x_adv in a CutMix box of area
  * share about 1 - lambda; then, for eps >= 0, projected onto the `norm` ball of radius eps
