@@ -4,27 +4,7 @@
 # Uses the Fashion-MNIST files of the dataset-fashion-mnist package.
 set -u
 BIN=$1
-DATA=${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-failures=0
-
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-
-# expect CODE PATTERN -- command...: exit status CODE and stderr+stdout matching PATTERN
-expect() {
-    code=$1 pattern=$2
-    shift 3
-    "$@" >"$TMP/out" 2>&1
-    got=$?
-    if [ "$got" -ne "$code" ]; then
-        fail "$* exited $got, expected $code: $(head -c 300 "$TMP/out")"
-    elif ! grep -q -e "$pattern" "$TMP/out"; then
-        fail "$* printed no '$pattern': $(head -c 300 "$TMP/out")"
-    fi
-}
-
-[ -d "$DATA" ] || { echo "FAIL: $DATA missing (install dataset-fashion-mnist)"; exit 1; }
+. "$(dirname "$0")/cli_common.sh"
 
 # --- usage and listings
 expect 2 "usage: advtrain COMMAND" -- "$BIN"
