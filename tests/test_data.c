@@ -2,40 +2,18 @@
  * CIFAR-10 and CIFAR-100 batches) for exact values and for every kind of damage a download can
  * suffer, each error with its status and the file's path in the message; then opening by name,
  * the real Fashion-MNIST, splits, and batch conversion with crop and flip augmentation. */
-#define _XOPEN_SOURCE 700 /* nftw, to remove the temporary directories */
 #include "test.h"
 
 #include "advtrain.h"
 #include "core/util.h"
+#include "util/tmpdir.h"
 
-#include <ftw.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
 /* ---- temporary files ---------------------------------------------------------------------- */
-
-/* A fresh directory for one test; dir holds 64 bytes. */
-static bool tmp_make(char *dir)
-{
-    strcpy(dir, "/tmp/advtrain-test-data-XXXXXX");
-    return mkdtemp(dir) != NULL;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
-static void remove_tree(const char *path) { nftw(path, remove_entry, 8, FTW_DEPTH | FTW_PHYS); }
-
-/* dir/name, written into the caller's buffer of 256 bytes. */
-static const char *tmp_path(const char *dir, const char *name, char *out)
-{
-    snprintf(out, 256, "%s/%s", dir, name);
-    return out;
-}
 
 static bool write_file(const char *path, const void *data, size_t n, bool gzip)
 {
@@ -44,9 +22,7 @@ static bool write_file(const char *path, const void *data, size_t n, bool gzip)
         bool ok = g && gzwrite(g, data, (unsigned)n) == (int)n;
         return g && gzclose(g) == Z_OK && ok;
     }
-    FILE *f = fopen(path, "wb");
-    bool ok = f && fwrite(data, 1, n, f) == n;
-    return f && fclose(f) == 0 && ok;
+    return tmpdir_write(path, data, n);
 }
 
 /* A failing call on the locals `ds` and `err`: the status, both the path and `needle` in the
@@ -112,10 +88,10 @@ static void check_test_idx(const at_dataset *ds)
 TEST(idx_raw_and_gzip_round_trip)
 {
     char t[64];
-    REQUIRE(tmp_make(t));
+    REQUIRE(tmpdir_make(t, "data"));
     char pi[256], pl[256], gi[256], gl[256];
-    REQUIRE(write_test_idx(tmp_path(t, "img", pi), tmp_path(t, "lab", pl), false, false));
-    REQUIRE(write_test_idx(tmp_path(t, "img.gz", gi), tmp_path(t, "lab.gz", gl), true, true));
+    REQUIRE(write_test_idx(tmpdir_path(t, "img", pi), tmpdir_path(t, "lab", pl), false, false));
+    REQUIRE(write_test_idx(tmpdir_path(t, "img.gz", gi), tmpdir_path(t, "lab.gz", gl), true, true));
     at_dataset ds;
     at_error err;
     const char *pairs[][2] = {{pi, pl}, {gi, gl}, {gi, pl}, {pi, gl}};
@@ -127,7 +103,7 @@ TEST(idx_raw_and_gzip_round_trip)
         CHECK(ds.images == NULL && ds.n == 0);
     }
     at_dataset_free(&ds); /* twice is harmless */
-    remove_tree(t);
+    tmpdir_remove(t);
 }
 
 /* A damaged image file: a header (magic, dims) and `data` bytes of pixels, cut to `keep` bytes
@@ -156,10 +132,10 @@ static const struct damaged_idx {
 TEST(idx_damaged_files)
 {
     char t[64];
-    REQUIRE(tmp_make(t));
+    REQUIRE(tmpdir_make(t, "data"));
     char pi[256], pl[256], bad[256];
-    REQUIRE(write_test_idx(tmp_path(t, "img", pi), tmp_path(t, "lab", pl), false, false));
-    tmp_path(t, "bad", bad);
+    REQUIRE(write_test_idx(tmpdir_path(t, "img", pi), tmpdir_path(t, "lab", pl), false, false));
+    tmpdir_path(t, "bad", bad);
     at_dataset ds;
     at_error err;
     CHECK_FAILS(at_dataset_load_idx(&ds, bad, pl, 10, &err), AT_ERR_IO, bad, "cannot open");
@@ -189,13 +165,13 @@ TEST(idx_damaged_files)
     CHECK_FAILS(at_dataset_load_idx(&ds, pi, pl, 9, &err), AT_ERR_FORMAT, pl,
                 "label 9 of example 2 is out of range [0, 9)");
     CHECK_FAILS(at_dataset_load_idx(&ds, pi, pl, 0, &err), AT_ERR_ARG, pl, "");
-    remove_tree(t);
+    tmpdir_remove(t);
 }
 
 TEST(idx_damaged_gzip)
 {
     char t[64];
-    REQUIRE(tmp_make(t));
+    REQUIRE(tmpdir_make(t, "data"));
     /* Big and varied enough that the compressed stream can be cut in several places. */
     enum { N = 4, S = 28, BYTES = N * S * S };
     static uint8_t pixels[BYTES], buf[2 * BYTES], gz[2 * BYTES];
@@ -203,10 +179,10 @@ TEST(idx_damaged_gzip)
         pixels[k] = (uint8_t)(k / 5 * 3 + ((k * 2654435761u) >> 29)); /* a little noise */
     size_t len = idx_bytes(buf, 0x803, (const uint32_t[]){N, S, S}, 3, pixels, BYTES);
     char good[256], pl[256], bad[256];
-    REQUIRE(write_file(tmp_path(t, "good.gz", good), buf, len, true));
+    REQUIRE(write_file(tmpdir_path(t, "good.gz", good), buf, len, true));
     len = idx_bytes(buf, 0x801, (const uint32_t[]){N}, 1, (const uint8_t[]){1, 2, 3, 4}, N);
-    REQUIRE(write_file(tmp_path(t, "lab", pl), buf, len, false));
-    tmp_path(t, "bad.gz", bad);
+    REQUIRE(write_file(tmpdir_path(t, "lab", pl), buf, len, false));
+    tmpdir_path(t, "bad.gz", bad);
     FILE *f = fopen(good, "rb");
     REQUIRE(f);
     size_t glen = fread(gz, 1, sizeof gz, f);
@@ -230,7 +206,7 @@ TEST(idx_damaged_gzip)
         CHECK_FAILS(at_dataset_load_idx(&ds, bad, pl, 10, &err), AT_ERR_FORMAT, bad,
                     cases[i].needle);
     }
-    remove_tree(t);
+    tmpdir_remove(t);
 }
 
 /* ---- CIFAR -------------------------------------------------------------------------------- */
@@ -271,14 +247,14 @@ static void check_cifar(const at_dataset *ds, int n, int classes, const int32_t 
 TEST(cifar_loads_and_validates)
 {
     char t[64];
-    REQUIRE(tmp_make(t));
+    REQUIRE(tmpdir_make(t, "data"));
     static uint8_t buf[3 * (CIFAR_PIX + 2)];
     const uint8_t labels10[] = {7, 0, 9}, labels100[] = {3, 77, 19, 99, 0, 0};
     char a[256], b[256], c[256], bad[256];
-    REQUIRE(write_file(tmp_path(t, "a", a), buf, cifar_records(buf, 0, 2, labels10, 1), false));
-    REQUIRE(write_file(tmp_path(t, "b", b), buf, cifar_records(buf, 2, 1, labels10, 1), false));
-    REQUIRE(write_file(tmp_path(t, "c", c), buf, cifar_records(buf, 0, 3, labels100, 2), false));
-    tmp_path(t, "bad", bad);
+    REQUIRE(write_file(tmpdir_path(t, "a", a), buf, cifar_records(buf, 0, 2, labels10, 1), false));
+    REQUIRE(write_file(tmpdir_path(t, "b", b), buf, cifar_records(buf, 2, 1, labels10, 1), false));
+    REQUIRE(write_file(tmpdir_path(t, "c", c), buf, cifar_records(buf, 0, 3, labels100, 2), false));
+    tmpdir_path(t, "bad", bad);
     at_dataset ds;
     at_error err;
     CHECK_OK(at_dataset_load_cifar(&ds, (const char *[]){a, b}, 2, 1, &err), &err);
@@ -302,11 +278,11 @@ TEST(cifar_loads_and_validates)
     REQUIRE(write_file(bad, buf, cifar_records(buf, 0, 1, (const uint8_t[]){1, 100}, 2), false));
     CHECK_FAILS(at_dataset_load_cifar(&ds, (const char *[]){bad}, 1, 2, &err), AT_ERR_FORMAT, bad,
                 "label 100 of record 0 is out of range [0, 100)");
-    tmp_path(t, "missing", bad);
+    tmpdir_path(t, "missing", bad);
     CHECK_FAILS(at_dataset_load_cifar(&ds, (const char *[]){a, bad}, 2, 1, &err), AT_ERR_IO, bad,
                 "cannot open");
     CHECK_EQ_INT(at_dataset_load_cifar(&ds, (const char *[]){a}, 1, 3, &err), AT_ERR_ARG);
-    remove_tree(t);
+    tmpdir_remove(t);
 }
 
 /* ---- opening by name ---------------------------------------------------------------------- */
@@ -314,38 +290,38 @@ TEST(cifar_loads_and_validates)
 TEST(open_by_name)
 {
     char t[64];
-    REQUIRE(tmp_make(t));
+    REQUIRE(tmpdir_make(t, "data"));
     char p[256], q[256];
     at_dataset ds;
     at_error err;
     /* Only the test split: images compressed (a stale raw copy must lose to them), labels raw. */
-    REQUIRE(write_test_idx(tmp_path(t, "t10k-images-idx3-ubyte.gz", p),
-                           tmp_path(t, "t10k-labels-idx1-ubyte", q), true, false));
-    REQUIRE(write_file(tmp_path(t, "t10k-images-idx3-ubyte", p), "stale", 5, false));
+    REQUIRE(write_test_idx(tmpdir_path(t, "t10k-images-idx3-ubyte.gz", p),
+                           tmpdir_path(t, "t10k-labels-idx1-ubyte", q), true, false));
+    REQUIRE(write_file(tmpdir_path(t, "t10k-images-idx3-ubyte", p), "stale", 5, false));
     CHECK_OK(at_dataset_open(&ds, "fashion-mnist", t, "test", &err), &err);
     check_test_idx(&ds);
     CHECK_STR_EQ(ds.name, "fashion-mnist");
     at_dataset_free(&ds);
     CHECK_FAILS(at_dataset_open(&ds, "mnist", t, "train", &err), AT_ERR_NOTFOUND,
-                tmp_path(t, "train-images-idx3-ubyte", p), "train");
+                tmpdir_path(t, "train-images-idx3-ubyte", p), "train");
     CHECK_FAILS(at_dataset_open(&ds, "imagenet", t, "test", &err), AT_ERR_ARG, "imagenet",
                 "mnist, fashion-mnist, cifar10, cifar100");
     CHECK_FAILS(at_dataset_open(&ds, "mnist", t, "valid", &err), AT_ERR_ARG, "valid",
                 "train, test");
-    CHECK_FAILS(at_dataset_open(&ds, "cifar10", tmp_path(t, "nowhere", p), "test", &err),
+    CHECK_FAILS(at_dataset_open(&ds, "cifar10", tmpdir_path(t, "nowhere", p), "test", &err),
                 AT_ERR_NOTFOUND, p, "");
 
     /* CIFAR-10 where the official archive unpacks it: inside cifar-10-batches-bin. */
     static uint8_t buf[2 * (CIFAR_PIX + 1)];
-    REQUIRE(mkdir(tmp_path(t, "cifar-10-batches-bin", p), 0700) == 0);
-    REQUIRE(write_file(tmp_path(t, "cifar-10-batches-bin/test_batch.bin", p), buf,
+    REQUIRE(mkdir(tmpdir_path(t, "cifar-10-batches-bin", p), 0700) == 0);
+    REQUIRE(write_file(tmpdir_path(t, "cifar-10-batches-bin/test_batch.bin", p), buf,
                        cifar_records(buf, 0, 2, (const uint8_t[]){4, 5}, 1), false));
     CHECK_OK(at_dataset_open(&ds, "cifar10", t, "test", &err), &err);
     check_cifar(&ds, 2, 10, (const int32_t[]){4, 5});
     CHECK_STR_EQ(ds.name, "cifar10");
     at_dataset_free(&ds);
     CHECK_FAILS(at_dataset_open(&ds, "cifar10", t, "train", &err), AT_ERR_NOTFOUND,
-                tmp_path(t, "cifar-10-batches-bin/data_batch_1.bin", p), "");
+                tmpdir_path(t, "cifar-10-batches-bin/data_batch_1.bin", p), "");
 
     const char *name, *dir, *description;
     int count = 0;
@@ -355,7 +331,7 @@ TEST(open_by_name)
     CHECK_EQ_INT(count, 8); /* and fashion-mnist-clips (test_clips.c), cifar10-c and cifar100-c
                                (test_cifar_c.c), folder (test_image_folder.c) */
     CHECK(!at_dataset_info(-1, &name, &dir, &description));
-    remove_tree(t);
+    tmpdir_remove(t);
 }
 
 TEST(real_fashion_mnist)

@@ -3,45 +3,18 @@
  * library's writer. Values must round-trip exactly (channels-last arrays moved to NCHW); every
  * kind of bad file fails with its status and a message naming the file; and a good file cut at
  * every byte offset, or with any one byte spoiled, never crashes the reader. */
-#define _XOPEN_SOURCE 700 /* nftw, to remove the temporary directories */
 #include "test.h"
 
 #include "advtrain.h"
+#include "util/tmpdir.h"
 #include "io/npy.h"
 
-#include <ftw.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zip.h>
 
 /* ---- temporary files ---------------------------------------------------------------------- */
-
-static bool tmp_make(char *dir)
-{
-    strcpy(dir, "/tmp/advtrain-test-extra-XXXXXX");
-    return mkdtemp(dir) != NULL;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
-static void remove_tree(const char *path) { nftw(path, remove_entry, 8, FTW_DEPTH | FTW_PHYS); }
-
-static const char *tmp_path(const char *dir, const char *name, char *out)
-{
-    snprintf(out, 256, "%s/%s", dir, name);
-    return out;
-}
-
-static bool write_file(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    bool ok = f && fwrite(data, 1, n, f) == n;
-    return f && fclose(f) == 0 && ok;
-}
 
 /* The whole file into a malloc'd buffer. */
 static uint8_t *read_whole(const char *path, size_t *n)
@@ -202,8 +175,8 @@ static void check_loaded(const at_dataset *ds, int c, const char *name)
 TEST(npz_round_trip)
 {
     char t[64], p[256];
-    REQUIRE(tmp_make(t));
-    tmp_path(t, "gen.npz", p);
+    REQUIRE(tmpdir_make(t, "extra"));
+    tmpdir_path(t, "gen.npz", p);
     static const char *const descrs[] = {"<i8", "|u1", "<u8", "<i4", "<u2", "|i1"};
     at_dataset ds;
     at_error err;
@@ -217,7 +190,7 @@ TEST(npz_round_trip)
                 check_loaded(&ds, c, "gen.npz");
                 at_dataset_free(&ds);
             }
-    remove_tree(t);
+    tmpdir_remove(t);
 }
 
 /* A safetensors file with images [N, C, H, W] (the given dtype and shape) and labels. */
@@ -261,8 +234,8 @@ static bool write_st(const char *path, const char *image_name, const char *image
 TEST(safetensors_round_trip)
 {
     char t[64], p[256];
-    REQUIRE(tmp_make(t));
-    tmp_path(t, "gen.safetensors", p);
+    REQUIRE(tmpdir_make(t, "extra"));
+    tmpdir_path(t, "gen.safetensors", p);
     at_dataset ds;
     at_error err;
     static const char *const dtypes[] = {"I64", "U8", "I32", "I16", "I8"};
@@ -274,7 +247,7 @@ TEST(safetensors_round_trip)
             check_loaded(&ds, c, "gen.safetensors");
             at_dataset_free(&ds);
         }
-    remove_tree(t);
+    tmpdir_remove(t);
 }
 
 /* One bad .npz per case: the image and label .npy dicts and data sizes, or a member missing. */
@@ -332,8 +305,8 @@ static const struct bad_npz {
 TEST(npz_bad_files)
 {
     char t[64], p[256];
-    REQUIRE(tmp_make(t));
-    tmp_path(t, "bad.npz", p);
+    REQUIRE(tmpdir_make(t, "extra"));
+    tmpdir_path(t, "bad.npz", p);
     at_dataset ds;
     at_error err;
     static uint8_t zeros[1024];
@@ -380,24 +353,24 @@ TEST(npz_bad_files)
     REQUIRE(write_npz(p, 2, (const char *const[]){"image.npy", "label.npy"}, junk, false));
     CHECK_FAILS(at_dataset_load_file(&ds, p, 1, H, W, 10, &err), AT_ERR_FORMAT, p,
                 "image.npy: not a .npy array");
-    REQUIRE(write_file(p, "<html>not found</html>", 22));
+    REQUIRE(tmpdir_write(p, "<html>not found</html>", 22));
     CHECK_FAILS(at_dataset_load_file(&ds, p, 1, H, W, 10, &err), AT_ERR_FORMAT, p,
                 "not a readable zip archive");
-    tmp_path(t, "missing.npz", p);
+    tmpdir_path(t, "missing.npz", p);
     CHECK_FAILS(at_dataset_load_file(&ds, p, 1, H, W, 10, &err), AT_ERR_IO, p, "cannot open");
-    tmp_path(t, "gen.npy", p);
+    tmpdir_path(t, "gen.npy", p);
     CHECK_FAILS(at_dataset_load_file(&ds, p, 1, H, W, 10, &err), AT_ERR_ARG, p,
                 "unknown extension");
     CHECK_FAILS(at_dataset_load_file(&ds, p, 0, H, W, 10, &err), AT_ERR_ARG, p, "");
     CHECK_FAILS(at_dataset_load_file(&ds, p, 1, H, W, 0, &err), AT_ERR_ARG, p, "");
-    remove_tree(t);
+    tmpdir_remove(t);
 }
 
 TEST(safetensors_bad_files)
 {
     char t[64], p[256];
-    REQUIRE(tmp_make(t));
-    tmp_path(t, "bad.safetensors", p);
+    REQUIRE(tmpdir_make(t, "extra"));
+    tmpdir_path(t, "bad.safetensors", p);
     at_dataset ds;
     at_error err;
     const int64_t good[4] = {N, 1, H, W}, high[N] = {0, 10, 1}, negative[N] = {0, 1, -3};
@@ -443,9 +416,9 @@ TEST(safetensors_bad_files)
     REQUIRE(write_st(p, "images", "U8", 4, good, "labels", "I64", N, test_labels));
     CHECK_FAILS(at_dataset_load_file(&ds, p, 3, H, W, 10, &err), AT_ERR_SHAPE, p,
                 "expected [N, 3, 4, 5]");
-    REQUIRE(write_file(p, "not a safetensors file", 22));
+    REQUIRE(tmpdir_write(p, "not a safetensors file", 22));
     CHECK_FAILS(at_dataset_load_file(&ds, p, 1, H, W, 10, &err), AT_ERR_FORMAT, p, "");
-    remove_tree(t);
+    tmpdir_remove(t);
 }
 
 /* Every prefix of a good file, and the file with any one byte changed: the reader must never
@@ -460,7 +433,7 @@ static void damage_everywhere(const char *good, const char *bad, int c)
     at_error err;
     int loaded = 0;
     for (size_t keep = 0; keep < size; keep++) {
-        REQUIRE(write_file(bad, bytes, keep));
+        REQUIRE(tmpdir_write(bad, bytes, keep));
         int status = at_dataset_load_file(&ds, bad, c, H, W, 10, &err);
         if (status == 0 || !strstr(err.message, bad))
             TEST_FAIL_("%s cut to %zu of %zu bytes: status %d, %s", good, keep, size, status,
@@ -469,7 +442,7 @@ static void damage_everywhere(const char *good, const char *bad, int c)
     }
     for (size_t k = 0; k < size; k++) {
         bytes[k] ^= 0x55;
-        REQUIRE(write_file(bad, bytes, size));
+        REQUIRE(tmpdir_write(bad, bytes, size));
         bytes[k] ^= 0x55;
         int status = at_dataset_load_file(&ds, bad, c, H, W, 10, &err);
         if (status == 0) {
@@ -490,16 +463,16 @@ static void damage_everywhere(const char *good, const char *bad, int c)
 TEST(truncated_and_spoiled_files)
 {
     char t[64], good[256], bad[256];
-    REQUIRE(tmp_make(t));
+    REQUIRE(tmpdir_make(t, "extra"));
     for (int deflate = 0; deflate < 2; deflate++) {
-        REQUIRE(write_good_npz(tmp_path(t, "good.npz", good), 3, true, "<i8", "image", "label",
+        REQUIRE(write_good_npz(tmpdir_path(t, "good.npz", good), 3, true, "<i8", "image", "label",
                                deflate, 1));
-        damage_everywhere(good, tmp_path(t, "bad.npz", bad), 3);
+        damage_everywhere(good, tmpdir_path(t, "bad.npz", bad), 3);
     }
-    REQUIRE(write_st(tmp_path(t, "good.safetensors", good), "images", "U8", 4,
+    REQUIRE(write_st(tmpdir_path(t, "good.safetensors", good), "images", "U8", 4,
                      (const int64_t[]){N, 3, H, W}, "labels", "I64", N, test_labels));
-    damage_everywhere(good, tmp_path(t, "bad.safetensors", bad), 3);
-    remove_tree(t);
+    damage_everywhere(good, tmpdir_path(t, "bad.safetensors", bad), 3);
+    tmpdir_remove(t);
 }
 
 /* ---- the .npy header on its own ----------------------------------------------------------- */

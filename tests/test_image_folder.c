@@ -2,10 +2,10 @@
  * from pixels the test knows (Fashion-MNIST test images read by the IDX loader, synthetic
  * patterns), then read back through at_dataset_open("folder...") and compared: exactly for PNG,
  * within the codec's error for JPEG, against hand-computed area means for resizing. */
-#define _XOPEN_SOURCE 700 /* mkdtemp */
 #include "test.h"
 
 #include "advtrain.h"
+#include "util/tmpdir.h"
 
 #include <dirent.h>
 #include <png.h>
@@ -144,24 +144,6 @@ static bool truncate_copy(const char *from, const char *to, double keep_fraction
     return n > 0 && write_bytes(to, buf, (size_t)(n * keep_fraction));
 }
 
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        char child[1024];
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-                remove_tree(child);
-            }
-        closedir(d);
-        rmdir(path);
-    } else {
-        remove(path);
-    }
-}
-
 static const char *join(char *out, const char *a, const char *b)
 {
     snprintf(out, 1024, "%s/%s", a, b);
@@ -272,12 +254,6 @@ static double compare_split(const at_dataset *ds, const at_dataset *src, int fir
     return sum / ((double)n * 784);
 }
 
-static bool temp_dir(char *dir)
-{
-    strcpy(dir, "/tmp/advtrain-folder-XXXXXX");
-    return mkdtemp(dir) != NULL;
-}
-
 /* ---------------------------------------------------------------------------------------------
  * Tests */
 
@@ -288,7 +264,7 @@ TEST(png_folder_equals_idx)
     at_error err;
     char dir[64], sub[1024];
     REQUIRE(load_fashion_test(&src));
-    REQUIRE(temp_dir(dir));
+    REQUIRE(tmpdir_make(dir, "folder"));
     REQUIRE(write_fashion(join(sub, dir, "train"), &src, 0, 200, false));
     REQUIRE(write_fashion(join(sub, dir, "test"), &src, 200, 100, false));
     int max_seen;
@@ -314,7 +290,7 @@ TEST(png_folder_equals_idx)
     CHECK_EQ_INT(mismatches, 0);
     at_dataset_free(&ds);
     at_dataset_free(&src);
-    remove_tree(dir);
+    tmpdir_remove(dir);
 }
 
 /* The same as JPEG at quality 95: libjpeg's round trip error, measured against the originals. */
@@ -324,7 +300,7 @@ TEST(jpeg_folder_within_codec_error)
     at_error err;
     char dir[64], sub[1024];
     REQUIRE(load_fashion_test(&src));
-    REQUIRE(temp_dir(dir));
+    REQUIRE(tmpdir_make(dir, "folder"));
     REQUIRE(write_fashion(join(sub, dir, "train"), &src, 0, 200, true));
     REQUIRE(write_fashion(join(sub, dir, "test"), &src, 200, 100, true));
     CHECK_OK(at_dataset_open(&ds, "folder", dir, "train", &err), &err);
@@ -336,7 +312,7 @@ TEST(jpeg_folder_within_codec_error)
     CHECK(max_seen > 0); /* it is lossy: equality would mean the files were not JPEG-coded */
     at_dataset_free(&ds);
     at_dataset_free(&src);
-    remove_tree(dir);
+    tmpdir_remove(dir);
 }
 
 /* Colour PNGs exactly (HWC in the file, CHW in the dataset), colour to grey by BT.601 luma, a
@@ -346,7 +322,7 @@ TEST(colour_and_grey_conversion)
     char dir[64], path[1024];
     at_dataset ds;
     at_error err;
-    REQUIRE(temp_dir(dir));
+    REQUIRE(tmpdir_make(dir, "folder"));
     uint8_t px[3][5 * 4 * 3];
     at_rng rng;
     at_rng_seed(&rng, 7);
@@ -399,7 +375,7 @@ TEST(colour_and_grey_conversion)
             mismatches += ds.images[60 + ch * 20 + p] != px[1][p * 3 + ch];
     CHECK_EQ_INT(mismatches, 0);
     at_dataset_free(&ds);
-    remove_tree(dir);
+    tmpdir_remove(dir);
 
     /* RGBA and grey + alpha: the alpha channel is dropped, the colours kept as stored */
     uint8_t rgba[20 * 4], grey_alpha[20 * 2];
@@ -408,7 +384,7 @@ TEST(colour_and_grey_conversion)
         rgba[4 * p + 3] = grey_alpha[2 * p + 1] = (uint8_t)(p * 13);
         grey_alpha[2 * p] = px[1][p];
     }
-    REQUIRE(temp_dir(dir) && make_dirs(dir, "train/a") && make_dirs(dir, "test/a"));
+    REQUIRE(tmpdir_make(dir, "folder") && make_dirs(dir, "train/a") && make_dirs(dir, "test/a"));
     REQUIRE(write_png(join(path, dir, "train/a/rgba.png"), rgba, 4, 5, 4));
     REQUIRE(write_png(join(path, dir, "test/a/ga.png"), grey_alpha, 2, 5, 4));
     CHECK_OK(at_dataset_open(&ds, "folder", dir, "train", &err), &err);
@@ -424,7 +400,7 @@ TEST(colour_and_grey_conversion)
     REQUIRE(ds.images);
     CHECK_EQ_INT(memcmp(ds.images, px[1], 20), 0);
     at_dataset_free(&ds);
-    remove_tree(dir);
+    tmpdir_remove(dir);
 
     /* an interlaced palette PNG: the palette's colours, exactly */
     const uint8_t palette[4 * 3] = {255, 0, 0, 0, 128, 0, 10, 20, 30, 200, 201, 202};
@@ -434,7 +410,7 @@ TEST(colour_and_grey_conversion)
         for (int ch = 0; ch < 3; ch++)
             expected[ch * 63 + p] = palette[3 * index[p] + ch];
     }
-    REQUIRE(temp_dir(dir) && make_dirs(dir, "train/a") && make_dirs(dir, "test/a"));
+    REQUIRE(tmpdir_make(dir, "folder") && make_dirs(dir, "train/a") && make_dirs(dir, "test/a"));
     REQUIRE(write_palette_png(join(path, dir, "train/a/palette.png"), index, palette, 4, 9, 7));
     REQUIRE(write_palette_png(join(path, dir, "test/a/palette.png"), index, palette, 4, 9, 7));
     CHECK_OK(at_dataset_open(&ds, "folder", dir, "train", &err), &err);
@@ -442,7 +418,7 @@ TEST(colour_and_grey_conversion)
     CHECK(ds.c == 3 && ds.h == 9 && ds.w == 7);
     CHECK_EQ_INT(memcmp(ds.images, expected, sizeof expected), 0);
     at_dataset_free(&ds);
-    remove_tree(dir);
+    tmpdir_remove(dir);
 
     /* a smooth colour JPEG at quality 95 */
     static uint8_t smooth[32 * 32 * 3];
@@ -453,7 +429,7 @@ TEST(colour_and_grey_conversion)
             s[1] = (uint8_t)(8 * q);
             s[2] = (uint8_t)(255 - 4 * (r + q));
         }
-    REQUIRE(temp_dir(dir) && make_dirs(dir, "train/a") && make_dirs(dir, "test/a"));
+    REQUIRE(tmpdir_make(dir, "folder") && make_dirs(dir, "train/a") && make_dirs(dir, "test/a"));
     REQUIRE(write_jpeg(join(path, dir, "train/a/smooth.jpeg"), smooth, 3, 32, 32, 95));
     REQUIRE(write_jpeg(join(path, dir, "test/a/smooth.JPG"), smooth, 3, 32, 32, 95));
     CHECK_OK(at_dataset_open(&ds, "folder", dir, "train", &err), &err);
@@ -471,7 +447,7 @@ TEST(colour_and_grey_conversion)
            sum / (3 * 1024));
     CHECK(worst <= 15 && sum / (3 * 1024) < 2.0);
     at_dataset_free(&ds);
-    remove_tree(dir);
+    tmpdir_remove(dir);
 }
 
 /* One image in train/a and test/a; returns the train split loaded with `name`. */
@@ -479,12 +455,12 @@ static int load_one(at_dataset *ds, const char *name, const uint8_t *px, int c, 
                     at_error *err)
 {
     char dir[64], path[1024];
-    if (!temp_dir(dir) || !make_dirs(dir, "train/a") || !make_dirs(dir, "test/a") ||
+    if (!tmpdir_make(dir, "folder") || !make_dirs(dir, "train/a") || !make_dirs(dir, "test/a") ||
         !write_png(join(path, dir, "train/a/x.png"), px, c, h, w) ||
         !write_png(join(path, dir, "test/a/x.png"), px, c, h, w))
         return -100;
     int status = at_dataset_open(ds, name, dir, "train", err);
-    remove_tree(dir);
+    tmpdir_remove(dir);
     return status;
 }
 
@@ -559,7 +535,7 @@ static bool good_folder(char *dir, uint8_t *px)
     char path[1024];
     for (int i = 0; i < 36; i++)
         px[i] = (uint8_t)(7 * i);
-    if (!temp_dir(dir))
+    if (!tmpdir_make(dir, "folder"))
         return false;
     const char *files[] = {"train/a/1.png", "train/a/2.png", "train/b/1.png", "test/a/1.png",
                            "test/b/1.png"};
@@ -621,7 +597,7 @@ TEST(bad_images_named_or_skipped)
     at_dataset_free(&ds);
     CHECK_EQ_INT(at_dataset_open(&ds, "folder", dir, "train", &err), AT_ERR_FORMAT);
     CHECK(strstr(err.message, "0-empty.png: not a PNG or JPEG image (empty file)") != NULL);
-    remove_tree(dir);
+    tmpdir_remove(dir);
 }
 
 #define CHECK_OPEN_FAILS(name, dir, split, status, text)                                     \
@@ -675,15 +651,15 @@ TEST(layout_and_option_errors)
     REQUIRE(write_png(join(path, dir, "train/c/1.png"), px, 1, 6, 6));
     CHECK_OPEN_FAILS("folder:size=6x6", dir, "test", AT_ERR_ARG, "same class directories");
     /* train/ without test/, and a split root without class directories */
-    remove_tree(join(path, dir, "test"));
+    tmpdir_remove(join(path, dir, "test"));
     CHECK_OPEN_FAILS("folder", dir, "train", AT_ERR_NOTFOUND, "has train/ but no test/");
     REQUIRE(make_dirs(dir, "test"));
     CHECK_OPEN_FAILS("folder:size=6x6", dir, "test", AT_ERR_NOTFOUND,
                      strcat(strcpy(other, dir), "/test: no class directories"));
-    remove_tree(dir);
-    REQUIRE(temp_dir(dir));
+    tmpdir_remove(dir);
+    REQUIRE(tmpdir_make(dir, "folder"));
     CHECK_OPEN_FAILS("folder", dir, "train", AT_ERR_NOTFOUND, "no class directories");
-    remove_tree(dir);
+    tmpdir_remove(dir);
 }
 
 /* Without train/ and test/, a seeded share of each class is the test split: the same for the
@@ -691,7 +667,7 @@ TEST(layout_and_option_errors)
 TEST(held_out_split_by_seed)
 {
     char dir[64], path[1024];
-    REQUIRE(temp_dir(dir));
+    REQUIRE(tmpdir_make(dir, "folder"));
     const char *classes[3] = {"cat", "dog", "emu"};
     for (int k = 0; k < 3; k++) {
         REQUIRE(make_dirs(dir, classes[k]));
@@ -738,7 +714,7 @@ TEST(held_out_split_by_seed)
     at_dataset_free(&again);
     at_dataset_free(&train);
     at_dataset_free(&test);
-    remove_tree(dir);
+    tmpdir_remove(dir);
 }
 
 TEST_MAIN(TEST_ENTRY(png_folder_equals_idx), TEST_ENTRY(jpeg_folder_within_codec_error),

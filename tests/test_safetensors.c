@@ -4,6 +4,7 @@
  * the file; and the atomic save, which must never leave a temporary file or damage the old one.
  * Every file lives in a fresh directory under /tmp that the test removes. */
 #include "test.h"
+#include "util/tmpdir.h"
 
 #include "advtrain.h"
 
@@ -23,35 +24,12 @@ typedef struct scratch {
 
 static bool scratch_make(scratch *s)
 {
-    snprintf(s->dir, sizeof s->dir, "/tmp/advtrain-test-st-XXXXXX");
-    return mkdtemp(s->dir) != NULL;
+    return tmpdir_make(s->dir, "st");
 }
 
 static void scratch_path(const scratch *s, const char *name, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/%s", s->dir, name);
-}
-
-/* Removes a directory and everything below it. */
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char path[512];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat info;
-        if (lstat(path, &info) == 0 && S_ISDIR(info.st_mode))
-            remove_tree(path);
-        else
-            unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
 }
 
 /* Entries in the scratch directory: a temporary file left behind shows up here. */
@@ -220,7 +198,7 @@ TEST(round_trip_every_dtype)
     REQUIRE(bytes);
     CHECK_EQ_INT(bytes[0] % 8, 0);
     free(bytes);
-    remove_tree(s.dir);
+    tmpdir_remove(s.dir);
 }
 
 /* The reference implementation's serialisation tests, byte for byte: its writer and ours must
@@ -299,7 +277,7 @@ TEST(official_layout_byte_exact)
     CHECK_EQ_INT(at_st_get(st, 0)->ndim, 0);
     CHECK_STR_EQ(at_st_find(st, "b")->dtype, "F32");
     at_st_free(st);
-    remove_tree(s.dir);
+    tmpdir_remove(s.dir);
 }
 
 /* One malformed file: `header` with a correct length field and data_size zero bytes after it. */
@@ -393,7 +371,7 @@ TEST(malformed_files_fail_clearly)
     scratch_path(&s, "absent.safetensors", path, sizeof path);
     expect_failure(path, AT_ERR_IO, "cannot open");
     expect_failure(s.dir, AT_ERR_IO, "not a regular file");
-    remove_tree(s.dir);
+    tmpdir_remove(s.dir);
 }
 
 TEST(writer_rejects_bad_input)
@@ -434,7 +412,7 @@ TEST(writer_rejects_bad_input)
     CHECK_EQ_INT(at_st_count(st), 1);
     CHECK_STR_EQ(at_st_meta(st, "k"), "1");
     at_st_free(st);
-    remove_tree(s.dir);
+    tmpdir_remove(s.dir);
 }
 
 /* Saves one F32 tensor "x" filled with `value` (n elements). */
@@ -509,7 +487,7 @@ TEST(atomic_save)
     CHECK(strstr(err.message, path) != NULL);
     CHECK_EQ_INT(load_x(path), 2);
     CHECK_EQ_INT(scratch_entries(&s), 2);
-    remove_tree(s.dir);
+    tmpdir_remove(s.dir);
 }
 
 TEST_MAIN(TEST_ENTRY(round_trip_every_dtype), TEST_ENTRY(official_layout_byte_exact),
