@@ -7,6 +7,40 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A layer's weight and optional bias: the layer's name, made from the initializers' names, and
+ * their data. */
+typedef struct weight_bias {
+    char name[96];
+    const float *weight, *bias;
+} weight_bias;
+
+static int read_weight_bias(onnx_importer *im, const Onnx__NodeProto *node, int index,
+                            const Onnx__TensorProto *w, const char *w_name,
+                            const Onnx__TensorProto *b, const char *b_name, weight_bias *out)
+{
+    const char *inputs[2] = {w_name, b ? b_name : NULL};
+    static const char *const suffixes[] = {"weight", "bias", NULL};
+    int status = at_onnx_layer_name(im, node, index, out->name, sizeof out->name, inputs, suffixes);
+    if (status)
+        return status;
+    size_t n;
+    out->bias = NULL;
+    out->weight = at_onnx_tensor_floats(im, node, w, &n);
+    if (!out->weight || (b && !(out->bias = at_onnx_tensor_floats(im, node, b, &n))))
+        return im->err->status;
+    return AT_OK;
+}
+
+/* Copies them into the layer just added under that name (at_onnx_add_copy: a weight stored as
+ * [rows, cols] is transposed when rows > 0). */
+static int copy_weight_bias(onnx_importer *im, const weight_bias *wb, int rows, int cols)
+{
+    int status = at_onnx_add_copy(im, wb->name, "weight", wb->weight, rows, cols);
+    if (!status && wb->bias)
+        status = at_onnx_add_copy(im, wb->name, "bias", wb->bias, 0, 0);
+    return status;
+}
+
 static int import_conv(onnx_importer *im, const Onnx__NodeProto *node, int index)
 {
     static const char *const known[] = {"kernel_shape", "strides",  "pads", "dilations",
@@ -57,20 +91,14 @@ static int import_conv(onnx_importer *im, const Onnx__NodeProto *node, int index
     }
     if (b && !at_onnx_dims_are(b, 1, (int64_t[]){oc}))
         return at_onnx_shape_mismatch(im, node, b, "the convolution has that many output channels");
-    char name[96];
-    const char *inputs[2] = {node->input[1], b ? node->input[2] : NULL};
-    static const char *const suffixes[] = {"weight", "bias", NULL};
-    if ((status = at_onnx_layer_name(im, node, index, name, sizeof name, inputs, suffixes)))
+    weight_bias wb;
+    const char *bias_name = b ? node->input[2] : NULL;
+    if ((status = read_weight_bias(im, node, index, w, node->input[1], b, bias_name, &wb)))
         return status;
-    size_t nw, nb;
-    const float *wd = at_onnx_tensor_floats(im, node, w, &nw), *bd = NULL;
-    if (!wd || (b && !(bd = at_onnx_tensor_floats(im, node, b, &nb))))
-        return im->err->status;
-    int y = at_add_conv2d(im->m, x, name, oc, k, (int)stride, (int)(pads + pad), b != NULL);
+    int y = at_add_conv2d(im->m, x, wb.name, oc, k, (int)stride, (int)(pads + pad), b != NULL);
     if (y < 0)
         return at_onnx_build_error(im, node, y, x);
-    if ((status = at_onnx_add_copy(im, name, "weight", wd, 0, 0)) ||
-        (b && (status = at_onnx_add_copy(im, name, "bias", bd, 0, 0))))
+    if ((status = copy_weight_bias(im, &wb, 0, 0)))
         return status;
     return at_onnx_set_value(im, node->output[0], y, NULL);
 }
@@ -171,20 +199,13 @@ static int import_linear(onnx_importer *im, const Onnx__NodeProto *node, int ind
     }
     if (b && at_onnx_tensor_numel(b) != (size_t)out)
         return at_onnx_shape_mismatch(im, node, b, "the layer has that many outputs");
-    char name[96];
-    const char *inputs[2] = {node->input[1], bias_name};
-    static const char *const suffixes[] = {"weight", "bias", NULL};
-    if ((status = at_onnx_layer_name(im, node, index, name, sizeof name, inputs, suffixes)))
+    weight_bias wb;
+    if ((status = read_weight_bias(im, node, index, w, node->input[1], b, bias_name, &wb)))
         return status;
-    size_t nw, nb;
-    const float *wd = at_onnx_tensor_floats(im, node, w, &nw), *bd = NULL;
-    if (!wd || (b && !(bd = at_onnx_tensor_floats(im, node, b, &nb))))
-        return im->err->status;
-    int y = at_add_linear(im->m, x, name, out, b != NULL);
+    int y = at_add_linear(im->m, x, wb.name, out, b != NULL);
     if (y < 0)
         return at_onnx_build_error(im, node, y, x);
-    if ((status = at_onnx_add_copy(im, name, "weight", wd, transposed ? in.c : 0, out)) ||
-        (b && (status = at_onnx_add_copy(im, name, "bias", bd, 0, 0))))
+    if ((status = copy_weight_bias(im, &wb, transposed ? in.c : 0, out)))
         return status;
     if (absorbed >= 0) {
         im->absorbed[absorbed] = true;
