@@ -1,8 +1,9 @@
 #!/bin/sh
-# report_test.sh ADVTRAIN: a short adversarial run and an evaluation with a curve, the HTML report
-# of them, and that page loaded in headless Chromium (Debian's chromium): the DOM must hold the
-# report's sections (the reliability diagrams of the evaluation's calibration among them), and a
-# screenshot must show a real page (many colours, not blank).
+# report_test.sh ADVTRAIN: a short adversarial run, an evaluation with a curve and one under the
+# corruption suite, the HTML report of them, and that page loaded in headless Chromium (Debian's
+# chromium): the DOM must hold the report's sections (the reliability diagrams of the evaluation's
+# calibration and the corruption table among them), and a screenshot must show a real page (many
+# colours, not blank).
 set -eu
 BIN=$1
 HERE=$(dirname "$0")
@@ -15,6 +16,9 @@ trap 'rm -rf "$TMP"' EXIT
     --out "$TMP/run" --quiet >/dev/null
 "$BIN" eval --checkpoint "$TMP/run/best.safetensors" --data-dir "$DATA" --n 32 --attack fgsm \
     --eps 0.1 --curve 0,0.05,0.1 --json "$TMP/run/eval-curve.json" --no-checks --quiet >/dev/null
+"$BIN" eval --checkpoint "$TMP/run/best.safetensors" --data-dir "$DATA" --n 32 --suite corruptions \
+    --corruptions fog,contrast --baseline "$TMP/run/last.safetensors" \
+    --json "$TMP/run/eval-corruptions.json" --quiet >/dev/null
 "$BIN" report "$TMP/run" --data-dir "$DATA" >/dev/null
 for f in report.html figures/accuracy.svg figures/loss.svg figures/curve0.svg figures/examples.png \
     figures/reliability0-clean.svg figures/reliability0-adversarial.svg; do
@@ -27,7 +31,8 @@ CHROME="chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first
 $CHROME --dump-dom "file://$TMP/run/report.html" 2>/dev/null >"$TMP/dom.html"
 for text in "advtrain report" "Final evaluation" "Attack suite" "Training" "Adversarial examples" \
     "Reproducibility" "<svg" "data:image/png;base64" "Calibration" "reliability: clean inputs" \
-    "reliability: adversarial inputs" 'id="diagonal"'; do
+    "reliability: adversarial inputs" 'id="diagonal"' "Common corruptions" "<td>contrast</td>" \
+    "mCE"; do
     grep -q "$text" "$TMP/dom.html" || { echo "FAIL: the rendered page lacks '$text'"; exit 1; }
 done
 $CHROME --window-size=1200,2400 --screenshot="$TMP/shot.png" "file://$TMP/run/report.html" >/dev/null 2>&1

@@ -362,6 +362,63 @@ static void calibration_section(FILE *out, json_t *eval, size_t index, const cha
     }
 }
 
+/* A table cell: the number in the format, or "n/a" where the report has none (null). */
+static void number_cell(FILE *out, double v, const char *format)
+{
+    fprintf(out, "<td>");
+    if (isfinite(v))
+        fprintf(out, format, v);
+    else
+        fprintf(out, "n/a");
+    fprintf(out, "</td>");
+}
+
+/* The corruption suite of an eval report: accuracy per corruption and severity, its mean with
+ * its interval, and with a baseline the corruption errors and mCE (Hendrycks and Dietterich,
+ * ICLR 2019). */
+static void corruption_section(FILE *out, json_t *eval)
+{
+    json_t *suite = json_object_get(eval, "corruption_suite");
+    json_t *rows = json_object_get(suite, "corruptions");
+    if (!json_is_array(rows))
+        return;
+    json_t *base = json_object_get(suite, "baseline"), *ci = json_object_get(suite, "mean_accuracy_ci");
+    fprintf(out, "<h3>Common corruptions</h3>\n<p>%lld images (%s), mean corruption accuracy %.2f%% "
+                 "(95%% CI %.2f-%.2f%%)",
+            (long long)json_integer_value(json_object_get(suite, "n")),
+            json_string_value(json_object_get(suite, "source")), 100 * number(suite, "mean_accuracy"),
+            100 * json_number_value(json_array_get(ci, 0)), 100 * json_number_value(json_array_get(ci, 1)));
+    if (json_is_object(base)) {
+        json_t *mci = json_object_get(base, "mce_ci");
+        fprintf(out, "; against the baseline <code>");
+        html_text(out, json_string_value(json_object_get(base, "checkpoint")));
+        fprintf(out, "</code>: mCE %.3f (95%% CI %.3f-%.3f)", number(base, "mce"),
+                json_number_value(json_array_get(mci, 0)), json_number_value(json_array_get(mci, 1)));
+    }
+    fprintf(out, ".</p>\n<table><tr><th>corruption</th><th>family</th><th>1</th><th>2</th><th>3</th>"
+                 "<th>4</th><th>5</th><th>mean</th><th>ECE</th>%s</tr>\n",
+            json_is_object(base) ? "<th>CE</th><th>relative CE</th>" : "");
+    size_t i, s;
+    json_t *row, *cell;
+    json_array_foreach(rows, i, row) {
+        fprintf(out, "<tr><td>");
+        html_text(out, json_string_value(json_object_get(row, "corruption")));
+        fprintf(out, "</td><td>");
+        html_text(out, json_string_value(json_object_get(row, "family")));
+        fprintf(out, "</td>");
+        json_array_foreach(json_object_get(row, "severities"), s, cell)
+            fprintf(out, "<td>%.2f%%</td>", 100 * number(cell, "accuracy"));
+        fprintf(out, "<td>%.2f%%</td>", 100 * number(row, "accuracy"));
+        number_cell(out, 100 * number(row, "ece"), "%.2f%%");
+        if (json_is_object(base)) {
+            number_cell(out, number(row, "ce"), "%.3f");
+            number_cell(out, number(row, "relative_ce"), "%.3f");
+        }
+        fprintf(out, "</tr>\n");
+    }
+    fprintf(out, "</table>\n");
+}
+
 static json_t *read_log(const char *path)
 {
     json_t *epochs = json_array();
@@ -498,6 +555,7 @@ static void write_page(FILE *out, const char *dir, json_t *train, json_t *epochs
             fclose(probe);
             embed_file(out, path);
         }
+        corruption_section(out, ev);
         calibration_section(out, ev, i, fig_dir);
     }
     if (have_examples) {
