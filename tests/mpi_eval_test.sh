@@ -2,7 +2,8 @@
 # mpi_eval_test.sh ADVTRAIN MPIRUN: `advtrain eval` shared between two processes by mpirun
 # writes the same report and per-point file as one process, byte for byte (wall-clock
 # "seconds" aside), for an even and an odd number of points, and with fewer batches than
-# processes; a failure on every rank ends the job promptly with one line naming the file.
+# processes; so does `advtrain certify` (its times aside); a failure on every rank ends the job
+# promptly with one line naming the file.
 set -u
 BIN=$1
 MPIRUN=$2
@@ -41,6 +42,20 @@ compare() {
 compare 64 16  # four batches, two each
 compare 63 10  # seven batches, the last of three points: three and four
 compare 63 500 # one batch: one process has nothing to do
+
+# certify: each rank certifies a range of points; the report is rank 0's (times aside)
+set -- certify --checkpoint "$CK" --sigma 0.25 --n-points 15 --skip 7 --n0 20 --n 200 --quiet
+if "$BIN" "$@" --json "$TMP/one-cert.json" >"$TMP/one-cert.out" 2>&1 &&
+    two "$BIN" "$@" --json "$TMP/two-cert.json" >"$TMP/two-cert.out" 2>&1; then
+    times='"seconds":\|"noisy_forwards_per_second":\|"plain_forwards_per_second":'
+    grep -v "$times" "$TMP/one-cert.json" >"$TMP/one-cert.cmp"
+    grep -v "$times" "$TMP/two-cert.json" >"$TMP/two-cert.cmp"
+    [ "$(grep -c '"radius":' "$TMP/one-cert.cmp")" -ge 15 ] || fail "one-cert.json holds no per-point radii"
+    cmp -s "$TMP/one-cert.cmp" "$TMP/two-cert.cmp" ||
+        fail "certify: the reports differ: $(diff "$TMP/one-cert.cmp" "$TMP/two-cert.cmp" | head -5)"
+else
+    fail "certify, one or two processes: $(head -c 300 "$TMP/one-cert.out" "$TMP/two-cert.out")"
+fi
 
 # a bad checkpoint on every rank: both exit non-zero, promptly, with one line naming it
 two "$BIN" eval --checkpoint "$TMP/missing.safetensors" --attack pgd --eps 0.1 --n 8 \

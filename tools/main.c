@@ -36,7 +36,10 @@ static void usage(FILE *out)
 }
 
 /* Under mpirun: the commands that share their work among the processes. */
-static bool runs_sharded(const char *name) { return !strcmp(name, "eval"); }
+static bool runs_sharded(const char *name)
+{
+    return !strcmp(name, "eval") || !strcmp(name, "certify");
+}
 
 static int run_command(int argc, char **argv)
 {
@@ -44,7 +47,7 @@ static int run_command(int argc, char **argv)
         if (strcmp(argv[1], commands[i].name) == 0) {
             if (ranks_size() > 1 && !runs_sharded(argv[1]))
                 return cli_error(argv[1], EXIT_USAGE, "runs as one process: under mpirun only "
-                                 "`advtrain eval` shares its work (start it without mpirun)");
+                                 "`advtrain eval` and `certify` share their work (start it without mpirun)");
             return commands[i].run(argc - 1, argv + 1);
         }
     fprintf(stderr, "advtrain: unknown command '%s'\n", argv[1]);
