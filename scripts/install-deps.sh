@@ -16,6 +16,7 @@ packages=(
     libonnx-dev                        # onnx.proto, the schema of ONNX files (import, eval, export)
     protobuf-c-compiler                # protoc-c: generates the C parser for onnx.proto at build time
     libprotobuf-c-dev                  # the protobuf-c runtime that parser links against
+    libopenmpi-dev openmpi-bin         # MPI: `mpirun ... advtrain eval` shares the points (optional)
     dataset-fashion-mnist              # the real data set of the demo and tests
     python3-torch python3-numpy        # the PyTorch reference tier of the tests (optional at run time)
     python3-scipy                      # the SciPy tier: randomized smoothing's statistics (optional)

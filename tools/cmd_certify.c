@@ -8,6 +8,7 @@
  * shape between the points, so the cost of sampling shows. */
 #include "cli.h"
 #include "eval_report.h"
+#include "ranks.h"
 
 #include <math.h>
 #include <omp.h>
@@ -108,6 +109,56 @@ static void plain_timer_free(plain_timer *t)
     free(t->rows);
 }
 
+/* Under mpirun rank r certifies the points np r / size up to np (r + 1) / size: each point's
+ * noise comes from its own index (at_smooth_options), so whichever process certifies it gets
+ * the same result. */
+static int first_point_of(int rank, int np) { return (int)((long)np * rank / ranks_size()); }
+
+/* Rank 0 receives every rank's results in place, and the times (noisy and plain) summed over
+ * the ranks. */
+static int gather_results(at_smooth_result *results, int np, double *seconds, plain_timer *plain)
+{
+    if (ranks_size() == 1)
+        return 0;
+    const int rank = ranks_rank(), from = first_point_of(rank, np), to = first_point_of(rank + 1, np);
+    typedef struct times {
+        double seconds, plain_seconds;
+        long plain_images;
+    } times;
+    const times mine = {*seconds, plain->seconds, plain->images};
+    const size_t n = sizeof mine + (size_t)(to - from) * sizeof *results;
+    char *bytes = malloc(n);
+    int status = bytes ? 0 : cli_error("certify", EXIT_WORK_FAILED, "out of memory");
+    if (bytes) {
+        memcpy(bytes, &mine, sizeof mine);
+        memcpy(bytes + sizeof mine, results + from, n - sizeof mine);
+    }
+    void *all = NULL;
+    size_t total = 0;
+    if (!(status = ranks_agree(status, false)) && ranks_gather(bytes, n, &all, &total))
+        status = cli_error("certify", EXIT_WORK_FAILED, "cannot gather the processes' results");
+    free(bytes);
+    if (!status && rank == 0) {
+        const char *at = all;
+        *seconds = plain->seconds = 0.0;
+        plain->images = 0;
+        for (int r = 0; r < ranks_size(); r++) {
+            const int a = first_point_of(r, np), b = first_point_of(r + 1, np);
+            times t;
+            memcpy(&t, at, sizeof t);
+            memcpy(results + a, at + sizeof t, (size_t)(b - a) * sizeof *results);
+            at += sizeof t + (size_t)(b - a) * sizeof *results;
+            *seconds += t.seconds;
+            plain->seconds += t.plain_seconds;
+            plain->images += t.plain_images;
+        }
+        if ((size_t)(at - (const char *)all) != total)
+            status = cli_error("certify", EXIT_WORK_FAILED, "the processes' results do not fit together");
+    }
+    free(all);
+    return status;
+}
+
 static json_t *point_json(int index, int label, const at_smooth_result *r)
 {
     json_t *p = json_pack("{s:i, s:i, s:i, s:i, s:I, s:b}", "index", index, "label", label,
@@ -197,11 +248,13 @@ int cmd_certify(int argc, char **argv)
     }
 
     cli_progress progress;
-    cli_progress_start(&progress, opts.quiet);
+    cli_progress_start(&progress, opts.quiet || ranks_rank() != 0);
     const long draws = opts.predict ? (long)opts.n : (long)opts.n0 + opts.n;
     double seconds = 0.0;
-    for (int i = 0; i < np; i++) {
+    for (int i = 0; i < np; i++)
         index[i] = i * opts.skip;
+    const int mine_from = first_point_of(ranks_rank(), np), mine_to = first_point_of(ranks_rank() + 1, np);
+    for (int i = mine_from; i < mine_to; i++) {
         at_dataset_batch(&ds, &index[i], 1, x, &label, NULL, NULL);
         double start = cli_now();
         int s = opts.predict ? at_smooth_predict(smoother, x, (uint64_t)index[i], &results[i], &err)
@@ -213,9 +266,12 @@ int cmd_certify(int argc, char **argv)
             status = cli_error("certify", EXIT_WORK_FAILED, "%s", err.message);
             goto done;
         }
-        cli_progress_update(&progress, mode, (long)(i + 1) * draws, (long)np * draws, NULL);
+        cli_progress_update(&progress, mode, (long)(i - mine_from + 1) * draws,
+                            (long)(mine_to - mine_from) * draws, NULL);
     }
     cli_progress_clear(&progress);
+    if ((status = gather_results(results, np, &seconds, &plain)))
+        goto done;
     const double noisy_rate = np * (double)draws / seconds;
     const double plain_rate = plain.images / plain.seconds;
 
@@ -281,7 +337,7 @@ int cmd_certify(int argc, char **argv)
            plain.images);
     json_object_set_new(report, "per_point", points_json);
     points_json = NULL;
-    if (opts.json && cli_write_json(opts.json, report, &err)) {
+    if (opts.json && ranks_rank() == 0 && cli_write_json(opts.json, report, &err)) {
         status = cli_error("certify", EXIT_WORK_FAILED, "%s", err.message);
         goto done;
     }

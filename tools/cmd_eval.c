@@ -7,8 +7,10 @@
 #include "attack_args.h"
 #include "eval_corruptions.h"
 #include "eval_report.h"
+#include "eval_shards.h"
 #include "eval_state.h"
 #include "plots.h"
+#include "ranks.h"
 #include "robustify_eval.h"
 
 #include <math.h>
@@ -145,11 +147,6 @@ static int load_model(const char *path, const char *arch, const at_dataset *ds, 
     return status;
 }
 
-static void on_progress(void *user, long done, long total)
-{
-    cli_progress_update(user, "evaluating", done, total, NULL);
-}
-
 /* Runs one cascade at budget eps; the result belongs to the caller. */
 static int run_cascade(at_model *model, at_model *surrogate, const at_dataset *ds, double eps,
                        int points, const cli_attack_args *args, at_eval_plan *plan,
@@ -164,14 +161,8 @@ static int run_cascade(at_model *model, at_model *surrogate, const at_dataset *d
     plan->batch_size = opts.batch_size;
     plan->surrogate = surrogate;
     plan->calibration_bins = opts.calibration_bins;
-    cli_progress progress;
-    cli_progress_start(&progress, opts.quiet);
-    at_error err;
-    status = at_eval_robust(model, ds, plan, result, on_progress, &progress, &err);
-    cli_progress_clear(&progress);
-    if (status)
-        return cli_error("eval", EXIT_WORK_FAILED, "%s", err.message);
-    return 0;
+    /* batch by batch, shared among the processes of an mpirun job (one without mpirun) */
+    return cli_eval_sharded(model, ds, plan, result, opts.quiet);
 }
 
 /* Sanity checks on a few points: a correct attack breaks any model at a budget that allows any
@@ -270,7 +261,7 @@ static int run_curve(at_model *model, at_model *surrogate, const at_dataset *ds,
         at_eval_result_free(&r);
     }
     json_object_set_new(report, "curve", curve);
-    if (opts.svg) {
+    if (opts.svg && ranks_rank() == 0) {
         at_error err;
         plot_series s = {opts.attack.suite ? opts.attack.suite : opts.attack.attack, acc, lo, hi};
         char title[128];
@@ -346,6 +337,16 @@ int cmd_eval(int argc, char **argv)
                             opts.robustify_png))
         return cli_error("eval", EXIT_USAGE, "--delta, --iters, --reconstruct and the other "
                          "robustification options need --robustify");
+    if (ranks_size() > 1) {
+        /* what is shared among processes so far: the attack cascade, its checks and curve */
+        const char *alone = corruption_suite ? "--suite corruptions"
+                            : !attacking ? "a clean evaluation (no --attack or --suite)"
+                            : opts.state ? "--state"
+                            : opts.robustify ? "--robustify" : NULL;
+        if (alone)
+            return cli_error("eval", EXIT_USAGE, "%s runs as one process: start it without mpirun",
+                             alone);
+    }
     if (opts.threads)
         omp_set_num_threads(opts.threads);
 
@@ -493,7 +494,8 @@ int cmd_eval(int argc, char **argv)
         json_object_update(report, cascade);
         json_decref(cascade);
         cli_eval_flags(&plan, &result, &flags);
-        if (opts.points_file && (status = write_points(opts.points_file, &plan, &result, &ds)))
+        if (opts.points_file && ranks_rank() == 0 &&
+            (status = write_points(opts.points_file, &plan, &result, &ds)))
             goto done;
     }
     if (opts.robustify) {
@@ -516,7 +518,7 @@ int cmd_eval(int argc, char **argv)
             printf("FLAG %s: %s\n", json_string_value(json_object_get(f, "id")),
                    json_string_value(json_object_get(f, "message")));
     }
-    if (opts.json && cli_write_json(opts.json, report, &err)) {
+    if (opts.json && ranks_rank() == 0 && cli_write_json(opts.json, report, &err)) {
         status = cli_error("eval", EXIT_WORK_FAILED, "%s", err.message);
         goto done;
     }

@@ -1,5 +1,6 @@
 /* main.c: the advtrain command-line tool; a table of subcommands, each in its own file. */
 #include "cli.h"
+#include "ranks.h"
 
 #include <string.h>
 
@@ -34,6 +35,26 @@ static void usage(FILE *out)
     fprintf(out, "\n  --version  print the version\n");
 }
 
+/* Under mpirun: the commands that share their work among the processes. */
+static bool runs_sharded(const char *name)
+{
+    return !strcmp(name, "eval") || !strcmp(name, "certify");
+}
+
+static int run_command(int argc, char **argv)
+{
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            if (ranks_size() > 1 && !runs_sharded(argv[1]))
+                return cli_error(argv[1], EXIT_USAGE, "runs as one process: under mpirun only "
+                                 "`advtrain eval` and `certify` share their work (start it without mpirun)");
+            return commands[i].run(argc - 1, argv + 1);
+        }
+    fprintf(stderr, "advtrain: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -41,17 +62,21 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("advtrain %s\n", AT_VERSION_STRING);
+        char mpi[256];
+        ranks_library(mpi, sizeof mpi);
+        printf("advtrain %s\nMPI: %s\n", AT_VERSION_STRING, mpi);
         return 0;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);
         return 0;
     }
-    for (int i = 0; i < N_COMMANDS; i++)
-        if (strcmp(argv[1], commands[i].name) == 0)
-            return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "advtrain: unknown command '%s'\n", argv[1]);
-    usage(stderr);
-    return EXIT_USAGE;
+    if (ranks_init(&argc, &argv)) {
+        fprintf(stderr, "advtrain: MPI failed to start\n");
+        return EXIT_WORK_FAILED;
+    }
+    /* every rank leaves with the worst status of all, so mpirun never waits on a failed one */
+    int status = ranks_agree(run_command(argc, argv), true);
+    ranks_finalize();
+    return status;
 }
