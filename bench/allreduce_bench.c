@@ -17,6 +17,7 @@
  * program fails.
  *   mpirun -np 2 advtrain-allreduce-bench [--repeats 20] [--warmup 3] [--floats N]... [--json F] */
 #include "advtrain.h"
+#include "median.h"
 
 #include <jansson.h>
 #include <mpi.h>
@@ -36,17 +37,6 @@ typedef struct timing {
     double median, min, part[3]; /* part: medians of the phases (gather, add, bcast), if any */
 } timing;
 
-static int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median_of(double *t, int n)
-{
-    qsort(t, (size_t)n, sizeof *t, compare_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
 
 /* The slowest rank's time of each repetition, then the median; t is sorted on return. */
 static double slowest_median(double *t, int reps)

@@ -9,6 +9,7 @@
  * Row (s), run alone, is the ceiling to read the rows against: square sgemm of n = 1024 through
  * the oneDNN the library uses, on all the threads. */
 #include "advtrain.h"
+#include "median.h"
 
 #include <dnnl.h>
 #include <jansson.h>
@@ -100,17 +101,6 @@ static void run_row(bench *b, char row)
     }
 }
 
-static int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median_of(double *t, int n)
-{
-    qsort(t, (size_t)n, sizeof *t, compare_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
 
 /* Row (s): GFLOP/s of C = A B for square n x n float matrices, 2 n^3 FLOP a call, median of 15
  * calls after 3 warm-up calls. */

@@ -103,6 +103,21 @@ def networks(times, nbytes):
     return nets
 
 
+def efficiency_rows(nets, nbytes, rates, cost):
+    """Table rows of predicted efficiency, at the global batch and at BATCH per rank, where
+    cost(bytes, ranks, alpha, beta) is the seconds one step's gradient sum takes."""
+    for w in SIZE_NAMES:
+        p = nbytes[SIZE_NAMES[w]]
+        for net, params in nets:
+            a, b = params[w]
+            step = BATCH / rates[w]
+            glob = [step / (n * (step / n + cost(p, n, a, b))) for n in RANKS]
+            local = [step / (step + cost(p, n, a, b)) for n in RANKS]
+            print(f"| {w} | {net} | global {BATCH} | " + " | ".join(f"{e:.0%}" for e in glob) + " |")
+            print(f"| {w} | {net} | {BATCH} per rank | " + " | ".join(f"{e:.0%}" for e in local)
+                  + " |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", help="advtrain-allreduce-bench --json files (2 ranks)")
@@ -129,16 +144,7 @@ def main():
     print("Predicted efficiency (percent of linear speed-up)\n")
     print(header)
     print("|" + "---|" * (3 + len(RANKS)))
-    for w in SIZE_NAMES:
-        p = nbytes[SIZE_NAMES[w]]
-        for net, params in nets:
-            a, b = params[w]
-            glob = [BATCH / rates[w] / (n * (BATCH / n / rates[w] + allreduce_s(p, n, a, b)))
-                    for n in RANKS]
-            local = [BATCH / rates[w] / (BATCH / rates[w] + allreduce_s(p, n, a, b)) for n in RANKS]
-            print(f"| {w} | {net} | global {BATCH} | " + " | ".join(f"{e:.0%}" for e in glob) + " |")
-            print(f"| {w} | {net} | {BATCH} per rank | " + " | ".join(f"{e:.0%}" for e in local)
-                  + " |")
+    efficiency_rows(nets, nbytes, rates, allreduce_s)
     print("\nSmallest per-rank batch for 80% efficiency (images; 4 x rate x allreduce)\n")
     print("| workload | network | " + " | ".join(f"N={n}" for n in RANKS) + " |")
     print("|" + "---|" * (2 + len(RANKS)))
@@ -152,17 +158,7 @@ def main():
     print("\nGather mode (bit-identical for any N), lower bound: predicted efficiency\n")
     print(header)
     print("|" + "---|" * (3 + len(RANKS)))
-    for w in SIZE_NAMES:
-        p = nbytes[SIZE_NAMES[w]]
-        for net, params in nets:
-            a, b = params[w]
-            glob = [BATCH / rates[w] / (n * (BATCH / n / rates[w] + gather_s(p, n, a, b, c_add)))
-                    for n in RANKS]
-            local = [BATCH / rates[w] / (BATCH / rates[w] + gather_s(p, n, a, b, c_add))
-                     for n in RANKS]
-            print(f"| {w} | {net} | global {BATCH} | " + " | ".join(f"{e:.0%}" for e in glob) + " |")
-            print(f"| {w} | {net} | {BATCH} per rank | " + " | ".join(f"{e:.0%}" for e in local)
-                  + " |")
+    efficiency_rows(nets, nbytes, rates, lambda p, n, a, b: gather_s(p, n, a, b, c_add))
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ int cli_write_config(const cli_command *cmd, const char *path, const bool *seen,
                      const char *const *also, const char *const *skip, at_error *err);
 /* Whether option `name` was given, from the seen[] of cli_parse. */
 bool cli_given(const cli_command *cmd, const bool *seen, const char *name);
+/* Fills err with a one-line message and status; returns status (as the library's errors). */
+int cli_fail(at_error *err, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Prints "advtrain CMD: <message>" to stderr; returns `code`. */
 int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -6,20 +6,9 @@
 #include "eval_shards.h"
 #include "ranks.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int fail(at_error *err, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(at_error *err, int status, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return err->status = status;
-}
 
 /* The counters of one batch's result that are not arrays of its own length. */
 typedef struct piece_head {
@@ -113,7 +102,7 @@ static int merge_pieces(const char *data, size_t total, const at_eval_plan *plan
     const int bins = r->clean_calibration.bins;
     at_calibration clean = {0}, adversarial = {0};
     at_attack_stats *stats = malloc((size_t)(plan->n_attacks ? plan->n_attacks : 1) * sizeof *stats);
-    int status = stats ? 0 : fail(err, AT_ERR_NOMEM, "out of memory");
+    int status = stats ? 0 : cli_fail(err, AT_ERR_NOMEM, "out of memory");
     if (!status && ((status = at_calibration_init(&clean, bins, err)) ||
                     (plan->n_attacks > 0 && (status = at_calibration_init(&adversarial, bins, err)))))
         goto done;
@@ -126,7 +115,7 @@ static int merge_pieces(const char *data, size_t total, const at_eval_plan *plan
             take_calibration(data, total, &at, &clean) ||
             (plan->n_attacks > 0 && take_calibration(data, total, &at, &adversarial)) ||
             take(data, total, &at, r->outcome + h.first, (size_t)h.points)) {
-            status = fail(err, AT_ERR_STATE, "the processes' results do not fit together");
+            status = cli_fail(err, AT_ERR_STATE, "the processes' results do not fit together");
             break;
         }
         if ((status = at_calibration_merge(&r->clean_calibration, &clean, err)) ||
@@ -143,7 +132,7 @@ static int merge_pieces(const char *data, size_t total, const at_eval_plan *plan
         expected = h.first + h.points;
     }
     if (!status && expected != points)
-        status = fail(err, AT_ERR_STATE, "the processes returned %ld of %ld points", expected,
+        status = cli_fail(err, AT_ERR_STATE, "the processes returned %ld of %ld points", expected,
                          points);
 done:
     free(stats);

@@ -1,26 +1,15 @@
 /* npz_write.c: a NumPy .npz archive of images and labels, written with libzip: one .npy file
  * per array (version 1.0 headers, as numpy.save writes them) inside a zip archive. */
 #include "npz.h"
+#include "cli.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zip.h>
-
-/* Fills err with a one-line message; returns status. */
-static int fail(at_error *err, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(at_error *err, int status, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return err->status = status;
-}
 
 /* A .npy file in a malloc'd buffer: the header dict padded with spaces and a newline to a
  * multiple of 64 bytes, then room for `bytes` of data at *data. */
@@ -58,7 +47,7 @@ static int add_member(zip_t *z, const char *name, const uint8_t *buf, size_t siz
                zip_file_set_dostime(z, (zip_uint64_t)index, 0, 1 << 5 | 1, 0) == 0) {
         return AT_OK;
     }
-    return fail(err, AT_ERR_IO, "%s: cannot add %s: %s", path, name, zip_strerror(z));
+    return cli_fail(err, AT_ERR_IO, "%s: cannot add %s: %s", path, name, zip_strerror(z));
 }
 
 /* Writes the archive to tmp with libzip (which itself writes a temporary file and renames it on
@@ -71,7 +60,7 @@ static int write_archive(const char *tmp, const char *path, uint8_t *const *bufs
     if (!z) {
         zip_error_t ze;
         zip_error_init_with_code(&ze, code);
-        fail(err, AT_ERR_IO, "%s: cannot create %s: %s", path, tmp, zip_error_strerror(&ze));
+        cli_fail(err, AT_ERR_IO, "%s: cannot create %s: %s", path, tmp, zip_error_strerror(&ze));
         zip_error_fini(&ze);
         return AT_ERR_IO;
     }
@@ -81,13 +70,13 @@ static int write_archive(const char *tmp, const char *path, uint8_t *const *bufs
             return err->status;
         }
     if (zip_close(z) != 0) {
-        fail(err, AT_ERR_IO, "%s: writing %s failed: %s", path, tmp, zip_strerror(z));
+        cli_fail(err, AT_ERR_IO, "%s: writing %s failed: %s", path, tmp, zip_strerror(z));
         zip_discard(z);
         return AT_ERR_IO;
     }
     int fd = open(tmp, O_RDONLY);
     if (fd < 0 || fsync(fd) != 0) {
-        fail(err, AT_ERR_IO, "%s: syncing %s failed: %s", path, tmp, strerror(errno));
+        cli_fail(err, AT_ERR_IO, "%s: syncing %s failed: %s", path, tmp, strerror(errno));
         if (fd >= 0)
             close(fd);
         return AT_ERR_IO;
@@ -116,7 +105,7 @@ int cli_write_npz(const char *path, const uint8_t *images, int n, int c, int h, 
     const int count = metadata ? 3 : 2;
     int status = AT_OK;
     if (!bufs[0] || !bufs[1] || (metadata && !bufs[2])) {
-        status = fail(err, AT_ERR_NOMEM, "%s: out of memory for %d images", path, n);
+        status = cli_fail(err, AT_ERR_NOMEM, "%s: out of memory for %d images", path, n);
         goto done;
     }
     for (int i = 0; i < n; i++) /* NCHW to NHWC */
@@ -132,12 +121,12 @@ int cli_write_npz(const char *path, const uint8_t *images, int n, int c, int h, 
             data[2][4 * k] = (uint8_t)metadata[k];
     }
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp) {
-        status = fail(err, AT_ERR_ARG, "%s: path too long", path);
+        status = cli_fail(err, AT_ERR_ARG, "%s: path too long", path);
         goto done;
     }
     status = write_archive(tmp, path, bufs, sizes, names, count, err);
     if (!status && rename(tmp, path) != 0) {
-        status = fail(err, AT_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp,
+        status = cli_fail(err, AT_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp,
                       strerror(errno));
     }
     if (status)
