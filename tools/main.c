@@ -8,21 +8,22 @@ static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
     const char *summary;
+    bool shares_work; /* under mpirun, shares its points among the processes */
 } commands[] = {
-    {"train", cmd_train, "train a model (clean or adversarial) and save checkpoints"},
-    {"eval", cmd_eval, "evaluate a checkpoint: clean and robust accuracy, curves, flags"},
-    {"attack", cmd_attack, "write adversarial examples (safetensors and a PNG grid)"},
-    {"import", cmd_import, "turn a PyTorch state_dict (safetensors) into an advtrain checkpoint"},
-    {"export", cmd_export, "write a checkpoint as a PyTorch state_dict (safetensors)"},
-    {"corrupt", cmd_corrupt, "images under a common corruption (CIFAR-10-C's 15, severity 1..5)"},
-    {"certify", cmd_certify, "certified L2 robustness of the Gaussian-smoothed model (Cohen et al.)"},
-    {"robustify", cmd_robustify, "preemptive robustification of images against a man in the middle"},
-    {"gradients", cmd_gradients, "input-gradient maps of a model and how concentrated they are"},
-    {"generate", cmd_generate, "synthetic training images from a generator fitted to a data set"},
-    {"report", cmd_report, "one self-contained HTML page from a run directory"},
-    {"train-autoencoder", cmd_train_autoencoder, "train the autoencoder of method ada (reconstruction)"},
-    {"train-flow", cmd_train_flow, "train the normalizing flow of attack jsa and method ijsat"},
-    {"list", cmd_list, "list models, data sets, training methods and attacks"},
+    {"train", cmd_train, "train a model (clean or adversarial) and save checkpoints", false},
+    {"eval", cmd_eval, "evaluate a checkpoint: clean and robust accuracy, curves, flags", true},
+    {"attack", cmd_attack, "write adversarial examples (safetensors and a PNG grid)", false},
+    {"import", cmd_import, "turn a PyTorch state_dict (safetensors) or an ONNX graph into a checkpoint", false},
+    {"export", cmd_export, "write a checkpoint as a PyTorch state_dict (safetensors) or an ONNX graph", false},
+    {"corrupt", cmd_corrupt, "images under a common corruption (CIFAR-10-C's 15, severity 1..5)", false},
+    {"certify", cmd_certify, "certified L2 robustness of the Gaussian-smoothed model (Cohen et al.)", true},
+    {"robustify", cmd_robustify, "preemptive robustification of images against a man in the middle", false},
+    {"gradients", cmd_gradients, "input-gradient maps of a model and how concentrated they are", false},
+    {"generate", cmd_generate, "synthetic training images from a generator fitted to a data set", false},
+    {"report", cmd_report, "one self-contained HTML page from a run directory", false},
+    {"train-autoencoder", cmd_train_autoencoder, "train the autoencoder of method ada (reconstruction)", false},
+    {"train-flow", cmd_train_flow, "train the normalizing flow of attack jsa and method ijsat", false},
+    {"list", cmd_list, "list models, data sets, training methods and attacks", false},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 
@@ -35,17 +36,11 @@ static void usage(FILE *out)
     fprintf(out, "\n  --version  print the version\n");
 }
 
-/* Under mpirun: the commands that share their work among the processes. */
-static bool runs_sharded(const char *name)
-{
-    return !strcmp(name, "eval") || !strcmp(name, "certify");
-}
-
 static int run_command(int argc, char **argv)
 {
     for (int i = 0; i < N_COMMANDS; i++)
         if (strcmp(argv[1], commands[i].name) == 0) {
-            if (ranks_size() > 1 && !runs_sharded(argv[1]))
+            if (ranks_size() > 1 && !commands[i].shares_work)
                 return cli_error(argv[1], EXIT_USAGE, "runs as one process: under mpirun only "
                                  "`advtrain eval` and `certify` share their work (start it without mpirun)");
             return commands[i].run(argc - 1, argv + 1);
