@@ -277,6 +277,39 @@ void at_model_zero_grad(at_model *model);
 int at_model_copy_weights(at_model *dst, const at_model *src, at_error *err);
 
 /* ------------------------------------------------------------------------------------------------
+ * Data parallelism: processes that train one model together each hold a shard of every batch
+ * (consecutive rows) and need the sums over the whole batch that layers make: weight gradients
+ * always, and batch-norm statistics when they are synchronised. The library does not talk to other
+ * processes itself; the caller gives it an allgather (MPI_Allgather, say). A sum is exchanged as
+ * the partial sums of the fixed units of rows a single process would use (at most 16 per layer)
+ * and added in unit order, so when the shards are even (every process holds as many rows) the
+ * gradients are bit-identical to those of one process running the whole batch; with uneven
+ * shards each process sends the sum of its rows and they are added in rank order.
+ */
+typedef struct at_collective {
+    int rank, ranks;
+    /* Every process gives `bytes` bytes at `mine`; `all` receives everyone's, in rank order
+     * (ranks x bytes). Returns 0, or non-zero when the exchange failed (a process gone). */
+    int (*allgather)(void *user, const void *mine, void *all, size_t bytes);
+    void *user;
+} at_collective;
+
+typedef struct at_shard at_shard;
+/* sync_bn: batch norm in a batch mode uses the statistics of the whole batch, not the shard's. */
+int at_shard_create(at_shard **out, const at_collective *collective, bool sync_bn, at_error *err);
+void at_shard_free(at_shard *shard);
+/* Whether every process holds as many rows in the batches from now on (default true). All
+ * processes must say the same. */
+void at_shard_set_even(at_shard *shard, bool even);
+/* The model's passes exchange their sums through shard (NULL: one process, the default). The
+ * shard is not owned; several models (a proxy, auxiliary networks) may share one. A failed
+ * exchange makes at_forward and at_backward return AT_ERR_IO from then on. */
+void at_model_set_shard(at_model *model, at_shard *shard);
+/* The allgather of shard's collective on `bytes` bytes (the caller's own exchanges: losses,
+ * per-example results): AT_OK or AT_ERR_IO. */
+int at_shard_allgather(at_shard *shard, const void *mine, void *all, size_t bytes);
+
+/* ------------------------------------------------------------------------------------------------
  * Passes: forward and backward
  */
 typedef struct at_pass at_pass;

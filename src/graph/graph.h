@@ -111,6 +111,7 @@ struct at_model {
     int64_t *counters;
     bool finished;
     int build_status; /* first error met while adding nodes, reported by at_model_finish */
+    at_shard *shard;  /* the processes sharing its batches (shard.c), or NULL */
 };
 
 /* Everything a layer's forward or backward sees. Pointers into the pass and the model. */
@@ -131,6 +132,8 @@ typedef struct at_layer_ctx {
     int64_t *counter;       /* this node's counter (batch norm) */
     at_bn_mode bn_mode;
     at_rng *rng;            /* the pass's random stream (stochastic layers) */
+    int max_batch;          /* the pass's: bounds the units of a reduction (at_layer_units) */
+    at_shard *shard;        /* the model's, or NULL: one process holds the whole batch */
     /* backward only */
     const float *dy;        /* gradient of the output */
     float *dx[2];           /* gradients of the inputs to accumulate into; NULL = not needed */
@@ -199,6 +202,30 @@ static inline int at_reduce_units(int n, size_t partial_floats)
         units /= 2;
     return units < 1 ? 1 : units;
 }
+
+/* A layer's sum over the batch in units (at_reduce_units), split between the processes that
+ * share the batch (shard.c): this process's units, their rows, and whether they are the units
+ * of the whole batch in its order (even shards whose boundaries are unit boundaries), so that
+ * gathering them reproduces one process's sum bit for bit. */
+typedef struct at_units {
+    int count;    /* units of this process's rows: unit u holds rows [u per_unit, +per_unit) */
+    int per_unit;
+    bool whole;   /* they are units of the whole batch (else each process's are merged) */
+} at_units;
+at_units at_layer_units(const at_layer_ctx *c, size_t partial_floats);
+/* Every row its own unit (a layer that keeps one partial sum per row). */
+at_units at_layer_row_units(const at_layer_ctx *c);
+/* After a layer computed the partial sums of its units (u.count of unit_bytes each at
+ * `partials`, floats or doubles): the partial sums to add in order, and how many (*total). One
+ * process: `partials` itself. Several: everyone's units in batch order, or (u.whole false)
+ * every process's units summed, in rank order. NULL when the exchange failed (recorded in the
+ * shard, reported by the pass). Call it outside parallel regions. */
+const void *at_layer_gather(const at_layer_ctx *c, const void *partials, at_units u,
+                            size_t unit_bytes, bool doubles, int *total);
+/* Synchronised batch norm: the shard's, or false for one process. */
+bool at_layer_sync_bn(const at_layer_ctx *c);
+/* The shard's first failure (AT_OK when none or no shard). */
+int at_shard_status(const at_shard *s);
 
 /* Threads for a parallel region of a pass planned for `workers` (never more than planned). */
 static inline int at_team(int workers)

@@ -157,6 +157,8 @@ at_layer_ctx at_pass_node_ctx(const at_pass *p, int i)
     c.counter = node->counter >= 0 ? m->counters + node->counter : NULL;
     c.bn_mode = p->bn_mode;
     c.rng = (at_rng *)&p->rng;
+    c.max_batch = p->max_batch;
+    c.shard = m->shard;
     if (p->followed && p->pattern_offset[i] != SIZE_MAX)
         c.pattern = p->pattern + p->pattern_offset[i];
     return c;
@@ -189,6 +191,8 @@ int at_forward(at_pass *p, const float *x, int n, at_bn_mode mode)
     if (p->pattern_n && n != p->pattern_n)
         return AT_ERR_ARG; /* the frozen decisions are those of another batch size */
     at_model *m = p->model;
+    if (at_shard_status(m->shard))
+        return at_shard_status(m->shard);
     p->n = n;
     p->bn_mode = mode;
     p->followed = p->pattern_n > 0;
@@ -213,7 +217,7 @@ int at_forward(at_pass *p, const float *x, int n, at_bn_mode mode)
             add_perturbation(p->out[i], p->perturbation[i], at_shape_numel(m->nodes[i].out) * (size_t)n);
         run_forward_hook(p, i);
     }
-    return AT_OK;
+    return at_shard_status(m->shard);
 }
 
 const float *at_pass_logits(const at_pass *p) { return p->out[p->model->n_nodes - 1]; }
@@ -283,7 +287,7 @@ int at_backward_run(at_pass *p, unsigned what)
     }
     if (p->hooks[0].backward && (what & AT_GRAD_INPUT))
         p->hooks[0].backward(p->hooks[0].user, p->grad[0], p->n, at_shape_numel(m->nodes[0].out));
-    return AT_OK;
+    return at_shard_status(m->shard);
 }
 
 int at_backward(at_pass *p, const float *dlogits, unsigned what)

@@ -338,39 +338,44 @@ static void conv_backward_weights_direct(const at_layer_ctx *c)
     const size_t grad_count = gradient_floats(node, c->in_shape[0]); /* the bias follows */
     const size_t stride = partial_floats(node, c->in_shape[0]);
     const size_t padded_floats = pad ? (size_t)pg.channels * pg.height * pg.width : 0;
-    const int units = at_reduce_units(c->n, stride);
-    const int per_unit = (c->n + units - 1) / units;
+    const at_units split = at_layer_units(c, stride);
+    const int per_unit = split.per_unit;
+#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
+    for (int u = 0; u < split.count; u++) {
+        float *padded = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
+        float *dyt = padded + padded_floats, *work = dyt + (size_t)oc * pixels;
+        float *partial = c->shared + (size_t)u * stride;
+        float *bias_partial = bias ? partial + grad_count : NULL;
+        int first = u * per_unit, last = first + per_unit < c->n ? first + per_unit : c->n;
+        memset(partial, 0, (grad_count + (bias ? (size_t)oc : 0)) * sizeof(float));
+        for (int i = first; i < last; i++) {
+            const float *xi = c->x[0] + (size_t)i * in_size;
+            if (pad) {
+                at_pad_planes(g.channels, g.height, g.width, pad, xi, padded);
+                xi = padded;
+            }
+            at_transpose(oc, pixels, image_dy(c, i), dyt);
+            if (winograd)
+                at_conv_winograd_weight_grad(&pg, oc, xi, dyt, partial, bias_partial, work);
+            else
+                at_conv_direct_weight_grad(&pg, oc, xi, dyt, partial, bias_partial);
+        }
+    }
+    /* every unit is done: the units of the whole batch (other processes' too), in order */
+    int units;
+    const float *parts = at_layer_gather(c, c->shared, split, stride * sizeof(float), false, &units);
+    if (!parts)
+        return;
 #pragma omp parallel num_threads(at_team(c->workers))
     {
-#pragma omp for schedule(static)
-        for (int u = 0; u < units; u++) {
-            float *padded = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
-            float *dyt = padded + padded_floats, *work = dyt + (size_t)oc * pixels;
-            float *partial = c->shared + (size_t)u * stride;
-            float *bias_partial = bias ? partial + grad_count : NULL;
-            int first = u * per_unit, last = first + per_unit < c->n ? first + per_unit : c->n;
-            memset(partial, 0, (grad_count + (bias ? (size_t)oc : 0)) * sizeof(float));
-            for (int i = first; i < last; i++) {
-                const float *xi = c->x[0] + (size_t)i * in_size;
-                if (pad) {
-                    at_pad_planes(g.channels, g.height, g.width, pad, xi, padded);
-                    xi = padded;
-                }
-                at_transpose(oc, pixels, image_dy(c, i), dyt);
-                if (winograd)
-                    at_conv_winograd_weight_grad(&pg, oc, xi, dyt, partial, bias_partial, work);
-                else
-                    at_conv_direct_weight_grad(&pg, oc, xi, dyt, partial, bias_partial);
-            }
-        }
         if (winograd) {
             /* the units' sums added into the first unit's, then channel pair (o, c): its 16
              * sums at [xi][o / 32][c][o % 32] (at_conv_winograd_pack) turned into 3x3 taps */
 #pragma omp for schedule(static)
             for (size_t j = 0; j < grad_count; j++) {
-                float s = c->shared[j];
+                float s = parts[j];
                 for (int u = 1; u < units; u++)
-                    s += c->shared[(size_t)u * stride + j];
+                    s += parts[(size_t)u * stride + j];
                 c->shared[j] = s;
             }
             const size_t xi_stride = (size_t)oc * g.channels;
@@ -394,7 +399,7 @@ static void conv_backward_weights_direct(const at_layer_ctx *c)
             size_t packed = j < wcount ? ((o / 32) * ckk + j % ckk) * 32 + o % 32 : grad_count + (j - wcount);
             float s = c->dw[j];
             for (int u = 0; u < units; u++)
-                s += c->shared[(size_t)u * stride + packed];
+                s += parts[(size_t)u * stride + packed];
             c->dw[j] = s;
         }
     }
@@ -411,43 +416,44 @@ static void conv_backward_weights(const at_layer_ctx *c)
     const bool pointwise = is_pointwise(node), bias = node->p.conv.bias;
     const size_t wcount = (size_t)oc * ckk, count = wcount + (bias ? (size_t)oc : 0);
     const size_t stride = partial_floats(node, c->in_shape[0]);
-    const int units = at_reduce_units(c->n, stride);
-    const int per_unit = (c->n + units - 1) / units;
-#pragma omp parallel num_threads(at_team(c->workers))
-    {
-#pragma omp for schedule(static)
-        for (int u = 0; u < units; u++) {
-            float *col = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
-            float *partial = c->shared + (size_t)u * stride;
-            int first = u * per_unit, last = first + per_unit < c->n ? first + per_unit : c->n;
-            if (first >= last)
-                memset(partial, 0, count * sizeof(float));
-            for (int i = first; i < last; i++) {
-                const float *xi = c->x[0] + (size_t)i * in_size;
-                const float *dyi = image_dy(c, i);
-                if (!pointwise) {
-                    at_im2col(&g, xi, col);
-                    xi = col;
-                }
-                at_gemm(false, true, oc, ckk, pixels, 1.0f, dyi, pixels, xi, pixels,
-                        i == first ? 0.0f : 1.0f, partial, ckk);
-                if (bias)
-                    for (int o = 0; o < oc; o++) {
-                        float s = 0.0f;
-                        for (int j = 0; j < pixels; j++)
-                            s += dyi[(size_t)o * pixels + j];
-                        partial[wcount + o] = (i == first ? 0.0f : partial[wcount + o]) + s;
-                    }
+    const at_units split = at_layer_units(c, stride);
+    const int per_unit = split.per_unit;
+#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
+    for (int u = 0; u < split.count; u++) {
+        float *col = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
+        float *partial = c->shared + (size_t)u * stride;
+        int first = u * per_unit, last = first + per_unit < c->n ? first + per_unit : c->n;
+        if (first >= last)
+            memset(partial, 0, count * sizeof(float));
+        for (int i = first; i < last; i++) {
+            const float *xi = c->x[0] + (size_t)i * in_size;
+            const float *dyi = image_dy(c, i);
+            if (!pointwise) {
+                at_im2col(&g, xi, col);
+                xi = col;
             }
+            at_gemm(false, true, oc, ckk, pixels, 1.0f, dyi, pixels, xi, pixels,
+                    i == first ? 0.0f : 1.0f, partial, ckk);
+            if (bias)
+                for (int o = 0; o < oc; o++) {
+                    float s = 0.0f;
+                    for (int j = 0; j < pixels; j++)
+                        s += dyi[(size_t)o * pixels + j];
+                    partial[wcount + o] = (i == first ? 0.0f : partial[wcount + o]) + s;
+                }
         }
-        /* the implicit barrier above: every unit is done; now sum them in unit order */
-#pragma omp for schedule(static)
-        for (size_t j = 0; j < count; j++) {
-            float s = c->dw[j];
-            for (int u = 0; u < units; u++)
-                s += c->shared[(size_t)u * stride + j];
-            c->dw[j] = s;
-        }
+    }
+    /* every unit is done: sum the units of the whole batch (other processes' too) in order */
+    int units;
+    const float *parts = at_layer_gather(c, c->shared, split, stride * sizeof(float), false, &units);
+    if (!parts)
+        return;
+#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
+    for (size_t j = 0; j < count; j++) {
+        float s = c->dw[j];
+        for (int u = 0; u < units; u++)
+            s += parts[(size_t)u * stride + j];
+        c->dw[j] = s;
     }
 }
 

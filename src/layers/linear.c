@@ -3,7 +3,9 @@
  * Rows of y and dx are computed in blocks of ROW_BLOCK examples, always through a full block
  * (the last one padded with zeros), so every matrix product has the same shape: an example's
  * output then does not depend on how many examples share its batch, nor on the thread count.
- * Rows of dW are split into fixed blocks likewise. */
+ * dW and db are summed over the batch in the units of at_reduce_units: each unit's partial sums
+ * come from one matrix product over its rows, and the partials are added in unit order, so the
+ * result depends neither on the thread count nor on how processes share the batch (shard.c). */
 #include "graph/graph.h"
 #include "kernels/kernels.h"
 
@@ -72,6 +74,57 @@ static void linear_forward(const at_layer_ctx *c)
     }
 }
 
+static size_t partial_floats(const at_node *node, const at_shape *in)
+{
+    const size_t out = (size_t)node->p.linear.out_features;
+    return (size_t)in[0].c * out + (node->p.linear.bias ? out : 0);
+}
+
+static size_t linear_shared(const at_node *node, const at_shape *in, int max_batch,
+                            bool weight_grads)
+{
+    const size_t partial = partial_floats(node, in);
+    return weight_grads ? (size_t)at_reduce_units(max_batch, partial) * partial : 0;
+}
+
+static void linear_backward_weights(const at_layer_ctx *c)
+{
+    const int in = c->in_shape[0].c, out = c->node->p.linear.out_features;
+    const bool bias = c->node->p.linear.bias;
+    const size_t stride = partial_floats(c->node, c->in_shape), count = stride;
+    const at_units split = at_layer_units(c, stride);
+#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
+    for (int u = 0; u < split.count; u++) {
+        float *partial = c->shared + (size_t)u * stride;
+        const int first = u * split.per_unit;
+        const int rows = first >= c->n ? 0 : (c->n - first < split.per_unit ? c->n - first : split.per_unit);
+        if (rows == 0) {
+            memset(partial, 0, count * sizeof(float));
+            continue;
+        }
+        at_gemm(true, false, out, in, rows, 1.0f, c->dy + (size_t)first * out, out,
+                c->x[0] + (size_t)first * in, in, 0.0f, partial, in);
+        if (bias)
+            for (int o = 0; o < out; o++) {
+                float s = 0.0f;
+                for (int i = first; i < first + rows; i++)
+                    s += c->dy[(size_t)i * out + o];
+                partial[(size_t)in * out + o] = s;
+            }
+    }
+    int units;
+    const float *parts = at_layer_gather(c, c->shared, split, stride * sizeof(float), false, &units);
+    if (!parts)
+        return;
+#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
+    for (size_t j = 0; j < count; j++) {
+        float s = c->dw[j];
+        for (int u = 0; u < units; u++)
+            s += parts[(size_t)u * stride + j];
+        c->dw[j] = s;
+    }
+}
+
 static void linear_backward(const at_layer_ctx *c)
 {
     const int in = c->in_shape[0].c, out = c->node->p.linear.out_features;
@@ -88,29 +141,15 @@ static void linear_backward(const at_layer_ctx *c)
             at_accumulate_kernel(dxb, c->dx[0] + (size_t)r0 * in, (size_t)rows * in);
         }
     }
-    if (c->weight_grads) {
-        const int blocks = (out + ROW_BLOCK - 1) / ROW_BLOCK;
-        float *dbias = c->node->p.linear.bias ? c->dw + (size_t)in * out : NULL;
-#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
-        for (int b = 0; b < blocks; b++) {
-            int o0 = b * ROW_BLOCK, rows = out - o0 < ROW_BLOCK ? out - o0 : ROW_BLOCK;
-            at_gemm(true, false, rows, in, c->n, 1.0f, c->dy + o0, out, c->x[0], in, 1.0f,
-                    c->dw + (size_t)o0 * in, in);
-            if (dbias)
-                for (int o = o0; o < o0 + rows; o++) {
-                    float s = 0.0f;
-                    for (int i = 0; i < c->n; i++)
-                        s += c->dy[(size_t)i * out + o];
-                    dbias[o] += s;
-                }
-        }
-    }
+    if (c->weight_grads)
+        linear_backward_weights(c);
 }
 
 const at_layer_ops at_layer_linear = {
     .name = "linear",
     .backward_reads = AT_READS_INPUT_FOR_WEIGHTS,
     .scratch_floats = linear_scratch,
+    .shared_floats = linear_shared,
     .forward = linear_forward,
     .backward = linear_backward,
     .init = linear_init,

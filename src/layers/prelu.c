@@ -95,17 +95,22 @@ static void prelu_backward(const at_layer_ctx *c)
     }
     if (!partial)
         return;
-    /* planes in order: q = i * ch + k */
+    /* the rows of the whole batch (other processes' too, shard.c); planes in order: q = i * ch + k */
+    int rows;
+    const double *parts = at_layer_gather(c, partial, at_layer_row_units(c),
+                                          (size_t)ch * sizeof(double), true, &rows);
+    if (!parts)
+        return;
     if (slopes == 1) {
         double s = 0.0;
-        for (long q = 0; q < planes; q++)
-            s += partial[q];
+        for (long q = 0; q < (long)rows * ch; q++)
+            s += parts[q];
         c->dw[0] += (float)s;
     } else {
         for (int k = 0; k < ch; k++) {
             double s = 0.0;
-            for (int i = 0; i < c->n; i++)
-                s += partial[(size_t)i * ch + k];
+            for (int i = 0; i < rows; i++)
+                s += parts[(size_t)i * ch + k];
             c->dw[k] += (float)s;
         }
     }
