@@ -402,6 +402,8 @@ typedef struct at_ce_target {
     const float *soft_targets;  /* [n, k] probability rows */
     float label_smoothing;      /* target = (1 - s) * target + s / k */
     const float *weights;       /* per-example weights [n], or NULL for all 1 */
+    int total;                  /* rows of the whole batch the mean is over, when the n rows
+                                   are a part of it (data parallelism); 0 = n. NAN below n */
 } at_ce_target;
 
 float at_loss_cross_entropy(const float *logits, int n, int k, const at_ce_target *target,

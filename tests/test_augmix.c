@@ -20,22 +20,22 @@ TEST(jsd_is_zero_for_identical_and_ln2_for_disjoint_distributions)
     float g0[8], g1[8], g2[8];
     float *const grads[3] = {g0, g1, g2};
     float per[2];
-    CHECK_CLOSE(at_loss_jsd(same, 3, 2, 4, NULL, per, grads), 0.0, 1e-12, 0);
+    CHECK_CLOSE(at_loss_jsd(same, 3, 2, 2, 4, NULL, per, grads), 0.0, 1e-12, 0);
     for (int j = 0; j < 8; j++)
         CHECK(fabsf(g0[j]) < 1e-7f && fabsf(g1[j]) < 1e-7f && fabsf(g2[j]) < 1e-7f);
     /* p = (1, 0), q = (0, 1): M = (1/2, 1/2), JS = ln 2 */
     const float p[2] = {20.0f, -20.0f}, q[2] = {-20.0f, 20.0f};
     const float *const disjoint[2] = {p, q};
-    CHECK_CLOSE(at_loss_jsd(disjoint, 2, 1, 2, NULL, NULL, NULL), log(2.0), 1e-9, 0);
+    CHECK_CLOSE(at_loss_jsd(disjoint, 2, 1, 1, 2, NULL, NULL, NULL), log(2.0), 1e-9, 0);
     /* weights: (1/n) sum_i w_i JS_i */
     const float w[2] = {0.5f, 3.0f};
     const float other[8] = {1.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, -2.0f};
     const float *const pair[2] = {z, other};
-    const double plain = at_loss_jsd(pair, 2, 2, 4, NULL, per, NULL);
-    const double weighted = at_loss_jsd(pair, 2, 2, 4, w, NULL, NULL);
+    const double plain = at_loss_jsd(pair, 2, 2, 2, 4, NULL, per, NULL);
+    const double weighted = at_loss_jsd(pair, 2, 2, 2, 4, w, NULL, NULL);
     CHECK_CLOSE(plain, 0.5 * (per[0] + per[1]), 1e-7, 1e-6);
     CHECK_CLOSE(weighted, 0.5 * (0.5 * per[0] + 3.0 * per[1]), 1e-7, 1e-6);
-    CHECK(isnan(at_loss_jsd(pair, AT_JSD_MAX + 1, 2, 4, NULL, NULL, NULL)));
+    CHECK(isnan(at_loss_jsd(pair, AT_JSD_MAX + 1, 2, 2, 4, NULL, NULL, NULL)));
 }
 
 /* every logit's gradient against central differences of the loss (computed in double; a step
@@ -46,16 +46,16 @@ static void check_gradient(float *z[], int m, int n, int k, const float *weights
     for (int j = 0; j < m; j++)
         g[j] = malloc((size_t)n * k * sizeof(float));
     const float *const *cz = (const float *const *)z;
-    at_loss_jsd(cz, m, n, k, weights, NULL, g);
+    at_loss_jsd(cz, m, n, n, k, weights, NULL, g);
     const float h = 1.0f / 1024.0f;
     double largest = 0.0;
     for (int j = 0; j < m; j++)
         for (int i = 0; i < n * k; i++) {
             const float saved = z[j][i];
             z[j][i] = saved + h;
-            const double up = at_loss_jsd(cz, m, n, k, weights, NULL, NULL);
+            const double up = at_loss_jsd(cz, m, n, n, k, weights, NULL, NULL);
             z[j][i] = saved - h;
-            const double down = at_loss_jsd(cz, m, n, k, weights, NULL, NULL);
+            const double down = at_loss_jsd(cz, m, n, n, k, weights, NULL, NULL);
             z[j][i] = saved;
             const double fd = (up - down) / (2.0 * h);
             largest = fmax(largest, fabs(fd));
@@ -239,7 +239,7 @@ static int rig_create(step_rig *r, const char *jsd_weight)
         r->x[j] = d.images[j] / 255.0f;
     memcpy(r->y, d.labels, sizeof r->y);
     bands_free(&d);
-    r->b = (at_batch){.x = r->x, .y = r->y, .n = N, .scored = N};
+    r->b = (at_batch){.x = r->x, .y = r->y, .n = N, .scored = N, .total = N, .total_scored = N};
     return 0;
 }
 

@@ -116,6 +116,44 @@ TEST(kl_divergence)
     }
 }
 
+/* A shard of a batch (data parallelism): with .total = 2n the mean is over twice the rows, so
+ * the gradient and the loss are exactly half the plain ones (a power of two scales without
+ * rounding), the per-example losses are unchanged, and the two halves of a batch sum to it. */
+TEST(cross_entropy_over_a_larger_batch)
+{
+    enum { n = 3, k = 4 };
+    const float z[2 * n * k] = {0.3f, -1.2f, 2.0f, 0.1f, 1.5f, 0.0f, -0.4f, 0.9f,
+                                -2.0f, 0.7f, 0.2f, 1.1f, 0.0f, 0.5f, 0.5f, -1.0f,
+                                2.5f, -0.3f, 0.8f, 0.0f, 1.0f, 1.0f, -1.5f, 0.3f};
+    const int32_t y[2 * n] = {2, 0, 3, 1, 0, 1};
+    const float w[2 * n] = {0.5f, 1.5f, 1.0f, 2.0f, 0.25f, 0.75f};
+    float per[n], per_half[n], d[n * k], d_half[n * k];
+    const float loss =
+        at_loss_cross_entropy(z, n, k, &(at_ce_target){.labels = y, .weights = w}, per, d);
+    const float half = at_loss_cross_entropy(
+        z, n, k, &(at_ce_target){.labels = y, .weights = w, .total = 2 * n}, per_half, d_half);
+    CHECK(half == 0.5f * loss);
+    for (int j = 0; j < n * k; j++)
+        if (d_half[j] != 0.5f * d[j])
+            TEST_FAIL_("gradient %d: %.9g is not half of %.9g", j, d_half[j], d[j]);
+    CHECK(memcmp(per, per_half, sizeof per) == 0);
+    /* the halves of a batch of 2n sum to the whole's loss and keep its gradient rows */
+    float d_whole[2 * n * k], d_parts[2 * n * k];
+    const float whole = at_loss_cross_entropy(
+        z, 2 * n, k, &(at_ce_target){.labels = y, .weights = w}, NULL, d_whole);
+    double parts = 0.0;
+    for (int s = 0; s < 2; s++)
+        parts += at_loss_cross_entropy(
+            z + s * n * k, n, k,
+            &(at_ce_target){.labels = y + s * n, .weights = w + s * n, .total = 2 * n}, NULL,
+            d_parts + s * n * k);
+    CHECK_CLOSE(parts, whole, 0, 1e-6);
+    CHECK(memcmp(d_whole, d_parts, sizeof d_whole) == 0);
+    /* fewer rows in the whole batch than given is no batch */
+    CHECK(isnan(at_loss_cross_entropy(z, n, k, &(at_ce_target){.labels = y, .total = n - 1},
+                                      NULL, NULL)));
+}
+
 TEST(count_correct_takes_the_first_maximum)
 {
     const float z[6] = {1, 3, 3, 0, 0, -1};
@@ -217,5 +255,6 @@ TEST(learning_rate_schedules)
 
 TEST_MAIN(TEST_ENTRY(cross_entropy_exact_cases), TEST_ENTRY(cross_entropy_soft_smoothed_and_weighted),
           TEST_ENTRY(cross_entropy_is_stable_for_huge_logits), TEST_ENTRY(kl_divergence),
+          TEST_ENTRY(cross_entropy_over_a_larger_batch),
           TEST_ENTRY(count_correct_takes_the_first_maximum), TEST_ENTRY(sgd_follows_the_pytorch_update),
           TEST_ENTRY(sgd_rejects_impossible_options), TEST_ENTRY(learning_rate_schedules))

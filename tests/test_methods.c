@@ -176,6 +176,127 @@ TEST(mart_loss_and_gradients)
     CHECK_CLOSE(off, -log(q[y]) - log(1.0001 - q[2] + 1e-12), 1e-3, 0);
 }
 
+/* Data parallelism: a batch of 2H rows split into two shards of H (rows first..first+H-1 of a
+ * global batch of 2H, the first SCORED of them scored, so the second shard holds rows of both
+ * kinds) must give each row what the whole batch gives it. */
+enum { H = 5, SCORED = 7, IMAGE = HW * HW };
+
+static at_batch shard_of(const at_batch *whole, int first, int n)
+{
+    at_batch b = *whole;
+    b.x += (size_t)first * IMAGE;
+    b.y += first;
+    b.soft = whole->soft ? whole->soft + (size_t)first * K : NULL;
+    b.weight = whole->weight ? whole->weight + first : NULL;
+    b.n = n;
+    b.first = first;
+    const int scored = whole->total_scored - first;
+    b.scored = scored < 0 ? 0 : (scored > n ? n : scored);
+    return b;
+}
+
+/* pgd-at's loss (at_method_ce) and TRADES' (at_method_ce and the KL term): the shards' gradient
+ * rows are the whole batch's bit for bit, and their losses sum to the whole's. */
+TEST(shards_of_a_batch_give_its_loss_and_gradients)
+{
+    float zc[2 * H * K], za[2 * H * K], soft[2 * H * K], w[2 * H], x[2 * H * IMAGE] = {0};
+    int32_t y[2 * H];
+    at_rng rng;
+    at_rng_seed(&rng, 11);
+    for (int j = 0; j < 2 * H * K; j++) {
+        zc[j] = 2.0f * (float)at_rng_normal(&rng);
+        za[j] = 2.0f * (float)at_rng_normal(&rng);
+    }
+    at_softmax_rows(za, 2 * H, K, soft);
+    for (int i = 0; i < 2 * H; i++) {
+        y[i] = (int32_t)at_rng_below(&rng, K);
+        w[i] = 0.25f + (float)at_rng_uniform(&rng);
+    }
+    uint8_t correct[2 * H];
+    at_method_ctx c = {.num_classes = K, .correct = correct};
+    for (int soft_targets = 0; soft_targets < 2; soft_targets++) {
+        const at_batch whole = {.x = x, .y = y, .soft = soft_targets ? soft : NULL, .weight = w,
+                                .n = 2 * H, .scored = SCORED, .first = 0, .total = 2 * H,
+                                .total_scored = SCORED};
+        float d_whole[2 * H * K], dp_whole[2 * H * K], dq_whole[2 * H * K];
+        float d[2 * H * K], dp[2 * H * K], dq[2 * H * K];
+        const double ce = at_method_ce(&c, &whole, zc, d_whole);
+        const double kl =
+            at_loss_kl_shard(zc, za, 2 * H, 2 * H, K, w, NULL, dp_whole, dq_whole);
+        CHECK(kl == at_loss_kl(zc, za, 2 * H, K, w, NULL, NULL, NULL));
+        double ce_sum = 0.0, kl_sum = 0.0;
+        for (int s = 0; s < 2; s++) {
+            const at_batch b = shard_of(&whole, s * H, H);
+            const size_t at = (size_t)s * H * K;
+            ce_sum += at_method_ce(&c, &b, zc + at, d + at);
+            kl_sum += at_loss_kl_shard(zc + at, za + at, H, b.total, K, b.weight, NULL, dp + at,
+                                       dq + at);
+        }
+        CHECK_CLOSE(ce_sum, ce, 0, 1e-6);
+        CHECK_CLOSE(kl_sum, kl, 0, 1e-6);
+        CHECK(memcmp(d, d_whole, sizeof d) == 0);
+        CHECK(memcmp(dp, dp_whole, sizeof dp) == 0);
+        CHECK(memcmp(dq, dq_whole, sizeof dq) == 0);
+        /* a shard that takes itself for the whole batch has twice the gradient */
+        at_batch alone = shard_of(&whole, H, H);
+        alone.total = H;
+        at_method_ce(&c, &alone, zc + H * K, d);
+        CHECK(memcmp(d, d_whole + H * K, H * K * sizeof(float)) != 0);
+    }
+}
+
+/* The random starts of TRADES/MART's attack (x + 0.001 N(0, 1)) and pgd-at's per-row seeds: each
+ * shard's rows get the whole batch's draws, and both streams end where the whole batch leaves
+ * them (later draws do not depend on the split either). */
+TEST(shards_of_a_batch_draw_its_random_starts)
+{
+    at_dataset d = make_data(2 * H, 4);
+    float x[2 * H * IMAGE];
+    for (int j = 0; j < 2 * H * IMAGE; j++)
+        x[j] = d.images[j] / 255.0f;
+    at_train_config cfg = base_config("pgd-at");
+    cfg.attack_steps = 0; /* at_train_attack: the random start alone */
+    cfg.attack_step_size = cfg.eps / 4;
+    at_model *m = mlp(1);
+    at_error err;
+    at_attack *attack = NULL;
+    at_attack_options o = {.norm = AT_NORM_LINF, .eps = cfg.eps, .steps = 1,
+                           .step_size = cfg.attack_step_size, .loss = AT_ATTACK_LOSS_CE};
+    REQUIRE(m && at_attack_create(&attack, "pgd", m, 2 * H, &o, &err) == AT_OK);
+    float whole_start[2 * H * IMAGE], start[2 * H * IMAGE], x_adv[2 * H * IMAGE];
+    uint64_t seeds[2 * H], whole_seeds[2 * H], shard_seeds[2 * H];
+    at_rng rng, unscored, whole_rng, whole_unscored;
+    at_method_ctx c = {.config = &cfg, .attack = attack, .rng = &rng, .rng_unscored = &unscored,
+                       .eps = cfg.eps, .num_classes = K, .batch = 2 * H, .image = IMAGE,
+                       .seeds = seeds};
+    const at_batch whole = {.x = x, .y = d.labels, .n = 2 * H, .scored = SCORED, .first = 0,
+                            .total = 2 * H, .total_scored = SCORED};
+    for (int s = -1; s < 2; s++) { /* s = -1: the whole batch */
+        const at_batch b = s < 0 ? whole : shard_of(&whole, s * H, H);
+        at_rng_stream(&rng, cfg.seed, 0, 1);
+        at_rng_stream(&unscored, cfg.seed, 0, 2);
+        REQUIRE(at_train_attack(&c, &b, NULL, s < 0 ? whole_start : start + b.first * IMAGE) ==
+                AT_OK);
+        REQUIRE(at_method_attack(&c, &b, x_adv) == AT_OK);
+        memcpy(s < 0 ? whole_seeds : shard_seeds + b.first, seeds, b.n * sizeof(uint64_t));
+        if (s < 0) {
+            whole_rng = rng;
+            whole_unscored = unscored;
+            continue;
+        }
+        CHECK(memcmp(&rng, &whole_rng, sizeof rng) == 0);
+        CHECK(memcmp(&unscored, &whole_unscored, sizeof unscored) == 0);
+    }
+    CHECK(memcmp(start, whole_start, sizeof start) == 0);
+    CHECK(memcmp(shard_seeds, whole_seeds, sizeof whole_seeds) == 0);
+    /* and the starts are random: not x itself, and not the same noise in two rows */
+    CHECK(memcmp(whole_start, x, sizeof x) != 0);
+    CHECK(memcmp(whole_seeds, whole_seeds + H, H * sizeof(uint64_t)) != 0);
+    at_attack_free(attack);
+    at_model_free(m);
+    free_data(&d);
+}
+
 TEST(weight_average_follows_the_warm_up_schedule)
 {
     /* one minibatch per epoch: the live weights after each step are observable */
@@ -290,6 +411,8 @@ TEST_MAIN(TEST_ENTRY(trades_with_beta_zero_is_clean_training),
           TEST_ENTRY(awp_with_gamma_zero_equals_its_base_method),
           TEST_ENTRY(free_at_with_one_replay_is_fgsm_training_with_a_persistent_delta),
           TEST_ENTRY(free_at_replays_and_divides_the_epochs), TEST_ENTRY(mart_loss_and_gradients),
+          TEST_ENTRY(shards_of_a_batch_give_its_loss_and_gradients),
+          TEST_ENTRY(shards_of_a_batch_draw_its_random_starts),
           TEST_ENTRY(weight_average_follows_the_warm_up_schedule),
           TEST_ENTRY(early_stopping_marks_the_best_validation_robust_accuracy),
           TEST_ENTRY(no_method_accepts_an_option_it_does_not_use))

@@ -107,7 +107,7 @@ static int augmix_step(at_method_ctx *c, const at_batch *b, double *loss)
     const double ce = at_method_ce(c, b, z, s->dlogits);
     const float *const branches[3] = {z, z + logits, z + 2 * logits};
     float *const grads[3] = {c->dlogits, s->dlogits + logits, s->dlogits + 2 * logits};
-    const double js = at_loss_jsd(branches, 3, n, k, b->weight, NULL, grads);
+    const double js = at_loss_jsd(branches, 3, n, b->total, k, b->weight, NULL, grads);
     const float lambda = (float)c->opt[JSD_WEIGHT];
     for (size_t j = 0; j < logits; j++)
         s->dlogits[j] += lambda * c->dlogits[j];

@@ -125,7 +125,7 @@ static int augrmixat_step(at_method_ctx *c, const at_batch *b, double *loss)
     const double ce_mixed = at_method_ce(c, b, z + 2 * logits, s->dlogits + 2 * logits);
     const float *const branches[3] = {z, z + logits, z + 2 * logits};
     float *const grads[3] = {c->dlogits, s->dlogits + logits, c->dlogits2};
-    const double js = at_loss_jsd(branches, 3, n, k, b->weight, NULL, grads);
+    const double js = at_loss_jsd(branches, 3, n, b->total, k, b->weight, NULL, grads);
     for (size_t j = 0; j < logits; j++) {
         s->dlogits[j] += lambda * c->dlogits[j];
         s->dlogits[logits + j] *= lambda;

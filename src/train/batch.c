@@ -294,7 +294,8 @@ void at_batch_make(at_batch_maker *m, long b, float eps, at_batch *out)
             m->eps_rows[i] = i < real ? m->budget[m->idx[i]] : eps;
     *out = (at_batch){.x = m->x, .y = m->y, .soft = soft ? m->soft : NULL,
                       .weight = weighted ? m->weight : NULL, .eps = m->budget ? m->eps_rows : NULL,
-                      .n = n, .scored = real + extra};
+                      .n = n, .scored = real + extra, .first = 0, .total = n,
+                      .total_scored = real + extra};
 }
 
 void at_batch_update_budgets(at_batch_maker *m, const uint8_t *correct)

@@ -9,9 +9,11 @@
  * and the style distance to a target Gram matrix T is l = ||G(A) - T||_F^2. With D = G(A) - T,
  * dl/dA = (2 / HW) (D + D^T) A (= (4 / HW) D A when T is itself a Gram matrix, hence symmetric).
  * The content distance is l = ||A - B||^2, dl/dA = 2 (A - B).
- * Both average l over the batch, like the losses on logits. */
+ * Both average l over the batch (or the whole batch of a shard, loss.h), like the losses on
+ * logits. */
 #include "core/util.h"
 #include "kernels/kernels.h"
+#include "train/loss.h"
 
 #include <math.h>
 
@@ -35,9 +37,19 @@ int at_loss_gram(const float *features, const float *target_gram, int n, int cha
                  int positions, float weight, float *loss, float *per_example, float *grad,
                  at_error *err)
 {
+    return at_loss_gram_shard(features, target_gram, n, n, channels, positions, weight, loss,
+                              per_example, grad, err);
+}
+
+int at_loss_gram_shard(const float *features, const float *target_gram, int n, int rows,
+                       int channels, int positions, float weight, float *loss, float *per_example,
+                       float *grad, at_error *err)
+{
     if (n < 1 || channels < 1 || positions < 1)
         return at_fail(err, AT_ERR_ARG, "Gram loss: empty feature map (n %d, %d x %d)", n,
                        channels, positions);
+    if (rows < n)
+        return at_fail(err, AT_ERR_ARG, "Gram loss: %d rows of a batch of %d", n, rows);
     const size_t map = (size_t)channels * positions, square = (size_t)channels * channels;
     float *difference = at_alloc((size_t)n * square * sizeof(float));
     double *losses = at_alloc((size_t)n * sizeof(double));
@@ -49,7 +61,7 @@ int at_loss_gram(const float *features, const float *target_gram, int n, int cha
     }
     at_gram_matrices(features, n, channels, positions, difference);
     /* the gradient of the batch mean, times the caller's weight */
-    const float grad_scale = weight * 4.0f / ((float)positions * (float)n);
+    const float grad_scale = weight * 4.0f / ((float)positions * (float)rows);
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) {
         float *d = difference + (size_t)i * square;
@@ -76,7 +88,7 @@ int at_loss_gram(const float *features, const float *target_gram, int n, int cha
         if (per_example)
             per_example[i] = (float)losses[i];
     }
-    *loss = (float)(total / n);
+    *loss = (float)(total / rows);
     at_free(difference);
     at_free(losses);
     return AT_OK;
@@ -86,9 +98,17 @@ float at_loss_feature_distance(const float *features, const float *target, int n
                                size_t per_example_size, float weight, float *per_example,
                                float *grad)
 {
-    if (n < 1)
+    return at_loss_feature_distance_shard(features, target, n, n, per_example_size, weight,
+                                          per_example, grad);
+}
+
+float at_loss_feature_distance_shard(const float *features, const float *target, int n, int rows,
+                                     size_t per_example_size, float weight, float *per_example,
+                                     float *grad)
+{
+    if (n < 1 || rows < n)
         return NAN;
-    const float grad_scale = 2.0f * weight / (float)n;
+    const float grad_scale = 2.0f * weight / (float)rows;
     double total = 0.0;
     for (int i = 0; i < n; i++) {
         const size_t first = (size_t)i * per_example_size;
@@ -103,5 +123,5 @@ float at_loss_feature_distance(const float *features, const float *target, int n
             per_example[i] = (float)sum;
         total += sum;
     }
-    return (float)(total / n);
+    return (float)(total / rows);
 }

@@ -142,7 +142,7 @@ static double smoothed_ce(at_method_ctx *c, const at_batch *b, const float *logi
     const int k = c->num_classes;
     const float factor = (float)c->opt[SMOOTHING];
     at_ce_target t = {.labels = b->soft ? NULL : b->y, .soft_targets = b->soft,
-                      .weights = b->weight,
+                      .weights = b->weight, .total = b->total,
                       .label_smoothing = k > 1 ? (1.0f - factor) * k / (k - 1) : 0.0f};
     return at_loss_cross_entropy(logits, b->n, k, &t, NULL, dlogits);
 }
@@ -153,7 +153,8 @@ static int input_gradient(at_method_ctx *c, const at_batch *b, const float *x)
     int status = at_forward(c->attack_pass, x, b->n, c->config->attack_bn_mode);
     if (status)
         return status;
-    at_ce_target t = {.labels = b->soft ? NULL : b->y, .soft_targets = b->soft};
+    at_ce_target t = {.labels = b->soft ? NULL : b->y, .soft_targets = b->soft,
+                      .total = b->total};
     at_loss_cross_entropy(at_pass_logits(c->attack_pass), b->n, c->num_classes, &t, NULL,
                           c->dlogits2);
     return at_backward(c->attack_pass, c->dlogits2, AT_GRAD_INPUT);

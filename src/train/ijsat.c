@@ -182,7 +182,7 @@ static int ijsat_step(at_method_ctx *c, const at_batch *b, double *loss)
     const float *zc = at_pass_logits(c->clean);
     uint8_t *correct = c->correct;
     double ce = at_method_ce(c, &mixed, zc, c->dlogits);
-    double kl = at_loss_kl(zc, za, n, k, b->weight, NULL, c->probs, c->dlogits2);
+    double kl = at_loss_kl_shard(zc, za, n, b->total, k, b->weight, NULL, c->probs, c->dlogits2);
     for (size_t j = 0; j < (size_t)n * k; j++) {
         c->dlogits[j] += beta * c->probs[j];
         c->dlogits2[j] *= beta;

@@ -231,8 +231,8 @@ static int critic_weights(at_method_ctx *c, const at_batch *b)
     }
     /* minimise E_pos softplus(-T) + E_neg softplus(T), the negated bound */
     for (int i = 0; i < n; i++) {
-        s->dscore[i] = (float)(-sigmoid(-t[i]) / n);
-        s->dscore[n + i] = (float)(sigmoid(t[n + i]) / n);
+        s->dscore[i] = (float)(-sigmoid(-t[i]) / b->total);
+        s->dscore[n + i] = (float)(sigmoid(t[n + i]) / b->total);
     }
     if ((status = at_backward(cp, s->dscore, AT_GRAD_WEIGHTS)))
         return status;

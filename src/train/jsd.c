@@ -32,10 +32,10 @@ static double grad_p(double logp, double mix, double clamped, int m)
     return (logp + 1.0 - log(clamped) - (passes ? mix / clamped : 0.0)) / m;
 }
 
-double at_loss_jsd(const float *const *logits, int m, int n, int k, const float *weights,
-                   float *per_example, float *const *dlogits)
+double at_loss_jsd(const float *const *logits, int m, int n, int rows, int k,
+                   const float *weights, float *per_example, float *const *dlogits)
 {
-    if (m < 1 || m > AT_JSD_MAX || n < 1 || k < 1)
+    if (m < 1 || m > AT_JSD_MAX || n < 1 || rows < n || k < 1)
         return NAN;
     double total = 0.0;
     for (int i = 0; i < n; i++) {
@@ -67,8 +67,8 @@ double at_loss_jsd(const float *const *logits, int m, int n, int k, const float 
             per_example[i] = (float)js;
         if (!dlogits)
             continue;
-        /* dJS/dz_jc = p_jc (g_jc - sum_c' p_jc' g_jc'), scaled by w_i / n */
-        const double scale = w / n;
+        /* dJS/dz_jc = p_jc (g_jc - sum_c' p_jc' g_jc'), scaled by w_i / rows */
+        const double scale = w / rows;
         for (int c = 0; c < k; c++) {
             mixture_at(logits, lse, m, row, c, logp, &mix, &clamped);
             for (int j = 0; j < m; j++)
@@ -79,5 +79,5 @@ double at_loss_jsd(const float *const *logits, int m, int n, int k, const float 
                 }
         }
     }
-    return total / n;
+    return total / rows;
 }

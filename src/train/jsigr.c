@@ -206,7 +206,7 @@ static int penalty_gradient(at_method_ctx *c, const at_batch *b, const float *u,
         }
         penalty += w * example;
     }
-    *value = penalty / n;
+    *value = penalty / b->total;
     if (norm2 == 0.0)
         return AT_OK;
     /* the batch moves by h sqrt(n) along its unit direction: h per example (root mean square),
@@ -217,8 +217,9 @@ static int penalty_gradient(at_method_ctx *c, const at_batch *b, const float *u,
     int status = at_forward(c->clean, c->x_adv, n, AT_BN_BATCH_STATS);
     if (status)
         return status;
-    /* d/dtheta of the batch mean (1/n) sum w |M u|^2 is (2/n) d/dtheta (D . u) */
-    const float factor = (float)(scale * 2.0 / n * norm / h);
+    /* d/dtheta of the batch mean (1/total) sum w |M u|^2 is (2/total) d/dtheta (D . u); the
+     * shards' finite differences (each its own D and step h) sum to the whole batch's */
+    const float factor = (float)(scale * 2.0 / b->total * norm / h);
     dphi(c, b, at_pass_logits(c->clean), c->dlogits2);
     for (size_t j = 0; j < (size_t)n * k; j++)
         c->dlogits2[j] *= factor;

@@ -1,9 +1,9 @@
 /* loss.c: softmax cross-entropy (hard, soft and smoothed targets, per-example weights) and the KL
- * divergence between two softmax outputs; both averaged over the batch, with their gradients
- * w.r.t. the logits computed alongside in one pass. Log-softmax is computed with the row maximum
- * subtracted (log-sum-exp), in double, so large logits neither overflow nor lose the small
- * probabilities. */
-#include "advtrain.h"
+ * divergence between two softmax outputs; both averaged over the batch (or over the whole batch
+ * of which the rows given are a shard), with their gradients w.r.t. the logits computed
+ * alongside in one pass. Log-softmax is computed with the row maximum subtracted (log-sum-exp),
+ * in double, so large logits neither overflow nor lose the small probabilities. */
+#include "train/loss.h"
 
 #include <math.h>
 
@@ -30,7 +30,9 @@ float at_loss_cross_entropy(const float *logits, int n, int k, const at_ce_targe
 {
     double total = 0.0;
     double logp_stack[MAX_CLASSES_STACK];
-    if (k > MAX_CLASSES_STACK || n < 1)
+    /* the divisor of the mean: the whole batch's rows, of which these n are a part */
+    const int rows = target->total ? target->total : n;
+    if (k > MAX_CLASSES_STACK || n < 1 || rows < n)
         return NAN;
     const float s = target->label_smoothing;
     for (int i = 0; i < n; i++) {
@@ -51,20 +53,28 @@ float at_loss_cross_entropy(const float *logits, int n, int k, const at_ce_targe
         double w = target->weights ? target->weights[i] : 1.0;
         if (dlogits)
             for (int j = 0; j < k; j++)
-                dlogits[(size_t)i * k + j] = (float)(dlogits[(size_t)i * k + j] * w / n);
+                dlogits[(size_t)i * k + j] = (float)(dlogits[(size_t)i * k + j] * w / rows);
         if (per_example)
             per_example[i] = (float)loss;
         total += w * loss;
     }
-    return (float)(total / n);
+    return (float)(total / rows);
 }
 
 float at_loss_kl(const float *logits_p, const float *logits_q, int n, int k, const float *weights,
                  float *per_example, float *dlogits_p, float *dlogits_q)
 {
+    return at_loss_kl_shard(logits_p, logits_q, n, n, k, weights, per_example, dlogits_p,
+                            dlogits_q);
+}
+
+float at_loss_kl_shard(const float *logits_p, const float *logits_q, int n, int rows, int k,
+                       const float *weights, float *per_example, float *dlogits_p,
+                       float *dlogits_q)
+{
     double total = 0.0;
     double logp[MAX_CLASSES_STACK], logq[MAX_CLASSES_STACK];
-    if (k > MAX_CLASSES_STACK || n < 1)
+    if (k > MAX_CLASSES_STACK || n < 1 || rows < n)
         return NAN;
     for (int i = 0; i < n; i++) {
         log_softmax_row(logits_p + (size_t)i * k, k, logp);
@@ -72,7 +82,7 @@ float at_loss_kl(const float *logits_p, const float *logits_q, int n, int k, con
         double kl = 0.0;
         for (int j = 0; j < k; j++)
             kl += exp(logp[j]) * (logp[j] - logq[j]);
-        double w = (weights ? weights[i] : 1.0) / n;
+        double w = (weights ? weights[i] : 1.0) / rows;
         /* d KL / d q_j = softmax(q)_j - p_j;
          * d KL / d p_j = p_j * ((log p_j - log q_j) - KL). */
         for (int j = 0; j < k; j++) {
@@ -86,7 +96,7 @@ float at_loss_kl(const float *logits_p, const float *logits_q, int n, int k, con
             per_example[i] = (float)kl;
         total += (weights ? weights[i] : 1.0) * kl;
     }
-    return (float)(total / n);
+    return (float)(total / rows);
 }
 
 int at_count_correct(const float *logits, int n, int k, const int32_t *labels, uint8_t *correct)

@@ -65,18 +65,19 @@ static int mart_step(at_method_ctx *c, const at_batch *b, double *loss)
     const float *zc = at_pass_logits(c->clean), *za = at_pass_logits(c->train);
     at_softmax_rows(za, n, k, c->probs);
     at_softmax_rows(zc, n, k, c->target);
-    double total = 0.0;
+    double sum = 0.0;
+    const float rows = (float)b->total; /* the batch mean's divisor */
     for (int i = 0; i < n; i++) {
         const float w = b->weight ? b->weight[i] : 1.0f;
-        total += w * at_mart_example(c->probs + (size_t)i * k, c->target + (size_t)i * k, k, y[i],
+        sum += w * at_mart_example(c->probs + (size_t)i * k, c->target + (size_t)i * k, k, y[i],
                                      c->opt[BETA], c->dlogits2 + (size_t)i * k,
                                      c->dlogits + (size_t)i * k);
         for (int j = 0; j < k; j++) {
-            c->dlogits[(size_t)i * k + j] = c->dlogits[(size_t)i * k + j] * w / (float)n;
-            c->dlogits2[(size_t)i * k + j] = c->dlogits2[(size_t)i * k + j] * w / (float)n;
+            c->dlogits[(size_t)i * k + j] = c->dlogits[(size_t)i * k + j] * w / rows;
+            c->dlogits2[(size_t)i * k + j] = c->dlogits2[(size_t)i * k + j] * w / rows;
         }
     }
-    *loss = total / n;
+    *loss = sum / b->total;
     at_count_correct(za, n, k, y, c->correct);
     status = at_backward(c->clean, c->dlogits, AT_GRAD_WEIGHTS);
     return status ? status : at_backward(c->train, c->dlogits2, AT_GRAD_WEIGHTS);

@@ -8,6 +8,7 @@
 #include "advtrain.h"
 #include "core/util.h"
 #include "data/augmix.h"
+#include "train/loss.h"
 
 /* The shared options (fields of at_train_config) a method reads; setting one it does not read
  * is an error. A method's own options are its `options` table. */
@@ -25,16 +26,25 @@ typedef struct at_aux_net at_aux_net;
 enum { AT_MAX_AUX_NETS = 2 };
 
 /* One training batch as the trainer composed it (batch.c): real examples, possibly mixed
- * (CutMix), extra data, out-of-distribution rows; targets, weights and budgets per example. */
+ * (CutMix), extra data, out-of-distribution rows; targets, weights and budgets per example.
+ * Under data parallelism each process holds a shard, rows first..first+n-1 of a global batch of
+ * `total` rows, and the weight gradients of the shards are summed: so every batch mean a method
+ * computes divides by total, and its per-row draws are those of the global row, whatever the
+ * split. One process holds the whole batch: first 0, total n, total_scored scored. */
 typedef struct at_batch {
     const float *x;           /* [n, image] */
     const int32_t *y;         /* [n] labels (of a soft row: its largest share) */
     const float *soft;        /* [n, classes] target distributions, or NULL: one-hot y */
     const float *weight;      /* [n] loss weights, or NULL: all 1. A loss is the batch mean
-                                 (1/n) sum_i w_i l_i, so the weights carry its normalisation */
+                                 (1/total) sum_i w_i l_i, so the weights carry its
+                                 normalisation */
     const float *eps;         /* [n] per-example budgets, or NULL: ctx->eps for every example */
     int n;
     int scored;               /* rows 0..scored-1 count in the training accuracy */
+    int first;                /* global index of row 0 */
+    int total;                /* rows of the global batch: the divisor of every batch mean */
+    int total_scored;         /* global rows 0..total_scored-1 are scored: they count in the
+                                 accuracy and draw from ctx->rng, the rest from rng_unscored */
 } at_batch;
 
 typedef struct at_method_ctx {
@@ -111,7 +121,8 @@ void at_option_format(const at_option_info *o, double value, char *text, size_t 
 
 #define AT_OPTION_LEN(table) ((int)(sizeof(table) / sizeof((table)[0])))
 
-/* The training attack of TRADES and MART: from x + 0.001 N(0, 1), `steps` signed (Linf) or
+/* The training attack of TRADES and MART: from x + 0.001 N(0, 1) (drawn for every row of the
+ * global batch), `steps` signed (Linf) or
  * normalised (L2) steps ascending either the cross-entropy to y (MART) or KL(target || p(x'))
  * against the fixed distributions `target` (TRADES), each projected to the eps-ball (b->eps) and
  * [0,1]. Batch norm in config->attack_bn_mode. */
@@ -127,7 +138,7 @@ void at_attack_presets(at_train_config *c, int steps, at_bn_mode bn);
 
 /* The library PGD attack of ctx->attack (pgd-at, fgsm-rs) on the batch: its budgets, its soft
  * targets, the current eps (warm-up) with the step in proportion; per-example seeds from
- * ctx->rng. */
+ * ctx->rng, one drawn for every row of the global batch. */
 int at_method_attack(at_method_ctx *c, const at_batch *b, float *x_adv);
 
 /* Cross-entropy of logits to the batch's targets (soft or hard, weighted), gradient in dlogits,
@@ -177,12 +188,13 @@ void at_rmix_example(const float *x, const float *x_aug, const float *x_adv, flo
                      int h, int w, bool mask, double alpha, at_norm norm, float eps, at_rng *rng);
 
 /* AugMix's Jensen-Shannon consistency (jsd.c) of the m distributions softmax(logits[j]) (each
- * [n, k], m <= AT_JSD_MAX): (1/n) sum_i w_i (1/m) sum_j KL(p_ij || M_i), M the clamped mixture.
+ * [n, k], m <= AT_JSD_MAX): (1/total) sum_i w_i (1/m) sum_j KL(p_ij || M_i), M the clamped
+ * mixture, the n rows part of a batch of total (>= n; NAN otherwise).
  * Gradients w.r.t. each logits[j] into dlogits[j] (when dlogits and dlogits[j] are not NULL),
  * the per-example divergences into per_example (when not NULL). NAN for bad sizes. */
 enum { AT_JSD_MAX = 8 };
-double at_loss_jsd(const float *const *logits, int m, int n, int k, const float *weights,
-                   float *per_example, float *const *dlogits);
+double at_loss_jsd(const float *const *logits, int m, int n, int total, int k,
+                   const float *weights, float *per_example, float *const *dlogits);
 
 /* Checks the eps schedule options; fills the curriculum's stages and the adaptive rate. */
 int at_eps_schedule_check(const at_train_config *c, at_error *err);

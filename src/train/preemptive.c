@@ -91,7 +91,8 @@ static int robustify_step(at_method_ctx *c, const at_batch *b, float *x_def)
     int status = at_forward(c->attack_pass, x_def, n, AT_BN_EVAL);
     if (status)
         return status;
-    at_ce_target t = {.labels = b->soft ? NULL : b->y, .soft_targets = b->soft};
+    at_ce_target t = {.labels = b->soft ? NULL : b->y, .soft_targets = b->soft,
+                      .total = b->total};
     at_loss_cross_entropy(at_pass_logits(c->attack_pass), n, k, &t, NULL, c->dlogits2);
     if ((status = at_backward(c->attack_pass, c->dlogits2, AT_GRAD_INPUT)))
         return status;

@@ -170,12 +170,14 @@ static int sat_attack(at_method_ctx *c, const at_batch *b, float *x_adv)
         float *dz = at_pass_grad(c->attack_pass, c->model->n_nodes - 1);
         memset(dz, 0, (size_t)n * k * sizeof(float));
         if (term != TOWARD) { /* + CE(f(x'), y_s) */
-            at_loss_cross_entropy(z, n, k, &(at_ce_target){.labels = b->y}, NULL, c->dlogits2);
+            at_loss_cross_entropy(z, n, k, &(at_ce_target){.labels = b->y, .total = b->total},
+                                  NULL, c->dlogits2);
             for (size_t j = 0; j < (size_t)n * k; j++)
                 dz[j] += c->dlogits2[j];
         }
         if (term != AWAY) { /* - CE(f(x'), y_t) */
-            at_loss_cross_entropy(z, n, k, &(at_ce_target){.labels = s->target_y}, NULL,
+            at_loss_cross_entropy(z, n, k,
+                                  &(at_ce_target){.labels = s->target_y, .total = b->total}, NULL,
                                   c->dlogits2);
             for (size_t j = 0; j < (size_t)n * k; j++)
                 dz[j] -= c->dlogits2[j];
@@ -186,12 +188,13 @@ static int sat_attack(at_method_ctx *c, const at_batch *b, float *x_adv)
             float *dphi = at_pass_grad(c->attack_pass, node);
             float value;
             if (beta_s > 0 &&
-                (status = at_loss_gram(phi, s->gram[l], n, ch, hw, -beta_s / ((float)ch * ch),
-                                       &value, NULL, dphi, &err)))
+                (status = at_loss_gram_shard(phi, s->gram[l], n, b->total, ch, hw,
+                                             -beta_s / ((float)ch * ch), &value, NULL, dphi,
+                                             &err)))
                 return status;
             if (beta_c > 0)
-                at_loss_feature_distance(phi, s->content[l], n, (size_t)ch * hw,
-                                         -beta_c / ((float)ch * hw), NULL, dphi);
+                at_loss_feature_distance_shard(phi, s->content[l], n, b->total, (size_t)ch * hw,
+                                               -beta_c / ((float)ch * hw), NULL, dphi);
         }
         if ((status = at_backward_run(c->attack_pass, AT_GRAD_INPUT)))
             return status;
@@ -234,7 +237,7 @@ static int sat_step(at_method_ctx *c, const at_batch *b, double *loss)
             continue;
         hinge_sum += w * hinge;
         /* d||a - s||/da = (a - s)/||a - s|| (0 where a = s) */
-        const double g = gamma * w / n, gs = ds > 0 ? g / ds : 0.0, gt = dt > 0 ? g / dt : 0.0;
+        const double g = gamma * w / b->total, gs = ds > 0 ? g / ds : 0.0, gt = dt > 0 ? g / dt : 0.0;
         for (int j = 0; j < k; j++) {
             const double to_s = (double)ha[j] - hs[j], to_t = (double)ha[j] - ht[j];
             c->dlogits[(size_t)i * k + j] += (float)(gs * to_s - gt * to_t);
@@ -242,7 +245,7 @@ static int sat_step(at_method_ctx *c, const at_batch *b, double *loss)
             c->dlogits2[(size_t)t * k + j] += (float)(gt * to_t);
         }
     }
-    *loss += gamma * hinge_sum / n;
+    *loss += gamma * hinge_sum / b->total;
     if ((status = at_backward(c->train, c->dlogits, AT_GRAD_WEIGHTS)))
         return status;
     return gamma > 0 ? at_backward(c->clean, c->dlogits2, AT_GRAD_WEIGHTS) : AT_OK;

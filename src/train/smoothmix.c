@@ -235,6 +235,7 @@ static int smoothmix_step(at_method_ctx *c, const at_batch *b, double *loss)
 {
     smoothmix_state *s = c->state;
     const int n = b->n, k = c->num_classes, rows = n * s->m;
+    const int mean_rows = b->total * s->m; /* the divisor of the means: the global batch's */
     const float sigma = (float)c->opt[SIGMA];
     const double warmup = c->opt[WARMUP];
     const double w = warmup > 0 ? fmin(1.0, (c->epoch + 1) / warmup) : 1.0;
@@ -266,7 +267,7 @@ static int smoothmix_step(at_method_ctx *c, const at_batch *b, double *loss)
             float *d = s->dlogits + row * k;
             ce -= weight * log(fmax(p[b->y[i]], 1e-30));
             for (int j = 0; j < k; j++)
-                d[j] = (float)(weight * (p[j] - (j == b->y[i])) / rows);
+                d[j] = (float)(weight * (p[j] - (j == b->y[i])) / mean_rows);
         }
     }
     if ((status = at_backward(s->clean, s->dlogits, AT_GRAD_WEIGHTS)))
@@ -306,13 +307,13 @@ static int smoothmix_step(at_method_ctx *c, const at_batch *b, double *loss)
                 if (t[j] > 0)
                     mix += weight * t[j] * (log(t[j]) - log(fmax(q[j], 1e-30)));
                 /* d KL(t || softmax(z)) / dz = softmax(z) - t */
-                d[j] = (float)(eta * weight * (q[j] - t[j]) / rows);
+                d[j] = (float)(eta * weight * (q[j] - t[j]) / mean_rows);
             }
         }
     }
     if ((status = at_backward(s->mixed, s->dlogits, AT_GRAD_WEIGHTS)))
         return status;
-    *loss = (ce + eta * mix) / rows;
+    *loss = (ce + eta * mix) / mean_rows;
     return AT_OK;
 }
 

@@ -39,7 +39,7 @@ static int trades_loss(at_method_ctx *c, at_pass *clean, at_pass *adv, const at_
     const float *zc = at_pass_logits(clean), *za = at_pass_logits(adv);
     /* clean: dCE + beta dKL/dp; adversarial: beta dKL/dq (both batch means) */
     double ce = at_method_ce(c, b, zc, c->dlogits);
-    double kl = at_loss_kl(zc, za, n, k, b->weight, NULL, c->probs, c->dlogits2);
+    double kl = at_loss_kl_shard(zc, za, n, b->total, k, b->weight, NULL, c->probs, c->dlogits2);
     for (size_t j = 0; j < (size_t)n * k; j++) {
         c->dlogits[j] += beta * c->probs[j];
         c->dlogits2[j] *= beta;

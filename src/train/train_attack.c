@@ -29,11 +29,21 @@ int at_train_attack(at_method_ctx *c, const at_batch *b, const float *target, fl
 {
     const at_train_config *cfg = c->config;
     const int n = b->n, k = c->num_classes;
-    const float *x = b->x;
-    const size_t count = (size_t)n * c->image, scored = (size_t)b->scored * c->image;
-    for (size_t j = 0; j < count; j++) {
-        float v = x[j] + 0.001f * (float)at_rng_normal(j < scored ? c->rng : c->rng_unscored);
-        x_adv[j] = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
+    /* the noise of every row of the global batch in order, this shard keeping its own rows',
+     * so that a row's start is the same however the batch is split */
+    for (int g = 0; g < b->total; g++) {
+        at_rng *rng = g < b->total_scored ? c->rng : c->rng_unscored;
+        if (g < b->first || g >= b->first + n) {
+            for (size_t j = 0; j < c->image; j++)
+                at_rng_normal(rng);
+            continue;
+        }
+        const float *x = b->x + (size_t)(g - b->first) * c->image;
+        float *xa = x_adv + (size_t)(g - b->first) * c->image;
+        for (size_t j = 0; j < c->image; j++) {
+            float v = x[j] + 0.001f * (float)at_rng_normal(rng);
+            xa[j] = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
+        }
     }
     for (int s = 0; s < cfg->attack_steps; s++) {
         int status = at_forward(c->attack_pass, x_adv, n, cfg->attack_bn_mode);
@@ -93,8 +103,12 @@ int at_method_attack(at_method_ctx *c, const at_batch *b, float *x_adv)
     }
     a->eps_each = b->eps;
     a->soft_targets = b->soft;
-    for (int i = 0; i < b->n; i++)
-        c->seeds[i] = at_rng_next(i < b->scored ? c->rng : c->rng_unscored);
+    /* a seed for every row of the global batch in order, this shard keeping its own rows' */
+    for (int g = 0; g < b->total; g++) {
+        const uint64_t seed = at_rng_next(g < b->total_scored ? c->rng : c->rng_unscored);
+        if (g >= b->first && g < b->first + b->n)
+            c->seeds[g - b->first] = seed;
+    }
     int status = at_attack_run(a, b->x, b->y, NULL, b->n, c->seeds, x_adv, NULL);
     a->eps_each = NULL;
     a->soft_targets = NULL;
@@ -105,7 +119,7 @@ double at_method_ce(at_method_ctx *c, const at_batch *b, const float *logits, fl
 {
     const int k = c->num_classes;
     at_ce_target t = {.labels = b->soft ? NULL : b->y, .soft_targets = b->soft,
-                      .weights = b->weight};
+                      .weights = b->weight, .total = b->total};
     double loss = at_loss_cross_entropy(logits, b->n, k, &t, NULL, dlogits);
     at_count_correct(logits, b->n, k, b->y, c->correct);
     return loss;

@@ -107,7 +107,8 @@ int main(int argc, char **argv)
     int32_t *y = malloc((size_t)n * sizeof *y);
     for (int i = 0; i < n; i++)
         y[i] = (int32_t)((const int64_t *)ty->data)[i];
-    const at_batch b = {.x = tx->data, .y = y, .n = n, .scored = n};
+    const at_batch b = {.x = tx->data, .y = y, .n = n, .scored = n, .total = n,
+                       .total_scored = n};
     /* the penalties' gradient: the step's minus the plain cross-entropy step's, both in float32
      * through the same forward at x (so a ReLU at a rounding-level kink routes both alike) */
     size_t count;
