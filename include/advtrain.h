@@ -308,6 +308,9 @@ void at_model_set_shard(at_model *model, at_shard *shard);
 /* The allgather of shard's collective on `bytes` bytes (the caller's own exchanges: losses,
  * per-example results): AT_OK or AT_ERR_IO. */
 int at_shard_allgather(at_shard *shard, const void *mine, void *all, size_t bytes);
+int at_shard_rank(const at_shard *shard);
+int at_shard_ranks(const at_shard *shard);
+bool at_shard_sync_bn(const at_shard *shard);
 
 /* ------------------------------------------------------------------------------------------------
  * Passes: forward and backward
@@ -1453,6 +1456,20 @@ int at_trainer_restore_state(at_trainer *t, const at_safetensors *st, at_error *
  * describes its model must normalise inputs as this model does. A failed call changes nothing;
  * AT_ERR_STATE after an epoch has run or a run was resumed past epoch 0. */
 int at_trainer_init_weights(at_trainer *t, const char *path, at_error *err);
+/* Data-parallel training: this process is one of the shard's ranks, each running the same
+ * trainer (same data, configuration and seed) on its part of every batch. Every process composes
+ * the whole batch (augmentation, CutMix, extra rows: cheap beside an attack) and runs the method
+ * on its consecutive rows, the first (rows % ranks) processes holding one row more; the layers
+ * sum the weight gradients over all processes (at_shard) and every process takes the same
+ * optimiser step, so the replicas stay equal. Per-example results (which rows the model got
+ * right: training accuracy, adaptive budgets) and the loss are exchanged after each step. A
+ * method whose draws are made per row of the whole batch (at_method_info's row_draws) draws what
+ * one process would; the others draw from a stream of their own per process. Without
+ * synchronised batch norm each process normalises by its own rows' statistics and the running
+ * statistics are rank 0's, sent to all after each step (as PyTorch's DDP does). Validation and
+ * the other per-epoch work run on every process alike. A batch with fewer rows than processes is
+ * passed over. */
+int at_trainer_share(at_trainer *t, at_shard *shard, at_error *err);
 /* Runs one epoch; fills stats. */
 int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_stats *stats,
                          at_error *err);

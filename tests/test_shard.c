@@ -4,7 +4,8 @@
  * bit-identical to one process running the whole batch (synchronised batch norm), for 2 and 4
  * shares and through every convolution path, batch norm, PReLU and the linear layer; per-shard
  * batch norm and uneven shards keep the replicas equal to each other; a failed exchange is an
- * error of the pass, not a hang or a wrong gradient. */
+ * error of the pass, not a hang or a wrong gradient. 64 rows: shards of 16 put rows at other
+ * positions of the linear layer's blocks of 32 than one process does. */
 #include "test.h"
 
 #include "advtrain.h"
@@ -12,7 +13,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
-enum { ROWS = 16, MAX_RANKS = 4, STAGE_BYTES = 1 << 22 };
+enum { ROWS = 64, MAX_RANKS = 4, STAGE_BYTES = 1 << 22 };
 
 typedef struct exchange {
     pthread_barrier_t barrier;
@@ -236,7 +237,7 @@ TEST(shard_bn_and_uneven_shards_keep_replicas_equal)
     CHECK(!same_bits(many[0].buffers, many[1].buffers, one[0].n_buffers)); /* own statistics */
     release(many, 2);
     /* uneven shards, synchronised: one process's gradient up to rounding, equal replicas */
-    const int sizes[3] = {5, 4, 7};
+    const int sizes[3] = {21, 16, 27}; /* ROWS in all */
     run(3, sizes, true, -1, many);
     for (int r = 0; r < 3; r++) {
         REQUIRE(many[r].status == 0 && many[r].grads);

@@ -4,6 +4,8 @@
  * and write the final report. */
 #include "attack_args.h"
 #include "eval_report.h"
+#include "ranks.h"
+#include "train_ranks.h"
 
 #include <omp.h>
 #include <stdlib.h>
@@ -18,7 +20,7 @@ typedef struct train_opts {
     double input_noise;
     double lr, momentum, weight_decay, warmup, gamma, peak, beta1, beta2, adam_eps;
     cli_float_list milestones, mean, std;
-    bool nesterov, hflip, resume, quiet, test_each_epoch;
+    bool nesterov, hflip, resume, quiet, test_each_epoch, sync_bn;
     /* adversarial training */
     const char *norm, *attack_bn;
     double eps, step_size, ema, eps_warmup;
@@ -123,6 +125,7 @@ static const cli_option common_options[] = {
     {"test-each-epoch", CLI_FLAG, &opts.test_each_epoch, 0, 0, NULL, NULL, "also log test accuracy after every epoch"},
     {"json", CLI_STRING, &opts.json, 0, 0, NULL, "FILE", "also write the final report to FILE"},
     {"threads", CLI_INT, &opts.threads, 1, 1024, NULL, "N", "threads (default: all cores); results do not depend on it"},
+    {"sync-bn", CLI_FLAG, &opts.sync_bn, 0, 0, NULL, NULL, "under mpirun: batch norm normalises by the statistics of the whole batch, not of each process's rows (then N processes give one process's weights bit for bit when N divides the batch)"},
     {"quiet", CLI_FLAG, &opts.quiet, 0, 0, NULL, NULL, "no progress line and no per-epoch summary"},
     {"config", CLI_STRING, &opts.config, 0, 0, NULL, "FILE", "read options from FILE (name = value per line); every run saves its own as run.cfg"},
 };
@@ -653,7 +656,7 @@ static int on_epoch(void *user, const at_epoch_stats *st)
         s->best_val_acc = st->val_acc;
     }
     double test_acc = -1.0;
-    if (opts.test_each_epoch && s->test) {
+    if (opts.test_each_epoch && s->test && ranks_rank() == 0) {
         long correct;
         double loss;
         if (at_evaluate_clean(s->model, s->test, opts.eval_batch_size, &correct, &loss, &s->err))
@@ -689,8 +692,15 @@ static int on_epoch(void *user, const at_epoch_stats *st)
                         "to %.1f%% while FGSM accuracy rose to %.1f%%; rolled back to epoch %d and "
                         "stopped\n", st->epoch, 100 * st->check_pgd_acc, 100 * st->check_fgsm_acc,
                 st->epoch - 1);
-    /* after a roll-back the weights are epoch - 1's: the checkpoint says so */
-    int status = save_checkpoints(s, st->overfitting_detected ? st->epoch - 1 : st->epoch, st->best);
+    /* after a roll-back the weights are epoch - 1's: the checkpoint says so. Under mpirun rank
+     * 0 writes, and every process learns whether it could (none goes on alone). */
+    int status = 0;
+    if (ranks_rank() == 0)
+        status = save_checkpoints(s, st->overfitting_detected ? st->epoch - 1 : st->epoch, st->best);
+    if (ranks_agree(status, false) && !status) {
+        snprintf(s->err.message, sizeof s->err.message, "rank 0 could not write the checkpoint");
+        status = AT_ERR_IO;
+    }
     if (status)
         return s->status = status;
     return 0;
@@ -1022,6 +1032,7 @@ int cmd_train(int argc, char **argv)
     at_dataset train = {0}, val = {0}, test = {0}, ood = {0}, extra = {0};
     bool have_test = false;
     run_state s = {0};
+    at_shard *shard = NULL;
     s.last_train_acc = -1.0;
     json_t *config = NULL, *report = NULL;
     status = load_data(&train, &val, &test, &have_test);
@@ -1086,7 +1097,8 @@ int cmd_train(int argc, char **argv)
         resolved[n_resolved++] = "beta2";
         resolved[n_resolved++] = "adam-eps";
     }
-    if (!opts.resume && cli_write_config(&command, cfg_path, seen, resolved, not_saved, &s.err)) {
+    if (!opts.resume && ranks_rank() == 0 &&
+        cli_write_config(&command, cfg_path, seen, resolved, not_saved, &s.err)) {
         status = cli_error("train", EXIT_WORK_FAILED, "%s", s.err.message);
         goto done;
     }
@@ -1152,15 +1164,23 @@ int cmd_train(int argc, char **argv)
     char log_path[4096];
     snprintf(log_path, sizeof log_path, "%s/log.jsonl", opts.out);
     const double earlier_seconds = resumed_epoch > 0 ? load_earlier_epochs(log_path, resumed_epoch, s.epochs) : 0.0;
-    s.log = fopen(log_path, opts.resume ? "a" : "w");
+    if (train_ranks_begin(s.trainer, opts.sync_bn, s.checkpoint, &shard, &s.err)) {
+        status = cli_error("train", EXIT_WORK_FAILED, "%s", s.err.message);
+        goto done;
+    }
+    s.log = ranks_rank() == 0 ? fopen(log_path, opts.resume ? "a" : "w") : fopen("/dev/null", "w");
     if (!s.log) {
         status = cli_error("train", EXIT_WORK_FAILED, "%s: cannot open for writing", log_path);
         goto done;
     }
     const int passes = at_trainer_epochs(s.trainer);
     if (!opts.quiet) {
-        fprintf(stderr, "training %s on %s (%d images, %d held out) with %s, %d epochs, %d threads\n",
+        fprintf(stderr, "training %s on %s (%d images, %d held out) with %s, %d epochs, %d threads",
                 opts.model, opts.data, train.n, val.n, opts.method, opts.epochs, omp_get_max_threads());
+        if (ranks_size() > 1)
+            fprintf(stderr, " x %d processes (%s batch norm)", ranks_size(),
+                    opts.sync_bn ? "synchronised" : "per-process");
+        fprintf(stderr, "\n");
         if (opts.init && !opts.resume)
             fprintf(stderr, "starting from the weights of %s (SHA-256 %.16s...)\n", opts.init,
                     opts.init_sha256);
@@ -1179,10 +1199,16 @@ int cmd_train(int argc, char **argv)
         if (at_trainer_run_epoch(s.trainer, &cb, &st, &s.err)) {
             cli_progress_clear(&s.progress);
             status = cli_error("train", EXIT_WORK_FAILED, "%s", s.err.message);
+            if (ranks_size() > 1 && !s.status) /* the others may be waiting on this process */
+                ranks_abort(status);
             goto done;
         }
     }
     double train_seconds = earlier_seconds + cli_now() - start;
+    if (ranks_rank() > 0) { /* rank 0 reports and evaluates */
+        status = 0;
+        goto done;
+    }
     if (last_epoch < passes && !at_trainer_stopped(s.trainer)) {
         if (!opts.quiet)
             fprintf(stderr, "stopped after epoch %d of %d; continue with --resume\n", last_epoch,
@@ -1262,6 +1288,7 @@ done:
     free(s.config_text);
     free(s.model_spec);
     at_trainer_free(s.trainer);
+    at_shard_free(shard);
     at_model_free(s.model);
     at_dataset_free(&train);
     at_dataset_free(&val);

@@ -8,9 +8,9 @@ static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
     const char *summary;
-    bool shares_work; /* under mpirun, shares its points among the processes */
+    bool shares_work; /* under mpirun, shares its work (batches, points) among the processes */
 } commands[] = {
-    {"train", cmd_train, "train a model (clean or adversarial) and save checkpoints", false},
+    {"train", cmd_train, "train a model (clean or adversarial) and save checkpoints", true},
     {"eval", cmd_eval, "evaluate a checkpoint: clean and robust accuracy, curves, flags", true},
     {"attack", cmd_attack, "write adversarial examples (safetensors and a PNG grid)", false},
     {"import", cmd_import, "turn a PyTorch state_dict (safetensors) or an ONNX graph into a checkpoint", false},
@@ -42,7 +42,7 @@ static int run_command(int argc, char **argv)
         if (strcmp(argv[1], commands[i].name) == 0) {
             if (ranks_size() > 1 && !commands[i].shares_work)
                 return cli_error(argv[1], EXIT_USAGE, "runs as one process: under mpirun only "
-                                 "`advtrain eval` and `certify` share their work (start it without mpirun)");
+                                 "`advtrain train`, `eval` and `certify` share their work (start it without mpirun)");
             return commands[i].run(argc - 1, argv + 1);
         }
     fprintf(stderr, "advtrain: unknown command '%s'\n", argv[1]);

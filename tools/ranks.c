@@ -34,6 +34,8 @@ int ranks_init(int *argc, char ***argv)
     if (MPI_Init(argc, argv) != MPI_SUCCESS)
         return -1;
     job.started = true;
+    /* a failed exchange is reported by the call (a process gone), not an abort from inside MPI */
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &job.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &job.size);
     if (job.rank > 0) {
@@ -157,6 +159,27 @@ int ranks_gather(const void *bytes, size_t n, void **all, size_t *total)
     return 0;
 }
 
+int ranks_allgather(const void *mine, void *all, size_t bytes)
+{
+    if (!job.started || job.size == 1) {
+        memcpy(all, mine, bytes);
+        return 0;
+    }
+    if (bytes > (size_t)0x7fffffff)
+        return -1;
+    return MPI_Allgather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, MPI_COMM_WORLD) ==
+                   MPI_SUCCESS ? 0 : -1;
+}
+
+int ranks_stderr_fd(void) { return job.real_stderr >= 0 ? job.real_stderr : 2; }
+
+void ranks_abort(int status)
+{
+    release_held(true);
+    if (job.started && job.size > 1)
+        MPI_Abort(MPI_COMM_WORLD, status ? status : 1);
+}
+
 #else /* one process: the same answers without MPI */
 
 int ranks_init(int *argc, char ***argv) { return 0; }
@@ -165,6 +188,15 @@ int ranks_rank(void) { return 0; }
 int ranks_size(void) { return 1; }
 void ranks_library(char *out, size_t size) { snprintf(out, size, "not built in"); }
 int ranks_agree(int status, bool last) { return status; }
+
+int ranks_allgather(const void *mine, void *all, size_t bytes)
+{
+    memcpy(all, mine, bytes);
+    return 0;
+}
+
+int ranks_stderr_fd(void) { return 2; }
+void ranks_abort(int status) { (void)status; }
 
 int ranks_gather(const void *bytes, size_t n, void **all, size_t *total)
 {

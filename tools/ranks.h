@@ -30,4 +30,14 @@ int ranks_agree(int status, bool last);
  * bytes); the other ranks get NULL. Call only after ranks_agree returned 0. Returns 0 or -1. */
 int ranks_gather(const void *bytes, size_t n, void **all, size_t *total);
 
+/* MPI_Allgather of `bytes` bytes from every rank into all (size x bytes, rank order); with one
+ * process a copy. Returns 0, or -1 when the exchange failed. */
+int ranks_allgather(const void *mine, void *all, size_t bytes);
+
+/* The standard error this process inherited (a rank > 0 holds fd 2 back; see ranks_init). */
+int ranks_stderr_fd(void);
+
+/* Ends the whole job after this rank's error (already printed: shown even on a rank > 0). */
+void ranks_abort(int status);
+
 #endif

@@ -213,6 +213,9 @@ typedef struct at_units {
     bool whole;   /* they are units of the whole batch (else each process's are merged) */
 } at_units;
 at_units at_layer_units(const at_layer_ctx *c, size_t partial_floats);
+/* The index of row 0 in the whole batch (even shards; 0 otherwise): layers whose per-row
+ * results depend on a row's position in a block keep that of the whole batch. */
+int at_layer_first_row(const at_layer_ctx *c);
 /* Every row its own unit (a layer that keeps one partial sum per row). */
 at_units at_layer_row_units(const at_layer_ctx *c);
 /* After a layer computed the partial sums of its units (u.count of unit_bytes each at

@@ -54,6 +54,9 @@ void at_shard_set_even(at_shard *s, bool even) { s->even = even; }
 void at_model_set_shard(at_model *m, at_shard *s) { m->shard = s; }
 
 int at_shard_status(const at_shard *s) { return s ? s->status : AT_OK; }
+int at_shard_rank(const at_shard *s) { return s->collective.rank; }
+int at_shard_ranks(const at_shard *s) { return s->collective.ranks; }
+bool at_shard_sync_bn(const at_shard *s) { return s->sync_bn; }
 
 bool at_layer_sync_bn(const at_layer_ctx *c) { return c->shard && c->shard->sync_bn; }
 
@@ -94,6 +97,12 @@ at_units at_layer_units(const at_layer_ctx *c, size_t partial_floats)
         return (at_units){whole / ranks, (int)(rows / whole), true};
     u.whole = false;
     return u;
+}
+
+int at_layer_first_row(const at_layer_ctx *c)
+{
+    const at_shard *s = c->shard;
+    return s && s->even ? s->collective.rank * c->n : 0;
 }
 
 at_units at_layer_row_units(const at_layer_ctx *c)

@@ -1,8 +1,10 @@
 /* linear.c: y = x W^T + b (nn.Linear) on vectors: x [n, I], W [O, I], b [O] -> y [n, O].
  *   dx += dy W,  dW += dy^T x,  db += sum_n dy.
  * Rows of y and dx are computed in blocks of ROW_BLOCK examples, always through a full block
- * (the last one padded with zeros), so every matrix product has the same shape: an example's
- * output then does not depend on how many examples share its batch, nor on the thread count.
+ * (padded with zeros), so every matrix product has the same shape: an example's output then
+ * does not depend on how many examples share its batch, nor on the thread count. The matrix
+ * product may round a row differently at another position in its block, so a row keeps its
+ * position: that of its index in the batch (in the whole batch, when processes share it).
  * dW and db are summed over the batch in the units of at_reduce_units: each unit's partial sums
  * come from one matrix product over its rows, and the partials are added in unit order, so the
  * result depends neither on the thread count nor on how processes share the batch (shard.c). */
@@ -54,23 +56,50 @@ static void linear_init(const at_node *node, const at_shape *in, float *w, float
             w[count + o] = (float)((2.0 * at_rng_uniform(rng) - 1.0) * bound);
 }
 
+/* Blocks of rows: row r sits at position (first + r) % ROW_BLOCK of its block, `first` the
+ * global index of row 0 when processes share the batch (at_layer_first_row), so a row meets the
+ * same product in any batch and on any process. Block b's rows: [*r0, *r0 + count), the first
+ * at position *pos; the rest of the block is zeros. */
+static int block_count(const at_layer_ctx *c)
+{
+    return (c->n + at_layer_first_row(c) % ROW_BLOCK + ROW_BLOCK - 1) / ROW_BLOCK;
+}
+
+static int block_rows(const at_layer_ctx *c, int b, int *r0, int *pos)
+{
+    const int start = b * ROW_BLOCK - at_layer_first_row(c) % ROW_BLOCK;
+    const int end = start + ROW_BLOCK < c->n ? start + ROW_BLOCK : c->n;
+    *r0 = start < 0 ? 0 : start;
+    *pos = *r0 - start;
+    return end - *r0;
+}
+
+/* Fills a padded block of `width` floats per row with `rows` rows of src at position pos. */
+static void fill_block(float *block, const float *src, int rows, int pos, int width)
+{
+    memset(block, 0, (size_t)pos * width * sizeof(float));
+    memcpy(block + (size_t)pos * width, src, (size_t)rows * width * sizeof(float));
+    memset(block + (size_t)(pos + rows) * width, 0,
+           (size_t)(ROW_BLOCK - pos - rows) * width * sizeof(float));
+}
+
 static void linear_forward(const at_layer_ctx *c)
 {
     const int in = c->in_shape[0].c, out = c->node->p.linear.out_features;
     const float *bias = c->node->p.linear.bias ? c->w + (size_t)in * out : NULL;
-    const int blocks = (c->n + ROW_BLOCK - 1) / ROW_BLOCK;
+    const int blocks = block_count(c);
 #pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
     for (int b = 0; b < blocks; b++) {
-        int r0 = b * ROW_BLOCK, rows = c->n - r0 < ROW_BLOCK ? c->n - r0 : ROW_BLOCK;
+        int r0, pos, rows = block_rows(c, b, &r0, &pos);
         float *xb = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
         float *yb = xb + (size_t)ROW_BLOCK * in;
-        memcpy(xb, c->x[0] + (size_t)r0 * in, (size_t)rows * in * sizeof(float));
-        memset(xb + (size_t)rows * in, 0, (size_t)(ROW_BLOCK - rows) * in * sizeof(float));
+        fill_block(xb, c->x[0] + (size_t)r0 * in, rows, pos, in);
         at_gemm(false, true, ROW_BLOCK, out, in, 1.0f, xb, in, c->w, in, 0.0f, yb, out);
         float *y = c->y + (size_t)r0 * out;
+        const float *yr = yb + (size_t)pos * out;
         for (int r = 0; r < rows; r++)
             for (int o = 0; o < out; o++)
-                y[(size_t)r * out + o] = yb[(size_t)r * out + o] + (bias ? bias[o] : 0.0f);
+                y[(size_t)r * out + o] = yr[(size_t)r * out + o] + (bias ? bias[o] : 0.0f);
     }
 }
 
@@ -129,16 +158,15 @@ static void linear_backward(const at_layer_ctx *c)
 {
     const int in = c->in_shape[0].c, out = c->node->p.linear.out_features;
     if (c->dx[0]) {
-        const int blocks = (c->n + ROW_BLOCK - 1) / ROW_BLOCK;
+        const int blocks = block_count(c);
 #pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
         for (int b = 0; b < blocks; b++) {
-            int r0 = b * ROW_BLOCK, rows = c->n - r0 < ROW_BLOCK ? c->n - r0 : ROW_BLOCK;
+            int r0, pos, rows = block_rows(c, b, &r0, &pos);
             float *dxb = c->scratch + (size_t)at_thread_id() * c->scratch_floats;
             float *dyb = dxb + (size_t)ROW_BLOCK * in;
-            memcpy(dyb, c->dy + (size_t)r0 * out, (size_t)rows * out * sizeof(float));
-            memset(dyb + (size_t)rows * out, 0, (size_t)(ROW_BLOCK - rows) * out * sizeof(float));
+            fill_block(dyb, c->dy + (size_t)r0 * out, rows, pos, out);
             at_gemm(false, false, ROW_BLOCK, in, out, 1.0f, dyb, out, c->w, in, 0.0f, dxb, in);
-            at_accumulate_kernel(dxb, c->dx[0] + (size_t)r0 * in, (size_t)rows * in);
+            at_accumulate_kernel(dxb + (size_t)pos * in, c->dx[0] + (size_t)r0 * in, (size_t)rows * in);
         }
     }
     if (c->weight_grads)

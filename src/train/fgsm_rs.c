@@ -42,6 +42,7 @@ static int fgsm_rs_step(at_method_ctx *c, const at_batch *b, double *loss)
 
 const at_method at_method_fgsm_rs = {
     .name = "fgsm-rs",
+    .row_draws = true,
     .description = "fast AT: FGSM from a random start, step 1.25 eps (Wong et al., 2020), with "
                    "catastrophic-overfitting detection",
     .uses = AT_USES_EPS | AT_USES_STEP_SIZE | AT_USES_ATTACK_BN,

@@ -85,6 +85,7 @@ static int mart_step(at_method_ctx *c, const at_batch *b, double *loss)
 
 const at_method at_method_mart = {
     .name = "mart",
+    .row_draws = true,
     .description = "MART: boosted CE + misclassification-weighted KL (Wang et al., 2020)",
     .uses = AT_USES_EPS | AT_USES_ATTACK_STEPS | AT_USES_STEP_SIZE | AT_USES_ATTACK_BN,
     .needs = AT_NEEDS_CLEAN_PASS | AT_NEEDS_ATTACK_PASS,

@@ -102,6 +102,9 @@ typedef struct at_method {
      * replays, AWP's proxy) */
     int (*setup)(at_method_ctx *ctx, at_error *err);
     bool hard_labels_only;    /* the loss needs one label per example: no soft targets */
+    /* its random draws are made per row of the whole batch (at_method_attack, at_train_attack),
+     * so a process holding some of the rows draws what one process would (at_trainer_share) */
+    bool row_draws;
     /* Accumulates the weight gradients of one batch into the (zeroed) model gradients, reports
      * the batch's mean training loss, and marks in ctx->correct which examples the model got
      * right (adversarial ones, for adversarial methods). */

@@ -50,6 +50,7 @@ static void pgd_at_after_step(at_method_ctx *c)
 
 const at_method at_method_pgd_at = {
     .name = "pgd-at",
+    .row_draws = true,
     .description = "PGD adversarial training (Madry et al., 2018; Rice et al. recipe), optional AWP",
     .uses = AT_USES_EPS | AT_USES_ATTACK_STEPS | AT_USES_STEP_SIZE | AT_USES_ATTACK_BN,
     .needs = AT_NEEDS_PGD,

@@ -13,6 +13,7 @@ static int standard_step(at_method_ctx *c, const at_batch *b, double *loss)
 
 const at_method at_method_standard = {
     .name = "standard",
+    .row_draws = true,
     .description = "clean training: cross-entropy on unperturbed batches",
     .step = standard_step,
 };

@@ -78,6 +78,7 @@ static void trades_after_step(at_method_ctx *c)
 
 const at_method at_method_trades = {
     .name = "trades",
+    .row_draws = true,
     .description = "TRADES: CE(x) + beta KL(f(x) || f(x')) (Zhang et al., 2019), optional AWP",
     .uses = AT_USES_EPS | AT_USES_ATTACK_STEPS | AT_USES_STEP_SIZE | AT_USES_ATTACK_BN,
     .needs = AT_NEEDS_CLEAN_PASS | AT_NEEDS_ATTACK_PASS,

@@ -9,6 +9,7 @@
  * validation attack and a coreset choice. */
 #include "train/batch.h"
 #include "train/coreset.h"
+#include "train/share.h"
 
 #include "attack/attack.h"
 #include "io/checkpoint.h"
@@ -36,6 +37,7 @@ struct at_trainer {
     long iters_per_epoch, step;     /* optimiser steps per epoch of the schedule, steps so far */
     double best_score, previous_pgd, previous_fgsm;
     bool stopped;
+    at_share *share;                /* data parallelism (at_trainer_share), or NULL */
 };
 
 static double now_seconds(void)
@@ -260,6 +262,8 @@ int at_trainer_create(at_trainer **out, at_model *model, const at_dataset *train
 
 void at_trainer_free(at_trainer *t)
 {
+    if (t)
+        at_share_free(t->share);
     if (!t)
         return;
     free_ctx(&t->ctx);
@@ -528,6 +532,34 @@ int at_trainer_restore_state(at_trainer *t, const at_safetensors *st, at_error *
     return status;
 }
 
+int at_trainer_share(at_trainer *t, at_shard *shard, at_error *err)
+{
+    if (t->epochs_done > 0 || t->share)
+        return at_fail(err, AT_ERR_STATE, "a trainer is shared before its first epoch, once");
+    return at_share_create(&t->share, shard, at_batch_rows(t->batches), err);
+}
+
+/* The method's step on this process's rows of the batch (all of them without sharing): the
+ * model's gradients summed over the processes, the loss and every row's correct flag those of
+ * the whole batch. False (*skip) for a batch too small to share. */
+static int shared_step(at_trainer *t, const at_batch *whole, double *loss, bool *skip)
+{
+    *skip = false;
+    if (!t->share)
+        return t->method->step(&t->ctx, whole, loss);
+    at_batch mine;
+    if (!at_share_rows(t->share, whole, t->ctx.image, t->ctx.num_classes, &mine)) {
+        *skip = true;
+        return AT_OK;
+    }
+    at_share_attach(t->share, &t->ctx, true);
+    int status = t->method->step(&t->ctx, &mine, loss);
+    at_share_attach(t->share, &t->ctx, false);
+    if (!status)
+        status = at_share_results(t->share, whole, &mine, t->ctx.correct, loss);
+    return status;
+}
+
 int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_stats *stats,
                          at_error *err)
 {
@@ -536,8 +568,12 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
         return at_fail(err, AT_ERR_STATE, "all %d epochs are done", t->passes);
     const int epoch = t->epochs_done; /* 0-based */
     at_rng method_rng, unscored_rng, eps_rng;
-    at_rng_stream(&method_rng, cfg->seed, (uint64_t)epoch, STREAM_METHOD);
-    at_rng_stream(&unscored_rng, cfg->seed, (uint64_t)epoch, STREAM_UNSCORED);
+    /* sharing a batch, a method that does not draw per row of the whole batch draws from a
+     * stream of each process's own (rank 0's is one process's) */
+    const uint64_t own = t->share && !t->method->row_draws ? (uint64_t)at_share_rank(t->share) : 0;
+    at_rng_stream(&method_rng, cfg->seed + own * 0x9E3779B97F4A7C15ull, (uint64_t)epoch, STREAM_METHOD);
+    at_rng_stream(&unscored_rng, cfg->seed + own * 0x9E3779B97F4A7C15ull, (uint64_t)epoch,
+                  STREAM_UNSCORED);
     at_rng_stream(&eps_rng, cfg->seed, (uint64_t)epoch, STREAM_EPS);
     memset(stats, 0, sizeof *stats);
     const at_coreset_phase phase = at_coreset_phase_of(cfg, epoch);
@@ -562,6 +598,7 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
     for (long b = 0; b < steps; b++) {
         at_batch batch;
         double last_loss = 0.0;
+        bool passed_over = false;
         for (int r = 0; r < m; r++) {
             /* the schedules count steps of the full data: an epoch is iters_per_epoch x m */
             const long clock = ((long)epoch * t->iters_per_epoch + b * t->iters_per_epoch / steps) * m + r;
@@ -571,9 +608,12 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
             if (r == 0)
                 at_batch_make(t->batches, b, t->ctx.eps, &batch);
             double loss = 0.0;
+            bool skip;
             at_model_zero_grad(t->model);
             t->ctx.step = t->step;
-            int status = t->method->step(&t->ctx, &batch, &loss);
+            int status = shared_step(t, &batch, &loss, &skip);
+            if ((passed_over = skip))
+                break; /* every process passes this batch over */
             if (status)
                 return at_fail(err, status, "method %s failed at epoch %d batch %ld: %s",
                                t->method->name, epoch + 1, b + 1, at_status_string(status));
@@ -587,6 +627,10 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
             at_optimizer_step(t->optimizer, lr);
             if (t->method->after_step)
                 t->method->after_step(&t->ctx);
+            if (t->share && !at_share_sync_bn(t->share) &&
+                (status = at_share_buffers(t->share, t->model)))
+                return at_fail(err, status, "exchanging running statistics at epoch %d batch %ld: %s",
+                               epoch + 1, b + 1, at_status_string(status));
             if (t->ema)
                 update_ema(t);
             t->step++;
@@ -596,6 +640,8 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
             seen += batch.scored;
             last_loss = loss;
         }
+        if (passed_over)
+            continue;
         at_batch_update_budgets(t->batches, t->ctx.correct);
         images += batch.scored;
         if (cb && cb->on_batch)
