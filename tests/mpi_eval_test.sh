@@ -75,9 +75,9 @@ fi
 two "$BIN" eval --checkpoint "$CK" --n 8 >"$TMP/clean.out" 2>&1 &&
     fail "a clean evaluation under mpirun was not refused"
 grep -q "clean evaluation" "$TMP/clean.out" || fail "clean evaluation refused without naming it: $(head -c 300 "$TMP/clean.out")"
-two "$BIN" train --data fashion-mnist --epochs 1 --train-size 100 --out "$TMP/r2" >"$TMP/train2.out" 2>&1 &&
-    fail "training under mpirun was not refused"
-grep -q "runs as one process" "$TMP/train2.out" || fail "training refused without saying why: $(head -c 300 "$TMP/train2.out")"
+two "$BIN" attack --checkpoint "$CK" --eps 0.1 --n 4 --out "$TMP/adv" >"$TMP/attack2.out" 2>&1 &&
+    fail "advtrain attack under mpirun was not refused"
+grep -q "runs as one process" "$TMP/attack2.out" || fail "attack refused without saying why: $(head -c 300 "$TMP/attack2.out")"
 
 [ "$failures" -eq 0 ] && echo "mpi eval: all passed"
 exit "$failures"
