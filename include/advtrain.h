@@ -291,6 +291,9 @@ typedef struct at_collective {
     /* Every process gives `bytes` bytes at `mine`; `all` receives everyone's, in rank order
      * (ranks x bytes). Returns 0, or non-zero when the exchange failed (a process gone). */
     int (*allgather)(void *user, const void *mine, void *all, size_t bytes);
+    /* Optional (NULL: none): every process's `count` floats (doubles with `doubles`) at data
+     * replaced by their sum over the processes, the same on all (MPI_Allreduce, MPI_SUM). */
+    int (*allreduce)(void *user, void *data, size_t count, bool doubles);
     void *user;
 } at_collective;
 
@@ -301,6 +304,11 @@ void at_shard_free(at_shard *shard);
 /* Whether every process holds as many rows in the batches from now on (default true). All
  * processes must say the same. */
 void at_shard_set_even(at_shard *shard, bool even);
+/* Sums through the collective's allreduce instead: each process adds its own units, then the
+ * processes' sums are added in whatever order the allreduce takes. Less traffic than gathering
+ * the units (one slab per layer instead of up to 16), the same result on every process, but not
+ * one process's bits. AT_ERR_ARG when the collective has no allreduce. */
+int at_shard_use_allreduce(at_shard *shard, bool on);
 /* The model's passes exchange their sums through shard (NULL: one process, the default). The
  * shard is not owned; several models (a proxy, auxiliary networks) may share one. A failed
  * exchange makes at_forward and at_backward return AT_ERR_IO from then on. */

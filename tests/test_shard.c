@@ -3,7 +3,8 @@
  * shards the weight gradients, batch-norm running statistics, logits and input gradients are
  * bit-identical to one process running the whole batch (synchronised batch norm), for 2 and 4
  * shares and through every convolution path, batch norm, PReLU and the linear layer; per-shard
- * batch norm and uneven shards keep the replicas equal to each other; a failed exchange is an
+ * batch norm, uneven shards and allreduce sums keep the replicas equal to each other (the last
+ * two within rounding of one process); a failed exchange is an
  * error of the pass, not a hang or a wrong gradient. 64 rows: shards of 16 put rows at other
  * positions of the linear layer's blocks of 32 than one process does. */
 #include "test.h"
@@ -46,6 +47,31 @@ static int thread_allgather(void *user, const void *mine, void *all, size_t byte
     }
     pthread_barrier_wait(&x->barrier);
     return !same || call == x->fail_at;
+}
+
+/* The sum over the threads, in rank order, of an allgather. */
+static int thread_allreduce(void *user, void *data, size_t count, bool doubles)
+{
+    member *me = user;
+    const size_t size = doubles ? sizeof(double) : sizeof(float), bytes = count * size;
+    unsigned char *all = malloc(bytes * (size_t)me->x->ranks);
+    int status = !all || thread_allgather(user, data, all, bytes);
+    for (size_t j = 0; !status && j < count; j++) {
+        double sum = 0.0;
+        float fsum = 0.0f;
+        for (int r = 0; r < me->x->ranks; r++) {
+            if (doubles)
+                sum += ((const double *)(const void *)all)[(size_t)r * count + j];
+            else
+                fsum += ((const float *)(const void *)all)[(size_t)r * count + j];
+        }
+        if (doubles)
+            ((double *)data)[j] = sum;
+        else
+            ((float *)data)[j] = fsum;
+    }
+    free(all);
+    return status;
 }
 
 /* conv 3->32 (direct where available) -> BN -> PReLU(32) -> conv 32->32 padded, even output
@@ -92,7 +118,7 @@ typedef struct outcome {
 typedef struct job {
     member me;
     int first, rows;
-    bool shared, sync_bn, even;
+    bool shared, sync_bn, even, allreduce;
     outcome *out;
 } job;
 
@@ -108,8 +134,9 @@ static void *run_replica(void *arg)
     if (!m || at_pass_create(&p, m, j->rows, 0, &err))
         goto done;
     if (j->shared) {
-        at_collective c = {j->me.rank, j->me.x->ranks, thread_allgather, &j->me};
-        if (at_shard_create(&shard, &c, j->sync_bn, &err))
+        at_collective c = {j->me.rank, j->me.x->ranks, thread_allgather, thread_allreduce, &j->me};
+        if (at_shard_create(&shard, &c, j->sync_bn, &err) ||
+            at_shard_use_allreduce(shard, j->allreduce))
             goto done;
         at_shard_set_even(shard, j->even);
         at_model_set_shard(m, shard);
@@ -153,7 +180,8 @@ done:
 
 /* Runs the batch split into `ranks` shards of the given sizes (NULL: even), one thread each;
  * ranks 0 is one process without a shard. */
-static void run(int ranks, const int *sizes, bool sync_bn, int fail_at, outcome *out)
+static void run_with(int ranks, const int *sizes, bool sync_bn, bool allreduce, int fail_at,
+                     outcome *out)
 {
     exchange x = {.ranks = ranks > 0 ? ranks : 1, .fail_at = fail_at};
     x.stage = malloc((size_t)MAX_RANKS * STAGE_BYTES);
@@ -164,7 +192,7 @@ static void run(int ranks, const int *sizes, bool sync_bn, int fail_at, outcome 
     for (int r = 0; r < x.ranks; r++) {
         int rows = sizes ? sizes[r] : ROWS / x.ranks;
         memset(&out[r], 0, sizeof out[r]);
-        jobs[r] = (job){{&x, r}, first, rows, ranks > 0, sync_bn, sizes == NULL, &out[r]};
+        jobs[r] = (job){{&x, r}, first, rows, ranks > 0, sync_bn, sizes == NULL, allreduce, &out[r]};
         first += rows;
         pthread_create(&threads[r], NULL, run_replica, &jobs[r]);
     }
@@ -180,6 +208,11 @@ static void run(int ranks, const int *sizes, bool sync_bn, int fail_at, outcome 
     }
     pthread_barrier_destroy(&x.barrier);
     free(x.stage);
+}
+
+static void run(int ranks, const int *sizes, bool sync_bn, int fail_at, outcome *out)
+{
+    run_with(ranks, sizes, sync_bn, false, fail_at, out);
 }
 
 static void release(outcome *o, int count)
@@ -251,6 +284,23 @@ TEST(shard_bn_and_uneven_shards_keep_replicas_equal)
     release(one, 1);
 }
 
+TEST(allreduce_sums_keep_replicas_equal_near_one_process)
+{
+    outcome one[1], many[MAX_RANKS];
+    run(0, NULL, false, -1, one);
+    REQUIRE(one[0].status == 0 && one[0].grads);
+    run_with(4, NULL, true, true, -1, many);
+    for (int r = 0; r < 4; r++) {
+        REQUIRE(many[r].status == 0 && many[r].grads);
+        CHECK(same_bits(many[r].grads, many[0].grads, one[0].n_params));
+        CHECK(same_bits(many[r].buffers, many[0].buffers, one[0].n_buffers));
+    }
+    CHECK(max_relative(many[0].grads, one[0].grads, one[0].n_params) < 1e-5);
+    CHECK(max_relative(many[0].buffers, one[0].buffers, one[0].n_buffers) < 1e-5);
+    release(many, 4);
+    release(one, 1);
+}
+
 TEST(a_failed_exchange_is_an_error_of_the_pass)
 {
     outcome many[MAX_RANKS];
@@ -264,4 +314,5 @@ TEST(a_failed_exchange_is_an_error_of_the_pass)
 
 TEST_MAIN(TEST_ENTRY(even_shards_with_sync_bn_match_one_process_bit_for_bit),
           TEST_ENTRY(shard_bn_and_uneven_shards_keep_replicas_equal),
+          TEST_ENTRY(allreduce_sums_keep_replicas_equal_near_one_process),
           TEST_ENTRY(a_failed_exchange_is_an_error_of_the_pass))

@@ -20,7 +20,7 @@ typedef struct train_opts {
     double input_noise;
     double lr, momentum, weight_decay, warmup, gamma, peak, beta1, beta2, adam_eps;
     cli_float_list milestones, mean, std;
-    bool nesterov, hflip, resume, quiet, test_each_epoch, sync_bn;
+    bool nesterov, hflip, resume, quiet, test_each_epoch, sync_bn, allreduce;
     /* adversarial training */
     const char *norm, *attack_bn;
     double eps, step_size, ema, eps_warmup;
@@ -126,6 +126,7 @@ static const cli_option common_options[] = {
     {"json", CLI_STRING, &opts.json, 0, 0, NULL, "FILE", "also write the final report to FILE"},
     {"threads", CLI_INT, &opts.threads, 1, 1024, NULL, "N", "threads (default: all cores); results do not depend on it"},
     {"sync-bn", CLI_FLAG, &opts.sync_bn, 0, 0, NULL, NULL, "under mpirun: batch norm normalises by the statistics of the whole batch, not of each process's rows (then N processes give one process's weights bit for bit when N divides the batch)"},
+    {"allreduce", CLI_FLAG, &opts.allreduce, 0, 0, NULL, NULL, "under mpirun: sum the gradients with MPI_Allreduce (less traffic at many processes; the processes agree, but not with one process bit for bit)"},
     {"quiet", CLI_FLAG, &opts.quiet, 0, 0, NULL, NULL, "no progress line and no per-epoch summary"},
     {"config", CLI_STRING, &opts.config, 0, 0, NULL, "FILE", "read options from FILE (name = value per line); every run saves its own as run.cfg"},
 };
@@ -292,6 +293,7 @@ static json_t *config_json(const bool *seen)
     json_object_set_new(c, "train_size", json_integer(opts.train_size));
     json_object_set_new(c, "crop_padding", json_integer(opts.crop_padding));
     json_object_set_new(c, "hflip", json_boolean(opts.hflip));
+    json_object_set_new(c, "sync_bn", json_boolean(opts.sync_bn));
     json_object_set_new(c, "input_levels", json_integer(opts.input_levels));
     json_object_set_new(c, "input_noise", json_real(opts.input_noise));
     json_object_set_new(c, "eps", json_real(opts.eps));
@@ -714,6 +716,8 @@ static json_t *value_before_key(const char *key)
         return json_string("sgd");
     if (!strcmp(key, "beta1") || !strcmp(key, "beta2") || !strcmp(key, "adam_eps"))
         return json_real(0.0);
+    if (!strcmp(key, "sync_bn"))
+        return json_false();
     return NULL;
 }
 
@@ -1081,7 +1085,7 @@ int cmd_train(int argc, char **argv)
     /* the run's options, replayable with --config (where the run goes and how it talks are not
      * part of the run) */
     static const char *const not_saved[] = {"out", "json", "resume", "quiet", "threads",
-                                            "stop-after", NULL};
+                                            "stop-after", "allreduce", NULL};
     char cfg_path[4096];
     snprintf(cfg_path, sizeof cfg_path, "%s/run.cfg", opts.out);
     /* these are written even when not given, so a replay does not depend on the defaults; of the
@@ -1164,7 +1168,7 @@ int cmd_train(int argc, char **argv)
     char log_path[4096];
     snprintf(log_path, sizeof log_path, "%s/log.jsonl", opts.out);
     const double earlier_seconds = resumed_epoch > 0 ? load_earlier_epochs(log_path, resumed_epoch, s.epochs) : 0.0;
-    if (train_ranks_begin(s.trainer, opts.sync_bn, s.checkpoint, &shard, &s.err)) {
+    if (train_ranks_begin(s.trainer, opts.sync_bn, opts.allreduce, s.checkpoint, &shard, &s.err)) {
         status = cli_error("train", EXIT_WORK_FAILED, "%s", s.err.message);
         goto done;
     }
@@ -1221,6 +1225,10 @@ int cmd_train(int argc, char **argv)
                        AT_VERSION_STRING " " ADVTRAIN_REVISION, "config", json_incref(config), "model_spec", s.model_spec,
                        "epochs", json_incref(s.epochs), "train_seconds", train_seconds);
     json_object_set_new(report, "method_settings", method_settings(s.trainer));
+    if (ranks_size() > 1) { /* how the run was shared (the checkpoint does not depend on it) */
+        json_object_set_new(report, "processes", json_integer(ranks_size()));
+        json_object_set_new(report, "gradient_sum", json_string(opts.allreduce ? "allreduce" : "gathered"));
+    }
     json_object_set_new(report, "checkpoint", json_string(s.checkpoint));
     /* a fine-tuning run's starting weights, as recorded when it started (a resumed session
      * takes them from its checkpoint) */

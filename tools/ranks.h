@@ -34,6 +34,10 @@ int ranks_gather(const void *bytes, size_t n, void **all, size_t *total);
  * process a copy. Returns 0, or -1 when the exchange failed. */
 int ranks_allgather(const void *mine, void *all, size_t bytes);
 
+/* MPI_Allreduce (MPI_SUM, in place) of `count` floats, or doubles with `doubles`; with one
+ * process nothing. Returns 0, or -1 when the exchange failed. */
+int ranks_allreduce_sum(void *data, size_t count, bool doubles);
+
 /* The standard error this process inherited (a rank > 0 holds fd 2 back; see ranks_init). */
 int ranks_stderr_fd(void);
 

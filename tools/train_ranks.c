@@ -17,6 +17,12 @@ static int allgather(void *user, const void *mine, void *all, size_t bytes)
     return ranks_allgather(mine, all, bytes);
 }
 
+static int allreduce(void *user, void *data, size_t count, bool doubles)
+{
+    (void)user;
+    return ranks_allreduce_sum(data, count, doubles);
+}
+
 /* The line a stopped process writes: made before training starts, since a signal handler may
  * only write(). */
 static char stopped_line[4352];
@@ -31,14 +37,16 @@ static void on_stop(int sig)
     _exit(1);
 }
 
-int train_ranks_begin(at_trainer *trainer, bool sync_bn, const char *checkpoint, at_shard **shard,
-                      at_error *err)
+int train_ranks_begin(at_trainer *trainer, bool sync_bn, bool use_allreduce, const char *checkpoint,
+                      at_shard **shard, at_error *err)
 {
     *shard = NULL;
     if (ranks_size() == 1)
         return AT_OK;
-    at_collective c = {ranks_rank(), ranks_size(), allgather, NULL};
+    at_collective c = {ranks_rank(), ranks_size(), allgather, allreduce, NULL};
     int status = at_shard_create(shard, &c, sync_bn, err);
+    if (!status)
+        status = at_shard_use_allreduce(*shard, use_allreduce);
     if (!status)
         status = at_trainer_share(trainer, *shard, err);
     if (status)

@@ -9,7 +9,9 @@
  * and each process adds them exactly as one process would: the same bits on every process and
  * for every P. Otherwise (uneven shards, or units that straddle a shard boundary) each process
  * sums its own units and the P sums are added in rank order: still the same on every process,
- * so the replicas of the model stay equal, but not equal to one process's bits.
+ * so the replicas of the model stay equal, but not equal to one process's bits. With
+ * at_shard_use_allreduce each process sums its own units and the collective's allreduce adds the
+ * processes' sums: one slab per layer crosses the network instead of the units.
  */
 #include "graph/graph.h"
 
@@ -17,7 +19,7 @@
 
 struct at_shard {
     at_collective collective;
-    bool sync_bn, even;
+    bool sync_bn, even, allreduce;
     int status;
     unsigned char *send, *recv;
     size_t send_cap, recv_cap;
@@ -50,6 +52,14 @@ void at_shard_free(at_shard *s)
 }
 
 void at_shard_set_even(at_shard *s, bool even) { s->even = even; }
+
+int at_shard_use_allreduce(at_shard *s, bool on)
+{
+    if (on && !s->collective.allreduce)
+        return AT_ERR_ARG;
+    s->allreduce = on;
+    return AT_OK;
+}
 
 void at_model_set_shard(at_model *m, at_shard *s) { m->shard = s; }
 
@@ -138,6 +148,20 @@ const void *at_layer_gather(const at_layer_ctx *c, const void *partials, at_unit
     if (s->status)
         return NULL;
     const int ranks = s->collective.ranks;
+    if (s->allreduce) {
+        /* this process's units summed, then the sum over the processes */
+        if (!grow(&s->send, &s->send_cap, (size_t)u.count * unit_bytes)) {
+            s->status = AT_ERR_NOMEM;
+            return NULL;
+        }
+        memcpy(s->send, partials, (size_t)u.count * unit_bytes);
+        merge_units(s->send, u.count, unit_bytes, doubles);
+        const size_t count = unit_bytes / (doubles ? sizeof(double) : sizeof(float));
+        if (!s->status && s->collective.allreduce(s->collective.user, s->send, count, doubles))
+            s->status = AT_ERR_IO;
+        *total = 1;
+        return s->status ? NULL : s->send;
+    }
     const size_t mine = u.whole ? (size_t)u.count * unit_bytes : unit_bytes;
     if (!grow(&s->send, &s->send_cap, (size_t)u.count * unit_bytes) ||
         !grow(&s->recv, &s->recv_cap, mine * ranks)) {
