@@ -1,5 +1,5 @@
 /* test_batches.c: what a training batch holds, each feature pinned to its definition. An OOD
- * weight of 0 trains exactly like the base method; CutMix with an empty box too; so does a
+ * weight of 0 trains like the base method (to rounding: its rows make the batch longer); CutMix with an empty box too; so does a
  * budget schedule that cannot move (one curriculum stage, a stochastic or adaptive range of one
  * value), and extra data at a ratio of 0. Then the features themselves: the curriculum's
  * staircase, adaptive budgets moving by +-rate eps within their bounds, batch repetition with
@@ -16,18 +16,35 @@
 enum { N = 64, K = BANDS_K, IMAGE = BANDS_HW * BANDS_HW };
 
 /* Trains `cfg` and `base` from the same start on the same data; checks the weights are (or are
- * not) bit-identical. */
-static void compare_runs(const at_train_config *base, const at_train_config *cfg,
-                         const at_dataset *d, bool same, const char *what)
+ * not) the same: bit-identical with tolerance 0, else within tolerance x the largest weight. */
+static void compare_runs_within(const at_train_config *base, const at_train_config *cfg,
+                                const at_dataset *d, bool same, double tolerance,
+                                const char *what)
 {
     size_t n1 = 0, n2 = 0;
     float *a = bands_train(base, d, &n1), *b = bands_train(cfg, d, &n2);
-    if (!a || !b)
+    if (!a || !b || n1 != n2) {
         TEST_FAIL_("%s: a run failed", what);
-    else if ((memcmp(a, b, n1 * sizeof(float)) == 0) != same)
-        TEST_FAIL_("%s: the weights %s", what, same ? "differ" : "are the same");
+    } else {
+        double largest = 0.0, worst = 0.0;
+        for (size_t i = 0; i < n1; i++) {
+            largest = fmax(largest, fabs(a[i]));
+            worst = fmax(worst, fabs((double)a[i] - b[i]));
+        }
+        const bool equal = tolerance == 0.0 ? memcmp(a, b, n1 * sizeof(float)) == 0
+                                            : worst <= tolerance * largest;
+        if (equal != same)
+            TEST_FAIL_("%s: the weights %s (largest difference %.3g, largest weight %.3g)", what,
+                       same ? "differ" : "are the same", worst, largest);
+    }
     free(a);
     free(b);
+}
+
+static void compare_runs(const at_train_config *base, const at_train_config *cfg,
+                         const at_dataset *d, bool same, const char *what)
+{
+    compare_runs_within(base, cfg, d, same, 0.0, what);
 }
 
 /* bands_config, with free-at replaying twice over 4 epochs (its preset needs 8k epochs) */
@@ -55,10 +72,12 @@ TEST(an_ood_weight_of_zero_is_the_base_method)
             char what[96];
             snprintf(what, sizeof what, "%s with %s OOD rows of weight 0", adversarial[i],
                      at_ood_source_name(ood.ood));
-            compare_runs(&base, &ood, &d, true, what);
+            /* the rows of weight 0 add nothing, but a longer batch cuts the rows into other
+             * units of the sums over the batch (at_reduce_units): the same up to rounding */
+            compare_runs_within(&base, &ood, &d, true, 1e-4, what);
         }
         ood.ood_weight = 5.0f;
-        compare_runs(&base, &ood, &d, false, "OOD rows of weight 5");
+        compare_runs_within(&base, &ood, &d, false, 1e-4, "OOD rows of weight 5");
     }
     bands_free(&d);
 }

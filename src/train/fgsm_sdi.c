@@ -262,6 +262,7 @@ static void sdi_defaults(at_train_config *c)
 
 const at_method at_method_fgsm_sdi = {
     .name = "fgsm-sdi",
+    .row_draws = true,
     .description = "fast AT: FGSM from a learnable sample-dependent start, a generator trained "
                    "by ascent every 20 batches (Jia et al., 2022)",
     .uses = AT_USES_EPS | AT_USES_STEP_SIZE | AT_USES_ATTACK_BN,

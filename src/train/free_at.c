@@ -65,6 +65,7 @@ static int free_at_step(at_method_ctx *c, const at_batch *b, double *loss)
 
 const at_method at_method_free_at = {
     .name = "free-at",
+    .row_draws = true,
     .description = "free adversarial training: m replays per minibatch, persistent perturbation, "
                    "one backward (Shafahi et al., 2019)",
     .uses = AT_USES_EPS,

@@ -195,6 +195,7 @@ static int rlat_step(at_method_ctx *c, const at_batch *b, double *loss)
 
 const at_method at_method_rlat = {
     .name = "rlat",
+    .row_draws = true,
     .description = "RLAT: one-step perturbations of the input and of activations at several "
                    "depths, radii eps (n_i / n_0) / (i + 1) (Kireev et al., 2022)",
     .uses = AT_USES_EPS | AT_USES_ATTACK_BN,
