@@ -1,8 +1,8 @@
 #!/bin/sh
 # mpi_train_test.sh ADVTRAIN MPIRUN: `advtrain train` shared by processes under mpirun. With
 # --sync-bn, 2 and 4 processes write the checkpoint of one process byte for byte (pgd-at and
-# trades on a network with batch norm); a run stopped after an epoch on 2 processes resumes on 1
-# and ends where one process would have; a killed process ends the job promptly with a line
+# trades on a network with batch norm); a run stopped after an epoch on 2 processes resumes on 1,
+# and one stopped on 1 resumes on 2, ending where one process would have; a killed process ends the job promptly with a line
 # naming the checkpoint, which then resumes; uneven shards and per-process batch norm train.
 set -u
 BIN=$1
@@ -47,6 +47,15 @@ np 2 "$BIN" train $common --method pgd-at --epochs 2 --stop-after 1 --out "$TMP/
     fail "resuming on one process: $(tail -c 300 "$TMP/out")"
 cmp -s "$TMP/whole/last.safetensors" "$TMP/moved/last.safetensors" ||
     fail "2 processes then 1 (resumed) ended elsewhere than one process throughout"
+# and the other way: the first epoch on one process, the second resumed on 2
+# shellcheck disable=SC2086
+"$BIN" train $common --method pgd-at --epochs 2 --stop-after 1 --out "$TMP/spread" >"$TMP/out" 2>&1 ||
+    fail "first epoch on one process: $(tail -c 300 "$TMP/out")"
+# shellcheck disable=SC2086
+np 2 "$BIN" train $common --method pgd-at --epochs 2 --resume --out "$TMP/spread" >"$TMP/out" 2>&1 ||
+    fail "resuming on 2 processes: $(tail -c 300 "$TMP/out")"
+cmp -s "$TMP/whole/last.safetensors" "$TMP/spread/last.safetensors" ||
+    fail "1 process then 2 (resumed) ended elsewhere than one process throughout"
 
 # uneven shards: 3 processes on batches of 50 (17, 17, 16 rows), a clean method on smallcnn
 np 3 "$BIN" train --data fashion-mnist --model smallcnn --epochs 1 --train-size 230 --val-size 0 \

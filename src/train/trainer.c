@@ -262,10 +262,9 @@ int at_trainer_create(at_trainer **out, at_model *model, const at_dataset *train
 
 void at_trainer_free(at_trainer *t)
 {
-    if (t)
-        at_share_free(t->share);
     if (!t)
         return;
+    at_share_free(t->share);
     free_ctx(&t->ctx);
     at_batch_maker_free(t->batches);
     at_optimizer_free(t->optimizer);
@@ -534,8 +533,8 @@ int at_trainer_restore_state(at_trainer *t, const at_safetensors *st, at_error *
 
 int at_trainer_share(at_trainer *t, at_shard *shard, at_error *err)
 {
-    if (t->epochs_done > 0 || t->share)
-        return at_fail(err, AT_ERR_STATE, "a trainer is shared before its first epoch, once");
+    if (t->share)
+        return at_fail(err, AT_ERR_STATE, "a trainer is shared once");
     return at_share_create(&t->share, shard, at_batch_rows(t->batches), err);
 }
 
