@@ -20,7 +20,7 @@ run() { # name, advtrain options, twin options
     $TWIN --eps 0.1 $twin --json "$OUT/$name.torch.json" > "$OUT/$name.torch.log"
 }
 run pgd-at "--method pgd-at --epochs 5 --train-size 20000" "--method pgd-at --epochs 5 --train-size 20000"
-run pgd-at-awp "--method pgd-at --awp --epochs 5 --train-size 20000" "--method pgd-at-awp --epochs 5 --train-size 20000"
+run pgd-at-awp "--method pgd-at --awp --awp-warmup 0 --epochs 5 --train-size 20000" "--method pgd-at-awp --epochs 5 --train-size 20000"
 run trades "--method trades --epochs 5 --train-size 20000" "--method trades --epochs 5 --train-size 20000"
 run mart "--method mart --epochs 5 --train-size 20000" "--method mart --epochs 5 --train-size 20000"
 run free-at "--method free-at --epochs 8 --replays 4" "--method free-at --epochs 8 --replays 4"

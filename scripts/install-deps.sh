@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages advtrain needs to build, test and run its demo. Idempotent: only
-# missing packages are installed. Runs apt-get as root (through sudo when not root).
+# Installs the Debian packages advtrain needs. Idempotent: only missing packages are installed.
+# Runs apt-get as root (through sudo when not root).
+#   scripts/install-deps.sh demo   what building the tool and running the demo need
+#   scripts/install-deps.sh [test] that, and what the test suite's tiers use (the default)
+#   scripts/install-deps.sh TIER --list   prints the tier's packages, installs nothing
 set -euo pipefail
+
+tier=${1:-test}
+case $tier in demo | test) ;; *) echo "usage: $0 [demo|test] [--list]" >&2; exit 2 ;; esac
 
 packages=(
     build-essential cmake pkg-config   # compiler and build
@@ -16,13 +22,22 @@ packages=(
     libonnx-dev                        # onnx.proto, the schema of ONNX files (import, eval, export)
     protobuf-c-compiler                # protoc-c: generates the C parser for onnx.proto at build time
     libprotobuf-c-dev                  # the protobuf-c runtime that parser links against
-    libopenmpi-dev openmpi-bin         # MPI: `mpirun ... advtrain eval` shares the points (optional)
     dataset-fashion-mnist              # the real data set of the demo and tests
-    python3-torch python3-numpy        # the PyTorch reference tier of the tests (optional at run time)
-    python3-scipy                      # the SciPy tier: randomized smoothing's statistics (optional)
-    python3-onnx python3-opencv        # the ONNX export tier: onnx.checker and OpenCV's dnn (optional)
-    chromium                           # the test that renders the HTML report headless
 )
+if [ "$tier" = test ]; then
+    packages+=(
+        libopenmpi-dev openmpi-bin     # MPI: training and evaluation under mpirun (optional)
+        python3-torch python3-numpy    # the PyTorch reference tier of the tests (optional at run time)
+        python3-scipy                  # the SciPy tier: randomized smoothing's statistics (optional)
+        python3-onnx python3-opencv    # the ONNX export tier: onnx.checker and OpenCV's dnn (optional)
+        chromium                       # the test that renders the HTML report headless
+    )
+fi
+
+if [ "${2:-}" = --list ]; then
+    printf '%s\n' "${packages[@]}"
+    exit 0
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -4,13 +4,17 @@
  * uniform random start, batch norm in train mode during the attack (as their training loop; set
  * the attack's mode to eval for the TRADES convention), then cross-entropy on the adversarial
  * batch. With AWP (Wu et al., NeurIPS 2020) the step runs at adversarially perturbed weights:
- * the proxy ascends CE(proxy(x'), y), gamma 0.01, proxy learning rate 0.01, from epoch 0. */
+ * the proxy ascends CE(proxy(x'), y), gamma 0.01, proxy learning rate 0.01. The paper's code
+ * starts AWP at epoch 0 for CIFAR-10 (and delays it, awp_warmup, for harder starts); here it
+ * starts at the second epoch by default: from the first step, SmallCNN without batch norm can
+ * stay at chance for the whole run (docs/RESULTS.md, "pgd-at-awp's fragility"). --awp-warmup 0
+ * gives the paper's schedule. */
 #include "train/method.h"
 
 #include "attack/attack.h"
 
 enum { AWP };
-static const at_option_info pgd_at_options[] = {AT_AWP_OPTIONS("0.01", "0")};
+static const at_option_info pgd_at_options[] = {AT_AWP_OPTIONS("0.01", "1")};
 
 static void pgd_at_defaults(at_train_config *c) { at_attack_presets(c, 10, AT_BN_TRAIN); }
 
@@ -51,7 +55,8 @@ static void pgd_at_after_step(at_method_ctx *c)
 const at_method at_method_pgd_at = {
     .name = "pgd-at",
     .row_draws = true,
-    .description = "PGD adversarial training (Madry et al., 2018; Rice et al. recipe), optional AWP",
+    .description = "PGD adversarial training (Madry et al., 2018; Rice et al. recipe), optional AWP "
+                   "(from the 2nd epoch: from the 1st, a network can stall at chance)",
     .uses = AT_USES_EPS | AT_USES_ATTACK_STEPS | AT_USES_STEP_SIZE | AT_USES_ATTACK_BN,
     .needs = AT_NEEDS_PGD,
     .options = pgd_at_options,

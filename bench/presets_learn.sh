@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Does every method's preset learn? Each method of `advtrain list methods` trains SmallCNN on
+# TRAIN Fashion-MNIST images for 2 epochs (at batch 128: TRAIN / 128 steps each; free-at 8
+# "epochs" of minibatch replays, the same number of passes' worth of steps x 4) with its presets
+# and nothing else but eps 0.1 for the adversarial ones (and the autoencoder or flow that ada and
+# ijsat need, trained briefly first); prints each method's last-epoch training accuracy and
+# flags any at chance (below 1.5 / 10, the threshold of the tool's own warning).
+#   bench/presets_learn.sh [TRAIN]   (default 3200: 25 steps an epoch, 50 in all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TRAIN=${1:-3200}
+BIN=${ADVTRAIN:-./build/advtrain}
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+common="--data fashion-mnist --model smallcnn --train-size $TRAIN --val-size 0 --no-final-pgd --quiet"
+$BIN train-autoencoder --data fashion-mnist --epochs 1 --out "$TMP/ae" >/dev/null 2>&1
+$BIN train-flow --data fashion-mnist --epochs 1 --out "$TMP/flow" >/dev/null 2>&1
+stalled=0
+for m in $($BIN list methods | awk '/^  [a-z]/ {print $1}'); do
+    extra="--epochs 2"
+    [ "$m" = free-at ] && extra="--epochs 8"
+    [ "$m" = ada ] && extra="$extra --autoencoder $TMP/ae/autoencoder.safetensors"
+    [ "$m" = ijsat ] && extra="$extra --flow $TMP/flow/flow.safetensors"
+    variants="$m"
+    [ "$m" = pgd-at ] || [ "$m" = trades ] && variants="$m $m+awp"
+    for v in $variants; do
+        opts="--method $m $extra"
+        [ "$v" != "$m" ] && opts="$opts --awp"
+        # shellcheck disable=SC2086
+        if ! $BIN train $common $opts --eps 0.1 --out "$TMP/$v" >"$TMP/$v.out" 2>&1; then
+            if grep -q "does not use eps" "$TMP/$v.out"; then
+                # shellcheck disable=SC2086
+                $BIN train $common $opts --out "$TMP/$v" >"$TMP/$v.out" 2>&1 ||
+                    { echo "$v: failed: $(tail -1 "$TMP/$v.out")"; stalled=$((stalled + 1)); continue; }
+            else
+                echo "$v: failed: $(tail -1 "$TMP/$v.out")"; stalled=$((stalled + 1)); continue
+            fi
+        fi
+        acc=$(tail -1 "$TMP/$v/log.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["train_acc"])')
+        verdict=$(python3 -c "print('learns' if $acc >= 0.15 else 'AT CHANCE')")
+        [ "$verdict" = learns ] || stalled=$((stalled + 1))
+        printf '%-16s last-epoch training accuracy %5.1f%%  %s\n' "$v" "$(python3 -c "print(100 * $acc)")" "$verdict"
+    done
+done
+echo "$stalled preset(s) at chance or failed"
+exit "$stalled"
