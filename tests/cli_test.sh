@@ -63,6 +63,13 @@ grep -q "clean calibration *ECE" "$TMP/out" || fail "eval prints no clean calibr
 for key in '"calibration"' '"ece"' '"mce"' '"brier"' '"table"' '"bins": 15'; do
     grep -q "$key" "$TMP/eval.json" || fail "eval report has no $key"
 done
+# standard error is a file here, not a terminal: progress comes as plain lines, the last one
+# at the end of the work, and no terminal control characters
+expect 0 "robust accuracy" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" \
+    --attack pgd --eps 0.1 --steps 2 --n 60 --batch-size 20
+grep -q "^evaluating: 20/60 (33%) " "$TMP/out" || fail "a logged eval prints no line after its first batch"
+grep -q "^evaluating: 60/60 (100%) " "$TMP/out" || fail "a logged eval prints no line at its end"
+grep -q "$(printf '\033')" "$TMP/out" && fail "a logged eval writes terminal control characters"
 expect 2 "--calibration-bins out of range" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --calibration-bins 0
 expect 2 "--calibration-bins out of range" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --calibration-bins 1001
 # the checkpoint describes its own model; naming another one is an error naming a tensor

@@ -68,10 +68,13 @@ int cli_fail(at_error *err, int status, const char *fmt, ...) __attribute__((for
 /* Prints "advtrain CMD: <message>" to stderr; returns `code`. */
 int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* A progress line on stderr with images/s and ETA, drawn only when stderr is a terminal. */
+/* Progress on stderr with images/s and ETA: a bar redrawn in place on a terminal; elsewhere (a
+ * log) a line at the first update, then at most one every 30 s, and one at the end. */
+typedef enum { CLI_PROGRESS_OFF, CLI_PROGRESS_BAR, CLI_PROGRESS_LINES } cli_progress_mode;
 typedef struct cli_progress {
-    bool enabled;
+    cli_progress_mode mode;
     double start, last_draw;
+    long lines;
 } cli_progress;
 void cli_progress_start(cli_progress *p, bool quiet);
 void cli_progress_update(cli_progress *p, const char *label, long done, long total,

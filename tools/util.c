@@ -18,22 +18,39 @@ double cli_now(void)
 
 void cli_progress_start(cli_progress *p, bool quiet)
 {
-    p->enabled = !quiet && isatty(STDERR_FILENO);
+    p->mode = quiet ? CLI_PROGRESS_OFF : isatty(STDERR_FILENO) ? CLI_PROGRESS_BAR : CLI_PROGRESS_LINES;
     p->start = cli_now();
     p->last_draw = 0.0;
+    p->lines = 0;
 }
+
+/* Not a terminal (a log file, a pipe): a line after the first update, then at most one every
+ * CLI_PROGRESS_LOG_SECONDS, and one at the end, so a log shows the run is alive without
+ * filling up. */
+enum { CLI_PROGRESS_LOG_SECONDS = 30 };
 
 void cli_progress_update(cli_progress *p, const char *label, long done, long total,
                          const char *extra)
 {
-    if (!p->enabled)
+    if (p->mode == CLI_PROGRESS_OFF)
         return;
     double t = cli_now();
-    if (done < total && t - p->last_draw < 0.1)
+    if (p->mode == CLI_PROGRESS_LINES && p->lines > 0 && done < total &&
+        t - p->last_draw < CLI_PROGRESS_LOG_SECONDS)
+        return;
+    if (p->mode == CLI_PROGRESS_BAR && done < total && t - p->last_draw < 0.1)
         return; /* redraw at most ten times a second */
     p->last_draw = t;
     double elapsed = t - p->start, rate = elapsed > 0 ? done / elapsed : 0.0;
     double eta = rate > 0 ? (total - done) / rate : 0.0;
+    if (p->mode == CLI_PROGRESS_LINES) {
+        p->lines++;
+        fprintf(stderr, "%s: %ld/%ld (%.0f%%)  %.0f img/s  %.0f s  ETA %d:%02d%s%s\n", label, done,
+                total, total > 0 ? 100.0 * done / total : 0.0, rate, elapsed, (int)eta / 60,
+                (int)eta % 60, extra ? "  " : "", extra ? extra : "");
+        fflush(stderr);
+        return;
+    }
     char bar[31];
     int filled = total > 0 ? (int)(30.0 * done / total) : 0;
     for (int i = 0; i < 30; i++)
@@ -46,7 +63,7 @@ void cli_progress_update(cli_progress *p, const char *label, long done, long tot
 
 void cli_progress_clear(cli_progress *p)
 {
-    if (p->enabled) {
+    if (p->mode == CLI_PROGRESS_BAR) {
         fprintf(stderr, "\r\x1b[K");
         fflush(stderr);
     }
