@@ -559,6 +559,20 @@ static int shared_step(at_trainer *t, const at_batch *whole, double *loss, bool 
     return status;
 }
 
+/* Whether every parameter is finite, in one pass over the slab: a sum in double of floats cannot
+ * overflow (2^128 x 2^53 terms), so it is finite exactly when every term is. A step whose loss
+ * was finite can still leave non-finite weights (a huge learning rate or gradient); the next
+ * epoch's checkpoint must never hold them. */
+static bool params_finite(at_model *model)
+{
+    size_t count;
+    const float *p = at_model_params(model, &count);
+    double sum = 0.0;
+    for (size_t i = 0; i < count; i++)
+        sum += p[i];
+    return isfinite(sum);
+}
+
 int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_stats *stats,
                          at_error *err)
 {
@@ -626,6 +640,10 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
             at_optimizer_step(t->optimizer, lr);
             if (t->method->after_step)
                 t->method->after_step(&t->ctx);
+            if (!params_finite(t->model))
+                return at_fail(err, AT_ERR_NUMERIC,
+                               "weights became non-finite at epoch %d batch %ld (learning rate %g); "
+                               "lower --lr", epoch + 1, b + 1, lr);
             if (t->share && !at_share_sync_bn(t->share) &&
                 (status = at_share_buffers(t->share, t->model)))
                 return at_fail(err, status, "exchanging running statistics at epoch %d batch %ld: %s",
