@@ -21,14 +21,17 @@ SEED=${CRASH_SEED:-$$}
 echo "crash-safety seed $SEED (CRASH_SEED=$SEED replays it)"
 
 # killer.py MODE ARG -- command...: runs the command and kills it with SIGKILL, either ARG seconds
-# after it starts (MODE delay) or as soon as a file matching the glob ARG appears (MODE write,
-# i.e. while a checkpoint is being written). Prints "exit N" when the command ended by itself,
-# "killed" or "killed-in-write" (the temporary file was still there after the kill).
+# after it starts (MODE delay) or, ARG being N:GLOB, as soon as the N-th file matching GLOB is
+# created (MODE write: while that checkpoint is being written; the second of an epoch's two
+# files is written after the first is in place). Prints "exit N" when the command ended by
+# itself, "killed" or "killed-in-write" (the temporary file was still there after the kill).
 cat >"$TMP/killer.py" <<'PY'
-import ctypes, glob, os, select, signal, struct, subprocess, sys, time
+import ctypes, fnmatch, glob, os, select, signal, struct, subprocess, sys, time
 mode, arg, cmd = sys.argv[1], sys.argv[2], sys.argv[4:]
 watch = None
 if mode == "write":  # inotify: woken the moment the temporary file is created
+    nth, arg = arg.split(":", 1)
+    nth = int(nth)
     libc = ctypes.CDLL(None, use_errno=True)
     watch = libc.inotify_init()
     os.makedirs(os.path.dirname(arg), exist_ok=True)
@@ -46,7 +49,9 @@ while p.poll() is None and not hit:
         while events and not hit:
             length = struct.unpack_from("iIII", events)[3]
             name = events[16:16 + length].rstrip(b"\0").decode()
-            hit = ".safetensors.tmp." in name
+            if fnmatch.fnmatch(name, os.path.basename(arg)):
+                nth -= 1
+                hit = nth == 0
             events = events[16 + length:]
 if not hit:
     p.wait()
@@ -63,14 +68,15 @@ random() { draws=$((draws + 1)); echo "$SEED $draws" | cksum | awk '{printf "%.3
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
 # --- 1. training: uninterrupted, then killed and resumed until it completes
-TRAIN="train --data-dir $DATA --model smallcnn --method pgd-at --eps 0.1 --steps 2 --epochs 4 \
---train-size 500 --val-size 100 --batch-size 50 --no-final-pgd --quiet"
+TRAIN="train --data-dir $DATA --model smallcnn --method pgd-at --eps 0.1 --steps 2 --epochs 5 \
+--train-size 300 --val-size 50 --batch-size 50 --no-final-pgd --quiet"
 start=$(date +%s.%N)
 "$BIN" $TRAIN --out "$TMP/A" >"$TMP/out" 2>&1 || fail "uninterrupted training failed: $(head -c 300 "$TMP/out")"
 run_seconds=$(echo "$(date +%s.%N) $start" | awk '{print $1 - $2}')
 kills=0 in_write=0 delayed=0 attempts=0
-# kills alternately at a random moment and during a checkpoint write, until three of each have
-# landed (at most twelve tries), then runs to the end
+# kills alternately at a random moment (early enough to leave epochs to do) and the instant a
+# checkpoint's temporary file appears (which loses the epoch: last.safetensors comes last),
+# until three of each have landed (at most twelve tries), then runs to the end
 while :; do
     attempts=$((attempts + 1))
     [ "$attempts" -gt 40 ] && { fail "training did not complete after 40 runs"; break; }
@@ -79,9 +85,9 @@ while :; do
     if [ "$attempts" -gt 12 ] || { [ "$delayed" -ge 3 ] && [ "$in_write" -ge 3 ]; }; then
         mode=delay arg=100000
     elif [ $((attempts % 2)) -eq 1 ] && [ "$delayed" -lt 3 ] || [ "$in_write" -ge 3 ]; then
-        mode=delay arg=$(echo "$(random) $run_seconds" | awk '{print 0.2 + $1 * $2 * 0.4}')
+        mode=delay arg=$(echo "$(random) $run_seconds" | awk '{print 0.2 + $1 * $2 * 0.15}')
     else
-        mode=write arg="$TMP/B/*.safetensors.tmp.*"
+        mode=write arg="$((in_write % 2 + 1)):$TMP/B/*.safetensors.tmp.*"
         rm -f "$TMP"/B/*.tmp.* # a killed writer's leftover is not this run's write
     fi
     result=$("$PY" "$TMP/killer.py" $mode "$arg" -- "$BIN" $TRAIN --out "$TMP/B" $resume)
@@ -93,8 +99,8 @@ while :; do
     esac
 done
 echo "training: $kills kills ($in_write during a checkpoint write) in $attempts runs"
-[ "$kills" -ge 4 ] || fail "only $kills kills landed (the run is shorter than the kill delays?)"
-[ "$in_write" -ge 1 ] || fail "no kill landed during a checkpoint write"
+[ "$kills" -ge 5 ] || fail "only $kills kills landed (the run is shorter than the kill delays?)"
+[ "$in_write" -ge 2 ] || fail "only $in_write kills landed during a checkpoint write"
 for f in last.safetensors best.safetensors; do
     [ -f "$TMP/B/$f" ] && [ "$(sha "$TMP/A/$f")" = "$(sha "$TMP/B/$f")" ] ||
         fail "$f of the killed and resumed run differs from the uninterrupted run's"
