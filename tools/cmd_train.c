@@ -551,7 +551,9 @@ static void on_batch(void *user, int epoch, long done, long total, double loss)
 
 /* last.safetensors: the live weights and the optimiser, to resume; with a weight average, its
  * weights go to last_ema.safetensors first, stamped with the same epoch (a resume checks both).
- * best.safetensors: the weights to evaluate, when the epoch is the best so far. */
+ * best.safetensors: the weights to evaluate, when the epoch is the best so far. last.safetensors
+ * goes last: it marks the epoch done, so a process killed before it repeats the epoch and
+ * writes the others again (a best.safetensors written after it would be lost to a kill). */
 static int save_checkpoints(run_state *s, int epoch, bool best)
 {
     char epoch_text[32], progress_text[256];
@@ -579,12 +581,12 @@ static int save_checkpoints(run_state *s, int epoch, bool best)
         return AT_ERR_NOMEM;
     }
     const int n_state = at_trainer_state(s->trainer, state, cap);
+    if (!status && best)
+        status = at_checkpoint_save(s->best_path, eval_model, NULL, meta, n_meta, &s->err);
     if (!status)
         status = at_checkpoint_save_with(s->checkpoint, s->model, at_trainer_optimizer(s->trainer), meta,
                                          n_meta, state, n_state, &s->err);
     free(state);
-    if (!status && best)
-        status = at_checkpoint_save(s->best_path, eval_model, NULL, meta, n_meta, &s->err);
     return status;
 }
 
@@ -670,8 +672,12 @@ static int on_epoch(void *user, const at_epoch_stats *st)
     char *line = json_dumps(rec, JSON_COMPACT | JSON_REAL_PRECISION(7));
     fprintf(s->log, "%s\n", line);
     fflush(s->log);
+    /* the report holds the record as logged, like a resumed run's (load_earlier_epochs): an
+     * interrupted and resumed run then reports what an uninterrupted one does */
+    json_t *logged = line ? json_loads(line, 0, NULL) : NULL;
     free(line);
-    json_array_append_new(s->epochs, rec);
+    json_array_append_new(s->epochs, logged ? logged : json_incref(rec));
+    json_decref(rec);
     if (!opts.quiet && st->coreset_size)
         fprintf(stderr, "coreset of %d images chosen in %.1f s\n", st->coreset_size,
                 st->selection_seconds);
@@ -706,6 +712,26 @@ static int on_epoch(void *user, const at_epoch_stats *st)
     if (status)
         return s->status = status;
     return 0;
+}
+
+/* A run whose loss or weights became non-finite stops before its epoch's checkpoint, so the
+ * last checkpoint still holds the previous epoch's finite weights; report.json says why the run
+ * ended, with what it had done, so that a script watching --out sees the divergence. */
+static void report_divergence(const run_state *s, json_t *config, const char *reason)
+{
+    char why[600], hash[65], path[4096];
+    at_error err = {0};
+    snprintf(why, sizeof why, "diverged: %s", reason);
+    json_t *report = json_pack("{s:s, s:s, s:O, s:O, s:s, s:s}", "command", "train",
+                               "advtrain_version", AT_VERSION_STRING " " ADVTRAIN_REVISION,
+                               "config", config, "epochs", s->epochs, "checkpoint",
+                               s->checkpoint, "stopped", why);
+    if (!at_file_sha256(s->checkpoint, hash, &err))
+        json_object_set_new(report, "checkpoint_sha256", json_string(hash));
+    snprintf(path, sizeof path, "%s/report.json", opts.out);
+    if (cli_write_json(path, report, &err))
+        fprintf(stderr, "advtrain train: %s\n", err.message);
+    json_decref(report);
 }
 
 /* A configuration key newer than the saved run: the value every run had before the key existed
@@ -1203,6 +1229,8 @@ int cmd_train(int argc, char **argv)
         if (at_trainer_run_epoch(s.trainer, &cb, &st, &s.err)) {
             cli_progress_clear(&s.progress);
             status = cli_error("train", EXIT_WORK_FAILED, "%s", s.err.message);
+            if (s.err.status == AT_ERR_NUMERIC && ranks_rank() == 0)
+                report_divergence(&s, config, s.err.message);
             if (ranks_size() > 1 && !s.status) /* the others may be waiting on this process */
                 ranks_abort(status);
             goto done;

@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "ranks.h"
 
+#include <signal.h>
 #include <string.h>
 
 static const struct {
@@ -66,6 +67,9 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    /* Past a file-size limit (ulimit -f) a write then fails with EFBIG, which the atomic writes
+     * report naming the file, instead of the signal killing the process mid-checkpoint. */
+    signal(SIGXFSZ, SIG_IGN);
     if (ranks_init(&argc, &argv)) {
         fprintf(stderr, "advtrain: MPI failed to start\n");
         return EXIT_WORK_FAILED;

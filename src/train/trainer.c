@@ -15,6 +15,7 @@
 #include "io/checkpoint.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -559,6 +560,25 @@ static int shared_step(at_trainer *t, const at_batch *whole, double *loss, bool 
     return status;
 }
 
+/* Whether every parameter is finite: a float is NaN or infinite exactly when its exponent bits
+ * are all set, so the largest magnitude's bits (an integer maximum, which vectorises) tell. One
+ * pass over the slab costs about 0.2 ms for SmallCNN's 312k parameters, under 0.5% of its
+ * cheapest step (standard training, batch 50). A step whose loss was finite can still leave
+ * non-finite weights (a huge learning rate or gradient); no checkpoint may hold them. */
+static bool params_finite(at_model *model)
+{
+    size_t count;
+    const float *p = at_model_params(model, &count);
+    uint32_t largest = 0;
+    for (size_t i = 0; i < count; i++) {
+        uint32_t bits;
+        memcpy(&bits, &p[i], sizeof bits);
+        bits &= 0x7fffffffu;
+        largest = bits > largest ? bits : largest;
+    }
+    return largest < 0x7f800000u;
+}
+
 int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_stats *stats,
                          at_error *err)
 {
@@ -626,6 +646,10 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
             at_optimizer_step(t->optimizer, lr);
             if (t->method->after_step)
                 t->method->after_step(&t->ctx);
+            if (!params_finite(t->model))
+                return at_fail(err, AT_ERR_NUMERIC,
+                               "weights became non-finite at epoch %d batch %ld (learning rate %g); "
+                               "lower --lr", epoch + 1, b + 1, lr);
             if (t->share && !at_share_sync_bn(t->share) &&
                 (status = at_share_buffers(t->share, t->model)))
                 return at_fail(err, status, "exchanging running statistics at epoch %d batch %ld: %s",
