@@ -1231,7 +1231,9 @@ int cmd_train(int argc, char **argv)
             status = cli_error("train", EXIT_WORK_FAILED, "%s", s.err.message);
             if (s.err.status == AT_ERR_NUMERIC && ranks_rank() == 0)
                 report_divergence(&s, config, s.err.message);
-            if (ranks_size() > 1 && !s.status) /* the others may be waiting on this process */
+            /* the others may be waiting on this process; a divergence (the summed loss, the
+             * equal weights) stops every process at the same step, so none is left waiting */
+            if (ranks_size() > 1 && !s.status && s.err.status != AT_ERR_NUMERIC)
                 ranks_abort(status);
             goto done;
         }
