@@ -65,7 +65,7 @@ for key in '"calibration"' '"ece"' '"mce"' '"brier"' '"table"' '"bins": 15'; do
 done
 # standard error is a file here, not a terminal: progress comes as plain lines, the last one
 # at the end of the work, and no terminal control characters
-expect 0 "robust accuracy" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" \
+expect 0 "after pgd" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" \
     --attack pgd --eps 0.1 --steps 2 --n 60 --batch-size 20
 grep -q "^evaluating: 20/60 (33%) " "$TMP/out" || fail "a logged eval prints no line after its first batch"
 grep -q "^evaluating: 60/60 (100%) " "$TMP/out" || fail "a logged eval prints no line at its end"
