@@ -22,6 +22,7 @@ packages=(
     python3-scipy                      # the SciPy tier: randomized smoothing's statistics (optional)
     python3-onnx python3-opencv        # the ONNX export tier: onnx.checker and OpenCV's dnn (optional)
     chromium                           # the test that renders the HTML report headless
+    clang libclang-rt-dev              # scripts/fuzz.sh: clang and its libFuzzer + sanitizer runtimes
 )
 
 missing=()
