@@ -5,10 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Writes size bytes to a file of this process under /tmp whose name ends in `suffix` (the same
- * name on every call, so repeated runs overwrite rather than pile up files) and returns its path,
- * valid until the next call with the same suffix. Aborts when the file cannot be written: the
- * harness would otherwise test nothing. */
+/* Writes size bytes to a file of this process (one per `suffix`, rewritten on every call, so
+ * repeated runs reuse it) and returns a path that opens it. Aborts when the file cannot be
+ * written: the harness would otherwise test nothing. */
 const char *fuzz_write_file(const uint8_t *data, size_t size, const char *suffix);
 
 /* The harness every fuzz target defines (libFuzzer's entry point). */

@@ -87,15 +87,17 @@ old = dict(state, done=2, outcome="rm")
 del old["calibration"]
 write("eval_state/old.json", json.dumps(old).encode())
 
-# npz: uint8 images [n, h, w] or [n, c, h, w] and integer labels, stored and deflated
-def npz(compress, **arrays):
+# npz: mode byte (bit 0: 3 channels, bits 1-3: side - 1), then the archive of uint8 images
+# [n, h, w] (one channel) or [n, h, w, c] and integer labels, stored and deflated
+def npz(mode, compress, **arrays):
     buf = io.BytesIO()
     (np.savez_compressed if compress else np.savez)(buf, **arrays)
-    return buf.getvalue()
-write("npz/stored.npz", npz(False, image=np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4),
-                          label=np.array([0, 1], dtype=np.int64)))
-write("npz/deflated.npz", npz(True, images=np.zeros((1, 3, 2, 2), dtype=np.uint8),
-                            labels=np.array([5], dtype=np.uint8)))
+    return bytes([mode]) + buf.getvalue()
+write("npz/stored.npz", npz(3 << 1, False,
+                            image=np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4),
+                            label=np.array([0, 1], dtype=np.int64)))
+write("npz/deflated.npz", npz(1 | 1 << 1, True, images=np.zeros((1, 2, 2, 3), dtype=np.uint8),
+                              labels=np.array([5], dtype=np.uint8)))
 
 # ONNX: conv, batch norm, relu, max pool, a residual add, flatten and gemm on 1x4x4
 def init(name, a):
