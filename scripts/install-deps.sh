@@ -31,6 +31,7 @@ if [ "$tier" = test ]; then
         python3-scipy                  # the SciPy tier: randomized smoothing's statistics (optional)
         python3-onnx python3-opencv    # the ONNX export tier: onnx.checker and OpenCV's dnn (optional)
         chromium                       # the test that renders the HTML report headless
+        clang libclang-rt-dev          # scripts/fuzz.sh: clang and its libFuzzer + sanitizer runtimes
     )
 fi
 

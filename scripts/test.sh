@@ -16,4 +16,18 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DADVTRAIN_WERROR=ON 
       -DADVTRAIN_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure)
-echo "all tests passed (optimised and sanitizer builds)"
+
+# The parsers under libFuzzer, 10 s each, where clang can link a fuzzer (install-deps.sh installs
+# clang and libclang-rt-dev; a machine without them says so and goes on).
+probe=$(mktemp -d)
+if command -v clang >/dev/null &&
+   echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' |
+   clang -fsanitize=fuzzer,address,undefined -x c - -o "$probe/probe" 2>/dev/null; then
+    bash scripts/fuzz.sh 10
+    fuzzed=" and 10 s of fuzzing per parser"
+else
+    echo "fuzzing skipped: clang with libFuzzer (clang, libclang-rt-dev) is not available"
+    fuzzed=""
+fi
+rm -rf "$probe"
+echo "all tests passed (optimised and sanitizer builds${fuzzed})"

@@ -172,8 +172,10 @@ int at_model_finish(at_model *m, uint64_t seed, at_error *err)
         const at_node *node = &m->nodes[i];
         const at_layer_ops *ops = at_layer_ops_of(node->kind);
         if (ops->init && !node->source) /* a shared node's parameters are its source's */
-            ops->init(node, &m->nodes[node->inputs[0]].out, m->params + node->param_offset,
-                      m->buffers + node->buffer_offset, &rng);
+            /* a model without buffers (or parameters) has a NULL slab: no offset into it */
+            ops->init(node, &m->nodes[node->inputs[0]].out,
+                      m->params ? m->params + node->param_offset : NULL,
+                      m->buffers ? m->buffers + node->buffer_offset : NULL, &rng);
     }
     m->finished = true;
     return AT_OK;

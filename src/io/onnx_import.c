@@ -93,6 +93,9 @@ static int check_output(onnx_importer *im)
     if (g->n_output != 1)
         return at_onnx_file_error(im, "the graph has %zu outputs; one (the logits) is supported",
                                   g->n_output);
+    /* a proto2 string left out of the file is NULL, not "" */
+    if (!g->output[0]->name)
+        return at_onnx_file_error(im, "the graph's output has no name");
     const onnx_value *v = at_onnx_find_value(im, g->output[0]->name);
     if (!v || v->node < 0)
         return at_onnx_file_error(im, "output %s is not computed by the graph", g->output[0]->name);
