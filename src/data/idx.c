@@ -36,7 +36,7 @@ static int reader_open(idx_reader *r, const char *path, at_error *err)
 {
     memset(r, 0, sizeof *r);
     r->path = path;
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_NONBLOCK); /* a FIFO is refused below, not waited on */
     if (fd < 0)
         return at_fail(err, AT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
