@@ -90,12 +90,14 @@ eval-points-directory | 1 | $T/ckdir: cannot open for writing: Is a directory | 
 EOF
 }
 
+trim() { echo "$1" | sed 's/^ *//; s/ *$//'; }
+
 if [ "${1:-}" = "--markdown" ]; then
-    echo "| case | command (after \`advtrain\`) | exit | message |"
+    echo "| case | command (after \`advtrain\`) | exit | message (printed after \`advtrain CMD: \`) |"
     echo "|---|---|---|---|"
     cases | while IFS='|' read -r name code msg out args; do
-        printf '| %s | `%s` | %s | `%s` |\n' $name "$(echo $args | sed 's/^as-nobody //')" $code \
-            "$(echo $msg | sed 's/|/\\|/g')"
+        printf '| %s | `%s` | %s | `%s` |\n' "$(trim "$name")" "$(trim "$args" | sed 's/^as-nobody //')" \
+            "$(trim "$code")" "$(trim "$msg")"
     done
     exit 0
 fi
@@ -271,8 +273,6 @@ if [ "$(id -u)" -eq 0 ]; then
     $nobody test -x "$BIN" || { echo "FAIL: user nobody cannot run $BIN (for the unreadable case)"; exit 1; }
 fi
 
-trim() { echo "$1" | sed 's/^ *//; s/ *$//'; }
-
 count=0
 cases | while IFS='|' read -r name code msg out args; do
     name=$(trim "$name") code=$(trim "$code") msg=$(trim "$msg") out=$(trim "$out")
@@ -305,6 +305,11 @@ cases | while IFS='|' read -r name code msg out args; do
     echo "$count $failures" >"$T/tally"
 done
 read -r count failures <"$T/tally"
+# docs/BAD-INPUTS.md holds this table, as --markdown prints it
+doc="$(dirname "$0")/../docs/BAD-INPUTS.md"
+sh "$0" --markdown >"$T/table.md"
+sed -n '/^| case /,$p' "$doc" | diff -u "$T/table.md" - >"$T/table.diff" ||
+    fail "$doc is not the table of the test (write it with --markdown): $(head -c 600 "$T/table.diff")"
 [ "$count" -ge 40 ] || fail "only $count cases in the catalogue"
 echo "bad inputs: $count cases, $failures failures"
 [ "$failures" -eq 0 ]

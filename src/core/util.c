@@ -1,4 +1,4 @@
-/* util.c: error messages, aligned allocation and thread helpers. */
+/* util.c: error messages, aligned allocation, opening a file for reading and thread helpers. */
 #include "core/util.h"
 
 #include <omp.h>     /* omp_get_max_threads, omp_get_thread_num */
