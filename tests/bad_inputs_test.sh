@@ -16,21 +16,21 @@ cases() {
 idx-raw-truncated | 1 | $T/idx-raw-trunc/t10k-images-idx3-ubyte: truncated: header promises 78416 bytes, file has 40000 | $T/e.json | eval --checkpoint $CK --data-dir $T/idx-raw-trunc --json $T/e.json
 idx-gz-truncated | 1 | $T/idx-gz-trunc/t10k-images-idx3-ubyte.gz: truncated: header promises 78416 bytes, file has | $T/e.json | eval --checkpoint $CK --data-dir $T/idx-gz-trunc --json $T/e.json
 idx-gz-corrupt | 1 | $T/idx-gz-corrupt/t10k-images-idx3-ubyte.gz: corrupt gzip stream | $T/e.json | eval --checkpoint $CK --data-dir $T/idx-gz-corrupt --json $T/e.json
-idx-raw-oversized | 1 | $T/idx-raw-over/t10k-images-idx3-ubyte: | $T/e.json | eval --checkpoint $CK --data-dir $T/idx-raw-over --json $T/e.json
-idx-gz-oversized | 1 | $T/idx-gz-over/t10k-images-idx3-ubyte.gz: | $T/e.json | eval --checkpoint $CK --data-dir $T/idx-gz-over --json $T/e.json
+idx-raw-oversized | 1 | $T/idx-raw-over/t10k-images-idx3-ubyte: trailing garbage: 5000 bytes after the 78416 the header describes | $T/e.json | eval --checkpoint $CK --data-dir $T/idx-raw-over --json $T/e.json
+idx-gz-oversized | 1 | $T/idx-gz-over/t10k-images-idx3-ubyte.gz: trailing garbage: 5000 bytes after the 78416 the header describes | $T/e.json | eval --checkpoint $CK --data-dir $T/idx-gz-over --json $T/e.json
 idx-wrong-magic | 1 | $T/idx-magic/t10k-images-idx3-ubyte: wrong magic 0x12345678, expected 0x00000803 (IDX uint8 images) | $T/e.json | eval --checkpoint $CK --data-dir $T/idx-magic --json $T/e.json
 idx-wrong-dims | 1 | $T/idx-dims/t10k-labels-idx1-ubyte: wrong number of dims: 3 | $T/e.json | eval --checkpoint $CK --data-dir $T/idx-dims --json $T/e.json
 idx-header-past-end | 1 | $T/idx-hdr/t10k-images-idx3-ubyte: truncated: header promises 16 bytes, file has 10 | $T/e.json | eval --checkpoint $CK --data-dir $T/idx-hdr --json $T/e.json
 idx-huge-dims | 1 | $T/idx-huge/t10k-images-idx3-ubyte: oversized header: dimensions give more than | $T/e.json | eval --checkpoint $CK --data-dir $T/idx-huge --json $T/e.json
 idx-count-mismatch | 1 | has 100 images but $T/idx-count/t10k-labels-idx1-ubyte has 99 labels | $T/e.json | eval --checkpoint $CK --data-dir $T/idx-count --json $T/e.json
 idx-label-range | 1 | $T/idx-label/t10k-labels-idx1-ubyte: label 10 of example 3 is out of range | $T/e.json | eval --checkpoint $CK --data-dir $T/idx-label --json $T/e.json
-idx-empty-set | 1 | $T/idx-empty/t10k-images-idx3-ubyte: dimension 0 is 0 | $T/e.json | eval --checkpoint $CK --data-dir $T/idx-empty --json $T/e.json
+idx-empty-set | 1 | $T/idx-empty/t10k-images-idx3-ubyte: no examples (dimension 0 is 0) | $T/e.json | eval --checkpoint $CK --data-dir $T/idx-empty --json $T/e.json
 idx-fifo | 1 | $T/idx-fifo/t10k-images-idx3-ubyte: cannot open: not a regular file | $T/e.json | eval --checkpoint $CK --data-dir $T/idx-fifo --json $T/e.json
 idx-missing | 1 | $T/empty | $T/e.json | eval --checkpoint $CK --data-dir $T/empty --json $T/e.json
 idx-directory | 1 | $T/idx-dir/t10k-images-idx3-ubyte: cannot open: not a regular file | $T/e.json | eval --checkpoint $CK --data-dir $T/idx-dir --json $T/e.json
-cifar-truncated | 1 | $T/cifar-trunc/data_batch_1.bin: | $T/r-cifar/last.safetensors | train --data cifar10 --data-dir $T/cifar-trunc --epochs 1 --out $T/r-cifar --quiet
+cifar-truncated | 1 | $T/cifar-trunc/data_batch_1.bin: size 61360 bytes is not a non-zero multiple of the 3073-byte record | $T/r-cifar/last.safetensors | train --data cifar10 --data-dir $T/cifar-trunc --epochs 1 --out $T/r-cifar --quiet
 cifar-label-range | 1 | $T/cifar-label/data_batch_1.bin: label 12 of record 1 is out of range [0, 10) | $T/r-cifar/last.safetensors | train --data cifar10 --data-dir $T/cifar-label --epochs 1 --out $T/r-cifar --quiet
-cifar-empty | 1 | $T/cifar-empty/data_batch_1.bin: | $T/r-cifar/last.safetensors | train --data cifar10 --data-dir $T/cifar-empty --epochs 1 --out $T/r-cifar --quiet
+cifar-empty | 1 | $T/cifar-empty/data_batch_1.bin: size 0 bytes is not a non-zero multiple of the 3073-byte record | $T/r-cifar/last.safetensors | train --data cifar10 --data-dir $T/cifar-empty --epochs 1 --out $T/r-cifar --quiet
 cifar-fifo | 1 | $T/cifar-fifo/data_batch_1.bin: cannot open: not a regular file | $T/r-cifar/last.safetensors | train --data cifar10 --data-dir $T/cifar-fifo --epochs 1 --out $T/r-cifar --quiet
 cifar-incomplete | 1 | $T/cifar-part/data_batch_2.bin: not found: the cifar10 train split is incomplete | $T/r-cifar/last.safetensors | train --data cifar10 --data-dir $T/cifar-part --epochs 1 --out $T/r-cifar --quiet
 cifar-oversized | 1 | $T/cifar-huge/data_batch_1.bin: 700000 records, more than the limit of | $T/r-cifar/last.safetensors | train --data cifar10 --data-dir $T/cifar-huge --epochs 1 --out $T/r-cifar --quiet
@@ -40,9 +40,9 @@ ckpt-oversized | 1 | $T/ck-over.safetensors: 1000 unused bytes in the data buffe
 ckpt-header-past-end | 1 | $T/ck-hdrlen.safetensors: oversized header: length 50000000 but the file has | $T/e.json | eval --checkpoint $T/ck-hdrlen.safetensors --data-dir $DATA --json $T/e.json
 ckpt-header-huge | 1 | $T/ck-hdrhuge.safetensors: oversized header: 9223372036854775808 bytes (the limit is | $T/e.json | eval --checkpoint $T/ck-hdrhuge.safetensors --data-dir $DATA --json $T/e.json
 ckpt-header-not-json | 1 | $T/ck-notjson.safetensors: header is not valid JSON | $T/e.json | eval --checkpoint $T/ck-notjson.safetensors --data-dir $DATA --json $T/e.json
-ckpt-wrong-magic | 1 | $T/ck-magic.safetensors: | $T/e.json | eval --checkpoint $T/ck-magic.safetensors --data-dir $DATA --json $T/e.json
-ckpt-overlap | 1 | $T/ck-overlap.safetensors: tensors | $T/e.json | eval --checkpoint $T/ck-overlap.safetensors --data-dir $DATA --json $T/e.json
-ckpt-offsets-past-end | 1 | $T/ck-pastend.safetensors: tensor | $T/e.json | eval --checkpoint $T/ck-pastend.safetensors --data-dir $DATA --json $T/e.json
+ckpt-wrong-magic | 1 | $T/ck-magic.safetensors: oversized header: length 67324752 but the file has | $T/e.json | eval --checkpoint $T/ck-magic.safetensors --data-dir $DATA --json $T/e.json
+ckpt-overlap | 1 | $T/ck-overlap.safetensors: tensors classifier.fc1.bias and classifier.fc1.weight overlap in the data buffer | $T/e.json | eval --checkpoint $T/ck-overlap.safetensors --data-dir $DATA --json $T/e.json
+ckpt-offsets-past-end | 1 | $T/ck-pastend.safetensors: tensor optimizer.momentum.feature_extractor.conv4.weight: data_offsets end 2501712 is beyond the data buffer (2497616 bytes) | $T/e.json | eval --checkpoint $T/ck-pastend.safetensors --data-dir $DATA --json $T/e.json
 ckpt-wrong-dtype | 1 | $T/ck-dtype.safetensors: tensor feature_extractor.conv1.weight has dtype I32 but the model expects F32 | $T/e.json | eval --checkpoint $T/ck-dtype.safetensors --data-dir $DATA --json $T/e.json
 ckpt-wrong-shape | 1 | $T/ck-shape.safetensors: tensor feature_extractor.conv1.weight has shape | $T/e.json | eval --checkpoint $T/ck-shape.safetensors --data-dir $DATA --json $T/e.json
 ckpt-nan-weight | 1 | $T/ck-nan.safetensors: tensor feature_extractor.conv1.weight holds a non-finite value (nan at | $T/e.json | eval --checkpoint $T/ck-nan.safetensors --data-dir $DATA --json $T/e.json
@@ -54,19 +54,22 @@ ckpt-missing | 1 | $T/nothing.safetensors: cannot open: No such file or director
 ckpt-unreadable | 1 | $T/locked.safetensors: cannot open: Permission denied | $T/e.json | as-nobody eval --checkpoint $T/locked.safetensors --data-dir $DATA --json $T/e.json
 ckpt-export-truncated | 1 | $T/ck-trunc.safetensors: | $T/x.onnx | export --checkpoint $T/ck-trunc.safetensors --onnx $T/x.onnx
 statedict-truncated | 1 | $T/sd-trunc.safetensors: | $T/x.safetensors | import --model smallcnn --weights $T/sd-trunc.safetensors --out $T/x.safetensors
-statedict-wrong-model | 1 | $T/sd.safetensors: | $T/x.safetensors | import --model mlp-16 --weights $T/sd.safetensors --out $T/x.safetensors
-onnx-truncated | 1 | $T/m-trunc.onnx: | $T/e.json | eval --checkpoint $T/m-trunc.onnx --data-dir $DATA --json $T/e.json
-onnx-oversized | 1 | $T/m-over.onnx: | $T/e.json | eval --checkpoint $T/m-over.onnx --data-dir $DATA --json $T/e.json
+statedict-oversized | 1 | $T/sd-over.safetensors: 64 unused bytes in the data buffer after the last tensor | $T/x.safetensors | import --model smallcnn --weights $T/sd-over.safetensors --out $T/x.safetensors
+statedict-wrong-model | 1 | $T/sd.safetensors: no tensor fc1.weight (nor with a model. or module. prefix): is this a state_dict of mlp-16? | $T/x.safetensors | import --model mlp-16 --weights $T/sd.safetensors --out $T/x.safetensors
+onnx-truncated | 1 | $T/m-trunc.onnx: not an ONNX model (not a valid protobuf message, or truncated) | $T/e.json | eval --checkpoint $T/m-trunc.onnx --data-dir $DATA --json $T/e.json
+onnx-oversized | 1 | $T/m-over.onnx: not an ONNX model (not a valid protobuf message, or truncated) | $T/e.json | eval --checkpoint $T/m-over.onnx --data-dir $DATA --json $T/e.json
 onnx-directory | 1 | $T/onnxdir.onnx: cannot open: not a regular file | $T/e.json | eval --checkpoint $T/onnxdir.onnx --data-dir $DATA --json $T/e.json
 onnx-fifo | 1 | $T/fifo.onnx: cannot open: not a regular file | $T/x.safetensors | import $T/fifo.onnx --out $T/x.safetensors
 onnx-wrong-magic | 1 | $T/m-magic.onnx: not an ONNX model | $T/x.safetensors | import $T/m-magic.onnx --out $T/x.safetensors
-onnx-import-truncated | 1 | $T/m-trunc.onnx: | $T/x.safetensors | import $T/m-trunc.onnx --out $T/x.safetensors
-npz-truncated | 1 | --extra-data: $T/trunc.npz: | $T/r-npz/last.safetensors | train --data-dir $DATA --train-size 200 --val-size 0 --epochs 1 --quiet --out $T/r-npz --extra-data $T/trunc.npz
-npz-no-image | 1 | --extra-data: $T/noimage.npz: | $T/r-npz/last.safetensors | train --data-dir $DATA --train-size 200 --val-size 0 --epochs 1 --quiet --out $T/r-npz --extra-data $T/noimage.npz
-npz-wrong-dtype | 1 | --extra-data: $T/float.npz: | $T/r-npz/last.safetensors | train --data-dir $DATA --train-size 200 --val-size 0 --epochs 1 --quiet --out $T/r-npz --extra-data $T/float.npz
-npz-wrong-shape | 1 | --extra-data: $T/shape.npz: | $T/r-npz/last.safetensors | train --data-dir $DATA --train-size 200 --val-size 0 --epochs 1 --quiet --out $T/r-npz --extra-data $T/shape.npz
-npz-label-range | 1 | --extra-data: $T/label.npz: | $T/r-npz/last.safetensors | train --data-dir $DATA --train-size 200 --val-size 0 --epochs 1 --quiet --out $T/r-npz --extra-data $T/label.npz
-npz-header-past-end | 1 | --extra-data: $T/npyhdr.npz: | $T/r-npz/last.safetensors | train --data-dir $DATA --train-size 200 --val-size 0 --epochs 1 --quiet --out $T/r-npz --extra-data $T/npyhdr.npz
+onnx-import-truncated | 1 | $T/m-trunc.onnx: not an ONNX model (not a valid protobuf message, or truncated) | $T/x.safetensors | import $T/m-trunc.onnx --out $T/x.safetensors
+npz-truncated | 1 | --extra-data: $T/trunc.npz: not a readable zip archive: Not a zip archive | $T/r-npz/last.safetensors | train --data-dir $DATA --train-size 200 --val-size 0 --epochs 1 --quiet --out $T/r-npz --extra-data $T/trunc.npz
+npz-oversized | 1 | --extra-data: $T/over.npz: not a readable zip archive: Zip archive inconsistent | $T/r-npz/last.safetensors | train --data-dir $DATA --train-size 200 --val-size 0 --epochs 1 --quiet --out $T/r-npz --extra-data $T/over.npz
+npz-empty | 1 | --extra-data: $T/empty.npz: image holds no images (N = 0) | $T/r-npz/last.safetensors | train --data-dir $DATA --train-size 200 --val-size 0 --epochs 1 --quiet --out $T/r-npz --extra-data $T/empty.npz
+npz-no-image | 1 | --extra-data: $T/noimage.npz: no array 'image' (nor 'images') | $T/r-npz/last.safetensors | train --data-dir $DATA --train-size 200 --val-size 0 --epochs 1 --quiet --out $T/r-npz --extra-data $T/noimage.npz
+npz-wrong-dtype | 1 | --extra-data: $T/float.npz: image has dtype '<f4', expected uint8 | $T/r-npz/last.safetensors | train --data-dir $DATA --train-size 200 --val-size 0 --epochs 1 --quiet --out $T/r-npz --extra-data $T/float.npz
+npz-wrong-shape | 1 | --extra-data: $T/shape.npz: image has shape (16, 32, 32), expected (N, 28, 28) or (N, 28, 28, 1) | $T/r-npz/last.safetensors | train --data-dir $DATA --train-size 200 --val-size 0 --epochs 1 --quiet --out $T/r-npz --extra-data $T/shape.npz
+npz-label-range | 1 | --extra-data: $T/label.npz: label[0] = 11 is out of range [0, 10) | $T/r-npz/last.safetensors | train --data-dir $DATA --train-size 200 --val-size 0 --epochs 1 --quiet --out $T/r-npz --extra-data $T/label.npz
+npz-header-past-end | 1 | --extra-data: $T/npyhdr.npz: image.npy: truncated: the .npy header promises 60010 bytes, the array has 12672 | $T/r-npz/last.safetensors | train --data-dir $DATA --train-size 200 --val-size 0 --epochs 1 --quiet --out $T/r-npz --extra-data $T/npyhdr.npz
 config-no-equals | 2 | $T/cfg-noeq:2: expected 'name = value' | $T/r-cfg/last.safetensors | train --config $T/cfg-noeq --out $T/r-cfg
 config-unknown | 2 | $T/cfg-unknown:1: unknown option 'epoch' | $T/r-cfg/last.safetensors | train --config $T/cfg-unknown --out $T/r-cfg
 config-out-of-range | 2 | $T/cfg-range:1: --epochs out of range | $T/r-cfg/last.safetensors | train --config $T/cfg-range --out $T/r-cfg
@@ -223,6 +226,7 @@ put(f"{t}/ck-model.safetensors", edit(lambda h, b: h["__metadata__"].update(mode
 put(f"{t}/locked.safetensors", raw)
 sd = open(f"{t}/sd.safetensors", "rb").read()
 put(f"{t}/sd-trunc.safetensors", sd[:len(sd) * 2 // 3])
+put(f"{t}/sd-over.safetensors", sd + bytes(64))
 
 # ONNX
 onnx = open(f"{t}/m.onnx", "rb").read()
@@ -249,6 +253,8 @@ buf = io.BytesIO()
 with zipfile.ZipFile(buf, "w") as z:
     z.writestr("image.npy", good_image); z.writestr("label.npy", good_label)
 put(f"{t}/trunc.npz", buf.getvalue()[:len(buf.getvalue()) // 2])
+put(f"{t}/over.npz", buf.getvalue() + b"\xff" * 4096)
+npz(f"{t}/empty.npz", {"image": npy("|u1", (0, 28, 28), b""), "label": npy("|u1", (0,), b"")})
 npz(f"{t}/noimage.npz", {"label": good_label})
 npz(f"{t}/float.npz", {"image": npy("<f4", (n, 28, 28), bytes(4 * n * 784)), "label": good_label})
 npz(f"{t}/shape.npz", {"image": npy("|u1", (n, 32, 32), bytes(n * 1024)), "label": good_label})
