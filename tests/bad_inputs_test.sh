@@ -10,7 +10,7 @@ set -u
 
 # name | exit | message (fixed string) | file that must not be left ("-": none) | arguments
 # $T is the test's temporary directory, $CK a one-epoch smallcnn checkpoint in it, $DATA the
-# Fashion-MNIST directory. "as-nobody" runs the command as user nobody (see unreadable below).
+# Fashion-MNIST directory. "as-nobody" runs the command as user nobody (root reads any file).
 cases() {
     cat <<'EOF'
 idx-raw-truncated | 1 | $T/idx-raw-trunc/t10k-images-idx3-ubyte: truncated: header promises 78416 bytes, file has 40000 | $T/e.json | eval --checkpoint $CK --data-dir $T/idx-raw-trunc --json $T/e.json
@@ -96,7 +96,7 @@ EOF
 trim() { echo "$1" | sed 's/^ *//; s/ *$//'; }
 
 if [ "${1:-}" = "--markdown" ]; then
-    echo "| case | command (after \`advtrain\`) | exit | message (printed after \`advtrain CMD: \`) |"
+    echo "| input | command (after \`advtrain\`) | exit | message (printed after \`advtrain CMD: \`) |"
     echo "|---|---|---|---|"
     cases | while IFS='|' read -r name code msg out args; do
         printf '| %s | `%s` | %s | `%s` |\n' "$(trim "$name")" "$(trim "$args" | sed 's/^as-nobody //')" \
@@ -314,7 +314,7 @@ read -r count failures <"$T/tally"
 # docs/BAD-INPUTS.md holds this table, as --markdown prints it
 doc="$(dirname "$0")/../docs/BAD-INPUTS.md"
 sh "$0" --markdown >"$T/table.md"
-sed -n '/^| case /,$p' "$doc" | diff -u "$T/table.md" - >"$T/table.diff" ||
+sed -n '/^| input /,$p' "$doc" | diff -u "$T/table.md" - >"$T/table.diff" ||
     fail "$doc is not the table of the test (write it with --markdown): $(head -c 600 "$T/table.diff")"
 [ "$count" -ge 40 ] || fail "only $count cases in the catalogue"
 echo "bad inputs: $count cases, $failures failures"
