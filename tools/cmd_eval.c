@@ -13,6 +13,7 @@
 #include "ranks.h"
 #include "robustify_eval.h"
 
+#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -277,15 +278,18 @@ static int write_points(const char *path, const at_eval_plan *plan, const at_eva
 {
     FILE *f = fopen(path, "w");
     if (!f)
-        return cli_error("eval", EXIT_WORK_FAILED, "%s: cannot open for writing", path);
+        return cli_error("eval", EXIT_WORK_FAILED, "%s: cannot open for writing: %s", path,
+                         strerror(errno));
     fprintf(f, "index,label,outcome\n");
     for (long i = 0; i < r->points; i++) {
         int8_t o = r->outcome[i];
         fprintf(f, "%ld,%d,%s\n", i, ds->labels[i],
                 o == -2 ? "misclassified" : o == -1 ? "robust" : plan->attacks[o]);
     }
-    if (fclose(f))
+    if (ferror(f) | fclose(f)) {
+        remove(path); /* a cut-off list would pass for a shorter evaluation */
         return cli_error("eval", EXIT_WORK_FAILED, "%s: write failed", path);
+    }
     return 0;
 }
 
@@ -322,6 +326,9 @@ int cmd_eval(int argc, char **argv)
         return cli_error("eval", EXIT_USAGE, "--surrogate-model needs --surrogate");
     if ((opts.state || opts.stop_after) && (!attacking || !(opts.attack.eps > 0)))
         return cli_error("eval", EXIT_USAGE, "--state and --stop-after resume an attack evaluation: give --attack or --suite and --eps");
+    if (opts.points_file && (!attacking || !(opts.attack.eps > 0)))
+        return cli_error("eval", EXIT_USAGE, "--points records each point's outcome under attack: "
+                         "give --attack or --suite and --eps");
     if (opts.stop_after && !opts.state)
         return cli_error("eval", EXIT_USAGE, "--stop-after needs --state (where to continue from)");
     if (opts.robustify && (!attacking || !(opts.attack.eps > 0) || opts.curve.count ||

@@ -3,10 +3,13 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int cli_fail(at_error *err, int status, const char *fmt, ...)
 {
@@ -80,7 +83,21 @@ static char *format_range(char *buf, size_t cap, const cli_option *o)
     return buf;
 }
 
-static int set_value(const cli_command *cmd, const cli_option *o, const char *value)
+/* A bad value: on the command line with the usage line, from a configuration file as one line
+ * naming the file and line (`where`). */
+static int value_error(const cli_command *cmd, const char *where, const char *fmt, const char *a,
+                       const char *b)
+{
+    if (!where)
+        return usage_error(cmd, fmt, a, b);
+    fprintf(stderr, "advtrain %s: %s: ", cmd->name, where);
+    fprintf(stderr, fmt, a, b);
+    fputc('\n', stderr);
+    return EXIT_USAGE;
+}
+
+static int set_value(const cli_command *cmd, const cli_option *o, const char *value,
+                     const char *where)
 {
     char opt[96], range[64];
     snprintf(opt, sizeof opt, "--%s", o->name);
@@ -88,52 +105,52 @@ static int set_value(const cli_command *cmd, const cli_option *o, const char *va
     case CLI_INT: {
         long v;
         if (!parse_int(value, &v))
-            return usage_error(cmd, "%s expects an integer, got '%s'", opt, value);
+            return value_error(cmd, where, "%s expects an integer, got '%s'", opt, value);
         if (v < (long)o->min || v > (long)o->max)
-            return usage_error(cmd, "%s out of range (%s)", opt, format_range(range, sizeof range, o));
+            return value_error(cmd, where, "%s out of range (%s)", opt, format_range(range, sizeof range, o));
         *(int *)o->target = (int)v;
         return 0;
     }
     case CLI_FLOAT: {
         double v;
         if (!parse_double(value, &v))
-            return usage_error(cmd, "%s expects a number, got '%s'", opt, value);
+            return value_error(cmd, where, "%s expects a number, got '%s'", opt, value);
         if (v < o->min || v > o->max)
-            return usage_error(cmd, "%s out of range (%s)", opt, format_range(range, sizeof range, o));
+            return value_error(cmd, where, "%s out of range (%s)", opt, format_range(range, sizeof range, o));
         *(double *)o->target = v;
         return 0;
     }
     case CLI_STRING:
         if (value[0] == '\0')
-            return usage_error(cmd, "%s needs a non-empty value%s", opt, "");
+            return value_error(cmd, where, "%s needs a non-empty value%s", opt, "");
         *(const char **)o->target = value;
         return 0;
     case CLI_CHOICE:
         if (!in_choices(o->choices, value))
-            return usage_error(cmd, "%s must be one of %s", opt, o->choices);
+            return value_error(cmd, where, "%s must be one of %s", opt, o->choices);
         *(const char **)o->target = value;
         return 0;
     case CLI_FLOAT_LIST: {
         cli_float_list *list = o->target;
         char buf[256];
         if (strlen(value) >= sizeof buf)
-            return usage_error(cmd, "%s: list too long%s", opt, "");
+            return value_error(cmd, where, "%s: list too long%s", opt, "");
         strcpy(buf, value);
         list->count = 0;
         char *save = NULL;
         for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
             double v;
             if (list->count == (int)(sizeof list->values / sizeof list->values[0]))
-                return usage_error(cmd, "%s takes at most 16 values%s", opt, "");
+                return value_error(cmd, where, "%s takes at most 16 values%s", opt, "");
             if (!parse_double(tok, &v))
-                return usage_error(cmd, "%s expects comma-separated numbers, got '%s'", opt, value);
+                return value_error(cmd, where, "%s expects comma-separated numbers, got '%s'", opt, value);
             if (v < o->min || v > o->max)
-                return usage_error(cmd, "%s value out of range (%s)", opt,
+                return value_error(cmd, where, "%s value out of range (%s)", opt,
                                    format_range(range, sizeof range, o));
             list->values[list->count++] = v;
         }
         if (list->count == 0)
-            return usage_error(cmd, "%s expects comma-separated numbers, got '%s'", opt, value);
+            return value_error(cmd, where, "%s expects comma-separated numbers, got '%s'", opt, value);
         return 0;
     }
     case CLI_FLAG:
@@ -160,9 +177,21 @@ static const cli_option *find_option(const cli_command *cmd, const char *name, s
 static int parse_config(const cli_command *cmd, const char *path, bool *seen, char *storage,
                         size_t cap)
 {
-    FILE *f = fopen(path, "r");
+    int fd = open(path, O_RDONLY | O_NONBLOCK); /* a FIFO is refused below, not waited on */
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
     if (!f) {
-        fprintf(stderr, "advtrain %s: %s: cannot open the configuration file\n", cmd->name, path);
+        fprintf(stderr, "advtrain %s: %s: cannot open the configuration file: %s\n", cmd->name,
+                path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return EXIT_USAGE;
+    }
+    /* a directory opens, then reads as nothing: it would pass for an empty configuration */
+    struct stat info;
+    if (fstat(fileno(f), &info) != 0 || !S_ISREG(info.st_mode)) {
+        fprintf(stderr, "advtrain %s: %s: cannot open the configuration file: not a regular "
+                "file\n", cmd->name, path);
+        fclose(f);
         return EXIT_USAGE;
     }
     char line[1024];
@@ -170,6 +199,12 @@ static int parse_config(const cli_command *cmd, const char *path, bool *seen, ch
     size_t used = 0;
     while (!status && fgets(line, sizeof line, f)) {
         number++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            fprintf(stderr, "advtrain %s: %s:%d: line longer than %zu characters\n", cmd->name,
+                    path, number, sizeof line - 2);
+            status = EXIT_USAGE;
+            break;
+        }
         char *hash = strchr(line, '#');
         if (hash)
             *hash = '\0';
@@ -225,9 +260,11 @@ static int parse_config(const cli_command *cmd, const char *path, bool *seen, ch
         }
         char where[600];
         snprintf(where, sizeof where, "%s:%d", path, number);
-        status = set_value(cmd, o, copy);
-        if (status)
-            fprintf(stderr, "  (in %s)\n", where);
+        status = set_value(cmd, o, copy, where);
+    }
+    if (!status && ferror(f)) {
+        fprintf(stderr, "advtrain %s: %s: read error\n", cmd->name, path);
+        status = EXIT_USAGE;
     }
     fclose(f);
     return status;
@@ -284,13 +321,13 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, bool *seen_out)
         if (o->kind == CLI_FLAG) {
             if (eq)
                 return usage_error(cmd, "--%s takes no value%s", o->name, "");
-            set_value(cmd, o, "");
+            set_value(cmd, o, "", NULL);
             continue;
         }
         const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
         if (!value)
             return usage_error(cmd, "--%s needs a value%s", o->name, "");
-        int status = set_value(cmd, o, value);
+        int status = set_value(cmd, o, value, NULL);
         if (status)
             return status;
     }

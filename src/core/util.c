@@ -1,10 +1,14 @@
-/* util.c: error messages, aligned allocation and thread helpers. */
+/* util.c: error messages, aligned allocation, opening a file for reading and thread helpers. */
 #include "core/util.h"
 
 #include <omp.h>     /* omp_get_max_threads, omp_get_thread_num */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const struct {
     int code;
@@ -63,3 +67,20 @@ void at_strlcpy(char *dst, const char *src, size_t cap)
 
 int at_max_threads(void) { return omp_get_max_threads(); }
 int at_thread_id(void) { return omp_get_thread_num(); }
+
+int at_open_regular(FILE **out, const char *path, at_error *err)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0)
+        return at_fail(err, AT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat info;
+    int status = AT_OK;
+    if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode))
+        status = at_fail(err, AT_ERR_IO, "%s: cannot open: not a regular file", path);
+    else if (!(*out = fdopen(fd, "rb")))
+        status = at_fail(err, AT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (status)
+        close(fd);
+    return status;
+}

@@ -7,10 +7,16 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* Fills `err` (when not NULL) with status and a printf-style message; returns status, so an error
  * path is a single `return at_fail(err, AT_ERR_IO, "%s: cannot open", path);`. */
 int at_fail(at_error *err, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Opens a regular file for reading into *out, or fails with "PATH: cannot open: why". Opened without
+ * blocking, so a FIFO or device named by mistake is refused instead of waited on for ever (reads
+ * of a regular file do not block either way). */
+int at_open_regular(FILE **out, const char *path, at_error *err);
 
 /* 64-byte aligned, zero-filled memory; NULL on failure or when bytes is 0. Free with at_free. */
 void *at_alloc(size_t bytes);

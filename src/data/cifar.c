@@ -27,14 +27,15 @@
 /* The number of records in one file, from its size. */
 static int count_records(const char *path, size_t record, long *records, at_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return at_fail(err, AT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    int opened = at_open_regular(&f, path, err);
+    if (opened)
+        return opened;
     struct stat st;
-    int ok = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
+    int ok = fstat(fileno(f), &st) == 0;
     fclose(f);
     if (!ok)
-        return at_fail(err, AT_ERR_IO, "%s: cannot open: not a regular file", path);
+        return at_fail(err, AT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     long long size = (long long)st.st_size;
     if (size == 0 || size % (long long)record != 0)
         return at_fail(err, AT_ERR_FORMAT,

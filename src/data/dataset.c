@@ -85,10 +85,12 @@ bool at_dataset_info(int index, const char **name, const char **default_dir,
     return true;
 }
 
-static bool is_file(const char *path)
+/* Whether anything is there: a directory or FIFO under a data file's name is then refused by
+ * its reader as "not a regular file" rather than reported missing. */
+static bool exists(const char *path)
 {
     struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    return stat(path, &st) == 0;
 }
 
 /* dir/name, or dir/sub/name when sub is not NULL. */
@@ -108,11 +110,11 @@ static int find_idx_file(char *out, const struct known_set *set, const char *dir
     char gz_name[128];
     snprintf(gz_name, sizeof gz_name, "%s.gz", base);
     int status = join(out, dir, NULL, gz_name, err);
-    if (status || is_file(out))
+    if (status || exists(out))
         return status;
     if ((status = join(out, dir, NULL, base, err)))
         return status;
-    if (!is_file(out))
+    if (!exists(out))
         return at_fail(err, AT_ERR_NOTFOUND, "%s: not found (nor %s.gz): %s has no %s split there",
                        out, out, set->name, split);
     return AT_OK;
@@ -154,8 +156,8 @@ static int open_cifar(at_dataset *out, const struct known_set *set, const char *
     if (status)
         return status;
     const char *sub = NULL;
-    if (!is_file(paths[0])) {
-        if (!is_file(nested))
+    if (!exists(paths[0])) {
+        if (!exists(nested))
             return at_fail(err, AT_ERR_NOTFOUND, "%s: not found (nor %s): %s has no %s split there",
                            paths[0], nested, set->name, split);
         sub = set->subdir;
@@ -164,7 +166,7 @@ static int open_cifar(at_dataset *out, const struct known_set *set, const char *
     for (int i = 0; i < count; i++) {
         if ((status = join(paths[i], dir, sub, names[i], err)))
             return status;
-        if (!is_file(paths[i]))
+        if (!exists(paths[i]))
             return at_fail(err, AT_ERR_NOTFOUND, "%s: not found: the %s %s split is incomplete",
                            paths[i], set->name, split);
         list[i] = paths[i];

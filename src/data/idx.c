@@ -36,7 +36,7 @@ static int reader_open(idx_reader *r, const char *path, at_error *err)
 {
     memset(r, 0, sizeof *r);
     r->path = path;
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_NONBLOCK); /* a FIFO is refused below, not waited on */
     if (fd < 0)
         return at_fail(err, AT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
@@ -215,7 +215,8 @@ static int idx_read(const char *path, int ndim, uint32_t *dims, uint8_t **data, 
     for (int d = 0; d < ndim; d++) {
         dims[d] = read_be32(header + 4 + 4 * d);
         if (dims[d] == 0) {
-            status = at_fail(err, AT_ERR_FORMAT, "%s: dimension %d is 0", path, d);
+            status = d == 0 ? at_fail(err, AT_ERR_FORMAT, "%s: no examples (dimension 0 is 0)", path)
+                            : at_fail(err, AT_ERR_FORMAT, "%s: dimension %d is 0", path, d);
             goto done;
         }
         elements *= dims[d]; /* stays below 2^63: checked against the limit after each factor */

@@ -190,9 +190,10 @@ int at_model_import_onnx(at_model **out, const char *path, at_error *err)
     *out = NULL;
     if (!path)
         return at_fail(err, AT_ERR_ARG, "at_model_import_onnx: path is NULL");
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return at_fail(err, AT_ERR_IO, "%s: cannot open", path);
+    FILE *f;
+    int opened = at_open_regular(&f, path, err);
+    if (opened)
+        return opened;
     uint8_t *bytes = NULL;
     size_t size = 0, cap = 0;
     for (;;) {

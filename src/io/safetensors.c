@@ -102,13 +102,14 @@ const char *at_st_meta(const at_safetensors *st, const char *key)
 /* Reads a whole regular file into at_alloc'd memory. */
 static int read_file(const char *path, unsigned char **out, size_t *size, at_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return at_fail(err, AT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    int opened = at_open_regular(&f, path, err);
+    if (opened)
+        return opened;
     struct stat info;
     int status = AT_OK;
-    if (fstat(fileno(f), &info) != 0 || !S_ISREG(info.st_mode))
-        status = at_fail(err, AT_ERR_IO, "%s: not a regular file", path);
+    if (fstat(fileno(f), &info) != 0)
+        status = at_fail(err, AT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     else if ((*size = (size_t)info.st_size) < 8)
         status = at_fail(err, AT_ERR_FORMAT, "%s: file shorter than 8 bytes (%zu bytes)", path,
                          *size);
