@@ -18,6 +18,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct eval_opts {
     const char *data, *data_dir, *model, *checkpoint, *split, *json, *svg, *points_file;
@@ -293,11 +294,24 @@ static int write_points(const char *path, const at_eval_plan *plan, const at_eva
     return 0;
 }
 
+/* A --points path that can never be written (a directory) is refused before the evaluation,
+ * not after an hour of attacks. */
+static int check_points_path(const char *path)
+{
+    struct stat st;
+    if (path && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return cli_error("eval", EXIT_WORK_FAILED, "%s: cannot open for writing: %s", path,
+                         strerror(EISDIR));
+    return 0;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     int status = cli_parse(&command, argc, argv, NULL);
     if (status)
         return status < 0 ? 0 : status;
+    if ((status = check_points_path(opts.points_file)))
+        return status;
     if (!opts.checkpoint)
         return cli_error("eval", EXIT_USAGE, "--checkpoint FILE is required\nusage: %s", command.usage);
     /* the corruption suite is not an attack cascade: it runs alone */
