@@ -8,13 +8,7 @@ set -u
 BIN=$1
 MPIRUN=$2
 . "$(dirname "$0")/cli_common.sh"
-# the container runs as root; two processes on however few cores the machine has
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-# In the sanitizer build: Open MPI's plugins keep allocations to the end of the process (seen
-# by LeakSanitizer as leaks in unloaded modules, which no suppression can name), so leak checks
-# are off for this test's processes; the same evaluation code is leak-checked in one process
-# by the cli test. Address and undefined-behaviour checks stay on.
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+. "$(dirname "$0")/mpi_common.sh"
 two() { timeout 300 "$MPIRUN" --oversubscribe -np 2 "$@"; }
 
 "$BIN" --version | grep -q "^MPI: " || fail "--version names no MPI library"

@@ -8,9 +8,7 @@ set -u
 BIN=$1
 MPIRUN=$2
 . "$(dirname "$0")/cli_common.sh"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-# Open MPI's plugins hold memory to the end of the process (see mpi_eval_test.sh)
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+. "$(dirname "$0")/mpi_common.sh"
 np() { n=$1; shift; timeout 600 "$MPIRUN" --oversubscribe -np "$n" "$@"; }
 
 # a wide-resnet with batch norm, small enough for seconds: 64 rows split into shards of 32 and 16

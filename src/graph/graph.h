@@ -225,6 +225,9 @@ at_units at_layer_row_units(const at_layer_ctx *c);
  * shard, reported by the pass). Call it outside parallel regions. */
 const void *at_layer_gather(const at_layer_ctx *c, const void *partials, at_units u,
                             size_t unit_bytes, bool doubles, int *total);
+/* The common case: float partial sums of `count` weight gradients, `stride` floats apart, at
+ * c->shared; gathered and added in unit order into c->dw. */
+void at_layer_add_units(const at_layer_ctx *c, at_units u, size_t stride, size_t count);
 /* Synchronised batch norm: the shard's, or false for one process. */
 bool at_layer_sync_bn(const at_layer_ctx *c);
 /* The shard's first failure (AT_OK when none or no shard). */

@@ -176,3 +176,18 @@ const void *at_layer_gather(const at_layer_ctx *c, const void *partials, at_unit
     *total = u.whole ? u.count * ranks : ranks;
     return s->recv;
 }
+
+void at_layer_add_units(const at_layer_ctx *c, at_units u, size_t stride, size_t count)
+{
+    int units;
+    const float *parts = at_layer_gather(c, c->shared, u, stride * sizeof(float), false, &units);
+    if (!parts)
+        return;
+#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
+    for (size_t j = 0; j < count; j++) {
+        float s = c->dw[j];
+        for (int k = 0; k < units; k++)
+            s += parts[(size_t)k * stride + j];
+        c->dw[j] = s;
+    }
+}

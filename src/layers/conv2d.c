@@ -444,17 +444,7 @@ static void conv_backward_weights(const at_layer_ctx *c)
         }
     }
     /* every unit is done: sum the units of the whole batch (other processes' too) in order */
-    int units;
-    const float *parts = at_layer_gather(c, c->shared, split, stride * sizeof(float), false, &units);
-    if (!parts)
-        return;
-#pragma omp parallel for schedule(static) num_threads(at_team(c->workers))
-    for (size_t j = 0; j < count; j++) {
-        float s = c->dw[j];
-        for (int u = 0; u < units; u++)
-            s += parts[(size_t)u * stride + j];
-        c->dw[j] = s;
-    }
+    at_layer_add_units(c, split, stride, count);
 }
 
 static void conv_backward(const at_layer_ctx *c)
