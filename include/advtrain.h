@@ -1471,7 +1471,7 @@ int at_trainer_init_weights(at_trainer *t, const char *path, at_error *err);
  * sum the weight gradients over all processes (at_shard) and every process takes the same
  * optimiser step, so the replicas stay equal. Per-example results (which rows the model got
  * right: training accuracy, adaptive budgets) and the loss are exchanged after each step. A
- * method whose draws are made per row of the whole batch (at_method_info's row_draws) draws what
+ * method whose draws are made per row of the whole batch (docs/PARALLEL.md lists them) draws what
  * one process would; the others draw from a stream of their own per process. Without
  * synchronised batch norm each process normalises by its own rows' statistics and the running
  * statistics are rank 0's, sent to all after each step (as PyTorch's DDP does). Validation and
