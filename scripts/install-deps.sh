@@ -32,6 +32,7 @@ if [ "$tier" = test ]; then
         python3-onnx python3-opencv    # the ONNX export tier: onnx.checker and OpenCV's dnn (optional)
         chromium                       # the test that renders the HTML report headless
         clang libclang-rt-dev          # scripts/fuzz.sh: clang and its libFuzzer + sanitizer runtimes
+        valgrind                       # the memcheck test of the command line's fast cases
     )
 fi
 

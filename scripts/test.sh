@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test suite: installs what is missing, builds with warnings as errors, and runs every test
-# twice: in the optimised build and under AddressSanitizer + UndefinedBehaviorSanitizer. The
-# PyTorch reference tier runs in both when python3-torch is installed (ctest reports it as
+# twice: in the optimised build and under AddressSanitizer + UndefinedBehaviorSanitizer (all but
+# the tests labelled "process": mpirun, kill -9 and a PyTorch-trained model, whose C paths the
+# unit tests reach under the sanitizers too), and the command line's fast cases under valgrind's
+# memcheck. The PyTorch reference tier runs when python3-torch is installed (ctest reports it as
 # skipped otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +17,8 @@ cmake --build build -j"$jobs"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DADVTRAIN_WERROR=ON \
       -DADVTRAIN_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
-(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure)
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --output-on-failure --label-exclude process)
 
 # The parsers under libFuzzer, 10 s each, where clang can link a fuzzer (install-deps.sh installs
 # clang and libclang-rt-dev; a machine without them says so and goes on).

@@ -6,6 +6,8 @@
 # The damaged files are made here from real ones: Fashion-MNIST, and a checkpoint, a state_dict
 # and an ONNX model written by the tool itself.
 # `bad_inputs_test.sh --markdown` prints the table for docs/BAD-INPUTS.md instead.
+# BAD_INPUTS_WRAPPER, when set, is a command put before the tool in every case (memcheck_test.sh
+# runs the catalogue under valgrind with it); the files to damage are made without it.
 set -u
 
 # name | exit | message (fixed string) | file that must not be left ("-": none) | arguments
@@ -297,7 +299,7 @@ cases | while IFS='|' read -r name code msg out args; do
         shift
     fi
     [ "$out" = - ] || rm -rf "$out"
-    $prefix timeout 60 "$tool" "$@" >"$T/stdout" 2>"$T/stderr"
+    $prefix timeout 60 ${BAD_INPUTS_WRAPPER:-} "$tool" "$@" >"$T/stdout" 2>"$T/stderr"
     got=$?
     first=$(head -n 1 "$T/stderr")
     if [ "$got" -eq 124 ]; then
