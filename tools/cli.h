@@ -81,6 +81,9 @@ void cli_progress_update(cli_progress *p, const char *label, long done, long tot
                          const char *extra);
 void cli_progress_clear(cli_progress *p);
 
+/* "0.1.0 <git revision>", the version string every report records (tools/revision.c). */
+const char *cli_version(void);
+
 /* Seconds on a monotonic clock. */
 double cli_now(void);
 

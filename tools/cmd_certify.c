@@ -295,7 +295,7 @@ int cmd_certify(int argc, char **argv)
     }
     report = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:f, s:i, s:i, s:f, s:i, s:i}",
                        "command", "certify", "mode", mode, "advtrain_version",
-                       AT_VERSION_STRING " " ADVTRAIN_REVISION, "checkpoint", opts.checkpoint,
+                       cli_version(), "checkpoint", opts.checkpoint,
                        "checkpoint_sha256", sha, "data", ds.name, "points", np, "skip", opts.skip,
                        "sigma", opts.sigma, "n0", opts.n0, "n", opts.n, "alpha", opts.alpha,
                        "batch_size", batch, "seed", opts.seed);

@@ -408,7 +408,7 @@ int cmd_eval(int argc, char **argv)
     }
     at_dataset_sha256(&ds, data_hash);
     report = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "command", "eval",
-                       "advtrain_version", AT_VERSION_STRING " " ADVTRAIN_REVISION, "checkpoint", opts.checkpoint,
+                       "advtrain_version", cli_version(), "checkpoint", opts.checkpoint,
                        "checkpoint_sha256", checkpoint_hash, "model_spec", spec ? spec : "",
                        "data", ds.name, "data_sha256", data_hash, "split", opts.split, "n", ds.n);
     free(spec);

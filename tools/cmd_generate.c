@@ -279,7 +279,7 @@ int cmd_generate(int argc, char **argv)
     char hash[65];
     at_dataset_sha256(&train, hash);
     note(meta, "format", "advtrain-generated-1");
-    note(meta, "advtrain_version", "%s", AT_VERSION_STRING " " ADVTRAIN_REVISION);
+    note(meta, "advtrain_version", "%s", cli_version());
     note(meta, "sampler", "%s", s->name);
     note(meta, "n", "%d", gen.n);
     note(meta, "seed", "%d", opts.seed);

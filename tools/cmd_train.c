@@ -723,7 +723,7 @@ static void report_divergence(const run_state *s, json_t *config, const char *re
     at_error err = {0};
     snprintf(why, sizeof why, "diverged: %s", reason);
     json_t *report = json_pack("{s:s, s:s, s:O, s:O, s:s, s:s}", "command", "train",
-                               "advtrain_version", AT_VERSION_STRING " " ADVTRAIN_REVISION,
+                               "advtrain_version", cli_version(),
                                "config", config, "epochs", s->epochs, "checkpoint",
                                s->checkpoint, "stopped", why);
     if (!at_file_sha256(s->checkpoint, hash, &err))
@@ -1252,7 +1252,7 @@ int cmd_train(int argc, char **argv)
     }
 
     report = json_pack("{s:s, s:s, s:o, s:s, s:o, s:f}", "command", "train", "advtrain_version",
-                       AT_VERSION_STRING " " ADVTRAIN_REVISION, "config", json_incref(config), "model_spec", s.model_spec,
+                       cli_version(), "config", json_incref(config), "model_spec", s.model_spec,
                        "epochs", json_incref(s.epochs), "train_seconds", train_seconds);
     json_object_set_new(report, "method_settings", method_settings(s.trainer));
     if (ranks_size() > 1) { /* how the run was shared (the checkpoint does not depend on it) */

@@ -60,7 +60,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "--version") == 0) {
         char mpi[256];
         ranks_library(mpi, sizeof mpi);
-        printf("advtrain %s\nMPI: %s\n", AT_VERSION_STRING, mpi);
+        printf("advtrain %s\nMPI: %s\n", cli_version(), mpi);
         return 0;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
