@@ -15,19 +15,22 @@ BIN=$1
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
 command -v valgrind >/dev/null || { echo "FAIL: valgrind is not installed (scripts/install-deps.sh test)"; exit 1; }
 
+# the catalogue runs one case as user nobody, who may not reach the source tree: the
+# suppressions and the logs live in the temporary directory, open to every user
 LOGS=$TMP/logs
-mkdir -p "$LOGS" && chmod 1777 "$LOGS" "$TMP" # the catalogue runs one case as user nobody
+mkdir -p "$LOGS" && chmod 1777 "$LOGS" "$TMP"
+cp "$(dirname "$0")/valgrind.supp" "$TMP/valgrind.supp" && chmod 644 "$TMP/valgrind.supp"
 MEMCHECK="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect
-  --suppressions=$(cd "$(dirname "$0")" && pwd)/valgrind.supp --log-file=$LOGS/%p.log"
+  --suppressions=$TMP/valgrind.supp --log-file=$LOGS/%p.log"
 
 # vg NAME ARGS...: one run of the tool under memcheck; it must exit 0
 vg() {
     name=$1
     shift
     # shellcheck disable=SC2086 # MEMCHECK is a command line
-    if ! $MEMCHECK "$BIN" "$@" >"$TMP/out" 2>&1; then
-        fail "$name: exit $? under memcheck: $(tail -c 600 "$TMP/out")"
-    fi
+    $MEMCHECK "$BIN" "$@" >"$TMP/out" 2>&1
+    status=$?
+    [ "$status" -eq 0 ] || fail "$name: exit $status under memcheck: $(tail -c 600 "$TMP/out")"
 }
 
 # --- a small data set: the first 256 training and 64 test images, gzip'd IDX as the package has
