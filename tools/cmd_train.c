@@ -1,49 +1,17 @@
-/* cmd_train.c: `advtrain train`: load the data, build the model (with --init, from a file's
- * weights: fine-tuning), run the trainer epoch by epoch, log one JSON line per epoch, keep a
- * resumable checkpoint (written atomically after every epoch), then evaluate on the test split
- * and write the final report. */
-#include "attack_args.h"
-#include "eval_report.h"
+/* cmd_train.c: `advtrain train`: read the options (the common ones and every method's, from the
+ * library's tables), load the data, build the model (with --init, from a file's weights:
+ * fine-tuning), and run the trainer epoch by epoch; after each epoch train_epochs.c logs it and
+ * keeps a resumable checkpoint (written atomically), train_resume.c continues a saved run, and
+ * train_report.c evaluates on the test split and writes the final report. */
 #include "ranks.h"
 #include "train_ranks.h"
+#include "train_run.h"
 
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-
-typedef struct train_opts {
-    const char *data, *data_dir, *model, *method, *out, *json, *schedule, *optimizer;
-    int epochs, batch_size, eval_batch_size, seed, val_size, train_size, crop_padding, threads;
-    int stop_after, input_levels;
-    double input_noise;
-    double lr, momentum, weight_decay, warmup, gamma, peak, beta1, beta2, adam_eps;
-    cli_float_list milestones, mean, std;
-    bool nesterov, hflip, resume, quiet, test_each_epoch, sync_bn, allreduce;
-    /* adversarial training */
-    const char *norm, *attack_bn;
-    double eps, step_size, ema, eps_warmup;
-    int steps, final_n;
-    bool no_early_stop, no_final_pgd;
-    /* budget schedules */
-    const char *eps_schedule;
-    double eval_eps, eps_min, eps_rate;
-    int eps_stages;
-    /* what a batch holds */
-    int repeat, ood_batch, coreset_period, coreset_warmup, coreset_start;
-    double coreset;
-    bool coreset_bias_only;
-    bool cutmix;
-    double cutmix_alpha, ood_weight, extra_ratio, extra_smoothing;
-    const char *ood, *extra_data;
-    const char *final_suite, *config;
-    const char *init, *init_sha256; /* fine-tuning: the starting weights and their hash */
-    const char *autoencoder;        /* ada: the autoencoder file */
-    char autoencoder_sha256[65];
-    const char *flow;               /* ijsat: the flow file */
-    char flow_sha256[65];
-} train_opts;
 
 static train_opts opts = {
     .data = "fashion-mnist", .model = "smallcnn", .method = "standard", .schedule = "cosine",
@@ -348,44 +316,6 @@ static json_t *config_json(const bool *seen)
     return c;
 }
 
-/* The budget a run is judged at: --eval-eps, else the training eps. */
-static float eval_eps(const at_train_config *c) { return c->eval_eps > 0.0f ? c->eval_eps : c->eps; }
-
-/* The method's settings as the run used them, its presets filled in (the "config" record keeps
- * the options as given, null where a preset applies). */
-static json_t *method_settings(const at_trainer *t)
-{
-    const at_train_config *c = at_trainer_config(t);
-    json_t *j = json_object();
-    const at_option_info *info;
-    char text[64];
-    for (int i = 0; at_trainer_method_option(t, i, &info, text, sizeof text); i++) {
-        json_t *v = info->type == AT_OPTION_FLAG     ? json_boolean(!strcmp(text, "true"))
-                    : info->type == AT_OPTION_CHOICE ? json_string(text)
-                    : info->type == AT_OPTION_INT    ? json_integer(atol(text))
-                                                     : json_real(atof(text));
-        char key[64]; /* report keys are snake_case, like the shared settings beside them */
-        snprintf(key, sizeof key, "%s", info->name);
-        for (char *k = key; *k; k++)
-            *k = *k == '-' ? '_' : *k;
-        json_object_set_new(j, key, v);
-    }
-    if (c->eps == 0.0f)
-        return j;
-    json_object_set_new(j, "eps", json_real(c->eps));
-    json_object_set_new(j, "attack_steps", json_integer(c->attack_steps));
-    json_object_set_new(j, "attack_step_size", json_real(c->attack_step_size));
-    json_object_set_new(j, "attack_bn_mode", json_string(at_bn_mode_name(c->attack_bn_mode)));
-    json_object_set_new(j, "eval_eps", json_real(eval_eps(c)));
-    json_object_set_new(j, "eps_schedule", json_string(at_eps_schedule_name(c->eps_schedule)));
-    if (c->eps_schedule == AT_EPS_CURRICULUM)
-        json_object_set_new(j, "eps_stages", json_integer(c->eps_stages));
-    if (c->eps_schedule == AT_EPS_ADAPTIVE || c->eps_schedule == AT_EPS_STOCHASTIC)
-        json_object_set_new(j, "eps_min", json_real(c->eps_min));
-    if (c->eps_schedule == AT_EPS_ADAPTIVE)
-        json_object_set_new(j, "eps_rate", json_real(c->eps_rate));
-    return j;
-}
 
 /* --ood: a procedural source by name, else a data set (AT_OOD_DATA). */
 static at_ood_source ood_source(const char *name)
@@ -524,267 +454,6 @@ static int load_images(const char *path, const at_dataset *like, at_dataset *out
     return 0;
 }
 
-typedef struct run_state {
-    cli_progress progress;
-    FILE *log;
-    at_model *model;
-    at_trainer *trainer;
-    const at_dataset *test;
-    char checkpoint[4096], best_path[4096], ema_path[4096];
-    char *config_text, *model_spec;
-    int best_epoch;
-    double last_train_acc; /* of the last epoch this process ran; -1 before the first */
-    double best_val_robust, best_val_acc;
-    json_t *epochs;        /* the per-epoch records, also in the final report */
-    at_error err;
-    int status;
-} run_state;
-
-static void on_batch(void *user, int epoch, long done, long total, double loss)
-{
-    run_state *s = user;
-    char label[32], extra[48];
-    snprintf(label, sizeof label, "epoch %d/%d", epoch, at_trainer_epochs(s->trainer));
-    snprintf(extra, sizeof extra, "loss %.4f", loss);
-    cli_progress_update(&s->progress, label, done, total, extra);
-}
-
-/* last.safetensors: the live weights and the optimiser, to resume; with a weight average, its
- * weights go to last_ema.safetensors first, stamped with the same epoch (a resume checks both).
- * best.safetensors: the weights to evaluate, when the epoch is the best so far. last.safetensors
- * goes last: it marks the epoch done, so a process killed before it repeats the epoch and
- * writes the others again (a best.safetensors written after it would be lost to a kill). */
-static int save_checkpoints(run_state *s, int epoch, bool best)
-{
-    char epoch_text[32], progress_text[256];
-    snprintf(epoch_text, sizeof epoch_text, "%d", epoch);
-    at_trainer_progress p = at_trainer_get_progress(s->trainer);
-    snprintf(progress_text, sizeof progress_text,
-             "{\"best_score\": %.17g, \"best_epoch\": %d, \"check_pgd\": %.17g, "
-             "\"check_fgsm\": %.17g, \"optimizer_steps\": %ld}",
-             p.best_score, s->best_epoch, p.check_pgd, p.check_fgsm, p.optimizer_steps);
-    at_kv meta[] = {
-        {"format", "advtrain-checkpoint-1"}, {"advtrain_version", AT_VERSION_STRING},
-        {"model", s->model_spec}, {"config", s->config_text}, {"epoch", epoch_text},
-        {"progress", progress_text},
-    };
-    const int n_meta = (int)(sizeof meta / sizeof meta[0]);
-    at_model *eval_model = at_trainer_eval_model(s->trainer);
-    int status = 0;
-    if (eval_model != s->model)
-        status = at_checkpoint_save(s->ema_path, eval_model, NULL, meta, n_meta, &s->err);
-    const int cap = at_trainer_state_count(s->trainer);
-    at_st_tensor *state = malloc((size_t)cap * sizeof *state);
-    if (!state) {
-        s->err.status = AT_ERR_NOMEM;
-        snprintf(s->err.message, sizeof s->err.message, "out of memory");
-        return AT_ERR_NOMEM;
-    }
-    const int n_state = at_trainer_state(s->trainer, state, cap);
-    if (!status && best)
-        status = at_checkpoint_save(s->best_path, eval_model, NULL, meta, n_meta, &s->err);
-    if (!status)
-        status = at_checkpoint_save_with(s->checkpoint, s->model, at_trainer_optimizer(s->trainer), meta,
-                                         n_meta, state, n_state, &s->err);
-    free(state);
-    return status;
-}
-
-/* A resumed run's report covers the whole run: the records of epochs 1..through_epoch come from
- * log.jsonl (the last record of an epoch wins: a process killed after logging an epoch but before
- * its checkpoint logged it twice), and their seconds are added to the training time. */
-static double load_earlier_epochs(const char *log_path, int through_epoch, json_t *epochs)
-{
-    FILE *f = fopen(log_path, "r");
-    if (!f)
-        return 0.0;
-    json_t *by_epoch = json_array();
-    for (int e = 0; e < through_epoch; e++)
-        json_array_append_new(by_epoch, json_null());
-    char line[8192];
-    while (fgets(line, sizeof line, f)) {
-        json_t *rec = json_loads(line, 0, NULL);
-        json_int_t e = json_integer_value(json_object_get(rec, "epoch"));
-        if (rec && e >= 1 && e <= through_epoch)
-            json_array_set(by_epoch, (size_t)e - 1, rec);
-        json_decref(rec);
-    }
-    fclose(f);
-    double seconds = 0.0;
-    size_t i;
-    json_t *rec;
-    json_array_foreach(by_epoch, i, rec) {
-        if (json_is_object(rec)) {
-            json_array_append(epochs, rec);
-            seconds += json_number_value(json_object_get(rec, "seconds"));
-        }
-    }
-    json_decref(by_epoch);
-    return seconds;
-}
-
-static int on_epoch(void *user, const at_epoch_stats *st)
-{
-    run_state *s = user;
-    cli_progress_clear(&s->progress);
-    json_t *rec = json_pack("{s:i, s:i, s:f, s:f, s:f, s:f, s:f}", "epoch", st->epoch, "epochs",
-                            st->epochs, "train_loss", st->train_loss, "train_acc", st->train_acc,
-                            "lr", st->lr_last, "seconds", st->seconds, "images_per_second",
-                            st->images_per_second);
-    if (st->val_acc >= 0) {
-        json_object_set_new(rec, "val_loss", json_real(st->val_loss));
-        json_object_set_new(rec, "val_acc", json_real(st->val_acc));
-        json_object_set_new(rec, "best", json_boolean(st->best));
-    }
-    if (st->val_robust_acc >= 0)
-        json_object_set_new(rec, "val_robust_acc", json_real(st->val_robust_acc));
-    if (at_trainer_config(s->trainer)->eps > 0)
-        json_object_set_new(rec, "eps", json_real(st->eps));
-    json_object_set_new(rec, "steps", json_integer(st->steps));
-    if (st->skipped)
-        json_object_set_new(rec, "skipped", json_true());
-    if (st->coreset_size) {
-        json_object_set_new(rec, "coreset_size", json_integer(st->coreset_size));
-        json_object_set_new(rec, "selection_seconds", json_real(st->selection_seconds));
-    }
-    if (st->check_pgd_acc >= 0) {
-        json_object_set_new(rec, "check_pgd_acc", json_real(st->check_pgd_acc));
-        json_object_set_new(rec, "check_fgsm_acc", json_real(st->check_fgsm_acc));
-        json_object_set_new(rec, "catastrophic_overfitting", json_boolean(st->overfitting_detected));
-    }
-    if (!st->skipped)
-        s->last_train_acc = st->train_acc;
-    if (st->best) {
-        s->best_epoch = st->epoch;
-        s->best_val_robust = st->val_robust_acc;
-        s->best_val_acc = st->val_acc;
-    }
-    double test_acc = -1.0;
-    if (opts.test_each_epoch && s->test && ranks_rank() == 0) {
-        long correct;
-        double loss;
-        if (at_evaluate_clean(s->model, s->test, opts.eval_batch_size, &correct, &loss, &s->err))
-            return s->status = AT_ERR_IO;
-        test_acc = (double)correct / s->test->n;
-        json_object_set_new(rec, "test_acc", json_real(test_acc));
-        json_object_set_new(rec, "test_loss", json_real(loss));
-    }
-    char *line = json_dumps(rec, JSON_COMPACT | JSON_REAL_PRECISION(7));
-    fprintf(s->log, "%s\n", line);
-    fflush(s->log);
-    /* the report holds the record as logged, like a resumed run's (load_earlier_epochs): an
-     * interrupted and resumed run then reports what an uninterrupted one does */
-    json_t *logged = line ? json_loads(line, 0, NULL) : NULL;
-    free(line);
-    json_array_append_new(s->epochs, logged ? logged : json_incref(rec));
-    json_decref(rec);
-    if (!opts.quiet && st->coreset_size)
-        fprintf(stderr, "coreset of %d images chosen in %.1f s\n", st->coreset_size,
-                st->selection_seconds);
-    if (!opts.quiet && st->skipped)
-        fprintf(stderr, "epoch %d/%d  skipped (coreset warm start)\n", st->epoch, st->epochs);
-    else if (!opts.quiet) {
-        fprintf(stderr, "epoch %d/%d  loss %.4f  train acc %.2f%%", st->epoch, st->epochs,
-                st->train_loss, 100 * st->train_acc);
-        if (st->val_acc >= 0)
-            fprintf(stderr, "  val acc %.2f%%", 100 * st->val_acc);
-        if (st->val_robust_acc >= 0)
-            fprintf(stderr, "  val PGD-10 %.2f%%%s", 100 * st->val_robust_acc, st->best ? " *" : "");
-        if (test_acc >= 0)
-            fprintf(stderr, "  test acc %.2f%%", 100 * test_acc);
-        fprintf(stderr, "  lr %.4g  %.1f s (%.0f img/s)\n", st->lr_last, st->seconds,
-                st->images_per_second);
-    }
-    if (st->overfitting_detected)
-        fprintf(stderr, "catastrophic overfitting at epoch %d: PGD accuracy on a training batch fell "
-                        "to %.1f%% while FGSM accuracy rose to %.1f%%; rolled back to epoch %d and "
-                        "stopped\n", st->epoch, 100 * st->check_pgd_acc, 100 * st->check_fgsm_acc,
-                st->epoch - 1);
-    /* after a roll-back the weights are epoch - 1's: the checkpoint says so. Under mpirun rank
-     * 0 writes, and every process learns whether it could (none goes on alone). */
-    int status = 0;
-    if (ranks_rank() == 0)
-        status = save_checkpoints(s, st->overfitting_detected ? st->epoch - 1 : st->epoch, st->best);
-    if (ranks_agree(status, false) && !status) {
-        snprintf(s->err.message, sizeof s->err.message, "rank 0 could not write the checkpoint");
-        status = AT_ERR_IO;
-    }
-    if (status)
-        return s->status = status;
-    return 0;
-}
-
-/* A run whose loss or weights became non-finite stops before its epoch's checkpoint, so the
- * last checkpoint still holds the previous epoch's finite weights; report.json says why the run
- * ended, with what it had done, so that a script watching --out sees the divergence. */
-static void report_divergence(const run_state *s, json_t *config, const char *reason)
-{
-    char why[600], hash[65], path[4096];
-    at_error err = {0};
-    snprintf(why, sizeof why, "diverged: %s", reason);
-    json_t *report = json_pack("{s:s, s:s, s:O, s:O, s:s, s:s}", "command", "train",
-                               "advtrain_version", cli_version(),
-                               "config", config, "epochs", s->epochs, "checkpoint",
-                               s->checkpoint, "stopped", why);
-    if (!at_file_sha256(s->checkpoint, hash, &err))
-        json_object_set_new(report, "checkpoint_sha256", json_string(hash));
-    snprintf(path, sizeof path, "%s/report.json", opts.out);
-    if (cli_write_json(path, report, &err))
-        fprintf(stderr, "advtrain train: %s\n", err.message);
-    json_decref(report);
-}
-
-/* A configuration key newer than the saved run: the value every run had before the key existed
- * (so that such a run still resumes), or NULL for a key every run saved. */
-static json_t *value_before_key(const char *key)
-{
-    if (!strcmp(key, "optimizer"))
-        return json_string("sgd");
-    if (!strcmp(key, "beta1") || !strcmp(key, "beta2") || !strcmp(key, "adam_eps"))
-        return json_real(0.0);
-    if (!strcmp(key, "sync_bn"))
-        return json_false();
-    return NULL;
-}
-
-/* On --resume every configuration key must match the saved run, or the result would not be the
- * run that was started. The starting weights of a fine-tuning run are part of its record but not
- * of a resumed session's command line (it continues from its own checkpoint), so they come from
- * the saved run unless given (in a --config file). */
-static int check_resume_config(const char *saved_text, json_t *current)
-{
-    json_error_t jerr;
-    json_t *saved = saved_text ? json_loads(saved_text, 0, &jerr) : NULL;
-    if (!saved)
-        return cli_error("train", EXIT_WORK_FAILED, "%s/last.safetensors has no run configuration; cannot resume",
-                         opts.out);
-    static const char *const adopted[] = {"init", "init_sha256"};
-    for (size_t i = 0; i < sizeof adopted / sizeof adopted[0]; i++)
-        if (!json_object_get(current, adopted[i]) && json_object_get(saved, adopted[i]))
-            json_object_set(current, adopted[i], json_object_get(saved, adopted[i]));
-    const char *key;
-    json_t *value;
-    int status = 0;
-    json_object_foreach(current, key, value) {
-        json_t *before = json_object_get(saved, key) ? NULL : value_before_key(key);
-        json_t *old = before ? before : json_object_get(saved, key);
-        const bool same = old && json_equal(old, value);
-        if (!same) {
-            char *a = old ? json_dumps(old, JSON_ENCODE_ANY) : NULL;
-            char *b = json_dumps(value, JSON_ENCODE_ANY);
-            status = cli_error("train", EXIT_USAGE,
-                               "--resume: option '%s' was %s in the saved run but is %s now", key,
-                               a ? a : "absent", b ? b : "?");
-            free(a);
-            free(b);
-        }
-        json_decref(before);
-        if (!same)
-            break;
-    }
-    json_decref(saved);
-    return status;
-}
 
 /* the methods that train against an eps (all but standard training and J-SIGR) */
 static bool adversarial_method(const char *method) { return at_method_is_adversarial(method); }
@@ -876,107 +545,6 @@ static int make_model(const at_dataset *train, at_model **model)
     return 0;
 }
 
-/* Which weights the final evaluation measures: with robust validation, the best epoch's
- * (early stopping, Rice et al.); otherwise the end of training (the weight average if any). */
-static int final_model(run_state *s, at_model **out, bool *owned, const char **which)
-{
-    *owned = false;
-    *out = at_trainer_eval_model(s->trainer);
-    *which = at_trainer_eval_model(s->trainer) == s->model ? "last" : "last (weight average)";
-    if (s->best_epoch == 0 || at_trainer_config(s->trainer)->no_robust_validation ||
-        at_trainer_config(s->trainer)->eps <= 0)
-        return 0;
-    at_model *best = NULL;
-    if (at_model_create_from_spec(&best, s->model_spec, &s->err) ||
-        at_checkpoint_load(s->best_path, best, NULL, NULL, &s->err)) {
-        at_model_free(best);
-        return cli_error("train", EXIT_WORK_FAILED, "%s", s->err.message);
-    }
-    *out = best;
-    *owned = true;
-    *which = "best";
-    return 0;
-}
-
-static int run_attacks(run_state *s, at_model *model, const at_dataset *test, const char *what,
-                       cli_attack_args *args, int points, json_t *final, const char *key)
-{
-    at_eval_plan plan;
-    at_eval_result r;
-    int status = cli_attack_plan("train", args, eval_eps(at_trainer_config(s->trainer)), &plan);
-    if (status)
-        return status;
-    plan.points = points;
-    plan.batch_size = opts.eval_batch_size;
-    cli_progress progress;
-    cli_progress_start(&progress, opts.quiet);
-    if (at_eval_robust(model, test, &plan, &r, NULL, NULL, &s->err))
-        return cli_error("train", EXIT_WORK_FAILED, "%s", s->err.message);
-    long robust = r.robust_after[plan.n_attacks - 1];
-    double lo, hi;
-    cli_wilson(robust, r.points, &lo, &hi);
-    printf("  %-26s %6.2f%%  [%5.2f, %5.2f]  (%ld points)\n", what, 100.0 * robust / r.points,
-           100 * lo, 100 * hi, r.points);
-    json_t *j = cli_eval_json(&plan, &r);
-    cli_flags flags = {0};
-    cli_eval_flags(&plan, &r, &flags);
-    json_object_set_new(j, "flags", flags.list ? flags.list : json_array());
-    json_object_set_new(final, key, j);
-    at_eval_result_free(&r);
-    return 0;
-}
-
-/* Clean accuracy, PGD-20 on the whole test set (adversarial methods), and the suite asked for. */
-static int final_evaluation(run_state *s, const at_dataset *test, json_t *report)
-{
-    at_model *model;
-    bool owned;
-    const char *which;
-    int status = final_model(s, &model, &owned, &which);
-    if (status)
-        return status;
-    const at_train_config *cfg = at_trainer_config(s->trainer);
-    json_t *final = json_pack("{s:s}", "weights", which);
-    if (s->best_epoch && !strcmp(which, "best"))
-        json_object_set_new(final, "epoch", json_integer(s->best_epoch));
-    long correct;
-    double loss, lo, hi;
-    if (at_evaluate_clean(model, test, opts.eval_batch_size, &correct, &loss, &s->err)) {
-        status = cli_error("train", EXIT_WORK_FAILED, "%s", s->err.message);
-        goto done;
-    }
-    cli_wilson(correct, test->n, &lo, &hi);
-    printf("final evaluation on %s/test with the %s weights%s:\n", test->name, which,
-           !strcmp(which, "best") ? " (chosen by validation PGD-10)" : "");
-    printf("  %-26s %6.2f%%  [%5.2f, %5.2f]  (%d points)\n", "clean accuracy",
-           100.0 * correct / test->n, 100 * lo, 100 * hi, test->n);
-    json_t *clean = cli_accuracy_json(correct, test->n);
-    json_object_set_new(clean, "loss", json_real(loss));
-    json_object_set_new(final, "clean", clean);
-    const char *norm = cfg->norm == AT_NORM_L2 ? "l2" : "linf";
-    const float eps = eval_eps(cfg);
-    if (eps > 0 && !opts.no_final_pgd) {
-        cli_attack_args pgd = {.attack = "pgd", .norm = norm, .steps = 20,
-                               .step_size = eps / 10, .seed = opts.seed};
-        char what[64];
-        snprintf(what, sizeof what, "PGD-20 (%s eps %g)", norm, eps);
-        if ((status = run_attacks(s, model, test, what, &pgd, 0, final, "pgd20")))
-            goto done;
-    }
-    if (opts.final_suite) {
-        cli_attack_args suite = {.suite = opts.final_suite, .norm = norm, .seed = opts.seed};
-        char what[64];
-        snprintf(what, sizeof what, "%s suite (%s eps %g)", opts.final_suite, norm, eps);
-        if ((status = run_attacks(s, model, test, what, &suite, opts.final_n, final, "suite")))
-            goto done;
-    }
-    json_object_set_new(report, "final", json_incref(final));
-done:
-    json_decref(final);
-    if (owned)
-        at_model_free(model);
-    return status;
-}
 
 /* The value of option `name` ("--method") on the command line itself, not from --config; NULL
  * when absent. */
@@ -1061,7 +629,7 @@ int cmd_train(int argc, char **argv)
 
     at_dataset train = {0}, val = {0}, test = {0}, ood = {0}, extra = {0};
     bool have_test = false;
-    run_state s = {0};
+    run_state s = {.opts = &opts};
     at_shard *shard = NULL;
     s.last_train_acc = -1.0;
     json_t *config = NULL, *report = NULL;
@@ -1142,58 +710,11 @@ int cmd_train(int argc, char **argv)
     s.epochs = json_array();
     int resumed_epoch = 0; /* the epoch a resumed run continues after */
 
-    if (opts.resume) {
-        at_safetensors *st = NULL;
-        if (at_checkpoint_load(s.checkpoint, s.model, at_trainer_optimizer(s.trainer), &st, &s.err)) {
-            status = cli_error("train", EXIT_WORK_FAILED, "--resume: %s", s.err.message);
-            goto done;
-        }
-        status = check_resume_config(at_st_meta(st, "config"), config);
-        free(s.config_text); /* with the saved run's starting weights, if any */
-        s.config_text = json_dumps(config, JSON_COMPACT | JSON_SORT_KEYS);
-        const char *epoch_text = at_st_meta(st, "epoch");
-        int epoch = epoch_text ? atoi(epoch_text) : -1;
-        at_trainer_progress progress = {epoch, -1.0, -1.0, -1.0, -1};
-        json_error_t jerr;
-        json_t *saved = at_st_meta(st, "progress") ? json_loads(at_st_meta(st, "progress"), 0, &jerr) : NULL;
-        if (saved) {
-            progress.best_score = json_number_value(json_object_get(saved, "best_score"));
-            progress.check_pgd = json_number_value(json_object_get(saved, "check_pgd"));
-            progress.check_fgsm = json_number_value(json_object_get(saved, "check_fgsm"));
-            s.best_epoch = (int)json_integer_value(json_object_get(saved, "best_epoch"));
-            json_t *steps = json_object_get(saved, "optimizer_steps");
-            if (json_is_integer(steps))
-                progress.optimizer_steps = (long)json_integer_value(steps);
-            json_decref(saved);
-        }
-        if (!status && (at_trainer_set_progress(s.trainer, &progress, &s.err) ||
-                        at_trainer_restore_state(s.trainer, st, &s.err)))
-            status = cli_error("train", EXIT_WORK_FAILED, "--resume: %s: %s", s.checkpoint, s.err.message);
-        at_st_free(st);
-        if (status)
-            goto done;
-        at_model *average = at_trainer_eval_model(s.trainer);
-        if (average != s.model) {
-            if (at_checkpoint_load(s.ema_path, average, NULL, &st, &s.err)) {
-                status = cli_error("train", EXIT_WORK_FAILED, "--resume: %s", s.err.message);
-                goto done;
-            }
-            const char *ema_epoch = at_st_meta(st, "epoch");
-            bool same = ema_epoch && atoi(ema_epoch) == epoch;
-            at_st_free(st);
-            if (!same) {
-                status = cli_error("train", EXIT_WORK_FAILED, "--resume: %s is not from epoch %d "
-                                   "like %s (interrupted while saving?)", s.ema_path, epoch, s.checkpoint);
-                goto done;
-            }
-        }
-        if (!opts.quiet)
-            fprintf(stderr, "resuming %s after epoch %d of %d\n", opts.out, epoch, opts.epochs);
-        resumed_epoch = epoch;
-    }
+    if (opts.resume && (status = train_resume(&s, config, &resumed_epoch)))
+        goto done;
     char log_path[4096];
     snprintf(log_path, sizeof log_path, "%s/log.jsonl", opts.out);
-    const double earlier_seconds = resumed_epoch > 0 ? load_earlier_epochs(log_path, resumed_epoch, s.epochs) : 0.0;
+    const double earlier_seconds = resumed_epoch > 0 ? train_load_earlier_epochs(log_path, resumed_epoch, s.epochs) : 0.0;
     if (train_ranks_begin(s.trainer, opts.sync_bn, opts.allreduce, s.checkpoint, &shard, &s.err)) {
         status = cli_error("train", EXIT_WORK_FAILED, "%s", s.err.message);
         goto done;
@@ -1221,7 +742,7 @@ int cmd_train(int argc, char **argv)
     }
 
     double start = cli_now();
-    at_train_callbacks cb = {on_batch, on_epoch, &s};
+    at_train_callbacks cb = {train_on_batch, train_on_epoch, &s};
     const int last_epoch = opts.stop_after && opts.stop_after < passes ? opts.stop_after : passes;
     while (at_trainer_epoch(s.trainer) < last_epoch && !at_trainer_stopped(s.trainer)) {
         at_epoch_stats st;
@@ -1230,7 +751,7 @@ int cmd_train(int argc, char **argv)
             cli_progress_clear(&s.progress);
             status = cli_error("train", EXIT_WORK_FAILED, "%s", s.err.message);
             if (s.err.status == AT_ERR_NUMERIC && ranks_rank() == 0)
-                report_divergence(&s, config, s.err.message);
+                train_report_divergence(&s, config, s.err.message);
             /* the others may be waiting on this process; a divergence (the summed loss, the
              * equal weights) stops every process at the same step, so none is left waiting */
             if (ranks_size() > 1 && !s.status && s.err.status != AT_ERR_NUMERIC)
@@ -1251,61 +772,9 @@ int cmd_train(int argc, char **argv)
         goto done;
     }
 
-    report = json_pack("{s:s, s:s, s:o, s:s, s:o, s:f}", "command", "train", "advtrain_version",
-                       cli_version(), "config", json_incref(config), "model_spec", s.model_spec,
-                       "epochs", json_incref(s.epochs), "train_seconds", train_seconds);
-    json_object_set_new(report, "method_settings", method_settings(s.trainer));
-    if (ranks_size() > 1) { /* how the run was shared (the checkpoint does not depend on it) */
-        json_object_set_new(report, "processes", json_integer(ranks_size()));
-        json_object_set_new(report, "gradient_sum", json_string(opts.allreduce ? "allreduce" : "gathered"));
-    }
-    json_object_set_new(report, "checkpoint", json_string(s.checkpoint));
-    /* a fine-tuning run's starting weights, as recorded when it started (a resumed session
-     * takes them from its checkpoint) */
-    if (json_object_get(config, "init")) {
-        json_object_set(report, "init", json_object_get(config, "init"));
-        if (json_object_get(config, "init_sha256"))
-            json_object_set(report, "init_sha256", json_object_get(config, "init_sha256"));
-    }
-    char hash[65];
-    at_dataset_sha256(&train, hash);
-    json_object_set_new(report, "train_data_sha256", json_string(hash));
-    if (have_test) {
-        at_dataset_sha256(&test, hash);
-        json_object_set_new(report, "test_data_sha256", json_string(hash));
-    }
-    if (opts.autoencoder) {
-        json_object_set_new(report, "autoencoder", json_string(opts.autoencoder));
-        json_object_set_new(report, "autoencoder_sha256", json_string(opts.autoencoder_sha256));
-    }
-    if (opts.flow) {
-        json_object_set_new(report, "flow", json_string(opts.flow));
-        json_object_set_new(report, "flow_sha256", json_string(opts.flow_sha256));
-    }
-    if (extra.images && !at_file_sha256(opts.extra_data, hash, &s.err))
-        json_object_set_new(report, "extra_data_sha256", json_string(hash));
-    if (ood.images) {
-        at_dataset_sha256(&ood, hash);
-        json_object_set_new(report, "ood_data_sha256", json_string(hash));
-    }
-    if (!at_file_sha256(s.checkpoint, hash, &s.err))
-        json_object_set_new(report, "checkpoint_sha256", json_string(hash));
-    if (!at_file_sha256(s.best_path, hash, &s.err))
-        json_object_set_new(report, "best_checkpoint_sha256", json_string(hash));
-    if (at_trainer_stopped(s.trainer))
-        json_object_set_new(report, "stopped", json_string("catastrophic overfitting: rolled back"));
-    /* A run can stall at chance (a learning rate too high for the model at the start, the
-     * network's units all dead): say so rather than let a useless model pass for a result. */
-    const int classes = at_model_num_classes(s.model);
-    if (s.last_train_acc >= 0.0 && s.last_train_acc < 1.5 / classes) {
-        char warning[256];
-        snprintf(warning, sizeof warning, "training accuracy %.1f%% in the last epoch is at "
-                 "chance (%d classes): the model did not learn (check --lr; --warmup-epochs "
-                 "helps a run that stalls at the start)", 100 * s.last_train_acc, classes);
-        fprintf(stderr, "warning: %s\n", warning);
-        json_object_set_new(report, "warning", json_string(warning));
-    }
-    if (have_test && (status = final_evaluation(&s, &test, report)))
+    report = train_report(&s, config, train_seconds, &train, have_test ? &test : NULL,
+                          ood.images ? &ood : NULL, extra.images ? &extra : NULL);
+    if (have_test && (status = train_final_evaluation(&s, &test, report)))
         goto done;
     if (!opts.quiet)
         printf("training took %.0f s\n", train_seconds);
