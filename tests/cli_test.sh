@@ -66,7 +66,7 @@ done
 # standard error is a file here, not a terminal: progress comes as plain lines, the last one
 # at the end of the work, and no terminal control characters
 expect 0 "after pgd" -- "$BIN" eval --checkpoint "$TMP/run/last.safetensors" --data-dir "$DATA" \
-    --attack pgd --eps 0.1 --steps 2 --n 60 --batch-size 20
+    --attack pgd --eps 0.1 --steps 2 --n 60 --batch-size 20 --no-checks
 grep -q "^evaluating: 20/60 (33%) " "$TMP/out" || fail "a logged eval prints no line after its first batch"
 grep -q "^evaluating: 60/60 (100%) " "$TMP/out" || fail "a logged eval prints no line at its end"
 grep -q "$(printf '\033')" "$TMP/out" && fail "a logged eval writes terminal control characters"
@@ -321,18 +321,21 @@ expect 2 "--attack or --suite, not both" -- "$BIN" eval --checkpoint "$TMP/run/l
 expect 0 "clean accuracy" -- "$BIN" train --data-dir "$DATA" --train-size 2000 --epochs 2 --batch-size 64 \
     --input-levels 2 --out "$TMP/masked" --quiet
 expect 0 "FLAG zero-gradients" -- "$BIN" eval --checkpoint "$TMP/masked/last.safetensors" --data-dir "$DATA" \
-    --n 40 --suite standard --eps 0.1 --queries 300 --json "$TMP/masked.json" --quiet
+    --n 10 --suite standard --eps 0.1 --queries 300 --no-checks --json "$TMP/masked.json" --quiet
 
 # --- adversarial training: early stopping keeps a best checkpoint; resume with a weight average
-expect 0 "PGD-20" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 --epochs 2 \
+# (on the first 512 training and 500 test images: the final PGD-20 attacks the whole test split)
+/usr/bin/python3 "$(dirname "$0")/fashion_subset.py" "$DATA" "$TMP/fm500" 512 500 ||
+    fail "could not write the small data set"
+expect 0 "PGD-20" -- "$BIN" train --data-dir "$TMP/fm500" --train-size 512 --val-size 128 --epochs 2 \
     --batch-size 64 --method pgd-at --eps 0.1 --steps 3 --ema 0.9 --out "$TMP/at" --quiet
 [ -s "$TMP/at/best.safetensors" ] && [ -s "$TMP/at/last_ema.safetensors" ] || fail "no best or averaged checkpoint"
 grep -q '"val_robust_acc"' "$TMP/at/log.jsonl" || fail "no robust validation in the log"
 grep -q '"attack_step_size": 0.025' "$TMP/at/report.json" ||
     fail "the report does not give the preset step size (eps/4) the run used"
-expect 0 "continue with --resume" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 \
+expect 0 "continue with --resume" -- "$BIN" train --data-dir "$TMP/fm500" --train-size 512 --val-size 128 \
     --epochs 2 --batch-size 64 --method pgd-at --eps 0.1 --steps 3 --ema 0.9 --out "$TMP/at2" --stop-after 1
-expect 0 "resuming" -- "$BIN" train --data-dir "$DATA" --train-size 512 --val-size 128 --epochs 2 \
+expect 0 "resuming" -- "$BIN" train --data-dir "$TMP/fm500" --train-size 512 --val-size 128 --epochs 2 \
     --batch-size 64 --method pgd-at --eps 0.1 --steps 3 --ema 0.9 --out "$TMP/at2" --resume
 cmp -s "$TMP/at/last.safetensors" "$TMP/at2/last.safetensors" && \
     cmp -s "$TMP/at/last_ema.safetensors" "$TMP/at2/last_ema.safetensors" ||
@@ -441,8 +444,8 @@ expect 0 "" -- "$BIN" $M --out "$TMP/mix2" --resume --quiet
 cmp -s "$TMP/mix/last.safetensors" "$TMP/mix2/last.safetensors" ||
     fail "a resumed run with a coreset and adaptive budgets differs from the uninterrupted run"
 grep -q '"extra_data_sha256"' "$TMP/mix/report.json" || fail "the report does not hash the extra data"
-expect 0 "PGD-20" -- "$BIN" train --data-dir "$DATA" --train-size 256 --epochs 1 --method iat --mix manifold \
-    --eps 0.1 --steps 2 --ood "$DATA" --ood-batch 32 --eps-schedule curriculum --eval-eps 0.15 \
+expect 0 "PGD-20" -- "$BIN" train --data-dir "$TMP/fm500" --train-size 256 --epochs 1 --method iat \
+    --mix manifold --eps 0.1 --steps 2 --ood "$TMP/fm500" --ood-batch 32 --eps-schedule curriculum --eval-eps 0.15 \
     --out "$TMP/iat" --quiet
 grep -q '"eval_eps": 0.15' "$TMP/iat/report.json" || fail "the report does not give the evaluation eps"
 head -c 300 "$TMP/gen.safetensors" >"$TMP/cut.safetensors"

@@ -1,8 +1,8 @@
 #!/bin/sh
 # memcheck_test.sh ADVTRAIN: the command line's fast cases under valgrind's memcheck, with zero
-# errors and zero leaks (definite or indirect). Two parts: good runs of the commands on a few
-# Fashion-MNIST images (eval, certify, corrupt, export and import through safetensors and ONNX),
-# and the whole catalogue of bad inputs (bad_inputs_test.sh).
+# errors and zero leaks (definite or indirect). Two parts, side by side: good runs of the commands
+# on a few Fashion-MNIST images (eval, certify, corrupt, export and import through safetensors and
+# ONNX), and the whole catalogue of bad inputs (bad_inputs_test.sh).
 #
 # valgrind.supp hides only what memcheck reports from code with no object file: the kernels oneDNN
 # generates at run time. Memcheck cannot see that their wide loads past a buffer's end are masked,
@@ -35,18 +35,8 @@ vg() {
 
 # --- a small data set: the first 256 training and 64 test images, gzip'd IDX as the package has
 SMALL=$TMP/small
-/usr/bin/python3 - "$DATA" "$SMALL" <<'PY' || { echo "FAIL: could not write the small data set"; exit 1; }
-import gzip, os, struct, sys
-data, out = sys.argv[1], sys.argv[2]
-os.makedirs(out, exist_ok=True)
-for split, n in (("train", 256), ("t10k", 64)):
-    images = gzip.open(os.path.join(data, f"{split}-images-idx3-ubyte.gz")).read()
-    labels = gzip.open(os.path.join(data, f"{split}-labels-idx1-ubyte.gz")).read()
-    with gzip.open(os.path.join(out, f"{split}-images-idx3-ubyte.gz"), "wb") as f:
-        f.write(struct.pack(">IIII", 0x803, n, 28, 28) + images[16:16 + n * 784])
-    with gzip.open(os.path.join(out, f"{split}-labels-idx1-ubyte.gz"), "wb") as f:
-        f.write(struct.pack(">II", 0x801, n) + labels[8:8 + n])
-PY
+/usr/bin/python3 "$(dirname "$0")/fashion_subset.py" "$DATA" "$SMALL" 256 64 ||
+    { echo "FAIL: could not write the small data set"; exit 1; }
 S="--data-dir $SMALL --val-size 0 --batch-size 32 --quiet"
 CK=$TMP/run/last.safetensors
 "$BIN" train $S --epochs 1 --out "$TMP/run" >"$TMP/setup.log" 2>&1 ||
@@ -57,22 +47,32 @@ CK=$TMP/run/last.safetensors
 # generated kernels run about a thousand times slower, the more so the more shapes a run uses
 # (two training batches of 32 images take 3 minutes even under valgrind's no-op tool, 0.5 s
 # natively; 8 points of FGSM and PGD-2, or 4 of Square with 10 queries, minutes).
-vg list list
-vg help train --help
-vg eval-clean eval --checkpoint "$CK" --data-dir "$SMALL" --n 16 --quiet --json "$TMP/e.json"
-vg certify certify --checkpoint "$CK" --data-dir "$SMALL" --sigma 0.25 --n-points 1 --n0 16 \
-    --n 16 --batch-size 16 --quiet --json "$TMP/c.json"
-vg corrupt corrupt --data-dir "$SMALL" --n 2 --corruption all --severity 3 \
-    --out "$TMP/all.safetensors" --png "$TMP/all.png"
-vg export-safetensors export --checkpoint "$CK" --out "$TMP/sd.safetensors"
-vg export-onnx export --checkpoint "$CK" --onnx "$TMP/m.onnx"
-vg import-safetensors import --model smallcnn --weights "$TMP/sd.safetensors" --out "$TMP/i.safetensors"
-vg import-onnx import "$TMP/m.onnx" --out "$TMP/o.safetensors"
+good_runs() {
+    vg list list
+    vg help train --help
+    vg eval-clean eval --checkpoint "$CK" --data-dir "$SMALL" --n 16 --quiet --json "$TMP/e.json"
+    vg certify certify --checkpoint "$CK" --data-dir "$SMALL" --sigma 0.25 --n-points 1 --n0 16 \
+        --n 16 --batch-size 16 --quiet --json "$TMP/c.json"
+    vg corrupt corrupt --data-dir "$SMALL" --n 2 --corruption all --severity 3 \
+        --out "$TMP/all.safetensors" --png "$TMP/all.png"
+    vg export-safetensors export --checkpoint "$CK" --out "$TMP/sd.safetensors"
+    vg export-onnx export --checkpoint "$CK" --onnx "$TMP/m.onnx"
+    vg import-safetensors import --model smallcnn --weights "$TMP/sd.safetensors" --out "$TMP/i.safetensors"
+    vg import-onnx import "$TMP/m.onnx" --out "$TMP/o.safetensors"
+    echo "$failures" >"$TMP/good.failures"
+}
 
-# --- the catalogue of bad inputs, every case under memcheck
+# --- the catalogue of bad inputs, every case under memcheck, beside the good runs (each valgrind
+# run is one thread: the two parts take a core each)
+good_runs >"$TMP/good.out" 2>&1 &
+good=$!
 if ! BAD_INPUTS_WRAPPER=$MEMCHECK sh "$(dirname "$0")/bad_inputs_test.sh" "$BIN" >"$TMP/bad.out" 2>&1; then
     fail "the catalogue under memcheck: $(grep FAIL "$TMP/bad.out" | head -c 1500)"
 fi
+wait "$good"
+cat "$TMP/good.out"
+[ -s "$TMP/good.failures" ] || fail "the good runs did not finish"
+failures=$((failures + $(cat "$TMP/good.failures" 2>/dev/null || echo 0)))
 
 # what memcheck said, for any run above that it failed
 for log in "$LOGS"/*.log; do

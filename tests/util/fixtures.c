@@ -57,3 +57,47 @@ double fixture_distance(at_norm norm, const float *a, const float *b, size_t ima
     }
     return norm == AT_NORM_L2 ? sqrt(r) : r;
 }
+
+at_model *fixture_fashion_smallcnn(int n_train, int epochs, int batch_size, uint64_t seed,
+                                   int n_test, at_dataset *test)
+{
+    static const char *const dir = "/usr/share/datasets/fashion-mnist";
+    at_error err = {0};
+    at_dataset full = {0}, full_test = {0}, train = {0}, val = {0};
+    at_model *model = NULL;
+    at_trainer *t = NULL;
+    at_train_config cfg = {.method = "standard", .epochs = epochs, .batch_size = batch_size,
+                           .lr = {.kind = AT_LR_COSINE, .base = 0.05f},
+                           .optimizer = {.momentum = 0.9f, .weight_decay = 5e-4f}, .seed = seed,
+                           .eval_batch_size = 500};
+    at_epoch_stats st;
+    int status = at_dataset_open(&full, "fashion-mnist", dir, "train", &err) ||
+                 at_dataset_open(&full_test, "fashion-mnist", dir, "test", &err) ||
+                 at_dataset_slice(&train, &full, 0, n_train, &err) ||
+                 at_dataset_slice(test, &full_test, 0, n_test, &err) ||
+                 at_model_create(&model, "smallcnn", &(at_model_options){.seed = seed}, &err) ||
+                 at_trainer_create(&t, model, &train, &val, &cfg, &err);
+    for (int e = 0; e < epochs && !status; e++)
+        status = at_trainer_run_epoch(t, NULL, &st, &err);
+    if (status) {
+        fprintf(stderr, "fixture_fashion_smallcnn: %s\n", err.message);
+        at_model_free(model);
+        model = NULL;
+    }
+    at_trainer_free(t);
+    at_dataset_free(&full);
+    at_dataset_free(&full_test);
+    at_dataset_free(&train);
+    at_dataset_free(&val);
+    return model;
+}
+
+at_eval_plan fixture_linf_plan(const char *const *names, int n, float eps)
+{
+    at_eval_plan p = {.n_attacks = n, .batch_size = 100, .seed = 5};
+    for (int i = 0; i < n; i++) {
+        p.attacks[i] = names[i];
+        p.options[i] = (at_attack_options){.norm = AT_NORM_LINF, .eps = eps};
+    }
+    return p;
+}
