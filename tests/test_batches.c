@@ -73,8 +73,12 @@ TEST(an_ood_weight_of_zero_is_the_base_method)
             snprintf(what, sizeof what, "%s with %s OOD rows of weight 0", adversarial[i],
                      at_ood_source_name(ood.ood));
             /* the rows of weight 0 add nothing, but a longer batch cuts the rows into other
-             * units of the sums over the batch (at_reduce_units): the same up to rounding */
-            compare_runs_within(&base, &ood, &d, true, 1e-4, what);
+             * units of the sums over the batch (at_reduce_units): the same up to rounding.
+             * TRADES amplifies it: its attack takes signed steps from x + 0.001 N(0,1), where
+             * the KL's gradient is tiny and a rounding can flip a sign (measured: 2.9e-5 of the
+             * largest weight on one processor, 1e-7 for the other methods; weight 5 moves the
+             * weights by 0.3 of it) */
+            compare_runs_within(&base, &ood, &d, true, 1e-3, what);
         }
         ood.ood_weight = 5.0f;
         compare_runs_within(&base, &ood, &d, false, 1e-4, "OOD rows of weight 5");
