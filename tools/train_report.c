@@ -9,7 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-float train_eval_eps(const at_train_config *c) { return c->eval_eps > 0.0f ? c->eval_eps : c->eps; }
+/* The budget a run is judged at: --eval-eps, else the training eps. */
+static float train_eval_eps(const at_train_config *c)
+{
+    return c->eval_eps > 0.0f ? c->eval_eps : c->eps;
+}
 
 /* The method's settings as the run used them, its presets filled in (the "config" record keeps
  * the options as given, null where a preset applies). */

@@ -80,9 +80,6 @@ void train_report_divergence(const run_state *s, json_t *config, const char *rea
  * own error; returns the exit status. */
 int train_resume(run_state *s, json_t *config, int *epoch);
 
-/* The budget a run is judged at: --eval-eps, else the training eps. */
-float train_eval_eps(const at_train_config *c);
-
 /* report.json of a finished run, without its final evaluation: the configuration, the epochs,
  * the method's settings and the hashes of what went in and came out (train_report.c). */
 json_t *train_report(run_state *s, json_t *config, double train_seconds, const at_dataset *train,
