@@ -294,6 +294,17 @@ done
 grep -E '"(count|n0_count|p_lower|prediction|radius)"' "$TMP/cert.json" >"$TMP/cert.a"
 grep -E '"(count|n0_count|p_lower|prediction|radius)"' "$TMP/cert7.json" >"$TMP/cert.b"
 [ -s "$TMP/cert.a" ] && cmp -s "$TMP/cert.a" "$TMP/cert.b" || fail "certify results changed with the batch size"
+# a certification stopped and continued (--state) gives the uninterrupted run's records, whatever
+# the batch size of each part; the state of another certification or a corrupt one is refused
+expect 0 "stopped after 1 of 3 points" -- "$BIN" $C --state "$TMP/cert.state" --stop-after 1
+expect 0 "stopped after 2 of 3 points" -- "$BIN" $C --state "$TMP/cert.state" --stop-after 1 --batch-size 7
+expect 2 "cert.state holds another certification" -- "$BIN" $C --state "$TMP/cert.state" --seed 1
+expect 0 "average certified radius" -- "$BIN" $C --state "$TMP/cert.state" --radii 0,0.1,0.2 --json "$TMP/cert-resumed.json"
+grep -E '"(count|n0_count|p_lower|prediction|radius)"' "$TMP/cert-resumed.json" >"$TMP/cert.c"
+cmp -s "$TMP/cert.a" "$TMP/cert.c" || fail "a resumed certification differs from an uninterrupted one"
+head -c 40 "$TMP/cert.state" >"$TMP/cert-cut.state"
+expect 1 "cert-cut.state: not a certification state file" -- "$BIN" $C --state "$TMP/cert-cut.state"
+expect 2 "--stop-after needs --state" -- "$BIN" $C --stop-after 1
 expect 0 "smoothed accuracy" -- "$BIN" $C --predict --json "$TMP/pred.json"
 grep -q '"p_value"' "$TMP/pred.json" || fail "the predict report has no p-values"
 expect 0 "--n-points" -- "$BIN" certify --help

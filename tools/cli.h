@@ -93,6 +93,10 @@ void cli_wilson(long correct, long n, double *lo, double *hi);
 /* Writes a JSON value to `path` (pretty, sorted keys) through a temp file and rename. */
 int cli_write_json(const char *path, json_t *value, at_error *err);
 
+/* Writes a resumable run's state to `path` atomically (temp file, fsync, rename), every real
+ * with 17 significant digits; errors are reported as `cmd`'s and returned as its exit code. */
+int cli_write_state(const char *cmd, const char *path, const json_t *state);
+
 /* Creates a directory and its parents (like mkdir -p). */
 int cli_mkdirs(const char *path, at_error *err);
 

@@ -5,7 +5,9 @@
  * certified radius (ACR, the mean of R 1[correct]) and the abstention rate. With --predict,
  * PREDICT instead: the smoothed classifier's accuracy and abstentions, no radii. The noisy
  * forward rate is printed beside the model's plain forward rate, measured on the same pass
- * shape between the points, so the cost of sampling shows. */
+ * shape between the points, so the cost of sampling shows. With --state the run can be stopped
+ * and continued (certify_state.h). */
+#include "certify_state.h"
 #include "cli.h"
 #include "eval_report.h"
 #include "ranks.h"
@@ -16,8 +18,8 @@
 #include <string.h>
 
 typedef struct certify_opts {
-    const char *data, *data_dir, *model, *checkpoint, *split, *json;
-    int n_points, skip, n0, n, batch_size, threads;
+    const char *data, *data_dir, *model, *checkpoint, *split, *json, *state;
+    int n_points, skip, n0, n, batch_size, threads, stop_after;
     double sigma, alpha;
     int seed;
     cli_float_list radii;
@@ -45,6 +47,8 @@ static const cli_option options[] = {
     {"radii", CLI_FLOAT_LIST, &opts.radii, 0, 1e6, NULL, "R1,..", "radii of the certified accuracy; default 0,0.25,0.5,0.75,1"},
     {"predict", CLI_FLAG, &opts.predict, 0, 0, NULL, NULL, "run PREDICT (abstaining prediction) instead of CERTIFY"},
     {"json", CLI_STRING, &opts.json, 0, 0, NULL, "FILE", "write the results and every point's record to FILE"},
+    {"state", CLI_STRING, &opts.state, 0, 0, NULL, "FILE", "resumable: keep every finished point in FILE and continue from it"},
+    {"stop-after", CLI_INT, &opts.stop_after, 1, 100000000, NULL, "N", "with --state: certify at most N more points, then stop"},
     {"threads", CLI_INT, &opts.threads, 1, 1024, NULL, "N", "threads (default: all cores)"},
     {"quiet", CLI_FLAG, &opts.quiet, 0, 0, NULL, NULL, "no progress line"},
 };
@@ -112,6 +116,8 @@ static void plain_timer_free(plain_timer *t)
 /* Under mpirun rank r certifies the points np r / size up to np (r + 1) / size: each point's
  * noise comes from its own index (at_smooth_options), so whichever process certifies it gets
  * the same result. */
+enum { STATE_SECONDS = 10 };
+
 static int first_point_of(int rank, int np) { return (int)((long)np * rank / ranks_size()); }
 
 /* Rank 0 receives every rank's results in place, and the times (noisy and plain) summed over
@@ -190,6 +196,10 @@ int cmd_certify(int argc, char **argv)
         return cli_error("certify", EXIT_USAGE, "--n must be at least 1 (got %d)", opts.n);
     if (!(opts.alpha > 0.0 && opts.alpha < 1.0))
         return cli_error("certify", EXIT_USAGE, "--alpha must be in (0, 1) (got %g)", opts.alpha);
+    if (opts.stop_after && !opts.state)
+        return cli_error("certify", EXIT_USAGE, "--stop-after needs --state (where to continue from)");
+    if (opts.state && ranks_size() > 1)
+        return cli_error("certify", EXIT_USAGE, "--state runs in one process, not under mpirun");
     if (opts.threads)
         omp_set_num_threads(opts.threads);
 
@@ -200,6 +210,7 @@ int cmd_certify(int argc, char **argv)
     float *x = NULL;
     at_smooth_result *results = NULL;
     int *index = NULL;
+    char *fingerprint = NULL;
     plain_timer plain = {0};
     at_error err;
     const char *mode = opts.predict ? "predict" : "certify";
@@ -224,6 +235,26 @@ int cmd_certify(int argc, char **argv)
         goto done;
     }
     const int batch = at_smoother_get_options(smoother)->batch_size;
+    char sha[65];
+    if (at_file_sha256(opts.checkpoint, sha, &err)) {
+        status = cli_error("certify", EXIT_WORK_FAILED, "%s", err.message);
+        goto done;
+    }
+    /* what makes a state file reusable: the same weights, points and smoothing (not the batch
+     * size or threads, which change no result) */
+    json_t *fp = json_pack("{s:s, s:s, s:s, s:i, s:i, s:f, s:i, s:i, s:f, s:i, s:s}", "checkpoint",
+                           sha, "data", ds.name, "split", opts.split, "points", np, "skip",
+                           opts.skip, "sigma", opts.sigma, "n0", opts.n0, "n", opts.n, "alpha",
+                           opts.alpha, "seed", opts.seed, "mode", mode);
+    fingerprint = json_dumps(fp, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
+    json_decref(fp);
+    certify_progress progress = {0};
+    if (opts.state &&
+        (status = certify_state_load(opts.state, fingerprint, np, ds.num_classes, results, &progress)))
+        goto done;
+    if (progress.done && !opts.quiet)
+        fprintf(stderr, "resuming the certification in %s after %ld of %d points\n", opts.state,
+                progress.done, np);
     const double r_max = at_smooth_max_radius(opts.sigma, opts.n, opts.alpha);
     char every[32] = "";
     if (opts.skip > 1)
@@ -247,14 +278,21 @@ int cmd_certify(int argc, char **argv)
         goto done;
     }
 
-    cli_progress progress;
-    cli_progress_start(&progress, opts.quiet || ranks_rank() != 0);
+    cli_progress bar;
+    cli_progress_start(&bar, opts.quiet || ranks_rank() != 0);
     const long draws = opts.predict ? (long)opts.n : (long)opts.n0 + opts.n;
-    double seconds = 0.0;
+    double seconds = progress.seconds;
+    plain.seconds += progress.plain_seconds;
+    plain.images += progress.plain_images;
     for (int i = 0; i < np; i++)
         index[i] = i * opts.skip;
-    const int mine_from = first_point_of(ranks_rank(), np), mine_to = first_point_of(ranks_rank() + 1, np);
-    for (int i = mine_from; i < mine_to; i++) {
+    const int mine_from = opts.state ? (int)progress.done : first_point_of(ranks_rank(), np),
+              mine_to = first_point_of(ranks_rank() + 1, np);
+    const int stop_at = opts.stop_after && mine_to - mine_from > opts.stop_after
+                            ? mine_from + opts.stop_after
+                            : mine_to;
+    double saved_at = cli_now();
+    for (int i = mine_from; i < stop_at; i++) {
         at_dataset_batch(&ds, &index[i], 1, x, &label, NULL, NULL);
         double start = cli_now();
         int s = opts.predict ? at_smooth_predict(smoother, x, (uint64_t)index[i], &results[i], &err)
@@ -262,14 +300,26 @@ int cmd_certify(int argc, char **argv)
         seconds += cli_now() - start;
         plain_timer_run(&plain, draws);
         if (s) {
-            cli_progress_clear(&progress);
+            cli_progress_clear(&bar);
             status = cli_error("certify", EXIT_WORK_FAILED, "%s", err.message);
             goto done;
         }
-        cli_progress_update(&progress, mode, (long)(i - mine_from + 1) * draws,
-                            (long)(mine_to - mine_from) * draws, NULL);
+        cli_progress_update(&bar, mode, (long)(i - mine_from + 1) * draws,
+                            (long)(stop_at - mine_from) * draws, NULL);
+        /* saved every STATE_SECONDS and at the end: a killed run loses at most that much */
+        if (opts.state && (i + 1 == stop_at || cli_now() - saved_at >= STATE_SECONDS)) {
+            progress = (certify_progress){i + 1, seconds, plain.seconds, plain.images};
+            if ((status = certify_state_save(opts.state, fingerprint, np, results, &progress)))
+                goto done;
+            saved_at = cli_now();
+        }
     }
-    cli_progress_clear(&progress);
+    cli_progress_clear(&bar);
+    if (stop_at < mine_to) {
+        printf("stopped after %d of %d points (state in %s); run the same command again to "
+               "continue\n", stop_at, np, opts.state);
+        goto done;
+    }
     if ((status = gather_results(results, np, &seconds, &plain)))
         goto done;
     const double noisy_rate = np * (double)draws / seconds;
@@ -288,11 +338,6 @@ int cmd_certify(int argc, char **argv)
         json_array_append_new(points_json, point_json(index[i], y, &results[i]));
     }
     double lo, hi;
-    char sha[65];
-    if (at_file_sha256(opts.checkpoint, sha, &err)) {
-        status = cli_error("certify", EXIT_WORK_FAILED, "%s", err.message);
-        goto done;
-    }
     report = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:f, s:i, s:i, s:f, s:i, s:i}",
                        "command", "certify", "mode", mode, "advtrain_version",
                        cli_version(), "checkpoint", opts.checkpoint,
@@ -352,5 +397,6 @@ done:
     free(x);
     free(results);
     free(index);
+    free(fingerprint);
     return status;
 }

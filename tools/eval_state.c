@@ -1,10 +1,8 @@
 /* eval_state.c: see eval_state.h. */
 #include "eval_state.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static json_t *stats_json_core(const at_attack_stats *s);
 
@@ -136,33 +134,6 @@ static int calibration_from_state(json_t *j, at_calibration *c)
 static char outcome_char(int8_t o) { return o == -2 ? 'm' : o == -1 ? 'r' : (char)('0' + o); }
 static int8_t outcome_of(char c) { return c == 'm' ? -2 : c == 'r' ? -1 : (int8_t)(c - '0'); }
 
-/* The state through a temporary file renamed over it, so that a process killed while saving
- * leaves the previous state whole. Every number keeps 17 significant digits: the sums go on
- * accumulating after a resume, and must be the very doubles an uninterrupted run holds. */
-static int write_state(const char *path, const json_t *state)
-{
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
-        return cli_error("eval", EXIT_USAGE, "%s: path too long", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return cli_error("eval", EXIT_WORK_FAILED, "%s: cannot create %s: %s", path, tmp,
-                         strerror(errno));
-    int failed = json_dumpf(state, f, JSON_COMPACT | JSON_REAL_PRECISION(17)) != 0 ||
-                 fflush(f) != 0 || fsync(fileno(f)) != 0;
-    int saved_errno = errno;
-    if (fclose(f) != 0 && !failed)
-        failed = 1, saved_errno = errno;
-    if (!failed && rename(tmp, path) != 0)
-        failed = 1, saved_errno = errno;
-    if (failed) {
-        remove(tmp);
-        return cli_error("eval", EXIT_WORK_FAILED, "%s: cannot write: %s", path,
-                         strerror(saved_errno));
-    }
-    return 0;
-}
-
 static int save_state(const char *path, const char *fingerprint, long done, long total,
                       const at_eval_plan *plan, const at_eval_result *r)
 {
@@ -189,7 +160,7 @@ static int save_state(const char *path, const char *fingerprint, long done, long
     if (r->adversarial_calibration.bins)
         json_object_set_new(cal, "adversarial", calibration_state(&r->adversarial_calibration));
     json_object_set_new(state, "calibration", cal);
-    int status = write_state(path, state);
+    int status = cli_write_state("eval", path, state);
     json_decref(state);
     return status;
 }

@@ -104,6 +104,32 @@ int cli_write_json(const char *path, json_t *value, at_error *err)
     return AT_OK;
 }
 
+/* Through a temporary file renamed over it, so that a process killed while saving leaves the
+ * previous state whole. Every number keeps 17 significant digits: sums go on accumulating after a
+ * resume, and must be the very doubles an uninterrupted run holds. */
+int cli_write_state(const char *cmd, const char *path, const json_t *state)
+{
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
+        return cli_error(cmd, EXIT_USAGE, "%s: path too long", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return cli_error(cmd, EXIT_WORK_FAILED, "%s: cannot create %s: %s", path, tmp,
+                         strerror(errno));
+    int failed = json_dumpf(state, f, JSON_COMPACT | JSON_REAL_PRECISION(17)) != 0 ||
+                 fflush(f) != 0 || fsync(fileno(f)) != 0;
+    int saved_errno = errno;
+    if (fclose(f) != 0 && !failed)
+        failed = 1, saved_errno = errno;
+    if (!failed && rename(tmp, path) != 0)
+        failed = 1, saved_errno = errno;
+    if (failed) {
+        remove(tmp);
+        return cli_error(cmd, EXIT_WORK_FAILED, "%s: cannot write: %s", path, strerror(saved_errno));
+    }
+    return 0;
+}
+
 int cli_mkdirs(const char *path, at_error *err)
 {
     char buf[4096];
