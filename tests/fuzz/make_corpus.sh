@@ -6,7 +6,7 @@
 set -euo pipefail
 build=${1:?usage: make_corpus.sh BUILD (a build directory with fuzz_checkpoint_seeds)}
 corpus="$(cd "$(dirname "$0")" && pwd)/corpus"
-for name in idx cifar safetensors checkpoint config eval_state npz onnx; do
+for name in idx cifar safetensors checkpoint config eval_state certify_state npz onnx; do
     mkdir -p "$corpus/$name"
 done
 
@@ -86,6 +86,15 @@ write("eval_state/state.json", json.dumps(state, sort_keys=True).encode())
 old = dict(state, done=2, outcome="rm")
 del old["calibration"]
 write("eval_state/old.json", json.dumps(old).encode())
+
+# certify_state: a certification of 8 points, fingerprint "fuzz" (as fuzz_certify_state.c loads
+# it): 3 points done (one abstention), then all 8
+point = [3, 3, 97, 9950, 0, 0.9981, 0.0, 0.7217]
+abstain = [-1, 5, 51, 5100, 0, 0.4977, 0.0, 0.0]
+cert = {"fingerprint": "fuzz", "points": 8, "seconds": 12.5, "plain_seconds": 0.25,
+        "plain_images": 3000, "results": [point, abstain, point]}
+write("certify_state/three.json", json.dumps(cert).encode())
+write("certify_state/done.json", json.dumps(dict(cert, results=[point, abstain] * 4)).encode())
 
 # npz: mode byte (bit 0: 3 channels, bits 1-3: side - 1), then the archive of uint8 images
 # [n, h, w] (one channel) or [n, h, w, c] and integer labels, stored and deflated
