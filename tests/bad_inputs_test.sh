@@ -87,6 +87,9 @@ train-resume-and-init | 2 | --init | $T/r-x/last.safetensors | train --data-dir 
 train-ratio-without-extra | 2 | --extra-ratio | $T/r-x/last.safetensors | train --data-dir $DATA --train-size 200 --out $T/r-x --extra-ratio 0.5
 train-epochs-zero | 2 | --epochs out of range | $T/r-x/last.safetensors | train --out $T/r-x --epochs 0
 train-batch-negative | 2 | --batch-size out of range | $T/r-x/last.safetensors | train --out $T/r-x --batch-size -3
+eval-state-truncated | 1 | $T/eval-state-cut.json: not an evaluation state file: | $T/e.json | eval --checkpoint $CK --data-dir $DATA --n 20 --attack fgsm --eps 0.1 --state $T/eval-state-cut.json --json $T/e.json
+certify-state-truncated | 1 | $T/cert-state-cut.json: not a certification state file: | $T/c.json | certify --checkpoint $CK --data-dir $DATA --sigma 0.25 --n-points 2 --n0 10 --n 100 --state $T/cert-state-cut.json --json $T/c.json
+certify-state-other-run | 2 | $T/cert-state-other.json holds another certification (other checkpoint, data, points or options); remove it or use another --state file | $T/c.json | certify --checkpoint $CK --data-dir $DATA --sigma 0.25 --n-points 2 --n0 10 --n 100 --state $T/cert-state-other.json --json $T/c.json
 eval-n-zero | 2 | --n out of range | $T/e.json | eval --checkpoint $CK --n 0 --json $T/e.json
 eval-eps-nan | 2 | --eps expects a number, got 'nan' | $T/e.json | eval --checkpoint $CK --eps nan --json $T/e.json
 eval-json-no-dir | 1 | $T/no/such/dir/e.json | $T/no/such/dir/e.json | eval --checkpoint $CK --data-dir $DATA --n 20 --json $T/no/such/dir/e.json
@@ -270,6 +273,12 @@ put(f"{t}/cfg-range", b"epochs = 0\n")
 put(f"{t}/cfg-trunc", b"lr = 0.1\nepochs = ")
 put(f"{t}/cfg-ok", b"epochs = 1\n")
 put(f"{t}/cfg-long", b"data-dir = /" + b"x" * 5000 + b"\n")
+
+# resumable runs' state files: cut short, and another run's
+put(f"{t}/eval-state-cut.json", b'{"fingerprint": "{\\"checkpoint\\": \\"ab')
+put(f"{t}/cert-state-cut.json", b'{"fingerprint": "{\\"alpha\\": 0.001, \\"chec')
+put(f"{t}/cert-state-other.json", json.dumps({"fingerprint": "another run", "points": 2,
+    "seconds": 1.0, "plain_seconds": 0.1, "plain_images": 500, "results": []}).encode())
 PY
 chmod 000 "$T/locked.safetensors"
 

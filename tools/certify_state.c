@@ -56,27 +56,23 @@ int certify_state_load(const char *path, const char *fingerprint, long points, i
                        at_smooth_result *results, certify_progress *progress)
 {
     memset(progress, 0, sizeof *progress);
-    FILE *probe = fopen(path, "r");
-    if (!probe)
-        return 0;
-    fclose(probe);
-    json_error_t jerr;
-    json_t *state = json_load_file(path, 0, &jerr);
+    json_t *state;
+    int status = cli_read_state("certify", path, "a certification", &state);
+    if (status || !state)
+        return status;
     const char *saved_fingerprint = NULL;
     json_int_t saved_points = 0, plain_images = 0;
     json_t *done = NULL;
-    if (!state || json_unpack(state, "{s:s, s:I, s:F, s:F, s:I, s:o}", "fingerprint",
+    if (json_unpack(state, "{s:s, s:I, s:F, s:F, s:I, s:o}", "fingerprint",
                               &saved_fingerprint, "points", &saved_points, "seconds",
                               &progress->seconds, "plain_seconds", &progress->plain_seconds,
                               "plain_images", &plain_images, "results", &done) ||
         !json_is_array(done)) {
-        int status = cli_error("certify", EXIT_WORK_FAILED, "%s: not a certification state file%s%s",
-                               path, state ? "" : ": ", state ? "" : jerr.text);
+        status = cli_error("certify", EXIT_WORK_FAILED, "%s: not a certification state file", path);
         json_decref(state);
         memset(progress, 0, sizeof *progress);
         return status;
     }
-    int status = 0;
     if (strcmp(saved_fingerprint, fingerprint) != 0 || saved_points != points ||
         (long)json_array_size(done) > points)
         status = cli_error("certify", EXIT_USAGE, "%s holds another certification (other "

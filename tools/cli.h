@@ -97,6 +97,10 @@ int cli_write_json(const char *path, json_t *value, at_error *err);
  * with 17 significant digits; errors are reported as `cmd`'s and returned as its exit code. */
 int cli_write_state(const char *cmd, const char *path, const json_t *state);
 
+/* Reads a resumable run's state file: 0 with *state NULL when there is none (a fresh start), an
+ * exit code with a one-line message ("PATH: not WHAT state file: ...") when it is not JSON. */
+int cli_read_state(const char *cmd, const char *path, const char *what, json_t **state);
+
 /* Creates a directory and its parents (like mkdir -p). */
 int cli_mkdirs(const char *path, at_error *err);
 

@@ -169,23 +169,18 @@ static int save_state(const char *path, const char *fingerprint, long done, long
 static long load_state(const char *path, const char *fingerprint, const at_eval_plan *plan,
                        long total, at_eval_result *r, int *status)
 {
-    *status = 0;
-    FILE *probe = fopen(path, "r");
-    if (!probe)
+    json_t *state;
+    if ((*status = cli_read_state("eval", path, "an evaluation", &state)) || !state)
         return 0;
-    fclose(probe);
-    json_error_t jerr;
-    json_t *state = json_load_file(path, 0, &jerr);
     const char *fp = NULL, *text = NULL;
     json_int_t done = 0, saved_total = 0, clean = 0;
     json_t *broken = NULL, *seconds = NULL, *stats = NULL;
     double clean_seconds = 0;
-    if (!state || json_unpack(state, "{s:s, s:I, s:I, s:s, s:I, s:F, s:o, s:o, s:o}", "fingerprint",
+    if (json_unpack(state, "{s:s, s:I, s:I, s:s, s:I, s:F, s:o, s:o, s:o}", "fingerprint",
                               &fp, "done", &done, "total", &saved_total, "outcome", &text,
                               "clean_correct", &clean, "clean_seconds", &clean_seconds, "broken_by",
                               &broken, "seconds", &seconds, "stats", &stats)) {
-        *status = cli_error("eval", EXIT_WORK_FAILED, "%s: not an evaluation state file%s%s", path,
-                            state ? "" : ": ", state ? "" : jerr.text);
+        *status = cli_error("eval", EXIT_WORK_FAILED, "%s: not an evaluation state file", path);
         json_decref(state);
         return 0;
     }

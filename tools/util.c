@@ -130,6 +130,21 @@ int cli_write_state(const char *cmd, const char *path, const json_t *state)
     return 0;
 }
 
+int cli_read_state(const char *cmd, const char *path, const char *what, json_t **state)
+{
+    *state = NULL;
+    FILE *probe = fopen(path, "r");
+    if (!probe)
+        return errno == ENOENT ? 0
+                               : cli_error(cmd, EXIT_WORK_FAILED, "%s: cannot read: %s", path,
+                                           strerror(errno));
+    fclose(probe);
+    json_error_t jerr;
+    if (!(*state = json_load_file(path, 0, &jerr)))
+        return cli_error(cmd, EXIT_WORK_FAILED, "%s: not %s state file: %s", path, what, jerr.text);
+    return 0;
+}
+
 int cli_mkdirs(const char *path, at_error *err)
 {
     char buf[4096];
