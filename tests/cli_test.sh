@@ -334,23 +334,25 @@ expect 0 "clean accuracy" -- "$BIN" train --data-dir "$DATA" --train-size 2000 -
 expect 0 "FLAG zero-gradients" -- "$BIN" eval --checkpoint "$TMP/masked/last.safetensors" --data-dir "$DATA" \
     --n 10 --suite standard --eps 0.1 --queries 300 --no-checks --json "$TMP/masked.json" --quiet
 
-# --- adversarial training: early stopping keeps a best checkpoint; resume with a weight average
-# (on the first 512 training and 500 test images: the final PGD-20 attacks the whole test split)
+# --- adversarial training: early stopping keeps a best checkpoint; resume with AWP (its preset
+# warm-up waits for an epoch above chance: the checkpoint keeps the last training accuracy) and a
+# weight average (on the first 512 training and 500 test images: the final PGD-20 attacks the
+# whole test split)
 /usr/bin/python3 "$(dirname "$0")/fashion_subset.py" "$DATA" "$TMP/fm500" 512 500 ||
     fail "could not write the small data set"
 expect 0 "PGD-20" -- "$BIN" train --data-dir "$TMP/fm500" --train-size 512 --val-size 128 --epochs 2 \
-    --batch-size 64 --method pgd-at --eps 0.1 --steps 3 --ema 0.9 --out "$TMP/at" --quiet
+    --batch-size 64 --method pgd-at --awp --eps 0.1 --steps 3 --ema 0.9 --out "$TMP/at" --quiet
 [ -s "$TMP/at/best.safetensors" ] && [ -s "$TMP/at/last_ema.safetensors" ] || fail "no best or averaged checkpoint"
 grep -q '"val_robust_acc"' "$TMP/at/log.jsonl" || fail "no robust validation in the log"
 grep -q '"attack_step_size": 0.025' "$TMP/at/report.json" ||
     fail "the report does not give the preset step size (eps/4) the run used"
 expect 0 "continue with --resume" -- "$BIN" train --data-dir "$TMP/fm500" --train-size 512 --val-size 128 \
-    --epochs 2 --batch-size 64 --method pgd-at --eps 0.1 --steps 3 --ema 0.9 --out "$TMP/at2" --stop-after 1
+    --epochs 2 --batch-size 64 --method pgd-at --awp --eps 0.1 --steps 3 --ema 0.9 --out "$TMP/at2" --stop-after 1
 expect 0 "resuming" -- "$BIN" train --data-dir "$TMP/fm500" --train-size 512 --val-size 128 --epochs 2 \
-    --batch-size 64 --method pgd-at --eps 0.1 --steps 3 --ema 0.9 --out "$TMP/at2" --resume
+    --batch-size 64 --method pgd-at --awp --eps 0.1 --steps 3 --ema 0.9 --out "$TMP/at2" --resume
 cmp -s "$TMP/at/last.safetensors" "$TMP/at2/last.safetensors" && \
     cmp -s "$TMP/at/last_ema.safetensors" "$TMP/at2/last_ema.safetensors" ||
-    fail "resumed adversarial run with a weight average differs from the uninterrupted run"
+    fail "resumed adversarial run with AWP and a weight average differs from the uninterrupted run"
 # --- a run that stays at chance says so (a learning rate too small to move the zero-initialised
 # last layer: every prediction is the same class)
 expect 0 "did not learn" -- "$BIN" train --data-dir "$DATA" --train-size 256 --epochs 1 --lr 1e-8 \

@@ -65,6 +65,36 @@ TEST(awp_with_gamma_zero_equals_its_base_method)
     free_data(&d);
 }
 
+/* AWP's preset warm-up waits for an epoch above chance (1.5 / classes); a warm-up given is kept
+ * as given, and no epoch before the warm-up's end perturbs. */
+TEST(awp_preset_waits_for_an_epoch_above_chance)
+{
+    double opt[3] = {1, 0.01, 1};
+    bool given[3] = {true, false, false};
+    at_method_ctx c = {.awp = (at_awp *)opt, .opt = opt, .opt_given = given, .num_classes = 10};
+    const struct {
+        int epoch;
+        double last_acc;
+        bool warmup_given, on;
+    } cases[] = {
+        {0, -1.0, false, false}, {1, 0.149, false, false}, {1, 0.151, false, true},
+        {5, 0.10, false, false}, {5, 0.60, false, true},   {0, 0.90, true, false},
+        {1, 0.10, true, true},   {1, -1.0, true, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        c.epoch = cases[i].epoch;
+        c.last_train_acc = cases[i].last_acc;
+        given[2] = cases[i].warmup_given;
+        if (at_awp_now(&c, 0) != cases[i].on)
+            TEST_FAIL_("epoch %d, last accuracy %g, warm-up %s: AWP should be %s", c.epoch,
+                       c.last_train_acc, given[2] ? "given" : "preset", cases[i].on ? "on" : "off");
+    }
+    c.awp = NULL; /* no --awp */
+    c.epoch = 5;
+    c.last_train_acc = 0.9;
+    CHECK(!at_awp_now(&c, 0));
+}
+
 /* Free-AT, m = 1, one minibatch per epoch: the same loop written with the public API. */
 TEST(free_at_with_one_replay_is_fgsm_training_with_a_persistent_delta)
 {
@@ -409,6 +439,7 @@ TEST(no_method_accepts_an_option_it_does_not_use)
 
 TEST_MAIN(TEST_ENTRY(trades_with_beta_zero_is_clean_training),
           TEST_ENTRY(awp_with_gamma_zero_equals_its_base_method),
+          TEST_ENTRY(awp_preset_waits_for_an_epoch_above_chance),
           TEST_ENTRY(free_at_with_one_replay_is_fgsm_training_with_a_persistent_delta),
           TEST_ENTRY(free_at_replays_and_divides_the_epochs), TEST_ENTRY(mart_loss_and_gradients),
           TEST_ENTRY(shards_of_a_batch_give_its_loss_and_gradients),

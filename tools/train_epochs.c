@@ -23,13 +23,14 @@ void train_on_batch(void *user, int epoch, long done, long total, double loss)
  * writes the others again (a best.safetensors written after it would be lost to a kill). */
 static int save_checkpoints(run_state *s, int epoch, bool best)
 {
-    char epoch_text[32], progress_text[256];
+    char epoch_text[32], progress_text[512];
     snprintf(epoch_text, sizeof epoch_text, "%d", epoch);
     at_trainer_progress p = at_trainer_get_progress(s->trainer);
     snprintf(progress_text, sizeof progress_text,
              "{\"best_score\": %.17g, \"best_epoch\": %d, \"check_pgd\": %.17g, "
-             "\"check_fgsm\": %.17g, \"optimizer_steps\": %ld}",
-             p.best_score, s->best_epoch, p.check_pgd, p.check_fgsm, p.optimizer_steps);
+             "\"check_fgsm\": %.17g, \"optimizer_steps\": %ld, \"last_train_acc\": %.17g}",
+             p.best_score, s->best_epoch, p.check_pgd, p.check_fgsm, p.optimizer_steps,
+             p.last_train_acc);
     at_kv meta[] = {
         {"format", "advtrain-checkpoint-1"}, {"advtrain_version", AT_VERSION_STRING},
         {"model", s->model_spec}, {"config", s->config_text}, {"epoch", epoch_text},

@@ -66,6 +66,7 @@ typedef struct at_method_ctx {
                                  changes no draw of the others */
     float eps;                /* the training eps now (after warm-up) */
     int epoch;                /* 0-based */
+    double last_train_acc;    /* the training accuracy of the last epoch before this one (-1: none) */
     long step;                /* optimiser steps before this one in the whole run (resumes) */
     int num_classes, batch;
     size_t image;
@@ -228,11 +229,13 @@ void at_softmax_rows(const float *logits, int n, int k, float *probs);
     {"awp-gamma", AT_OPTION_FLOAT, 0, 1, NULL, gamma,                                          \
      "AWP: size of the weight perturbation relative to each layer's norm (with --awp)"},       \
     {"awp-warmup", AT_OPTION_INT, 0, 100000, NULL, warmup,                                     \
-     "AWP: first epoch with weight perturbation (with --awp)"}
+     "AWP: first epoch with weight perturbation (with --awp); the preset also waits for an "    \
+     "epoch above chance"}
 /* With the AWP options at index `first` of the method's table: checks they are used together
  * and creates ctx->awp when AWP is on; the proxy steps at proxy_lr. */
 int at_awp_setup(at_method_ctx *ctx, int first, float proxy_lr, at_error *err);
-/* AWP is on at this epoch (ctx->awp exists and its warm-up has passed). */
+/* AWP is on at this epoch: ctx->awp exists and its warm-up has passed; with the preset warm-up
+ * (no --awp-warmup given), also the last epoch's training accuracy is above chance. */
 bool at_awp_now(const at_method_ctx *ctx, int first);
 
 int at_awp_create(at_awp **out, at_model *model, int batch, float gamma, float proxy_lr,

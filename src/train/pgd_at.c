@@ -6,9 +6,10 @@
  * batch. With AWP (Wu et al., NeurIPS 2020) the step runs at adversarially perturbed weights:
  * the proxy ascends CE(proxy(x'), y), gamma 0.01, proxy learning rate 0.01. The paper's code
  * starts AWP at epoch 0 for CIFAR-10 (and delays it, awp_warmup, for harder starts); here it
- * starts at the second epoch by default: from the first step, SmallCNN without batch norm can
- * stay at chance for the whole run (docs/RESULTS.md, "pgd-at-awp's fragility"). --awp-warmup 0
- * gives the paper's schedule. */
+ * starts at the second epoch by default, and not before an epoch whose training accuracy is
+ * above chance (at_awp_now): from the first step, or after a warm-up too short for the network
+ * to start learning, SmallCNN without batch norm can stay at chance for the whole run
+ * (docs/RESULTS.md, "pgd-at-awp's fragility"). --awp-warmup 0 gives the paper's schedule. */
 #include "train/method.h"
 
 #include "attack/attack.h"
@@ -56,7 +57,7 @@ const at_method at_method_pgd_at = {
     .name = "pgd-at",
     .row_draws = true,
     .description = "PGD adversarial training (Madry et al., 2018; Rice et al. recipe), optional AWP "
-                   "(from the 2nd epoch: from the 1st, a network can stall at chance)",
+                   "(from the 2nd epoch and an epoch above chance: earlier, a network can stall)",
     .uses = AT_USES_EPS | AT_USES_ATTACK_STEPS | AT_USES_STEP_SIZE | AT_USES_ATTACK_BN,
     .needs = AT_NEEDS_PGD,
     .options = pgd_at_options,
