@@ -113,11 +113,13 @@ static void plain_timer_free(plain_timer *t)
     free(t->rows);
 }
 
+/* With --state, the finished points are saved at most every STATE_SECONDS (and when the run
+ * stops): a killed run loses no more than that. */
+enum { STATE_SECONDS = 10 };
+
 /* Under mpirun rank r certifies the points np r / size up to np (r + 1) / size: each point's
  * noise comes from its own index (at_smooth_options), so whichever process certifies it gets
  * the same result. */
-enum { STATE_SECONDS = 10 };
-
 static int first_point_of(int rank, int np) { return (int)((long)np * rank / ranks_size()); }
 
 /* Rank 0 receives every rank's results in place, and the times (noisy and plain) summed over
@@ -306,7 +308,6 @@ int cmd_certify(int argc, char **argv)
         }
         cli_progress_update(&bar, mode, (long)(i - mine_from + 1) * draws,
                             (long)(stop_at - mine_from) * draws, NULL);
-        /* saved every STATE_SECONDS and at the end: a killed run loses at most that much */
         if (opts.state && (i + 1 == stop_at || cli_now() - saved_at >= STATE_SECONDS)) {
             progress = (certify_progress){i + 1, seconds, plain.seconds, plain.images};
             if ((status = certify_state_save(opts.state, fingerprint, np, results, &progress)))
