@@ -9,21 +9,31 @@
 # when the clean test accuracy is below 1.5 / 10 (the threshold of the tool's own warning). The
 # training accuracy is printed, not judged: an adversarial method's starts near chance however
 # well the model learns.
-#   bench/presets_learn.sh [TRAIN] [SEED]   (default 3200: 25 steps an epoch, 50 in all; seed 0)
+#   bench/presets_learn.sh [TRAIN] [SEED] [METHOD...]
+#   (default 3200 images: 25 steps an epoch, 50 in all; seed 0; every method, each with and
+#   without --awp where it has it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TRAIN=${1:-3200}
 SEED=${2:-0}
+shift 2 || shift $#
+only=" $* "
 BIN=${ADVTRAIN:-./build/advtrain}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 common="--data fashion-mnist --model smallcnn --train-size $TRAIN --val-size 0 --no-final-pgd --quiet --seed $SEED"
 # ada's autoencoder and ijsat's flow: one epoch on the same images (a flow's epoch on all 60,000
 # would take half an hour)
-$BIN train-autoencoder --data fashion-mnist --epochs 1 --train-size "$TRAIN" --out "$TMP/ae" >/dev/null 2>&1
-$BIN train-flow --data fashion-mnist --epochs 1 --train-size "$TRAIN" --out "$TMP/flow" >/dev/null 2>&1
+wanted() { [ "$only" = "  " ] || [[ $only == *" $1 "* ]]; }
+if wanted ada; then
+    $BIN train-autoencoder --data fashion-mnist --epochs 1 --train-size "$TRAIN" --out "$TMP/ae" >/dev/null 2>&1
+fi
+if wanted ijsat; then
+    $BIN train-flow --data fashion-mnist --epochs 1 --train-size "$TRAIN" --out "$TMP/flow" >/dev/null 2>&1
+fi
 stalled=0
 for m in $($BIN list methods | awk '/^  with any method/ {exit} /^  [a-z]/ {print $1}'); do
+    wanted "$m" || continue
     extra="--epochs 2"
     [ "$m" = free-at ] && extra="--epochs 8"
     [ "$m" = ada ] && extra="$extra --autoencoder $TMP/ae/autoencoder.safetensors"
