@@ -1436,14 +1436,15 @@ int at_trainer_epoch(const at_trainer *t);  /* passes over the data completed */
 int at_trainer_epochs(const at_trainer *t); /* passes the run makes (epochs / m for free-at) */
 /* Where a run stands between epochs: what a checkpoint must carry besides the weights and the
  * optimiser for a resumed run to continue exactly (the schedule's position, the best validation
- * score so far, fgsm-rs's last overfitting-check accuracies, the last epoch's training accuracy,
- * which AWP's preset warm-up waits on). */
+ * score so far, fgsm-rs's last overfitting-check accuracies, the last epoch's training accuracy
+ * and loss, which AWP's preset warm-up waits on). */
 typedef struct at_trainer_progress {
     int epochs_done;
     double best_score;            /* -1: none yet */
     double check_pgd, check_fgsm; /* -1: none yet */
     long optimizer_steps;         /* -1: epochs_done full epochs' worth */
     double last_train_acc;        /* -1: none yet */
+    double last_train_loss;       /* -1: none yet */
 } at_trainer_progress;
 at_trainer_progress at_trainer_get_progress(const at_trainer *t);
 /* After loading a checkpoint to resume (the current weights become fgsm-rs's roll-back point). */

@@ -65,8 +65,9 @@ TEST(awp_with_gamma_zero_equals_its_base_method)
     free_data(&d);
 }
 
-/* AWP's preset warm-up waits for an epoch above chance (1.5 / classes); a warm-up given is kept
- * as given, and no epoch before the warm-up's end perturbs. */
+/* AWP's preset warm-up waits for an epoch above chance (accuracy at least 1.5 / classes, loss
+ * below ln classes); a warm-up given is kept as given, and no epoch before the warm-up's end
+ * perturbs. */
 TEST(awp_preset_waits_for_an_epoch_above_chance)
 {
     double opt[3] = {1, 0.01, 1};
@@ -74,24 +75,28 @@ TEST(awp_preset_waits_for_an_epoch_above_chance)
     at_method_ctx c = {.awp = (at_awp *)opt, .opt = opt, .opt_given = given, .num_classes = 10};
     const struct {
         int epoch;
-        double last_acc;
+        double last_acc, last_loss;
         bool warmup_given, on;
     } cases[] = {
-        {0, -1.0, false, false}, {1, 0.149, false, false}, {1, 0.151, false, true},
-        {5, 0.10, false, false}, {5, 0.60, false, true},   {0, 0.90, true, false},
-        {1, 0.10, true, true},   {1, -1.0, true, true},
+        {0, -1.0, -1.0, false, false}, {1, 0.149, 1.5, false, false}, {1, 0.151, 1.5, false, true},
+        {1, 0.164, 2.3125, false, false}, {1, 0.164, 2.30, false, true},
+        {5, 0.10, 1.0, false, false},  {5, 0.60, 1.0, false, true},   {0, 0.90, 0.3, true, false},
+        {1, 0.10, 2.4, true, true},    {1, -1.0, -1.0, true, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         c.epoch = cases[i].epoch;
         c.last_train_acc = cases[i].last_acc;
+        c.last_train_loss = cases[i].last_loss;
         given[2] = cases[i].warmup_given;
         if (at_awp_now(&c, 0) != cases[i].on)
-            TEST_FAIL_("epoch %d, last accuracy %g, warm-up %s: AWP should be %s", c.epoch,
-                       c.last_train_acc, given[2] ? "given" : "preset", cases[i].on ? "on" : "off");
+            TEST_FAIL_("epoch %d, last accuracy %g and loss %g, warm-up %s: AWP should be %s",
+                       c.epoch, c.last_train_acc, c.last_train_loss,
+                       given[2] ? "given" : "preset", cases[i].on ? "on" : "off");
     }
     c.awp = NULL; /* no --awp */
     c.epoch = 5;
     c.last_train_acc = 0.9;
+    c.last_train_loss = 0.3;
     CHECK(!at_awp_now(&c, 0));
 }
 

@@ -68,9 +68,9 @@ int train_resume(run_state *s, json_t *config, int *epoch_out)
     s->config_text = json_dumps(config, JSON_COMPACT | JSON_SORT_KEYS);
     const char *epoch_text = at_st_meta(st, "epoch");
     int epoch = epoch_text ? atoi(epoch_text) : -1;
-    /* a checkpoint written before the last training accuracy was saved resumes AWP as it ran
-     * then: with no wait for an epoch above chance */
-    at_trainer_progress progress = {epoch, -1.0, -1.0, -1.0, -1, 1.0};
+    /* a checkpoint written before the last training accuracy and loss were saved resumes AWP as
+     * it ran then: with no wait for an epoch above chance */
+    at_trainer_progress progress = {epoch, -1.0, -1.0, -1.0, -1, 1.0, 0.0};
     json_error_t jerr;
     json_t *saved = at_st_meta(st, "progress") ? json_loads(at_st_meta(st, "progress"), 0, &jerr) : NULL;
     if (saved) {
@@ -82,8 +82,11 @@ int train_resume(run_state *s, json_t *config, int *epoch_out)
         if (json_is_integer(steps))
             progress.optimizer_steps = (long)json_integer_value(steps);
         json_t *train_acc = json_object_get(saved, "last_train_acc");
-        if (json_is_number(train_acc))
+        json_t *train_loss = json_object_get(saved, "last_train_loss");
+        if (json_is_number(train_acc) && json_is_number(train_loss)) {
             progress.last_train_acc = json_number_value(train_acc);
+            progress.last_train_loss = json_number_value(train_loss);
+        }
         json_decref(saved);
     }
     if (!status && (at_trainer_set_progress(s->trainer, &progress, &s->err) ||

@@ -119,14 +119,18 @@ int at_awp_setup(at_method_ctx *c, int first, float proxy_lr, at_error *err)
     return at_awp_create(&c->awp, c->model, c->batch, (float)c->opt[first + 1], proxy_lr, err);
 }
 
-/* The preset warm-up also waits for the network to leave chance (a training accuracy of at least
- * 1.5 / classes in the epoch before): a perturbation of every layer towards a higher loss, on a
- * network that has not started to learn, can hold it at chance for the whole run (SmallCNN on
- * Fashion-MNIST after a 25-step warm-up epoch: 9.0% clean test accuracy after 50 steps, plain
- * PGD-AT 25.3%; docs/RESULTS.md). An --awp-warmup given is the schedule as given. */
+/* The preset warm-up also waits for the network to leave chance: in the epoch before, a training
+ * accuracy of at least 1.5 / classes (the tool's stall threshold) and a training loss below
+ * ln(classes), the cross-entropy of a uniform guess. A perturbation of every layer towards a
+ * higher loss, on a network still at that guess, can hold it there for the whole run (SmallCNN on
+ * Fashion-MNIST after a 25-step warm-up epoch with 16% accuracy at loss 2.31: 9.0% clean test
+ * accuracy after 50 steps, plain PGD-AT 25.3%; docs/RESULTS.md). An --awp-warmup given is the
+ * schedule as given. */
 bool at_awp_now(const at_method_ctx *c, int first)
 {
     if (!c->awp || c->epoch < (int)c->opt[first + 2])
         return false;
-    return c->opt_given[first + 2] || c->last_train_acc >= 1.5 / c->num_classes;
+    return c->opt_given[first + 2] || (c->last_train_acc >= 1.5 / c->num_classes &&
+                                       c->last_train_loss >= 0.0 &&
+                                       c->last_train_loss < log((double)c->num_classes));
 }

@@ -66,7 +66,8 @@ typedef struct at_method_ctx {
                                  changes no draw of the others */
     float eps;                /* the training eps now (after warm-up) */
     int epoch;                /* 0-based */
-    double last_train_acc;    /* the training accuracy of the last epoch before this one (-1: none) */
+    double last_train_acc;    /* the training accuracy and loss of the last epoch before this */
+    double last_train_loss;   /* one (-1: none) */
     long step;                /* optimiser steps before this one in the whole run (resumes) */
     int num_classes, batch;
     size_t image;
@@ -235,7 +236,7 @@ void at_softmax_rows(const float *logits, int n, int k, float *probs);
  * and creates ctx->awp when AWP is on; the proxy steps at proxy_lr. */
 int at_awp_setup(at_method_ctx *ctx, int first, float proxy_lr, at_error *err);
 /* AWP is on at this epoch: ctx->awp exists and its warm-up has passed; with the preset warm-up
- * (no --awp-warmup given), also the last epoch's training accuracy is above chance. */
+ * (no --awp-warmup given), also the last epoch was above chance in accuracy and loss. */
 bool at_awp_now(const at_method_ctx *ctx, int first);
 
 int at_awp_create(at_awp **out, at_model *model, int batch, float gamma, float proxy_lr,

@@ -37,7 +37,7 @@ struct at_trainer {
     int epochs_done, passes;
     long iters_per_epoch, step;     /* optimiser steps per epoch of the schedule, steps so far */
     double best_score, previous_pgd, previous_fgsm;
-    double last_train_acc; /* of the last epoch that trained; -1 before the first */
+    double last_train_acc, last_train_loss; /* of the last epoch that trained; -1 before the first */
     bool stopped;
     at_share *share;                /* data parallelism (at_trainer_share), or NULL */
 };
@@ -232,7 +232,7 @@ int at_trainer_create(at_trainer **out, at_model *model, const at_dataset *train
     memcpy(t->opt_given, opt_given, sizeof opt_given);
     t->best_score = -1.0;
     t->previous_pgd = t->previous_fgsm = -1.0;
-    t->last_train_acc = -1.0;
+    t->last_train_acc = t->last_train_loss = -1.0;
     status = at_batch_maker_create(&t->batches, train, &t->config, at_model_num_classes(model), err);
     if (status) {
         at_trainer_free(t);
@@ -299,7 +299,7 @@ bool at_trainer_stopped(const at_trainer *t) { return t->stopped; }
 at_trainer_progress at_trainer_get_progress(const at_trainer *t)
 {
     at_trainer_progress p = {t->epochs_done, t->best_score, t->previous_pgd, t->previous_fgsm,
-                             t->step, t->last_train_acc};
+                             t->step, t->last_train_acc, t->last_train_loss};
     return p;
 }
 
@@ -315,6 +315,7 @@ int at_trainer_set_progress(at_trainer *t, const at_trainer_progress *p, at_erro
     t->previous_pgd = p->check_pgd;
     t->previous_fgsm = p->check_fgsm;
     t->last_train_acc = p->last_train_acc;
+    t->last_train_loss = p->last_train_loss;
     if (t->snapshot) {
         int status = at_optimizer_copy_state(t->snapshot_optimizer, t->optimizer, err);
         return status ? status : at_model_copy_weights(t->snapshot, t->model, err);
@@ -611,6 +612,7 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
     t->ctx.rng_unscored = &unscored_rng;
     t->ctx.epoch = epoch;
     t->ctx.last_train_acc = t->last_train_acc;
+    t->ctx.last_train_loss = t->last_train_loss;
 
     double loss_sum = 0.0, start = now_seconds();
     long correct = 0, seen = 0, images = 0;
@@ -681,8 +683,10 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
     stats->steps = steps * m;
     stats->train_loss = seen ? loss_sum / seen : 0.0;
     stats->train_acc = seen ? (double)correct / seen : 0.0;
-    if (seen)
+    if (seen) {
         t->last_train_acc = stats->train_acc;
+        t->last_train_loss = stats->train_loss;
+    }
     stats->lr_last = lr;
     stats->eps = t->ctx.eps;
     stats->seconds = seconds;
