@@ -63,10 +63,9 @@ int certify_state_load(const char *path, const char *fingerprint, long points, i
     const char *saved_fingerprint = NULL;
     json_int_t saved_points = 0, plain_images = 0;
     json_t *done = NULL;
-    if (json_unpack(state, "{s:s, s:I, s:F, s:F, s:I, s:o}", "fingerprint",
-                              &saved_fingerprint, "points", &saved_points, "seconds",
-                              &progress->seconds, "plain_seconds", &progress->plain_seconds,
-                              "plain_images", &plain_images, "results", &done) ||
+    if (json_unpack(state, "{s:s, s:I, s:F, s:F, s:I, s:o}", "fingerprint", &saved_fingerprint,
+                    "points", &saved_points, "seconds", &progress->seconds, "plain_seconds",
+                    &progress->plain_seconds, "plain_images", &plain_images, "results", &done) ||
         !json_is_array(done)) {
         status = cli_error("certify", EXIT_WORK_FAILED, "%s: not a certification state file", path);
         json_decref(state);

@@ -176,10 +176,10 @@ static long load_state(const char *path, const char *fingerprint, const at_eval_
     json_int_t done = 0, saved_total = 0, clean = 0;
     json_t *broken = NULL, *seconds = NULL, *stats = NULL;
     double clean_seconds = 0;
-    if (json_unpack(state, "{s:s, s:I, s:I, s:s, s:I, s:F, s:o, s:o, s:o}", "fingerprint",
-                              &fp, "done", &done, "total", &saved_total, "outcome", &text,
-                              "clean_correct", &clean, "clean_seconds", &clean_seconds, "broken_by",
-                              &broken, "seconds", &seconds, "stats", &stats)) {
+    if (json_unpack(state, "{s:s, s:I, s:I, s:s, s:I, s:F, s:o, s:o, s:o}", "fingerprint", &fp,
+                    "done", &done, "total", &saved_total, "outcome", &text, "clean_correct",
+                    &clean, "clean_seconds", &clean_seconds, "broken_by", &broken, "seconds",
+                    &seconds, "stats", &stats)) {
         *status = cli_error("eval", EXIT_WORK_FAILED, "%s: not an evaluation state file", path);
         json_decref(state);
         return 0;
