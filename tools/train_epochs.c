@@ -29,7 +29,7 @@ static int save_checkpoints(run_state *s, int epoch, bool best)
     snprintf(progress_text, sizeof progress_text,
              "{\"best_score\": %.17g, \"best_epoch\": %d, \"check_pgd\": %.17g, "
              "\"check_fgsm\": %.17g, \"optimizer_steps\": %ld, \"last_train_acc\": %.17g, "
-             "\"last_train_loss\": %.17g}",
+             "\"last_train_loss\": %.9g}",
              p.best_score, s->best_epoch, p.check_pgd, p.check_fgsm, p.optimizer_steps,
              p.last_train_acc, p.last_train_loss);
     at_kv meta[] = {

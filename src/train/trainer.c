@@ -684,8 +684,10 @@ int at_trainer_run_epoch(at_trainer *t, const at_train_callbacks *cb, at_epoch_s
     stats->train_loss = seen ? loss_sum / seen : 0.0;
     stats->train_acc = seen ? (double)correct / seen : 0.0;
     if (seen) {
+        /* the loss kept to float precision: summed over processes, its double differs in the
+         * last bits from one process's, and a checkpoint of N processes must be one process's */
         t->last_train_acc = stats->train_acc;
-        t->last_train_loss = stats->train_loss;
+        t->last_train_loss = (float)stats->train_loss;
     }
     stats->lr_last = lr;
     stats->eps = t->ctx.eps;
