@@ -90,6 +90,8 @@ train-batch-negative | 2 | --batch-size out of range | $T/r-x/last.safetensors |
 eval-state-truncated | 1 | $T/eval-state-cut.json: not an evaluation state file: | $T/e.json | eval --checkpoint $CK --data-dir $DATA --n 20 --attack fgsm --eps 0.1 --state $T/eval-state-cut.json --json $T/e.json
 certify-state-truncated | 1 | $T/cert-state-cut.json: not a certification state file: | $T/c.json | certify --checkpoint $CK --data-dir $DATA --sigma 0.25 --n-points 2 --n0 10 --n 100 --state $T/cert-state-cut.json --json $T/c.json
 certify-state-other-run | 2 | $T/cert-state-other.json holds another certification (other checkpoint, data, points or options); remove it or use another --state file | $T/c.json | certify --checkpoint $CK --data-dir $DATA --sigma 0.25 --n-points 2 --n0 10 --n 100 --state $T/cert-state-other.json --json $T/c.json
+flow-resume-truncated | 1 | $T/flow-cut/optimizer.safetensors: | $T/flow-cut/samples.png | train-flow --data-dir $DATA --train-size 64 --test-size 32 --steps 1 --hidden 4 --batch 32 --epochs 2 --resume --out $T/flow-cut
+flow-resume-other-settings | 2 | $T/flow-other/optimizer.safetensors: the run was trained with --batch 32, this command has 16 (resume with the run's own settings) | $T/flow-other/samples.png | train-flow --data-dir $DATA --train-size 64 --test-size 32 --steps 1 --hidden 4 --batch 16 --epochs 2 --resume --out $T/flow-other
 eval-n-zero | 2 | --n out of range | $T/e.json | eval --checkpoint $CK --n 0 --json $T/e.json
 eval-eps-nan | 2 | --eps expects a number, got 'nan' | $T/e.json | eval --checkpoint $CK --eps nan --json $T/e.json
 eval-json-no-dir | 1 | $T/no/such/dir/e.json | $T/no/such/dir/e.json | eval --checkpoint $CK --data-dir $DATA --n 20 --json $T/no/such/dir/e.json
@@ -114,13 +116,15 @@ BIN=$1
 . "$(dirname "$0")/cli_common.sh"
 T=$TMP
 CK=$T/ck.safetensors
+FLOW="--train-size 64 --test-size 32 --steps 1 --hidden 4 --batch 32 --samples 4 --quiet"
 export OMP_NUM_THREADS=1
 
 # --- the real files the damaged ones are made from
 "$BIN" train --data-dir "$DATA" --train-size 200 --val-size 0 --epochs 1 --no-final-pgd --quiet \
     --out "$T/run" >"$T/setup.log" 2>&1 && cp "$T/run/last.safetensors" "$CK" &&
     "$BIN" export --checkpoint "$CK" --out "$T/sd.safetensors" >>"$T/setup.log" 2>&1 &&
-    "$BIN" export --checkpoint "$CK" --onnx "$T/m.onnx" >>"$T/setup.log" 2>&1 ||
+    "$BIN" export --checkpoint "$CK" --onnx "$T/m.onnx" >>"$T/setup.log" 2>&1 &&
+    "$BIN" train-flow --data-dir "$DATA" $FLOW --epochs 1 --out "$T/flow" >>"$T/setup.log" 2>&1 ||
     { echo "FAIL: could not write the files to damage: $(tail -c 500 "$T/setup.log")"; exit 1; }
 mkdir -p "$T/empty" "$T/ckdir" "$T/onnxdir.onnx" "$T/idx-dir/t10k-images-idx3-ubyte" "$T/idx-fifo" "$T/cifar-fifo"
 # FIFOs: nothing ever writes to them, so a reader that opens one blindly waits for ever
@@ -279,6 +283,11 @@ put(f"{t}/eval-state-cut.json", b'{"fingerprint": "{\\"checkpoint\\": \\"ab')
 put(f"{t}/cert-state-cut.json", b'{"fingerprint": "{\\"alpha\\": 0.001, \\"chec')
 put(f"{t}/cert-state-other.json", json.dumps({"fingerprint": "another run", "points": 2,
     "seconds": 1.0, "plain_seconds": 0.1, "plain_images": 500, "results": []}).encode())
+flow, adam = (open(f"{t}/flow/{name}.safetensors", "rb").read() for name in ("flow", "optimizer"))
+for d in ("flow-cut", "flow-other"):
+    put(f"{t}/{d}/flow.safetensors", flow)
+put(f"{t}/flow-cut/optimizer.safetensors", adam[:len(adam) // 2])
+put(f"{t}/flow-other/optimizer.safetensors", adam)
 PY
 chmod 000 "$T/locked.safetensors"
 

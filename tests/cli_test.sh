@@ -687,6 +687,21 @@ expect 0 "test bits/dim" -- "$BIN" train-flow --data-dir "$DATA" --train-size 12
     --epochs 1 --steps 1 --hidden 4 --batch 32 --samples 4 --out "$TMP/flow"
 [ -s "$TMP/flow/flow.safetensors" ] || fail "train-flow wrote no flow.safetensors"
 head -c 8 "$TMP/flow/samples.png" | grep -q PNG || fail "train-flow wrote no PNG samples"
+# a resumed flow run ends with the weights and the optimiser of an uninterrupted one
+F="train-flow --data-dir $DATA --train-size 128 --test-size 64 --steps 1 --hidden 4 --batch 32 --samples 4 --quiet"
+expect 0 "wrote" -- "$BIN" $F --epochs 2 --out "$TMP/flow-whole"
+cp -r "$TMP/flow" "$TMP/flow-resumed"
+expect 0 "wrote" -- "$BIN" $F --epochs 2 --resume --out "$TMP/flow-resumed"
+cmp -s "$TMP/flow-whole/flow.safetensors" "$TMP/flow-resumed/flow.safetensors" &&
+    cmp -s "$TMP/flow-whole/optimizer.safetensors" "$TMP/flow-resumed/optimizer.safetensors" ||
+    fail "train-flow --resume did not continue the run exactly"
+expect 0 "already trained 2 epochs" -- "$BIN" $F --epochs 2 --resume --out "$TMP/flow-resumed"
+expect 2 "trained with --lr 0.001, this command has 0.01" -- "$BIN" $F --epochs 3 --lr 0.01 --resume \
+    --out "$TMP/flow-resumed"
+cp "$TMP/flow-whole/optimizer.safetensors" "$TMP/flow-resumed/optimizer.safetensors"
+cp "$TMP/flow/flow.safetensors" "$TMP/flow-resumed/flow.safetensors"
+expect 1 "written for another" -- "$BIN" $F --epochs 3 --resume --out "$TMP/flow-resumed"
+expect 1 "no-flow/flow.safetensors" -- "$BIN" $F --epochs 3 --resume --out "$TMP/no-flow"
 J="eval --checkpoint $TMP/run/last.safetensors --data-dir $DATA --n 20 --batch-size 10 --no-checks --quiet"
 expect 0 "latent linf" -- "$BIN" $J --attack jsa --flow "$TMP/flow/flow.safetensors" --eps 0.05 \
     --eps-z 0.1 --steps 3 --json "$TMP/jsa.json"

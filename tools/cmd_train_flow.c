@@ -2,10 +2,12 @@
  * (attack jsa, method ijsat; src/flow/) by maximum likelihood on a data set's training images
  * (uniform dequantisation, Adam), prints the test bits per dimension after every epoch, and
  * writes after every epoch DIR/flow.safetensors (atomically; its metadata describes the network
- * so `--flow FILE` rebuilds it) and DIR/samples.png, a mosaic of samples at a temperature. A run is
+ * so `--flow FILE` rebuilds it), DIR/optimizer.safetensors (Adam's state, for --resume;
+ * train_flow_state.h) and DIR/samples.png, a mosaic of samples at a temperature. A run is
  * determined by its seed (initialisation, data order, dequantisation noise, samples). */
 #include "cli.h"
 #include "plots.h"
+#include "train_flow_state.h"
 
 #include <math.h>
 #include <omp.h>
@@ -15,7 +17,7 @@ typedef struct flow_opts {
     const char *data, *data_dir, *out;
     int epochs, scales, steps, hidden, batch, seed, train_size, test_size, threads, samples;
     double lr, alpha, temperature;
-    bool reverse, quiet;
+    bool reverse, resume, quiet;
 } flow_opts;
 
 static flow_opts opts = {.data = "fashion-mnist", .epochs = 2, .scales = 2, .steps = 4,
@@ -40,6 +42,7 @@ static const cli_option options[] = {
     {"samples", CLI_INT, &opts.samples, 1, 1024, NULL, "N", "samples drawn into samples.png; default 64"},
     {"temperature", CLI_FLOAT, &opts.temperature, 0, 10, NULL, "T", "samples are F^-1(T N(0, I)); default 0.7"},
     {"threads", CLI_INT, &opts.threads, 1, 1024, NULL, "N", "threads (default: all cores); results do not depend on it"},
+    {"resume", CLI_FLAG, &opts.resume, 0, 0, NULL, NULL, "continue the run in --out after its last whole epoch (--epochs: the total)"},
     {"quiet", CLI_FLAG, &opts.quiet, 0, 0, NULL, NULL, "no per-epoch lines"},
 };
 
@@ -62,6 +65,19 @@ static int subset(at_dataset *ds, int size, at_error *err)
     at_dataset_free(ds);
     *ds = sub;
     return AT_OK;
+}
+
+/* What a resumed run must share with the run it continues: the data, the network, and every
+ * option that changes the weights (the test set and the samples only change what is reported). */
+static json_t *run_settings(const at_dataset *train)
+{
+    char sha[65];
+    at_dataset_sha256(train, sha);
+    return json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:b, s:f, s:f, s:i, s:i}", "--data", opts.data,
+                     "training images (SHA-256)", sha, "--train-size", train->n, "--scales",
+                     opts.scales, "--steps", opts.steps, "--hidden", opts.hidden, "--reverse",
+                     opts.reverse, "--alpha", opts.alpha, "--lr", opts.lr, "--batch", opts.batch,
+                     "--seed", opts.seed);
 }
 
 /* The samples as one mosaic image, about square, 2 white pixels between tiles. */
@@ -112,6 +128,7 @@ int cmd_train_flow(int argc, char **argv)
     at_dataset train = {0}, test = {0};
     at_flow *flow = NULL;
     at_optimizer **adam = NULL;
+    json_t *settings = NULL;
     if ((status = cli_open_dataset("train-flow", opts.data, opts.data_dir, "train", &train)))
         return status;
     const bool have_test = at_dataset_open(&test, opts.data, opts.data_dir, "test", &err) == AT_OK;
@@ -124,12 +141,18 @@ int cmd_train_flow(int argc, char **argv)
         status = cli_error("train-flow", EXIT_WORK_FAILED, "%s", err.message);
         goto done;
     }
+    char path[4096], png[4096], state_path[4096];
+    snprintf(path, sizeof path, "%s/flow.safetensors", opts.out);
+    snprintf(png, sizeof png, "%s/samples.png", opts.out);
+    snprintf(state_path, sizeof state_path, "%s/optimizer.safetensors", opts.out);
     const at_flow_options fo = {.channels = train.c, .height = train.h, .width = train.w,
                                 .scales = opts.scales, .steps = opts.steps, .hidden = opts.hidden,
                                 .reverse = opts.reverse, .alpha = (float)opts.alpha,
                                 .seed = (uint64_t)opts.seed};
-    if (at_flow_create(&flow, &fo, opts.batch, &err)) {
-        status = cli_error("train-flow", EXIT_USAGE, "%s: %s", opts.data, err.message);
+    if (opts.resume ? at_flow_load(&flow, path, opts.batch, &err)
+                    : at_flow_create(&flow, &fo, opts.batch, &err)) {
+        status = cli_error("train-flow", opts.resume ? EXIT_WORK_FAILED : EXIT_USAGE, "%s: %s",
+                           opts.resume ? "--resume" : opts.data, err.message);
         goto done;
     }
     const int n_models = at_flow_model_count(flow);
@@ -142,17 +165,27 @@ int cmd_train_flow(int argc, char **argv)
         status = cli_error("train-flow", EXIT_WORK_FAILED, "%s", err.message);
         goto done;
     }
+    int first_epoch = 0;
+    if (!(settings = run_settings(&train))) {
+        status = cli_error("train-flow", EXIT_WORK_FAILED, "out of memory");
+        goto done;
+    }
+    if (opts.resume &&
+        (status = flow_state_load(state_path, adam, n_models, settings, path, &first_epoch)))
+        goto done;
+    if (first_epoch >= opts.epochs) {
+        printf("%s: already trained %d epochs (--epochs %d)\n", opts.out, first_epoch,
+               opts.epochs);
+        goto done;
+    }
     const at_dataset *judged = have_test ? &test : &train;
     if (!opts.quiet)
         fprintf(stderr, "training a flow (%d scales x %d steps, %d hidden, %s) on %s (%d images), "
-                "%d epochs, %d threads\n", opts.scales, opts.steps, opts.hidden,
+                "epochs %d to %d, %d threads\n", opts.scales, opts.steps, opts.hidden,
                 opts.reverse ? "channel reversal" : "1x1 convolutions", opts.data, train.n,
-                opts.epochs, omp_get_max_threads());
-    char path[4096], png[4096];
-    snprintf(path, sizeof path, "%s/flow.safetensors", opts.out);
-    snprintf(png, sizeof png, "%s/samples.png", opts.out);
+                first_epoch + 1, opts.epochs, omp_get_max_threads());
     double bpd = NAN;
-    for (int epoch = 0; epoch < opts.epochs; epoch++) {
+    for (int epoch = first_epoch; epoch < opts.epochs; epoch++) {
         at_rng rng;
         at_rng_stream(&rng, (uint64_t)opts.seed, (uint64_t)epoch, 0x666c6f77ull);
         double start = cli_now(), train_bpd;
@@ -170,10 +203,14 @@ int cmd_train_flow(int argc, char **argv)
             status = cli_error("train-flow", EXIT_WORK_FAILED, "%s", err.message);
             goto done;
         }
+        if ((status = flow_state_save(state_path, adam, n_models, epoch + 1, settings, path)))
+            goto done;
         fflush(stdout);
     }
-    printf("%s bits/dim %.4f\nwrote %s\nwrote %s\n", have_test ? "test" : "train", bpd, path, png);
+    printf("%s bits/dim %.4f\nwrote %s\nwrote %s\nwrote %s\n", have_test ? "test" : "train", bpd,
+           path, state_path, png);
 done:
+    json_decref(settings);
     for (int m = 0; adam && m < at_flow_model_count(flow); m++)
         at_optimizer_free(adam[m]);
     free(adam);
