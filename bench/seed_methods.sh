@@ -3,7 +3,8 @@
 # and seed on Fashion-MNIST (SmallCNN, L-inf eps 0.1), and leaves NAME.json (the run's report),
 # NAME.seconds (wall time of the whole command: training, PGD-20 on the test set, the standard
 # suite on 1,000 points) and NAME.cmd in OUT. A row whose JSON exists is not run again, so the
-# script can be stopped and started. Long: about four hours on 2 cores.
+# script can be stopped and started. Long: about four hours on 2 cores, and seed 1 more (its flow
+# alone about 200 s an epoch on idle cores).
 #   bench/seed_methods.sh [OUT] [NAME...]    (default results/seed-methods; all rows)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -80,12 +81,15 @@ sel fgsm-sdi-collapse && run fgsm-sdi-collapse --method fgsm-sdi $CO $R5
 # seed 17: InfoAT on pgd-at
 sel infoat && run infoat --method infoat $E $R5
 # seed 1: IJSAT beside pgd-at and trades (attack steps 10 as theirs), its flow trained first
-# (2 epochs on all 60,000 images); then the joint-space attack (eps 0.1, eps-z 0.1) on the best
-# weights of all four, as NAME.jsa.json
+# (2 scales x 8 steps of 64 maps, FLOW_EPOCHS epochs on all 60,000 images, resumed when a
+# previous run stopped); then the joint-space attack (eps 0.1, eps-z 0.1) on the best weights of
+# all four, as NAME.jsa.json
 FLOW="$OUT/flow/flow.safetensors"
 if sel ijsat || sel ijsat-trades || sel jsa; then
-    [ -s "$FLOW" ] || $BIN train-flow --data fashion-mnist --epochs 2 --seed 0 --out "$OUT/flow" \
-        >"$OUT/flow.log" 2>&1
+    resume=
+    [ -s "$OUT/flow/optimizer.safetensors" ] && resume=--resume
+    $BIN train-flow --data fashion-mnist --hidden 64 --steps 8 --epochs "${FLOW_EPOCHS:-20}" \
+        --seed 0 --out "$OUT/flow" $resume >>"$OUT/flow.log" 2>&1
 fi
 sel ijsat && run ijsat --method ijsat --flow "$FLOW" $E $R5
 sel ijsat-trades && run ijsat-trades --method ijsat --trades --flow "$FLOW" $E $R5
