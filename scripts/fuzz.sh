@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
-harnesses=(idx cifar safetensors checkpoint config eval_state certify_state npz onnx)
+harnesses=(idx cifar safetensors checkpoint config eval_state certify_state flow_state npz onnx)
 cores=$(nproc) # before OMP_NUM_THREADS=1 below, which nproc would report instead
 
 if ! command -v clang >/dev/null; then

@@ -6,14 +6,14 @@
 set -euo pipefail
 build=${1:?usage: make_corpus.sh BUILD (a build directory with fuzz_checkpoint_seeds)}
 corpus="$(cd "$(dirname "$0")" && pwd)/corpus"
-for name in idx cifar safetensors checkpoint config eval_state certify_state npz onnx; do
+for name in idx cifar safetensors checkpoint config eval_state certify_state flow_state npz onnx; do
     mkdir -p "$corpus/$name"
 done
 
 "$build/tests/fuzz/fuzz_checkpoint_seeds" "$corpus/checkpoint"
 
 python3 - "$corpus" <<'PY'
-import gzip, io, json, struct, sys
+import gzip, hashlib, io, json, struct, sys
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -95,6 +95,17 @@ cert = {"fingerprint": "fuzz", "points": 8, "seconds": 12.5, "plain_seconds": 0.
         "plain_images": 3000, "results": [point, abstain, point]}
 write("certify_state/three.json", json.dumps(cert).encode())
 write("certify_state/done.json", json.dumps(dict(cert, results=[point, abstain] * 4)).encode())
+
+# flow_state: Adam's state for fuzz_flow_state.c's flow (61 coupling parameters, 16 of the 1x1
+# convolution) after 3 epochs of 4 steps, settings {"--seed": 0}, the flow file "flow"; and
+# another run's (seed 1)
+moments = {f"model{m}.{state}": ("F32", [count], struct.pack(f"<{count}f", *(i * 1e-5 for i in range(count))))
+           for m, count in ((0, 61), (1, 16)) for state in ("exp_avg", "exp_avg_sq")}
+meta = {"format": "advtrain-flow-optimizer-1", "epochs": "3", "adam_steps": "12",
+        "settings": '{"--seed":0}', "flow_sha256": hashlib.sha256(b"flow").hexdigest()}
+write("flow_state/three.safetensors", safetensors(moments, meta))
+write("flow_state/other-seed.safetensors",
+      safetensors(moments, dict(meta, epochs="40", settings='{"--seed":1}')))
 
 # npz: mode byte (bit 0: 3 channels, bits 1-3: side - 1), then the archive of uint8 images
 # [n, h, w] (one channel) or [n, h, w, c] and integer labels, stored and deflated
