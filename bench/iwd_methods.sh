@@ -2,8 +2,8 @@
 # The IWD defence (seed 19, a reconstruction; docs/RESULTS.md "The IWD attack and defence"):
 # trains iwd-at beside pgd-at at the same budget and seed on Fashion-MNIST (SmallCNN, L-inf eps
 # 0.1; PGD-20 on the test set and the standard suite on 1,000 points after training), then
-# attacks each with the IWD attack (its presets: CE - 10 IWD, 20 signed steps, pixel bound 0.3)
-# on the first EVAL_N test points. Leaves NAME.json (the run's report), NAME-iwd.json (the IWD
+# attacks each (its best weights, those of the final report) with the IWD attack (its presets:
+# CE - 10 IWD, 20 signed steps, pixel bound 0.3) on the first EVAL_N test points. Leaves NAME.json (the run's report), NAME-iwd.json (the IWD
 # evaluation, with the mean and largest IWD of the points attacked), NAME.seconds and NAME.cmd in
 # OUT; a row whose files exist is not run again. RECIPE and COMMON override the recipe.
 #   bench/iwd_methods.sh [OUT] [NAME...]    (default results/iwd-methods; rows pgd-at iwd-at)
@@ -28,8 +28,9 @@ run() { # NAME OPTIONS...
         echo "$(date +%s.%N) - $start" | bc >"$OUT/$name.seconds"
     fi
     if [ ! -s "$OUT/$name-iwd.json" ]; then
-        echo "$BIN eval --checkpoint $OUT/$name/last.safetensors $IWD_EVAL --n $EVAL_N --seed 0" >>"$OUT/$name.cmd"
-        $BIN eval --checkpoint "$OUT/$name/last.safetensors" $IWD_EVAL --n "$EVAL_N" --seed 0 \
+        # the weights of the run's final report: the best by validation PGD-10
+        echo "$BIN eval --checkpoint $OUT/$name/best.safetensors $IWD_EVAL --n $EVAL_N --seed 0" >>"$OUT/$name.cmd"
+        $BIN eval --checkpoint "$OUT/$name/best.safetensors" $IWD_EVAL --n "$EVAL_N" --seed 0 \
             --json "$OUT/$name-iwd.json" --quiet >"$OUT/$name-iwd.log" 2>&1
     fi
 }

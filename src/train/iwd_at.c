@@ -4,9 +4,12 @@
  * the IWD attack (iwd.c: ascent on CE(f(x'), y) - lambda IWD(x, x'), a few signed steps inside an
  * optional pixel bound) crafts x'_IWD on the model with its weights fixed, and the PGD attack of
  * pgd-at crafts x'_PGD in the eps-ball (both with batch norm in the attack's mode); then
- *     L = w_clean CE(x) + CE(x'_IWD) + CE(x'_PGD)
- * (w_clean is iwd-clean-weight; iwd-no-pgd leaves out the last term), each term the batch mean
- * of its own forward pass in train mode, their weight gradients summed. */
+ *     L = (w_clean CE(x) + CE(x'_IWD) + CE(x'_PGD)) / (w_clean + 2)
+ * (w_clean is iwd-clean-weight; iwd-no-pgd leaves out the last term and the denominator's 1),
+ * each term the batch mean of its own forward pass in train mode, their weight gradients summed.
+ * A weighted mean, not the sum: the sum is a single CE's step taken three times over, and at
+ * pgd-at's learning rate (0.05) SmallCNN on 20,000 Fashion-MNIST images stayed at chance for two
+ * epochs with it (docs/RESULTS.md, the IWD section). */
 #include "train/method.h"
 
 #include "attack/attack.h"
@@ -109,13 +112,14 @@ static int iwd_at_step(at_method_ctx *c, const at_batch *b, double *loss)
     const bool pgd = c->opt[NO_PGD] == 0.0;
     if (pgd && (status = at_method_attack(c, b, c->x_adv)))
         return status;
+    const double total = c->opt[CLEAN] + 1.0 + (pgd ? 1.0 : 0.0);
     *loss = 0.0;
-    if (c->opt[CLEAN] > 0.0 && (status = ce_term(c, b, b->x, c->opt[CLEAN], loss)))
+    if (c->opt[CLEAN] > 0.0 && (status = ce_term(c, b, b->x, c->opt[CLEAN] / total, loss)))
         return status;
-    if (pgd && (status = ce_term(c, b, c->x_adv, 1.0, loss)))
+    if (pgd && (status = ce_term(c, b, c->x_adv, 1.0 / total, loss)))
         return status;
     /* last, so that ctx->correct marks the IWD examples */
-    return ce_term(c, b, s->x_iwd, 1.0, loss);
+    return ce_term(c, b, s->x_iwd, 1.0 / total, loss);
 }
 
 const at_method at_method_iwd_at = {
