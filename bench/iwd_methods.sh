@@ -3,9 +3,10 @@
 # trains iwd-at beside pgd-at at the same budget and seed on Fashion-MNIST (SmallCNN, L-inf eps
 # 0.1; PGD-20 on the test set and the standard suite on 1,000 points after training), then
 # attacks each (its best weights, those of the final report) with the IWD attack (its presets:
-# CE - 10 IWD, 20 signed steps, pixel bound 0.3) on the first EVAL_N test points. Leaves NAME.json (the run's report), NAME-iwd.json (the IWD
-# evaluation, with the mean and largest IWD of the points attacked), NAME.seconds and NAME.cmd in
-# OUT; a row whose files exist is not run again. RECIPE and COMMON override the recipe.
+# CE - 10 IWD, 20 signed steps, pixel bound 0.3) on the first EVAL_N test points. Leaves
+# NAME.json (the run's report), NAME-iwd.json (the IWD evaluation, with the mean and largest IWD
+# of the points attacked), NAME.seconds and NAME.cmd in OUT; a row whose files exist is not run
+# again. RECIPE and COMMON override the recipe.
 #   bench/iwd_methods.sh [OUT] [NAME...]    (default results/iwd-methods; rows pgd-at iwd-at)
 set -euo pipefail
 cd "$(dirname "$0")/.."
