@@ -17,8 +17,9 @@ import sys
 
 directory = sys.argv[1] if len(sys.argv) > 1 else "results/seed-methods"
 EXTRA = (".jsa", "-iwd")  # suffixes of the second evaluations
+OTHER = EXTRA + (".corruptions",)  # reports that are not training runs
 names = sys.argv[2:] or sorted(f[:-5] for f in os.listdir(directory)
-                               if f.endswith(".json") and not f[:-5].endswith(EXTRA))
+                               if f.endswith(".json") and not f[:-5].endswith(OTHER))
 if not names:
     sys.exit(f"{directory}: no NAME.json")
 
