@@ -8,7 +8,8 @@ One row per NAME.json: clean and PGD-20 accuracy on the whole test set with thei
 the standard suite's accuracy (and its points), the training time, the wall time of the whole
 command, and the median seconds per training epoch (skipped epochs left out). Then, where the
 scripts evaluated a row again with another attack (NAME.jsa.json: the joint-space attack;
-NAME-iwd.json: the IWD attack), a second table: that attack's accuracy and what it measured.
+NAME-iwd.json: the IWD attack; NAME-pgd.json: PGD at the IWD attack's pixel bound), a second
+table: that attack's accuracy and what it measured.
 Needs only the Python standard library."""
 import json
 import os
@@ -16,7 +17,7 @@ import statistics
 import sys
 
 directory = sys.argv[1] if len(sys.argv) > 1 else "results/seed-methods"
-EXTRA = (".jsa", "-iwd")  # suffixes of the second evaluations
+EXTRA = (".jsa", "-iwd", "-pgd")  # suffixes of the second evaluations
 OTHER = EXTRA + (".corruptions",)  # reports that are not training runs
 names = sys.argv[2:] or sorted(f[:-5] for f in os.listdir(directory)
                                if f.endswith(".json") and not f[:-5].endswith(OTHER))
