@@ -95,7 +95,8 @@ sel ijsat && run ijsat --method ijsat --flow "$FLOW" $E $R5
 sel ijsat-trades && run ijsat-trades --method ijsat --trades --flow "$FLOW" $E $R5
 if sel jsa; then
     for m in pgd-at trades ijsat ijsat-trades; do
-        if [ -s "$OUT/$m/best.safetensors" ] && [ ! -s "$OUT/$m.jsa.json" ]; then
+        # NAME.json marks a finished run: best.safetensors alone may be an epoch of one in progress
+        if [ -s "$OUT/$m.json" ] && [ ! -s "$OUT/$m.jsa.json" ]; then
             $BIN eval --checkpoint "$OUT/$m/best.safetensors" --data fashion-mnist --n 1000 \
                 --attack jsa --flow "$FLOW" --eps 0.1 --eps-z 0.1 --seed 0 --quiet \
                 --json "$OUT/$m.jsa.json" >"$OUT/$m.jsa.log" 2>&1
